@@ -1,0 +1,19 @@
+#!/bin/sh
+# deps.sh: installs the Debian packages that building and testing sealdrop need, only those
+# missing (apt-get update once, then apt-get install -y). Does nothing when all are present.
+set -eu
+need="gcc make pkg-config libgcrypt20-dev libtasn1-6-dev libsqlite3-dev zlib1g-dev \
+libcmocka-dev python3 python3-cryptography sqlite3 valgrind"
+missing=""
+for p in $need; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \
+		|| missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+echo "deps: installing$missing"
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -q $missing

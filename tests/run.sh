@@ -1,0 +1,63 @@
+#!/bin/sh
+# run.sh: runs every test program of sealdrop and ends with one summary line
+# "N passed, N failed". Arguments choose groups: unit, fuzz, integration (default: all).
+# ONLY=pattern runs only the programs whose name contains pattern. VALGRIND=1 runs the unit
+# tests under valgrind (errors and leaks fail them).
+set -u
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+BUILD=${BUILD:-build}
+BINDIR=${BINDIR:-bin}
+PYTHON=${PYTHON:-/usr/bin/python3}
+export SEALDROP_BIN="$top/$BINDIR"
+export SEALDROP_TOP="$top"
+export SEALDROP_FIXTURES="${SEALDROP_FIXTURES:-$(cd "$top/../shared/fixtures" 2>/dev/null && pwd)}"
+export PYTHON PYTHONDONTWRITEBYTECODE=1
+groups=${*:-unit fuzz integration}
+passed=0
+failed=0
+failures=""
+
+run_one() { # name, command...
+	name=$1; shift
+	case "$name" in *"${ONLY:-}"*) ;; *) return ;; esac
+	echo "=== $name"
+	start=$(date +%s)
+	if "$@"; then
+		passed=$((passed + 1)); echo "--- PASS $name ($(( $(date +%s) - start ))s)"
+	else
+		failed=$((failed + 1)); failures="$failures $name"
+		echo "--- FAIL $name ($(( $(date +%s) - start ))s)"
+	fi
+}
+
+for g in $groups; do
+	case $g in
+	unit)
+		for t in "$BUILD"/tests/test_*; do
+			case "$t" in *.o|*.d) continue ;; esac
+			[ -x "$t" ] || continue
+			if [ "${VALGRIND:-}" = 1 ]; then
+				run_one "valgrind $(basename "$t")" valgrind -q --error-exitcode=99 \
+					--leak-check=full --errors-for-leak-kinds=definite "$t"
+			else
+				run_one "$(basename "$t")" "$t"
+			fi
+		done ;;
+	fuzz)
+		for t in "$BUILD"/tests/replay_fuzz_*; do
+			[ -x "$t" ] || continue
+			n=${t##*/replay_}
+			run_one "corpus $n" "$t" tests/fuzz/corpus/"$n"
+		done ;;
+	integration)
+		for t in tests/integration/test_*.py; do
+			[ -f "$t" ] || continue
+			run_one "$(basename "$t" .py)" "$PYTHON" "$t"
+		done ;;
+	*) echo "run.sh: unknown group '$g' (unit, fuzz, integration)" >&2; exit 2 ;;
+	esac
+done
+[ -n "$failures" ] && echo "failed:$failures"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
