@@ -39,6 +39,7 @@ SERVER_SRC := $(filter-out server/main.c,$(wildcard server/*.c))
 CLIENT_SRC := $(filter-out client/main.c,$(wildcard client/*.c))
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+TOOL_SRC := $(wildcard tests/tools/*.c)
 
 obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
 PROTO_LIB := $(BUILD)/libsdprotocol.a
@@ -54,6 +55,7 @@ BINS := $(if $(wildcard server/main.c),$(SERVER_BIN)) $(if $(wildcard client/mai
 	$(if $(wildcard db/main.c),$(DB_BIN))
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 FUZZ_REPLAY_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/tests/replay_%,$(FUZZ_SRC))
+TOOL_BINS := $(patsubst tests/tools/%.c,$(BUILD)/tests/tools/%,$(TOOL_SRC))
 
 .PHONY: all deps test unit integration demo bench install uninstall clean valgrind fuzz fuzz-replay
 all: $(BINS)
@@ -99,6 +101,11 @@ $(BUILD)/tests/test_%.o: tests/unit/test_%.c
 $(BUILD)/tests/test_%: $(BUILD)/tests/test_%.o $(ALL_LIBS)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(CMOCKA_LIBS)
 
+# Test tools: small programs that the Python tests drive (e.g. our crypto against Python's).
+$(BUILD)/tests/tools/%: tests/tools/%.c $(ALL_LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(ALL_LIBS) $(LDLIBS)
+
 # Fuzz targets: replayed over their saved corpus by `make test` with a plain driver;
 # `make fuzz` builds the libFuzzer versions with clang.
 $(BUILD)/tests/replay_%: tests/fuzz/%.c tests/fuzz/replay_main.c $(ALL_LIBS)
@@ -113,7 +120,7 @@ fuzz:
 	@echo "run e.g.: $(FUZZ_BUILD)/fuzz_frame tests/fuzz/corpus/fuzz_frame -max_total_time=60"
 
 test: deps
-	$(MAKE) all $(UNIT_BINS) $(FUZZ_REPLAY_BINS)
+	$(MAKE) all $(UNIT_BINS) $(FUZZ_REPLAY_BINS) $(TOOL_BINS)
 	@BUILD=$(BUILD) BINDIR=$(BINDIR) PYTHON=$(PYTHON) VALGRIND= sh tests/run.sh
 
 valgrind: deps

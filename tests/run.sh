@@ -11,6 +11,7 @@ BINDIR=${BINDIR:-bin}
 PYTHON=${PYTHON:-/usr/bin/python3}
 export SEALDROP_BIN="$top/$BINDIR"
 export SEALDROP_TOP="$top"
+export SEALDROP_TOOLS="$top/$BUILD/tests/tools"
 export SEALDROP_FIXTURES="${SEALDROP_FIXTURES:-$(cd "$top/../shared/fixtures" 2>/dev/null && pwd)}"
 export PYTHON PYTHONDONTWRITEBYTECODE=1
 groups=${*:-unit fuzz integration}
