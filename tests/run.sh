@@ -9,9 +9,10 @@ cd "$top"
 BUILD=${BUILD:-build}
 BINDIR=${BINDIR:-bin}
 PYTHON=${PYTHON:-/usr/bin/python3}
-export SEALDROP_BIN="$top/$BINDIR"
+abspath() { case "$1" in /*) echo "$1" ;; *) echo "$top/$1" ;; esac; }
+export SEALDROP_BIN="$(abspath "$BINDIR")"
 export SEALDROP_TOP="$top"
-export SEALDROP_TOOLS="$top/$BUILD/tests/tools"
+export SEALDROP_TOOLS="$(abspath "$BUILD")/tests/tools"
 export SEALDROP_FIXTURES="${SEALDROP_FIXTURES:-$(cd "$top/../shared/fixtures" 2>/dev/null && pwd)}"
 export PYTHON PYTHONDONTWRITEBYTECODE=1
 groups=${*:-unit fuzz integration}
