@@ -1,0 +1,44 @@
+/* storage.h: where uploaded files live: <root>/<client id hex>/<sanitised base name>.
+ * A file is written to a temporary file in its client's folder and appears under its final
+ * name only when complete (fsync, rename, fsync of the folder). Nothing a client sends can
+ * place a file outside its folder. */
+#ifndef SD_STORAGE_H
+#define SD_STORAGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../protocol/codes.h"
+
+/* Temporary files of uploads in progress start with this; the server removes leftovers at
+ * start-up and the inspect tool does not count them as orphans. */
+#define STORAGE_TMP_PREFIX ".sealdrop-part-"
+#define STORAGE_PATH_MAX 1024u
+
+/* The last path component of a name from the wire (after the last '/' or '\\'). Refused with
+ * SD_ERR_BAD_STRING: empty result, ".", "..", control characters (< 0x20, 0x7f), a name that
+ * starts with STORAGE_TMP_PREFIX, invalid UTF-8. out gets the safe name, NUL-terminated. */
+int storage_sanitize_name(const char *wire_name, char out[NAME_FIELD_SIZE]);
+
+struct storage_file {
+	int fd;                               /* the temporary file, -1 when closed */
+	int dir_fd;                           /* the client's folder */
+	char tmp_name[NAME_FIELD_SIZE + 32];  /* inside the client's folder */
+	char final_name[NAME_FIELD_SIZE];     /* sanitised base name */
+	char rel_path[STORAGE_PATH_MAX];      /* <id hex>/<name>, for the database PathName */
+};
+
+/* Creates <root>/<hex id>/ (mode 0700) if needed and a new temporary file in it (O_EXCL,
+ * no symlinks followed). f is set to closed values first. 0 or SD_ERR_IO (errno kept). */
+int storage_begin(const char *root, const uint8_t owner[CLIENT_ID_SIZE], const char *safe_name,
+    struct storage_file *f);
+/* Writes all n bytes (retrying short writes). */
+int storage_write(struct storage_file *f, const void *data, size_t n);
+/* fsync, close, rename over the final name, fsync the folder. f is closed afterwards. */
+int storage_commit(struct storage_file *f);
+/* Closes and removes the temporary file; accepts a closed f. */
+void storage_abort(struct storage_file *f);
+/* Removes leftover temporary files under root (after a crash). Returns how many, or < 0. */
+int storage_remove_stale(const char *root);
+
+#endif
