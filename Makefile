@@ -131,7 +131,8 @@ demo: deps
 	$(MAKE) all
 	@PYTHON=$(PYTHON) BINDIR=$(BINDIR) sh scripts/demo.sh
 
-bench: deps
+bench:
+	@sh scripts/deps.sh bench
 	$(MAKE) all
 	@PYTHON=$(PYTHON) BINDIR=$(BINDIR) BUILD=$(BUILD) sh bench/run.sh
 
