@@ -1,0 +1,316 @@
+/* storage.c: uploaded files on disk under <root>/<client id hex>/<name>, written to a temporary
+ * file and renamed into place when complete. Every path step is taken relative to a folder fd
+ * with O_NOFOLLOW, so a symlink planted in the storage cannot redirect a write. */
+#include "storage.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../protocol/crypto.h"
+#include "../protocol/err.h"
+
+#define TMP_RANDOM_BYTES 8u   /* hex-encoded after STORAGE_TMP_PREFIX */
+#define TMP_ATTEMPTS 8        /* O_EXCL collisions are practically impossible; bounded anyway */
+
+/* Length of the UTF-8 sequence at s (at most n bytes), or 0 if it is not well-formed
+ * (overlong forms, surrogates and code points past U+10FFFF are refused). */
+static size_t
+utf8_len(const unsigned char *s, size_t n)
+{
+	unsigned char c = s[0];
+	size_t len, i;
+	uint32_t cp;
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf) {
+		len = 2;
+		cp = c & 0x1fu;
+	} else if (c >= 0xe0 && c <= 0xef) {
+		len = 3;
+		cp = c & 0x0fu;
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		len = 4;
+		cp = c & 0x07u;
+	} else {
+		return 0;
+	}
+	if (len > n)
+		return 0;
+	for (i = 1; i < len; i++) {
+		if ((s[i] & 0xc0u) != 0x80u)
+			return 0;
+		cp = (cp << 6) | (s[i] & 0x3fu);
+	}
+	if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10ffff ||
+	    (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return len;
+}
+
+int
+storage_sanitize_name(const char *wire_name, char out[NAME_FIELD_SIZE])
+{
+	const unsigned char *s = (const unsigned char *)wire_name;
+	size_t n, i, step, base = 0;
+
+	if (out != NULL)
+		out[0] = '\0';
+	if (wire_name == NULL || out == NULL)
+		return SD_ERR_INVALID_ARG;
+	n = strnlen(wire_name, NAME_FIELD_SIZE);
+	if (n == 0 || n >= NAME_FIELD_SIZE)
+		return SD_ERR_BAD_STRING;
+	/* The whole name is checked, not just the part kept: the database stores it as sent. */
+	for (i = 0; i < n; i += step) {
+		if (s[i] < 0x20 || s[i] == 0x7f)
+			return SD_ERR_BAD_STRING;
+		if ((step = utf8_len(s + i, n - i)) == 0)
+			return SD_ERR_BAD_STRING;
+		/* '/' and '\\' are ASCII, never inside a multi-byte sequence, so cutting is safe.
+		 * Both count: Windows clients send paths with backslashes. */
+		if (s[i] == '/' || s[i] == '\\')
+			base = i + 1;
+	}
+	n -= base;
+	if (n == 0 || strcmp(wire_name + base, ".") == 0 || strcmp(wire_name + base, "..") == 0)
+		return SD_ERR_BAD_STRING;
+	/* Our own temporary files must never be a client's target (nor be removed as stale). */
+	if (strncmp(wire_name + base, STORAGE_TMP_PREFIX, strlen(STORAGE_TMP_PREFIX)) == 0)
+		return SD_ERR_BAD_STRING;
+	memcpy(out, wire_name + base, n);
+	out[n] = '\0';
+	return 0;
+}
+
+static void
+closed_file(struct storage_file *f)
+{
+	memset(f, 0, sizeof(*f));
+	f->fd = -1;
+	f->dir_fd = -1;
+}
+
+/* Closes fd, keeping errno of the failure being reported. */
+static void
+close_keep_errno(int fd)
+{
+	int saved = errno;
+
+	if (fd >= 0)
+		(void)close(fd);
+	errno = saved;
+}
+
+/* Opens (creating if missing, mode 0700) the folder name under at, refusing a symlink. */
+static int
+open_folder(int at, const char *name, int *out)
+{
+	int fd;
+
+	if (mkdirat(at, name, 0700) != 0 && errno != EEXIST)
+		return SD_ERR_IO;
+	if ((fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+		return SD_ERR_IO;
+	*out = fd;
+	return 0;
+}
+
+int
+storage_begin(const char *root, const uint8_t owner[CLIENT_ID_SIZE], const char *safe_name,
+    struct storage_file *f)
+{
+	char hex[CLIENT_ID_SIZE * 2 + 1], check[NAME_FIELD_SIZE];
+	uint8_t rnd[TMP_RANDOM_BYTES];
+	int root_fd = -1, r, attempt, len;
+	size_t i;
+
+	if (f == NULL)
+		return SD_ERR_INVALID_ARG;
+	closed_file(f);
+	if (root == NULL || owner == NULL || safe_name == NULL)
+		return SD_ERR_INVALID_ARG;
+	/* The name must already be what storage_sanitize_name() gives: one plain component. */
+	if (storage_sanitize_name(safe_name, check) != 0 || strcmp(check, safe_name) != 0)
+		return SD_ERR_INVALID_ARG;
+	for (i = 0; i < CLIENT_ID_SIZE; i++)
+		snprintf(hex + 2 * i, 3, "%02x", owner[i]);
+	len = snprintf(f->rel_path, sizeof(f->rel_path), "%s/%s", hex, safe_name);
+	if (len < 0 || (size_t)len >= sizeof(f->rel_path))
+		return SD_ERR_INVALID_ARG;
+	memcpy(f->final_name, safe_name, strlen(safe_name) + 1);
+
+	/* The root is the operator's choice and may be a symlink; below it nothing is followed. */
+	if (mkdir(root, 0700) != 0 && errno != EEXIST) {
+		r = SD_ERR_IO;
+		goto out;
+	}
+	if ((root_fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+		r = SD_ERR_IO;
+		goto out;
+	}
+	if ((r = open_folder(root_fd, hex, &f->dir_fd)) != 0)
+		goto out;
+	r = SD_ERR_IO;
+	for (attempt = 0; attempt < TMP_ATTEMPTS && f->fd < 0; attempt++) {
+		crypto_random(rnd, sizeof(rnd));
+		len = snprintf(f->tmp_name, sizeof(f->tmp_name), "%s", STORAGE_TMP_PREFIX);
+		for (i = 0; i < sizeof(rnd); i++)
+			len += snprintf(f->tmp_name + len, sizeof(f->tmp_name) - (size_t)len, "%02x",
+			    rnd[i]);
+		f->fd = openat(f->dir_fd, f->tmp_name,
+		    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (f->fd < 0 && errno != EEXIST)
+			goto out;
+	}
+	if (f->fd < 0)
+		goto out;
+	r = 0;
+out:
+	close_keep_errno(root_fd);
+	if (r != 0) {
+		close_keep_errno(f->dir_fd);
+		closed_file(f);
+	}
+	return r;
+}
+
+int
+storage_write(struct storage_file *f, const void *data, size_t n)
+{
+	const uint8_t *p = data;
+	ssize_t w;
+
+	if (f == NULL || f->fd < 0 || (data == NULL && n > 0))
+		return SD_ERR_INVALID_ARG;
+	while (n > 0) {
+		if ((w = write(f->fd, p, n)) < 0) {
+			if (errno == EINTR)
+				continue;
+			return SD_ERR_IO;
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+int
+storage_commit(struct storage_file *f)
+{
+	int r = SD_ERR_IO, fd;
+
+	if (f == NULL || f->fd < 0 || f->dir_fd < 0)
+		return SD_ERR_INVALID_ARG;
+	fd = f->fd;
+	f->fd = -1;
+	/* The data is on disk before the name points at it: a crash never shows a short file
+	 * under its final name. */
+	if (fsync(fd) != 0) {
+		close_keep_errno(fd);
+		goto out;
+	}
+	if (close(fd) != 0)
+		goto out;
+	/* renameat replaces whatever has the final name, a planted symlink included, without
+	 * following it. */
+	if (renameat(f->dir_fd, f->tmp_name, f->dir_fd, f->final_name) != 0)
+		goto out;
+	f->tmp_name[0] = '\0';
+	if (fsync(f->dir_fd) != 0)
+		goto out;
+	r = 0;
+out:
+	storage_abort(f);
+	return r;
+}
+
+void
+storage_abort(struct storage_file *f)
+{
+	if (f == NULL)
+		return;
+	close_keep_errno(f->fd);
+	if (f->dir_fd >= 0 && f->tmp_name[0] != '\0') {
+		int saved = errno;
+
+		(void)unlinkat(f->dir_fd, f->tmp_name, 0);
+		errno = saved;
+	}
+	close_keep_errno(f->dir_fd);
+	f->fd = -1;
+	f->dir_fd = -1;
+	f->tmp_name[0] = '\0';
+}
+
+/* Removes the temporary files (regular files with our prefix) in the folder dir_fd. */
+static int
+remove_stale_in(int dir_fd)
+{
+	DIR *d;
+	struct dirent *e;
+	struct stat st;
+	int count = 0;
+
+	if ((d = fdopendir(dir_fd)) == NULL) {
+		close_keep_errno(dir_fd);
+		return SD_ERR_IO;
+	}
+	while ((e = readdir(d)) != NULL) {
+		if (strncmp(e->d_name, STORAGE_TMP_PREFIX, strlen(STORAGE_TMP_PREFIX)) != 0)
+			continue;
+		if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+		    !S_ISREG(st.st_mode))
+			continue;
+		if (unlinkat(dirfd(d), e->d_name, 0) == 0)
+			count++;
+	}
+	closedir(d);
+	return count;
+}
+
+int
+storage_remove_stale(const char *root)
+{
+	DIR *d = NULL;
+	struct dirent *e;
+	struct stat st;
+	int root_fd, fd, n, count = 0, r;
+
+	if (root == NULL)
+		return SD_ERR_INVALID_ARG;
+	if ((root_fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return errno == ENOENT ? 0 : SD_ERR_IO;  /* no storage yet, nothing stale */
+	if ((d = fdopendir(root_fd)) == NULL) {
+		close_keep_errno(root_fd);
+		return SD_ERR_IO;
+	}
+	/* Only the client folders directly under root hold temporary files; symlinks are not
+	 * followed, so nothing outside root is touched. */
+	while ((e = readdir(d)) != NULL) {
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		if (fstatat(root_fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+		    !S_ISDIR(st.st_mode))
+			continue;
+		fd = openat(root_fd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0) {
+			r = SD_ERR_IO;
+			goto out;
+		}
+		if ((n = remove_stale_in(fd)) < 0) {
+			r = n;
+			goto out;
+		}
+		count += n;
+	}
+	r = count;
+out:
+	closedir(d);
+	return r;
+}
