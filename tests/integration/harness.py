@@ -1,0 +1,206 @@
+"""harness: what every integration test imports. Paths, temporary folders, the real server
+and client binaries under control (bounded waits, always stopped), deterministic files.
+
+Tests run as `python3 tests/integration/test_x.py` from the repository top (tests/run.sh);
+importing this module also makes `import sdpeer` (tests/peer/sdpeer.py) work.
+"""
+
+import contextlib
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+TOP = os.environ.get("SEALDROP_TOP") or os.path.dirname(os.path.dirname(_HERE))
+for _p in (_HERE, os.path.join(TOP, "tests", "peer")):
+    if _p not in sys.path:
+        sys.path.insert(0, _p)
+
+BIN = os.environ.get("SEALDROP_BIN") or os.path.join(TOP, "bin")
+TOOLS = os.environ.get("SEALDROP_TOOLS") or os.path.join(TOP, "build", "tests", "tools")
+FIXTURES = os.environ.get("SEALDROP_FIXTURES") or os.path.normpath(
+    os.path.join(TOP, "..", "shared", "fixtures"))
+SERVER_BIN = os.path.join(BIN, "sealdrop-server")
+CLIENT_BIN = os.path.join(BIN, "sealdrop-client")
+DB_BIN = os.path.join(BIN, "sealdrop-db")
+
+LISTEN_RE = re.compile(r"listening on 127\.0\.0\.1:(\d+)")
+START_TIMEOUT = 10.0
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def tmpdir(prefix="sealdrop-"):
+    """A fresh folder, removed afterwards unless SEALDROP_KEEP=1 (then its path is printed)."""
+    path = tempfile.mkdtemp(prefix=prefix)
+    try:
+        yield path
+    finally:
+        if os.environ.get("SEALDROP_KEEP") == "1":
+            print("kept %s" % path, file=sys.stderr)
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+class Server:
+    """The real bin/sealdrop-server in workdir, always with --bind 127.0.0.1 --port 0,
+    stderr (and stdout) to workdir/server.log. start() waits (at most 10 s) for the
+    "listening on 127.0.0.1:PORT" line and sets .port."""
+
+    def __init__(self, workdir, args=(), env=None, binary=None, log_name="server.log"):
+        self.workdir = workdir
+        self.args = list(args)
+        self.env = env
+        self.binary = binary or SERVER_BIN
+        self.log_path = os.path.join(workdir, log_name)
+        self.proc = None
+        self.port = None
+        self._log = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def start(self):
+        env = dict(os.environ)
+        if self.env:
+            env.update(self.env)
+        self._log = open(self.log_path, "ab")
+        cmd = [self.binary, "--bind", "127.0.0.1", "--port", "0"] + self.args
+        self.proc = subprocess.Popen(cmd, cwd=self.workdir, stdin=subprocess.DEVNULL,
+                                     stdout=self._log, stderr=self._log, env=env)
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            m = LISTEN_RE.search(self.log())
+            if m:
+                self.port = int(m.group(1))
+                return self
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        code = self.proc.poll()
+        self.kill9()
+        raise RuntimeError("server did not start (exit %s); log:\n%s" % (code, self.log()))
+
+    @property
+    def address(self):
+        return "127.0.0.1:%d" % self.port
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, sig=signal.SIGTERM, timeout=10):
+        """Send sig, wait up to timeout seconds, then SIGKILL. Returns the exit code
+        (negative: killed by that signal), None if never started."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            try:
+                self.proc.send_signal(sig)
+            except ProcessLookupError:
+                pass
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        self._close_log()
+        return self.proc.returncode
+
+    def kill9(self):
+        """SIGKILL now; returns the exit code."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        self._close_log()
+        return self.proc.returncode
+
+    def _close_log(self):
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def log(self):
+        """The log text so far."""
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+
+def run_client(workdir, args=(), timeout=60, env=None, binary=None, input=None):
+    """Run bin/sealdrop-client in workdir; returns CompletedProcess with text stdout and
+    stderr. A run past timeout is killed and raises subprocess.TimeoutExpired."""
+    full_env = dict(os.environ)
+    if env:
+        full_env.update(env)
+    return subprocess.run([binary or CLIENT_BIN] + list(args), cwd=workdir, env=full_env,
+                          stdin=subprocess.DEVNULL if input is None else None, input=input,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout,
+                          text=True, errors="replace")
+
+
+def write_transfer_info(directory, host_port, name, path):
+    """Write directory/transfer.info: host:port, client name, file path (SPEC 8)."""
+    p = os.path.join(directory, "transfer.info")
+    with open(p, "w") as f:
+        f.write("%s\n%s\n%s\n" % (host_port, name, path))
+    return p
+
+
+def gnu_cksum(path):
+    """The first field of GNU `cksum PATH`."""
+    out = subprocess.run(["cksum", path], stdout=subprocess.PIPE, check=True, timeout=600,
+                         text=True).stdout
+    return int(out.split()[0])
+
+
+def gen_bytes(size, seed=None):
+    """The fixtures' generator as bytes (x0 = seed, default size; x = x*1664525 + 1013904223
+    mod 2^32; byte = x >> 24). For small sizes; make_file streams large ones."""
+    return b"".join(_gen_chunks(size, size if seed is None else seed))
+
+
+def _gen_chunks(size, seed, chunk=1 << 20):
+    x = seed & 0xFFFFFFFF
+    left = size
+    while left > 0:
+        n = min(chunk, left)
+        out = bytearray(n)
+        for i in range(n):
+            x = (x * 1664525 + 1013904223) & 0xFFFFFFFF
+            out[i] = x >> 24
+        left -= n
+        yield bytes(out)
+
+
+def make_file(path, size, seed=None):
+    """Write size deterministic bytes (gen_bytes) to path in chunks; returns path."""
+    with open(path, "wb") as f:
+        for c in _gen_chunks(size, size if seed is None else seed):
+            f.write(c)
+    return path
+
+
+def run_tests():
+    """Run the calling module's unittest tests (verbosity 2); exit non-zero on failure."""
+    prog = unittest.main(module="__main__", verbosity=2, exit=False)
+    sys.exit(0 if prog.result.wasSuccessful() else 1)
