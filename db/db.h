@@ -19,6 +19,8 @@ enum db_open_mode {
 /* Opens (and in DB_READ_WRITE mode creates or upgrades) the database at path (":memory:"
  * works for tests). SD_ERR_SCHEMA if the file is not a sealdrop database. */
 int db_open(const char *path, enum db_open_mode mode, struct db **out);
+/* (db_open's other results: SD_ERR_NOT_FOUND for a missing file in DB_READ_ONLY mode,
+ * SD_ERR_IO when the file cannot be opened, SD_ERR_DB for other SQLite failures.) */
 /* Finalises statements and closes; accepts NULL. */
 void db_close(struct db *db);
 /* The last SQLite error message of this connection (for logs). */
@@ -38,6 +40,8 @@ struct db_client {
 /* Lookups: 0, SD_ERR_NOT_FOUND or SD_ERR_DB. */
 int db_client_by_name(struct db *db, const char *name, struct db_client *out);
 int db_client_by_id(struct db *db, const uint8_t id[CLIENT_ID_SIZE], struct db_client *out);
+/* For the inspect tool: 32 hex digits are tried as an ID first, then the text as a name. */
+int db_client_find(struct db *db, const char *name_or_hex, struct db_client *out);
 
 /* Registers name under id in one transaction. A name held by a client with a public key:
  * SD_ERR_EXISTS. A pending name (no key yet) is replaced: its old row goes, the new id holds
@@ -80,6 +84,8 @@ typedef int (*db_file_cb)(void *ctx, const struct db_file *f);
 int db_each_client(struct db *db, db_client_cb cb, void *ctx);
 int db_each_file(struct db *db, const uint8_t *owner, int only_unverified, db_file_cb cb,
     void *ctx);
+/* (A callback may call the other functions on the same db, but not start the same kind of
+ * iteration again: each iteration uses its connection's one prepared statement.) */
 /* PRAGMA integrity_check: 0 when "ok", SD_ERR_DB otherwise (message in db_errmsg()). */
 int db_integrity_check(struct db *db);
 
