@@ -19,4 +19,9 @@ uint32_t cksum_final(const struct cksum *c);
 /* One buffer in one call. */
 uint32_t cksum_buffer(const void *data, size_t n);
 
+/* For tests and benchmarks: the same update through the portable table loop only (the result
+ * equals cksum_update's), and whether cksum_update uses the CPU's carry-less multiply. */
+void cksum_update_portable(struct cksum *c, const void *data, size_t n);
+int cksum_has_clmul(void);
+
 #endif
