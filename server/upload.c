@@ -38,6 +38,7 @@ struct upload {
 	/* The current packet. */
 	int in_packet;
 	int last;                  /* it is the last packet of the upload */
+	int first;                 /* it opened the upload */
 	uint32_t pkt_len;          /* its content_len */
 	uint32_t pkt_got;          /* content bytes seen */
 	uint32_t pkt_keep;         /* of which ciphertext; the rest is fill to discard */
@@ -245,6 +246,7 @@ upload_packet_begin(struct upload *u, const struct msg_file_packet *p, uint32_t 
 		r = SD_ERR_INVALID_ARG;  /* the caller did not end the previous packet */
 		goto out;
 	}
+	u->first = 0;
 	if (!continues(u, p)) {
 		/* Not the next packet: only the first packet of a new attempt is welcome here
 		 * (the resend after 901 starts over and replaces what came before). */
@@ -255,6 +257,7 @@ upload_packet_begin(struct upload *u, const struct msg_file_packet *p, uint32_t 
 		upload_reset(u);
 		if ((r = start_upload(u, p, content_len)) != 0)
 			goto out;
+		u->first = 1;
 	}
 	u->packets++;
 	u->last = u->next == u->first_number + u->total - 1u;
@@ -307,6 +310,12 @@ decrypt(struct upload *u, const uint8_t *data, size_t n, const struct upload_sin
 		u->cipher_kept += take;
 	}
 	return 0;
+}
+
+int
+upload_packet_is_first(const struct upload *u)
+{
+	return u != NULL && u->in_packet && u->first;
 }
 
 int

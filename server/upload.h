@@ -49,6 +49,9 @@ int upload_set_key(struct upload *u, const uint8_t key[AES_KEY_SIZE]);
  * resend after 901) and discards the old one. Errors (SD_ERR_BAD_FIELD, SD_ERR_TOO_LARGE,
  * SD_ERR_BAD_STRING) discard the upload in progress. */
 int upload_packet_begin(struct upload *u, const struct msg_file_packet *p, uint32_t content_len);
+/* 1 when the packet just begun opened a new upload (the first packet of a file, or a new
+ * attempt that replaced the upload in progress): the caller starts a fresh temporary file. */
+int upload_packet_is_first(const struct upload *u);
 /* A slice of the current packet's content (the slices of a packet add up to content_len). */
 int upload_packet_data(struct upload *u, const uint8_t *data, size_t n,
     const struct upload_sink *sink);
