@@ -766,6 +766,24 @@ def _valid_name(raw):
     return text.isprintable()
 
 
+def _der_prefix(field):
+    """The DER element at the start of a zero-padded field (a key shorter than 160 bytes is
+    followed by zeros); ValueError if the length does not fit or the rest is not zeros."""
+    if len(field) < 2:
+        raise ValueError("short DER")
+    first = field[1]
+    if first < 0x80:
+        end = 2 + first
+    else:
+        nlen = first & 0x7F
+        if not 1 <= nlen <= 2 or len(field) < 2 + nlen:
+            raise ValueError("bad DER length")
+        end = 2 + nlen + int.from_bytes(field[2:2 + nlen], "big")
+    if end > len(field) or any(field[end:]):
+        raise ValueError("DER does not fit the field")
+    return bytes(field[:end])
+
+
 class PeerServer:
     """A threaded reference server (one thread per connection, state in dicts).
 
@@ -809,18 +827,288 @@ class PeerServer:
 
     def start(self):
         """Listen and serve in the background; returns the port."""
-        raise NotImplementedError
+        os.makedirs(self.storage_dir, exist_ok=True)
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind((self.host, self.port))
+        self.listener.listen(64)
+        self.listener.settimeout(self.POLL)
+        self.port = self.listener.getsockname()[1]
+        self.accept_thread = threading.Thread(target=self._accept_loop, name="sdpeer-accept",
+                                              daemon=True)
+        self.accept_thread.start()
+        return self.port
 
     def stop(self):
         """Close the listener and every connection; join all threads (bounded)."""
-        raise NotImplementedError
+        self.stop_event.set()
+        if self.accept_thread is not None:
+            self.accept_thread.join(self.JOIN_TIMEOUT)
+        if self.listener is not None:
+            self.listener.close()
+        with self.lock:
+            conns = list(self.conns)
+            threads = list(self.threads)
+        for c in conns:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        for t in threads:
+            t.join(self.JOIN_TIMEOUT)
+        for c in conns:
+            c.close()
+
+    def _accept_loop(self):
+        while not self.stop_event.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            conn.settimeout(self.POLL)
+            t = threading.Thread(target=self._serve, args=(conn,), name="sdpeer-conn",
+                                 daemon=True)
+            with self.lock:
+                self.conns.append(conn)
+                self.threads.append(t)
+            t.start()
+
+    # -- one connection ------------------------------------------------------------------
+
+    def _serve(self, conn):
+        state = {"upload": None, "stalled": False}
+        try:
+            while not self.stop_event.is_set():
+                hdr = read_request_header(conn, self.stop_event)
+                code, size = hdr["code"], hdr["payload_size"]
+                with self.lock:
+                    self.requests.append((code, hdr["client_id"], size))
+                limit = FILE_HEADER_SIZE + self.max_content if code == SEND_FILE \
+                    else MAX_SMALL_PAYLOAD
+                if size > limit:
+                    return  # framing cannot be trusted any more: close
+                try:
+                    payload = recv_exact(conn, size, self.stop_event) if size else b""
+                except PeerEOF:
+                    return
+                if state["stalled"]:
+                    continue
+                if code == self.drop_on:
+                    return
+                if code == self.stall_on:
+                    state["stalled"] = True
+                    continue
+                reply = self._handle(hdr, payload, state)
+                if reply is not None:
+                    conn.sendall(reply)
+        except (PeerError, OSError):
+            pass
+        finally:
+            # stop() closes sockets it knows; a connection ending on its own closes here.
+            if not self.stop_event.is_set():
+                with self.lock:
+                    if conn in self.conns:
+                        self.conns.remove(conn)
+                conn.close()
+
+    def _handle(self, hdr, payload, state):
+        """Answer one request: the response bytes, or None for no reply."""
+        code = hdr["code"]
+        with self.lock:
+            left = self.error_replies.get(code, 0)
+            if left > 0:
+                self.error_replies[code] = left - 1
+                if code == SEND_FILE:
+                    state["upload"] = None
+                return encode_response(ERROR, b"")
+            if not request_size_ok(code, len(payload), self.max_content):
+                if code == SEND_FILE:
+                    state["upload"] = None
+                return encode_response(ERROR, b"")
+            handler = {REGISTER: self._register, PUBLIC_KEY: self._public_key,
+                       RECONNECT: self._reconnect, SEND_FILE: self._send_file,
+                       CRC_OK: self._crc, CRC_RETRY: self._crc, CRC_FAIL: self._crc}[code]
+            return handler(hdr, payload, state)
+
+    def _client_by_id(self, cid):
+        for c in self.clients.values():
+            if c["id"] == cid:
+                return c
+        return None
+
+    def _new_client(self, name):
+        cid = secrets.token_bytes(ID_SIZE)
+        self.clients[name] = {"id": cid, "name": name, "public_key": None, "aes_key": None,
+                              "files": {}}
+        return cid
+
+    @staticmethod
+    def _name(payload):
+        try:
+            raw = field_bytes(payload[:NAME_SIZE])
+        except PeerError:
+            return None
+        return raw.decode("utf-8") if _valid_name(raw) else None
+
+    def _register(self, hdr, payload, state):
+        name = self._name(payload)
+        if self.name_taken or name is None:
+            return encode_response(REGISTER_FAILED, b"")
+        old = self.clients.get(name)
+        if old is not None and old["public_key"] is not None:
+            return encode_response(REGISTER_FAILED, b"")
+        return encode_response(REGISTERED, self._new_client(name))
+
+    def _issue_key(self, client, pub):
+        client["aes_key"] = secrets.token_bytes(AES_KEY_SIZE)
+        return client["id"] + pub.wrap(client["aes_key"])
+
+    def _public_key(self, hdr, payload, state):
+        name = self._name(payload)
+        client = self.clients.get(name) if name is not None else None
+        if client is None or client["id"] != hdr["client_id"] or \
+                client["public_key"] is not None:
+            return encode_response(ERROR, b"")
+        spki = payload[NAME_SIZE:NAME_SIZE + PUBKEY_SIZE]
+        try:
+            pub = RSAKey.public_from_spki(_der_prefix(spki))
+        except ValueError:
+            return encode_response(ERROR, b"")
+        client["public_key"] = spki
+        client["rsa"] = pub
+        return encode_response(AES_KEY, self._issue_key(client, pub))
+
+    def _reconnect(self, hdr, payload, state):
+        name = self._name(payload)
+        if name is None:
+            return encode_response(ERROR, b"")
+        client = self.clients.get(name)
+        if client is None or self.deny_reconnect:
+            # Unknown name (or the fault switch): a pending registration with a new ID.
+            return encode_response(RECONNECT_DENIED, self._new_client(name))
+        if client["id"] == hdr["client_id"] and client["public_key"] is not None:
+            return encode_response(RECONNECTED, self._issue_key(client, client["rsa"]))
+        return encode_response(RECONNECT_DENIED, hdr["client_id"])
+
+    def _send_file(self, hdr, payload, state):
+        client = self._client_by_id(hdr["client_id"])
+        if client is None or client["aes_key"] is None:
+            state["upload"] = None
+            return encode_response(ERROR, b"")
+        if state["upload"] is None or state["upload"][0] is not client:
+            state["upload"] = (client, Reassembler(client["aes_key"]))
+        try:
+            done = state["upload"][1].feed(payload)
+        except UploadError:
+            state["upload"] = None
+            return encode_response(ERROR, b"")
+        if done is None:
+            return None
+        state["upload"] = None
+        plain = done["plaintext"]
+        fname = done["file_name"].decode("utf-8", "replace")
+        base = os.path.basename(fname.replace("\\", "/")) or "unnamed"
+        folder = os.path.join(self.storage_dir, client["id"].hex())
+        os.makedirs(folder, exist_ok=True)
+        with open(os.path.join(folder, base), "wb") as f:
+            f.write(plain)
+        self.stored[fname] = plain
+        crc = cksum(plain)
+        client["files"][done["file_name"]] = {"verified": False, "cksum": crc,
+                                              "size": len(plain)}
+        if self.wrong_crc > 0:
+            self.wrong_crc -= 1
+            crc ^= 0x5A5A5A5A
+        return encode_response(FILE_CRC, client["id"] + struct.pack("<I", done["content_size"])
+                               + payload[12:12 + NAME_SIZE] + struct.pack("<I", crc))
+
+    def _crc(self, hdr, payload, state):
+        code = hdr["code"]
+        client = self._client_by_id(hdr["client_id"])
+        if client is None:
+            return encode_response(ERROR, b"")
+        try:
+            fname = field_bytes(payload[:NAME_SIZE])
+        except PeerError:
+            return encode_response(ERROR, b"")
+        if code == CRC_RETRY:
+            return encode_response(ACK, client["id"]) if self.ack_901 else None
+        entry = client["files"].get(fname)
+        if entry is None:
+            return encode_response(ERROR, b"")
+        if code == CRC_OK:
+            entry["verified"] = True
+        return encode_response(ACK, client["id"])
 
 
 # ---------------------------------------------------------------------------------------
 # CLI
 
+def _serve_cli(args):
+    faults = {"wrong_crc": args.wrong_crc, "deny_reconnect": args.deny_reconnect,
+              "ack_901": args.ack_901, "name_taken": args.name_taken,
+              "drop_on": args.drop_on, "stall_on": args.stall_on}
+    if args.error_reply:
+        faults["error_replies"] = {}
+        for spec in args.error_reply:
+            code, _, count = spec.partition(":")
+            faults["error_replies"][int(code)] = int(count or 1)
+    server = PeerServer(args.storage, port=args.port, **faults)
+    done = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: done.set())
+    port = server.start()
+    print("listening on 127.0.0.1:%d" % port, flush=True)
+    try:
+        while not done.wait(0.5):
+            pass
+    finally:
+        server.stop()
+    return 0
+
+
+def _upload_cli(args):
+    host, _, port = args.address.rpartition(":")
+    with open(args.file, "rb") as f:
+        data = f.read()
+    with PeerClient(host or "127.0.0.1", int(port), timeout=args.timeout) as c:
+        c.connect()
+        res = c.full_session(args.name, os.path.basename(args.file), data,
+                             variant=args.variant, packet_size=args.packet_size)
+    print("%s: last reply %s after %d attempt(s), cksum %s"
+          % (res["step"], res["code"], res["attempts"], res["cksum"]))
+    return 0 if res["code"] == ACK and res["step"] == "crc_ok" else 1
+
+
 def main(argv=None):
-    raise NotImplementedError
+    ap = argparse.ArgumentParser(prog="sdpeer.py",
+                                 description="independent peer of the sealdrop protocol")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    sv = sub.add_parser("serve", help="run the reference server on 127.0.0.1")
+    sv.add_argument("--port", type=int, default=0)
+    sv.add_argument("--storage", default="peer-files")
+    sv.add_argument("--wrong-crc", type=int, default=0, metavar="N")
+    sv.add_argument("--deny-reconnect", action="store_true")
+    sv.add_argument("--ack-901", action="store_true")
+    sv.add_argument("--name-taken", action="store_true")
+    sv.add_argument("--drop-on", type=int, metavar="CODE")
+    sv.add_argument("--stall-on", type=int, metavar="CODE")
+    sv.add_argument("--error-reply", action="append", metavar="CODE[:COUNT]")
+    up = sub.add_parser("upload", help="register, send a key and upload one file")
+    up.add_argument("address", metavar="HOST:PORT")
+    up.add_argument("name")
+    up.add_argument("file")
+    up.add_argument("--variant", choices=VARIANTS, default="split")
+    up.add_argument("--packet-size", type=int, default=8192)
+    up.add_argument("--timeout", type=float, default=10.0)
+    args = ap.parse_args(argv)
+    try:
+        return _serve_cli(args) if args.cmd == "serve" else _upload_cli(args)
+    except (PeerError, OSError, ValueError) as e:
+        print("sdpeer: %s" % e, file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
