@@ -544,8 +544,14 @@ class Reassembler:
                 return None
             if self.received < content_size:
                 raise UploadError("fewer bytes than announced")
-            # The padded layout fills its last packet past content_size: strip the excess.
-            ct = b"".join(self.parts)[:content_size]
+            # The padded layout fills its last packet with zeros past content_size, to the
+            # size of the others: strip that excess, and reject any other surplus.
+            whole = b"".join(self.parts)
+            if self.received > content_size:
+                if any(whole[content_size:]) or (
+                        self.total > 1 and len(content) != len(self.parts[0])):
+                    raise UploadError("more bytes than announced")
+            ct = whole[:content_size]
             try:
                 plain = aes_decrypt(self.key, ct)
             except ValueError as e:
