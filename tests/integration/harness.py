@@ -31,6 +31,11 @@ SERVER_BIN = os.path.join(BIN, "sealdrop-server")
 CLIENT_BIN = os.path.join(BIN, "sealdrop-client")
 DB_BIN = os.path.join(BIN, "sealdrop-db")
 
+PEER = os.path.join(TOP, "tests", "peer", "sdpeer.py")
+PYTHON = os.environ.get("PYTHON") or "/usr/bin/python3"
+# The Python reference server as a Server binary: Server(dir, binary=PEER_SERVER).
+PEER_SERVER = [PYTHON, PEER, "serve"]
+
 LISTEN_RE = re.compile(r"listening on 127\.0\.0\.1:(\d+)")
 START_TIMEOUT = 10.0
 
@@ -61,14 +66,17 @@ class Server:
     "listening on 127.0.0.1:PORT" line and sets .port."""
 
     def __init__(self, workdir, args=(), env=None, binary=None, log_name="server.log"):
+        """binary: the program, a path or a command list (default bin/sealdrop-server)."""
         self.workdir = workdir
         self.args = list(args)
         self.env = env
-        self.binary = binary or SERVER_BIN
+        binary = binary or SERVER_BIN
+        self.command = [binary] if isinstance(binary, str) else list(binary)
         self.log_path = os.path.join(workdir, log_name)
         self.proc = None
         self.port = None
         self._log = None
+        self._log_start = 0
 
     def __enter__(self):
         return self.start()
@@ -80,13 +88,21 @@ class Server:
         env = dict(os.environ)
         if self.env:
             env.update(self.env)
+        try:  # a restart in the same folder appends: only look past the old text
+            self._log_start = os.path.getsize(self.log_path)
+        except OSError:
+            self._log_start = 0
         self._log = open(self.log_path, "ab")
-        cmd = [self.binary, "--bind", "127.0.0.1", "--port", "0"] + self.args
-        self.proc = subprocess.Popen(cmd, cwd=self.workdir, stdin=subprocess.DEVNULL,
-                                     stdout=self._log, stderr=self._log, env=env)
+        cmd = self.command + ["--bind", "127.0.0.1", "--port", "0"] + self.args
+        try:
+            self.proc = subprocess.Popen(cmd, cwd=self.workdir, stdin=subprocess.DEVNULL,
+                                         stdout=self._log, stderr=self._log, env=env)
+        except OSError:
+            self._close_log()
+            raise
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
-            m = LISTEN_RE.search(self.log())
+            m = LISTEN_RE.search(self.log(since_start=True))
             if m:
                 self.port = int(m.group(1))
                 return self
@@ -96,6 +112,23 @@ class Server:
         code = self.proc.poll()
         self.kill9()
         raise RuntimeError("server did not start (exit %s); log:\n%s" % (code, self.log()))
+
+    def wait_for_log(self, pattern, timeout=10.0):
+        """Wait (bounded) until the log of this run matches pattern (a regex); returns the
+        match, or None after timeout or when the process has exited without it."""
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        while True:
+            m = rx.search(self.log(since_start=True))
+            if m or time.monotonic() >= deadline:
+                return m
+            if not self.running():
+                return rx.search(self.log(since_start=True))
+            time.sleep(0.05)
+
+    @property
+    def pid(self):
+        return self.proc.pid if self.proc else None
 
     @property
     def address(self):
@@ -137,10 +170,12 @@ class Server:
             self._log.close()
             self._log = None
 
-    def log(self):
-        """The log text so far."""
+    def log(self, since_start=False):
+        """The log text so far (since_start: only what this run wrote)."""
         try:
             with open(self.log_path, "rb") as f:
+                if since_start:
+                    f.seek(self._log_start)
                 return f.read().decode("utf-8", "replace")
         except FileNotFoundError:
             return ""
@@ -148,11 +183,14 @@ class Server:
 
 def run_client(workdir, args=(), timeout=60, env=None, binary=None, input=None):
     """Run bin/sealdrop-client in workdir; returns CompletedProcess with text stdout and
-    stderr. A run past timeout is killed and raises subprocess.TimeoutExpired."""
+    stderr. A run past timeout is killed and raises subprocess.TimeoutExpired.
+    binary: a path or a command list (default bin/sealdrop-client)."""
     full_env = dict(os.environ)
     if env:
         full_env.update(env)
-    return subprocess.run([binary or CLIENT_BIN] + list(args), cwd=workdir, env=full_env,
+    binary = binary or CLIENT_BIN
+    cmd = ([binary] if isinstance(binary, str) else list(binary)) + list(args)
+    return subprocess.run(cmd, cwd=workdir, env=full_env,
                           stdin=subprocess.DEVNULL if input is None else None, input=input,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout,
                           text=True, errors="replace")
@@ -198,6 +236,14 @@ def make_file(path, size, seed=None):
         for c in _gen_chunks(size, size if seed is None else seed):
             f.write(c)
     return path
+
+
+def skip_unless_built(*paths):
+    """unittest skip decorator for tests that need programs (default: server and client)
+    that another module may not have delivered yet; prints why it skipped."""
+    paths = paths or (SERVER_BIN, CLIENT_BIN)
+    missing = [p for p in paths if not os.access(p, os.X_OK)]
+    return unittest.skipIf(missing, "not built: %s" % ", ".join(missing))
 
 
 def run_tests():

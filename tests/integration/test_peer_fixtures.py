@@ -10,6 +10,7 @@ import struct
 import subprocess
 import unittest
 
+import harness
 from harness import FIXTURES, gen_bytes, gnu_cksum, run_tests, tmpdir
 import sdpeer
 
@@ -504,6 +505,63 @@ class PeerAgainstItself(unittest.TestCase):
             self.assertEqual(len(stored), 1)
             with open(stored[0], "rb") as fh:
                 self.assertEqual(fh.read(), gen_bytes(3000))
+
+
+class Harness(unittest.TestCase):
+    """The harness itself, with the Python server standing in for bin/sealdrop-server."""
+
+    def test_server_start_session_stop(self):
+        with tmpdir() as d:
+            srv = harness.Server(d, ["--storage", "st", "--wrong-crc", "1"],
+                                 binary=harness.PEER_SERVER)
+            with srv:
+                self.assertTrue(srv.running())
+                self.assertEqual(srv.address, "127.0.0.1:%d" % srv.port)
+                with sdpeer.PeerClient("127.0.0.1", srv.port, 10.0) as c:
+                    c.connect()
+                    res = c.full_session("h", "h.bin", b"harness", variant="single")
+                self.assertEqual((res["code"], res["attempts"]), (sdpeer.ACK, 2))
+                self.assertEqual(srv.stop(), 0)
+            self.assertFalse(srv.running())
+            # A restart in the same folder must find its own new port line, not the old one.
+            srv2 = harness.Server(d, ["--storage", "st"], binary=harness.PEER_SERVER).start()
+            try:
+                self.assertIn("listening on", srv2.log(since_start=True))
+                self.assertEqual(srv2.log(since_start=True).count("listening on"), 1)
+                self.assertEqual(srv2.log().count("listening on"), 2)
+                with socket.create_connection(("127.0.0.1", srv2.port), timeout=10):
+                    pass
+            finally:
+                self.assertEqual(srv2.kill9(), -9)
+
+    def test_server_that_never_listens_fails_fast(self):
+        with tmpdir() as d:
+            srv = harness.Server(d, binary=["/bin/sh", "-c", "echo boom >&2; exit 3", "sh"])
+            with self.assertRaises(RuntimeError) as cm:
+                srv.start()
+            self.assertIn("boom", str(cm.exception))
+            self.assertEqual(srv.proc.returncode, 3)
+
+    def test_run_client_and_files(self):
+        with tmpdir() as d:
+            p = harness.write_transfer_info(d, "127.0.0.1:1234", "Some One", "/x/y.bin")
+            with open(p) as f:
+                self.assertEqual(f.read().split("\n"), ["127.0.0.1:1234", "Some One",
+                                                        "/x/y.bin", ""])
+            r = harness.run_client(d, ["-c", "cat transfer.info; echo err >&2; exit 4"],
+                                   binary=["/bin/sh"], timeout=10)
+            self.assertEqual((r.returncode, r.stderr), (4, "err\n"))
+            self.assertTrue(r.stdout.startswith("127.0.0.1:1234\n"))
+            f = harness.make_file(os.path.join(d, "g"), 20000)
+            up = os.path.join(CLIENTS, "client-var8192-from1", "first-run-20000",
+                              "upload-20000.bin")
+            if os.path.exists(up):
+                self.assertEqual(read_bytes(f), read_bytes(up))
+            self.assertEqual(gnu_cksum(f), 1512812613)
+            harness.make_file(f, (1 << 20) + 3, seed=5)
+            self.assertEqual(os.path.getsize(f), (1 << 20) + 3)
+            self.assertEqual(read_bytes(f)[-3:], gen_bytes((1 << 20) + 3, seed=5)[-3:])
+        self.assertFalse(os.path.exists(d))
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ tests can check our C server and client against a second implementation. It hold
 framing, the crypto (python3-cryptography), the five 828 sender layouts, a client
 (PeerClient), a threaded reference server with fault switches (PeerServer) and a small CLI:
 
-    sdpeer.py serve [--port N] [--storage DIR] [--wrong-crc N] [--deny-reconnect] ...
+    sdpeer.py serve [--port N] [--bind ADDR] [--storage DIR] [--wrong-crc N] [--deny-reconnect] ...
     sdpeer.py upload HOST:PORT NAME FILE [--variant V] [--packet-size N]
 
 Everything is bounded: sockets carry timeouts, threads are joined with timeouts.
@@ -1061,12 +1061,12 @@ def _serve_cli(args):
         for spec in args.error_reply:
             code, _, count = spec.partition(":")
             faults["error_replies"][int(code)] = int(count or 1)
-    server = PeerServer(args.storage, port=args.port, **faults)
+    server = PeerServer(args.storage, host=args.bind, port=args.port, **faults)
     done = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: done.set())
     port = server.start()
-    print("listening on 127.0.0.1:%d" % port, flush=True)
+    print("listening on %s:%d" % (args.bind, port), flush=True)
     try:
         while not done.wait(0.5):
             pass
@@ -1094,6 +1094,7 @@ def main(argv=None):
     sub = ap.add_subparsers(dest="cmd", required=True)
     sv = sub.add_parser("serve", help="run the reference server on 127.0.0.1")
     sv.add_argument("--port", type=int, default=0)
+    sv.add_argument("--bind", default="127.0.0.1", metavar="ADDR")
     sv.add_argument("--storage", default="peer-files")
     sv.add_argument("--wrong-crc", type=int, default=0, metavar="N")
     sv.add_argument("--deny-reconnect", action="store_true")
