@@ -1,0 +1,46 @@
+/* config.h: the server's settings: defaults, the port from port.info, checked number parsing.
+ * Options themselves are read in main.c; this module only holds and validates values. */
+#ifndef SD_SERVER_CONFIG_H
+#define SD_SERVER_CONFIG_H
+
+#include <stdint.h>
+
+#define CONFIG_DEFAULT_PORT 1256u
+#define CONFIG_PORT_FILE "port.info"
+#define CONFIG_DEFAULT_DB "defensive.db"
+#define CONFIG_DEFAULT_STORAGE "files"
+#define CONFIG_DEFAULT_BIND "0.0.0.0"
+#define CONFIG_DEFAULT_MAX_CONNECTIONS 10000u
+#define CONFIG_DEFAULT_IDLE_TIMEOUT 60u      /* seconds without a byte before a close */
+#define CONFIG_DEFAULT_GRACE 10u             /* seconds uploads may finish after SIGTERM */
+#define CONFIG_DEFAULT_MAX_FILE_SIZE 4294967295ull  /* the 32-bit size field's ceiling */
+#define CONFIG_MAX_WORKERS 256u
+
+/* Strings point into argv or static defaults: they live as long as the process. */
+struct server_config {
+	const char *bind_addr;
+	uint16_t port;
+	const char *db_path;
+	const char *storage_dir;
+	unsigned workers;            /* 0: one per online core */
+	unsigned max_connections;    /* global cap over all workers */
+	unsigned idle_timeout;       /* seconds */
+	unsigned grace;              /* seconds */
+	uint64_t max_file_size;      /* plaintext bytes */
+	unsigned test_corrupt_crc;   /* test only: first N 1603 of each connection carry a bad CRC */
+};
+
+void config_defaults(struct server_config *c);
+
+/* Reads the port (1-65535, one decimal number, surrounding whitespace allowed) from path.
+ * 0 and *port set; SD_ERR_NOT_FOUND when the file is missing or unreadable; SD_ERR_BAD_FIELD
+ * when its content is not a valid port. *port is left alone on failure. */
+int config_read_port_file(const char *path, uint16_t *port);
+
+/* A decimal number in [min, max] with nothing after it: 0 or SD_ERR_BAD_FIELD. */
+int config_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
+
+/* The number of workers to start: c->workers, or the online cores when it is 0. */
+unsigned config_workers(const struct server_config *c);
+
+#endif

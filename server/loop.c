@@ -1,0 +1,498 @@
+/* loop.c: the listening socket and the worker threads, each running an epoll loop over its
+ * own connections with a periodic tick for timeouts and for the graceful stop. */
+#include "loop.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../db/db.h"
+#include "../protocol/buf.h"
+#include "../protocol/err.h"
+#include "conn.h"
+#include "log.h"
+
+#define LOOP_MAX_EVENTS 64
+#define LOOP_ACCEPTS_PER_WAKE 64
+#define LOOP_BACKLOG 4096
+
+struct server {
+	struct server_config cfg;
+	int listen_fd;
+	uint16_t port;
+	atomic_uint nconns;   /* over all workers, for the global cap */
+	unsigned nworkers;
+	struct worker *workers;
+};
+
+/* epoll tags for the two descriptors that are not connections. */
+static char tag_listen;
+static char tag_wake;
+
+static int64_t
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void
+loop_mark_closing(struct conn *c)
+{
+	if (c->closing)
+		return;
+	c->closing = 1;
+	c->w->nclosing++;
+}
+
+void
+loop_update_interest(struct conn *c)
+{
+	struct epoll_event ev;
+	uint32_t want = 0;
+	size_t pending = buf_len(&c->out);
+
+	if (c->closing)
+		return;
+	/* Hysteresis: stop reading at CONN_OUT_HIGH, resume below half of it. */
+	if (pending < CONN_OUT_HIGH / 2 || ((c->events & EPOLLIN) && pending < CONN_OUT_HIGH))
+		want |= EPOLLIN;
+	if (pending > 0)
+		want |= EPOLLOUT;
+	if (want == c->events)
+		return;
+	memset(&ev, 0, sizeof(ev));
+	ev.events = want;
+	ev.data.ptr = c;
+	if (epoll_ctl(c->w->epfd, EPOLL_CTL_MOD, c->fd, &ev) != 0) {
+		loop_mark_closing(c);
+		return;
+	}
+	c->events = want;
+}
+
+static void
+unlink_conn(struct worker *w, struct conn *c)
+{
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		w->conns = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	c->prev = c->next = NULL;
+	w->nconns--;
+}
+
+static void
+drop_conn(struct worker *w, struct conn *c)
+{
+	unlink_conn(w, c);
+	(void)epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+	conn_free(c);
+	atomic_fetch_sub(&w->srv->nconns, 1u);
+}
+
+/* Frees the connections marked closing (never while an event batch still points at them). */
+static void
+reap(struct worker *w)
+{
+	struct conn *c, *next;
+
+	if (w->nclosing == 0)
+		return;
+	for (c = w->conns; c != NULL; c = next) {
+		next = c->next;
+		if (!c->closing)
+			continue;
+		log_event(w->index, c->peer, c->known ? c->id : NULL, c->known ? c->name : NULL,
+		    "connection", "closed");
+		drop_conn(w, c);
+	}
+	w->nclosing = 0;
+}
+
+static void
+peer_string(const struct sockaddr_storage *ss, char *out, size_t cap)
+{
+	char addr[INET6_ADDRSTRLEN] = "?";
+
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)ss;
+
+		inet_ntop(AF_INET, &in->sin_addr, addr, sizeof(addr));
+		snprintf(out, cap, "%s:%u", addr, (unsigned)ntohs(in->sin_port));
+	} else if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
+
+		inet_ntop(AF_INET6, &in6->sin6_addr, addr, sizeof(addr));
+		snprintf(out, cap, "[%s]:%u", addr, (unsigned)ntohs(in6->sin6_port));
+	} else {
+		snprintf(out, cap, "?");
+	}
+}
+
+static void
+listen_pause(struct worker *w)
+{
+	if (!w->listening)
+		return;
+	(void)epoll_ctl(w->epfd, EPOLL_CTL_DEL, w->srv->listen_fd, NULL);
+	w->listening = 0;
+}
+
+static void
+listen_resume(struct worker *w)
+{
+	struct epoll_event ev;
+
+	if (w->listening || w->draining)
+		return;
+	memset(&ev, 0, sizeof(ev));
+	/* EPOLLEXCLUSIVE: one worker wakes per new connection, not all of them. */
+	ev.events = EPOLLIN | EPOLLEXCLUSIVE;
+	ev.data.ptr = &tag_listen;
+	if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->srv->listen_fd, &ev) == 0)
+		w->listening = 1;
+}
+
+static void
+accept_some(struct worker *w)
+{
+	struct server *s = w->srv;
+	struct sockaddr_storage ss;
+	struct epoll_event ev;
+	char peer[CONN_PEER_MAX];
+	socklen_t sl;
+	struct conn *c;
+	int i, fd, one = 1;
+
+	for (i = 0; i < LOOP_ACCEPTS_PER_WAKE; i++) {
+		sl = sizeof(ss);
+		fd = accept4(s->listen_fd, (struct sockaddr *)&ss, &sl,
+		    SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+			    errno == ENOMEM) {
+				/* Out of descriptors: stop polling the listener until the next
+				 * tick, or the level-triggered event would spin. */
+				log_event(w->index, NULL, NULL, NULL, "accept", "failed: %s; "
+				    "pausing", strerror(errno));
+				listen_pause(w);
+			}
+			return;
+		}
+		peer_string(&ss, peer, sizeof(peer));
+		if (atomic_fetch_add(&s->nconns, 1u) >= s->cfg.max_connections) {
+			atomic_fetch_sub(&s->nconns, 1u);
+			log_event(w->index, peer, NULL, NULL, "connection",
+			    "refused: %u connections open (--max-connections)",
+			    s->cfg.max_connections);
+			close(fd);
+			continue;
+		}
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		if ((c = conn_new(w, fd, peer)) == NULL) {
+			atomic_fetch_sub(&s->nconns, 1u);
+			close(fd);
+			continue;
+		}
+		c->next = w->conns;
+		if (w->conns != NULL)
+			w->conns->prev = c;
+		w->conns = c;
+		w->nconns++;
+		memset(&ev, 0, sizeof(ev));
+		ev.events = EPOLLIN;
+		ev.data.ptr = c;
+		if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+			unlink_conn(w, c);
+			conn_free(c);
+			atomic_fetch_sub(&s->nconns, 1u);
+			continue;
+		}
+		c->events = EPOLLIN;
+		log_event(w->index, peer, NULL, NULL, "connection", "accepted");
+	}
+}
+
+/* Once per LOOP_TICK_MS: idle timeouts, the graceful stop, a paused listener. */
+static void
+tick(struct worker *w)
+{
+	int64_t limit = (int64_t)w->cfg->idle_timeout * 1000;
+	struct conn *c;
+
+	for (c = w->conns; c != NULL; c = c->next) {
+		int64_t last = c->last_rx_ms > c->last_tx_ms ? c->last_rx_ms : c->last_tx_ms;
+
+		if (c->closing)
+			continue;
+		if (w->now_ms - last >= limit) {
+			log_event(w->index, c->peer, c->known ? c->id : NULL,
+			    c->known ? c->name : NULL, "connection",
+			    "timed out: no progress for %u s%s", w->cfg->idle_timeout,
+			    frame_idle(&c->parser) ? "" : " in the middle of a message");
+			loop_mark_closing(c);
+		} else if (w->draining && !conn_busy(c)) {
+			loop_mark_closing(c);
+		}
+	}
+	if (!w->listening && !w->draining)
+		listen_resume(w);
+}
+
+static void
+start_drain(struct worker *w)
+{
+	uint64_t v;
+
+	while (read(w->wake_fd, &v, sizeof(v)) < 0 && errno == EINTR)
+		;
+	if (w->draining)
+		return;
+	w->draining = 1;
+	w->drain_deadline_ms = w->now_ms + (int64_t)w->cfg->grace * 1000;
+	listen_pause(w);
+	tick(w);
+}
+
+static void *
+worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct epoll_event evs[LOOP_MAX_EVENTS];
+	int64_t next_tick;
+	struct conn *c;
+	int n, i;
+
+	w->now_ms = mono_ms();
+	next_tick = w->now_ms + LOOP_TICK_MS;
+	for (;;) {
+		int timeout = (int)(next_tick - w->now_ms);
+
+		n = epoll_wait(w->epfd, evs, LOOP_MAX_EVENTS, timeout < 0 ? 0 : timeout);
+		if (n < 0) {
+			if (errno != EINTR) {
+				log_event(w->index, NULL, NULL, NULL, "loop", "epoll_wait: %s",
+				    strerror(errno));
+				break;
+			}
+			n = 0;
+		}
+		w->now_ms = mono_ms();
+		for (i = 0; i < n; i++) {
+			void *p = evs[i].data.ptr;
+			uint32_t e = evs[i].events;
+
+			if (p == &tag_listen) {
+				if (!w->draining)
+					accept_some(w);
+				continue;
+			}
+			if (p == &tag_wake) {
+				start_drain(w);
+				continue;
+			}
+			c = p;
+			if (c->closing)
+				continue;
+			if (e & (EPOLLIN | EPOLLHUP | EPOLLERR))
+				conn_on_readable(c);
+			if (!c->closing && (e & EPOLLOUT))
+				conn_on_writable(c);
+			/* A hang-up or error while reading is paused would be reported again and
+			 * again: the peer is gone, so is the connection. */
+			if (!c->closing && (e & (EPOLLHUP | EPOLLERR)))
+				loop_mark_closing(c);
+		}
+		reap(w);
+		if (w->now_ms >= next_tick) {
+			tick(w);
+			reap(w);
+			next_tick = w->now_ms + LOOP_TICK_MS;
+		}
+		if (w->draining && (w->nconns == 0 || w->now_ms >= w->drain_deadline_ms))
+			break;
+	}
+	/* Whatever is left past the grace period is aborted: temporary files removed. */
+	while ((c = w->conns) != NULL) {
+		log_event(w->index, c->peer, c->known ? c->id : NULL, c->known ? c->name : NULL,
+		    "connection", "closed: server stopping%s", conn_busy(c) ?
+		    " (grace period over)" : "");
+		drop_conn(w, c);
+	}
+	return NULL;
+}
+
+static int
+open_listener(struct server *s)
+{
+	struct addrinfo hints, *res = NULL;
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	char port[8];
+	int r, fd = -1, one = 1;
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV;
+	snprintf(port, sizeof(port), "%u", (unsigned)s->cfg.port);
+	if ((r = getaddrinfo(s->cfg.bind_addr, port, &hints, &res)) != 0) {
+		log_server("cannot use bind address %s: %s", s->cfg.bind_addr, gai_strerror(r));
+		return SD_ERR_INVALID_ARG;
+	}
+	fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+	    bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, LOOP_BACKLOG) != 0 ||
+	    getsockname(fd, (struct sockaddr *)&ss, &sl) != 0) {
+		log_server("cannot listen on %s:%u: %s", s->cfg.bind_addr, (unsigned)s->cfg.port,
+		    strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		freeaddrinfo(res);
+		return SD_ERR_IO;
+	}
+	freeaddrinfo(res);
+	s->listen_fd = fd;
+	s->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port :
+	    ((struct sockaddr_in *)&ss)->sin_port);
+	return 0;
+}
+
+static int
+worker_init(struct server *s, struct worker *w, int index)
+{
+	struct epoll_event ev;
+	int r;
+
+	w->srv = s;
+	w->cfg = &s->cfg;
+	w->index = index;
+	w->wake_fd = -1;
+	if ((w->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
+	    (w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
+		log_server("worker %d: %s", index, strerror(errno));
+		return SD_ERR_IO;
+	}
+	if ((w->rbuf = malloc(LOOP_READ_CHUNK)) == NULL)
+		return SD_ERR_ALLOC;
+	if ((r = db_open(s->cfg.db_path, DB_READ_WRITE, &w->db)) != 0) {
+		log_server("cannot open the database %s: %s (%s)", s->cfg.db_path,
+		    sd_strerror(r), w->db != NULL ? db_errmsg(w->db) : "");
+		return r;
+	}
+	memset(&ev, 0, sizeof(ev));
+	ev.events = EPOLLIN;
+	ev.data.ptr = &tag_wake;
+	if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->wake_fd, &ev) != 0)
+		return SD_ERR_IO;
+	listen_resume(w);
+	if (!w->listening) {
+		log_server("worker %d: epoll on the listener: %s", index, strerror(errno));
+		return SD_ERR_IO;
+	}
+	return 0;
+}
+
+int
+server_start(const struct server_config *cfg, struct server **out, uint16_t *port)
+{
+	struct server *s;
+	unsigned i;
+	int r;
+
+	*out = NULL;
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return SD_ERR_ALLOC;
+	s->cfg = *cfg;
+	s->listen_fd = -1;
+	atomic_init(&s->nconns, 0u);
+	s->nworkers = config_workers(cfg);
+	if ((s->workers = calloc(s->nworkers, sizeof(*s->workers))) == NULL) {
+		free(s);
+		return SD_ERR_ALLOC;
+	}
+	for (i = 0; i < s->nworkers; i++) {
+		s->workers[i].epfd = -1;
+		s->workers[i].wake_fd = -1;
+	}
+	if ((r = open_listener(s)) != 0)
+		goto fail;
+	for (i = 0; i < s->nworkers; i++)
+		if ((r = worker_init(s, &s->workers[i], (int)i)) != 0)
+			goto fail;
+	for (i = 0; i < s->nworkers; i++) {
+		if (pthread_create(&s->workers[i].thread, NULL, worker_main,
+		    &s->workers[i]) != 0) {
+			log_server("cannot start worker %u", i);
+			r = SD_ERR_INTERNAL;
+			goto fail;
+		}
+		s->workers[i].started = 1;
+	}
+	*port = s->port;
+	*out = s;
+	return 0;
+fail:
+	server_stop(s);
+	server_free(s);
+	return r;
+}
+
+void
+server_stop(struct server *s)
+{
+	uint64_t one = 1;
+	unsigned i;
+
+	if (s == NULL)
+		return;
+	for (i = 0; i < s->nworkers; i++)
+		if (s->workers[i].started && write(s->workers[i].wake_fd, &one, sizeof(one)) < 0)
+			log_server("worker %u: cannot wake it: %s", i, strerror(errno));
+	for (i = 0; i < s->nworkers; i++) {
+		if (s->workers[i].started)
+			pthread_join(s->workers[i].thread, NULL);
+		s->workers[i].started = 0;
+	}
+}
+
+void
+server_free(struct server *s)
+{
+	unsigned i;
+
+	if (s == NULL)
+		return;
+	for (i = 0; i < s->nworkers; i++) {
+		struct worker *w = &s->workers[i];
+
+		if (w->epfd >= 0)
+			close(w->epfd);
+		if (w->wake_fd >= 0)
+			close(w->wake_fd);
+		db_close(w->db);
+		free(w->rbuf);
+	}
+	if (s->listen_fd >= 0)
+		close(s->listen_fd);
+	free(s->workers);
+	free(s);
+}

@@ -1,0 +1,253 @@
+/* main.c: sealdrop-server: options, start-up (port.info, storage folder, stale temporary
+ * files, database, descriptor limit), the signal wait and the graceful stop. */
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+
+#include "../db/db.h"
+#include "../protocol/crypto.h"
+#include "../protocol/err.h"
+#include "config.h"
+#include "log.h"
+#include "loop.h"
+#include "storage.h"
+
+#ifndef SEALDROP_VERSION
+#define SEALDROP_VERSION "0.0.0"
+#endif
+
+enum {
+	OPT_BIND = 256, OPT_DB, OPT_STORAGE, OPT_WORKERS, OPT_MAX_CONN, OPT_IDLE, OPT_MAX_FILE,
+	OPT_GRACE, OPT_CORRUPT,
+};
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "Usage: sealdrop-server [options]\n"
+	    "Serves the version-3 file-upload protocol (register, RSA-wrapped AES key,\n"
+	    "encrypted upload, cksum confirmation). Runs in the foreground and logs one\n"
+	    "line per event to stderr. Stop it with SIGINT or SIGTERM.\n"
+	    "\n"
+	    "Options:\n"
+	    "  -p, --port N             TCP port (default: port.info in the working folder,\n"
+	    "                           or %u if that is missing or invalid; 0 = any free\n"
+	    "                           port, the log line \"listening on\" shows it)\n"
+	    "      --bind ADDR          address to listen on (default %s)\n"
+	    "      --db PATH            SQLite database (default %s)\n"
+	    "      --storage DIR        folder of the uploaded files (default %s/)\n"
+	    "      --workers N          worker threads (default: one per core)\n"
+	    "      --max-connections N  open connections at most (default %u)\n"
+	    "      --idle-timeout SECS  close a connection that sent nothing for SECS\n"
+	    "                           seconds (default %u)\n"
+	    "      --max-file-size N    largest file accepted, in bytes (default %llu)\n"
+	    "      --grace SECS         on SIGINT/SIGTERM, time given to uploads in flight\n"
+	    "                           (default %u)\n"
+	    "      --test-corrupt-crc N TEST ONLY: the first N 1603 replies of each\n"
+	    "                           connection carry a wrong CRC, to show a client's\n"
+	    "                           retry loop. Never use it in production.\n"
+	    "  -h, --help               this text\n"
+	    "  -V, --version            the version\n",
+	    CONFIG_DEFAULT_PORT, CONFIG_DEFAULT_BIND, CONFIG_DEFAULT_DB, CONFIG_DEFAULT_STORAGE,
+	    CONFIG_DEFAULT_MAX_CONNECTIONS, CONFIG_DEFAULT_IDLE_TIMEOUT,
+	    (unsigned long long)CONFIG_DEFAULT_MAX_FILE_SIZE, CONFIG_DEFAULT_GRACE);
+}
+
+static int
+number(const char *opt, const char *arg, uint64_t min, uint64_t max, uint64_t *out)
+{
+	if (config_parse_u64(arg, min, max, out) != 0) {
+		fprintf(stderr, "sealdrop-server: %s needs a number from %llu to %llu, not '%s'\n",
+		    opt, (unsigned long long)min, (unsigned long long)max, arg);
+		return -1;
+	}
+	return 0;
+}
+
+/* 0: run; 1: exit 0 (help, version); -1: exit 2 (bad usage). */
+static int
+parse_options(int argc, char **argv, struct server_config *cfg, int *port_given)
+{
+	static const struct option opts[] = {
+		{ "port", required_argument, NULL, 'p' },
+		{ "bind", required_argument, NULL, OPT_BIND },
+		{ "db", required_argument, NULL, OPT_DB },
+		{ "storage", required_argument, NULL, OPT_STORAGE },
+		{ "workers", required_argument, NULL, OPT_WORKERS },
+		{ "max-connections", required_argument, NULL, OPT_MAX_CONN },
+		{ "idle-timeout", required_argument, NULL, OPT_IDLE },
+		{ "max-file-size", required_argument, NULL, OPT_MAX_FILE },
+		{ "grace", required_argument, NULL, OPT_GRACE },
+		{ "test-corrupt-crc", required_argument, NULL, OPT_CORRUPT },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	uint64_t v;
+	int ch;
+
+	*port_given = 0;
+	while ((ch = getopt_long(argc, argv, "p:hV", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'p':
+			if (number("--port", optarg, 0, 65535, &v) != 0)
+				return -1;
+			cfg->port = (uint16_t)v;
+			*port_given = 1;
+			break;
+		case OPT_BIND:
+			cfg->bind_addr = optarg;
+			break;
+		case OPT_DB:
+			cfg->db_path = optarg;
+			break;
+		case OPT_STORAGE:
+			cfg->storage_dir = optarg;
+			break;
+		case OPT_WORKERS:
+			if (number("--workers", optarg, 1, CONFIG_MAX_WORKERS, &v) != 0)
+				return -1;
+			cfg->workers = (unsigned)v;
+			break;
+		case OPT_MAX_CONN:
+			if (number("--max-connections", optarg, 1, 1000000, &v) != 0)
+				return -1;
+			cfg->max_connections = (unsigned)v;
+			break;
+		case OPT_IDLE:
+			if (number("--idle-timeout", optarg, 1, 86400, &v) != 0)
+				return -1;
+			cfg->idle_timeout = (unsigned)v;
+			break;
+		case OPT_MAX_FILE:
+			if (number("--max-file-size", optarg, 0, CONFIG_DEFAULT_MAX_FILE_SIZE,
+			    &v) != 0)
+				return -1;
+			cfg->max_file_size = v;
+			break;
+		case OPT_GRACE:
+			if (number("--grace", optarg, 0, 3600, &v) != 0)
+				return -1;
+			cfg->grace = (unsigned)v;
+			break;
+		case OPT_CORRUPT:
+			if (number("--test-corrupt-crc", optarg, 0, 1000, &v) != 0)
+				return -1;
+			cfg->test_corrupt_crc = (unsigned)v;
+			break;
+		case 'h':
+			usage(stdout);
+			return 1;
+		case 'V':
+			printf("sealdrop-server %s\n", SEALDROP_VERSION);
+			return 1;
+		default:
+			usage(stderr);
+			return -1;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "sealdrop-server: unexpected argument '%s'\n", argv[optind]);
+		return -1;
+	}
+	return 0;
+}
+
+/* Thousands of connections need thousands of descriptors: take what the hard limit allows. */
+static void
+raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max)
+		return;
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+		log_server("warning: cannot raise the descriptor limit: %s", strerror(errno));
+}
+
+int
+main(int argc, char **argv)
+{
+	struct server_config cfg;
+	struct server *srv = NULL;
+	struct db *db = NULL;
+	sigset_t sigs;
+	uint16_t port = 0;
+	int r, sig = 0, port_given, stale;
+
+	config_defaults(&cfg);
+	if ((r = parse_options(argc, argv, &cfg, &port_given)) != 0)
+		return r > 0 ? 0 : 2;
+	if (!port_given) {
+		r = config_read_port_file(CONFIG_PORT_FILE, &cfg.port);
+		if (r == SD_ERR_NOT_FOUND)
+			log_server("warning: %s not found; using port %u", CONFIG_PORT_FILE,
+			    CONFIG_DEFAULT_PORT);
+		else if (r != 0)
+			log_server("warning: %s does not hold a valid port; using port %u",
+			    CONFIG_PORT_FILE, CONFIG_DEFAULT_PORT);
+	}
+	if (cfg.test_corrupt_crc > 0)
+		log_server("warning: --test-corrupt-crc %u: the first %u CRC replies of each "
+		    "connection are wrong on purpose (test only)", cfg.test_corrupt_crc,
+		    cfg.test_corrupt_crc);
+	if (crypto_init() != 0) {
+		log_server("fatal: libgcrypt initialisation failed");
+		return 1;
+	}
+	raise_fd_limit();
+
+	/* The workers inherit this mask: only the main thread takes SIGINT and SIGTERM. */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (mkdir(cfg.storage_dir, 0700) != 0 && errno != EEXIST) {
+		log_server("fatal: cannot create the storage folder %s: %s", cfg.storage_dir,
+		    strerror(errno));
+		return 1;
+	}
+	if ((stale = storage_remove_stale(cfg.storage_dir)) < 0) {
+		log_server("fatal: cannot clean the storage folder %s: %s", cfg.storage_dir,
+		    sd_strerror(stale));
+		return 1;
+	}
+	if (stale > 0)
+		log_server("removed %d partial file%s left by an earlier run", stale,
+		    stale == 1 ? "" : "s");
+	/* Create or check the database once before the workers open their connections. */
+	if ((r = db_open(cfg.db_path, DB_READ_WRITE, &db)) != 0) {
+		log_server("fatal: cannot open the database %s: %s%s%s", cfg.db_path,
+		    sd_strerror(r), db != NULL ? ": " : "", db != NULL ? db_errmsg(db) : "");
+		db_close(db);
+		return 1;
+	}
+	db_close(db);
+
+	if (server_start(&cfg, &srv, &port) != 0) {
+		log_server("fatal: the server did not start");
+		return 1;
+	}
+	log_server("sealdrop-server %s: database %s, storage %s/, %u workers",
+	    SEALDROP_VERSION, cfg.db_path, cfg.storage_dir, config_workers(&cfg));
+	log_server("listening on %s:%u", cfg.bind_addr, (unsigned)port);
+
+	while (sigwait(&sigs, &sig) != 0)
+		;
+	log_server("%s received: no new connections; uploads in flight have %u s to finish",
+	    sig == SIGINT ? "SIGINT" : "SIGTERM", cfg.grace);
+	server_stop(srv);
+	server_free(srv);
+	log_server("stopped");
+	return 0;
+}
