@@ -356,7 +356,8 @@ class PeerAgainstItself(unittest.TestCase):
                     if os.path.exists(p):
                         with open(p, "rb") as f:
                             on_disk = f.read()
-                return res, data, stored, on_disk, srv
+            self.assertFalse([t for t in srv.threads if t.is_alive()])
+            return res, data, stored, on_disk, srv
 
     def test_every_variant(self):
         for variant in sdpeer.VARIANTS:
@@ -453,6 +454,22 @@ class PeerAgainstItself(unittest.TestCase):
                 c.request(sdpeer.SEND_FILE, bytes(300))  # unknown client
                 self.assertEqual(c.recv()[0], sdpeer.ERROR)
                 self.assertEqual(c.register("dave")[0], sdpeer.REGISTERED)
+
+    def test_stored_names_stay_in_the_client_folder(self):
+        with tmpdir() as top:
+            d = os.path.join(top, "st")
+            with sdpeer.PeerServer(d) as srv:
+                with sdpeer.PeerClient("127.0.0.1", srv.port, self.TIMEOUT) as c:
+                    c.connect()
+                    c.register("gina")
+                    _, aes = c.send_public_key("gina", sdpeer.RSAKey.generate())
+                    for name in ("../up.bin", ".."):
+                        r = c.upload(name, b"data", aes)
+                        self.assertEqual((r["code"], r["file_name"]), (sdpeer.FILE_CRC, name))
+                    folder = os.path.join(d, c.client_id.hex())
+            self.assertEqual(sorted(os.listdir(d)), [c.client_id.hex()])
+            self.assertEqual(sorted(os.listdir(folder)), ["unnamed", "up.bin"])
+            self.assertEqual(sorted(os.listdir(top)), ["st"])
 
     def test_drop_and_stall(self):
         with tmpdir() as d, sdpeer.PeerServer(d, drop_on=sdpeer.PUBLIC_KEY) as srv:
@@ -558,9 +575,15 @@ class Harness(unittest.TestCase):
             if os.path.exists(up):
                 self.assertEqual(read_bytes(f), read_bytes(up))
             self.assertEqual(gnu_cksum(f), 1512812613)
-            harness.make_file(f, (1 << 20) + 3, seed=5)
-            self.assertEqual(os.path.getsize(f), (1 << 20) + 3)
-            self.assertEqual(read_bytes(f)[-3:], gen_bytes((1 << 20) + 3, seed=5)[-3:])
+            # make_file packs many generator steps into big integers: compare it with the
+            # definition, one step at a time, across several of its row boundaries.
+            size = 3 * (1 << 16) + 5
+            x, expect = 5, bytearray(size)
+            for i in range(size):
+                x = (x * 1664525 + 1013904223) & 0xFFFFFFFF
+                expect[i] = x >> 24
+            harness.make_file(f, size, seed=5)
+            self.assertEqual(read_bytes(f), bytes(expect))
         self.assertFalse(os.path.exists(d))
 
 

@@ -1015,7 +1015,9 @@ class PeerServer:
         state["upload"] = None
         plain = done["plaintext"]
         fname = done["file_name"].decode("utf-8", "replace")
-        base = os.path.basename(fname.replace("\\", "/")) or "unnamed"
+        base = os.path.basename(fname.replace("\\", "/"))
+        if base in ("", ".", ".."):
+            base = "unnamed"
         folder = os.path.join(self.storage_dir, client["id"].hex())
         os.makedirs(folder, exist_ok=True)
         with open(os.path.join(folder, base), "wb") as f:
