@@ -43,6 +43,9 @@ int rsa_public_to_spki(const struct rsa_public *k, uint8_t *out, size_t cap, siz
  * crypto_free_secret(*der, *len). */
 int rsa_private_from_der(const uint8_t *der, size_t n, struct rsa_private **out);
 int rsa_private_to_pkcs8(const struct rsa_private *k, uint8_t **der, size_t *len);
+/* The same key as PKCS#1 RSAPrivateKey DER (prime1 > prime2 for our own keys, as Crypto++ and
+ * OpenSSL write them); released like rsa_private_to_pkcs8's. */
+int rsa_private_to_pkcs1(const struct rsa_private *k, uint8_t **der, size_t *len);
 
 /* RSA-OAEP with SHA-1, MGF1-SHA-1, empty label: wraps and unwraps the 32-byte AES key. */
 int rsa_oaep_wrap(const struct rsa_public *k, const uint8_t key[AES_KEY_SIZE],
@@ -50,6 +53,9 @@ int rsa_oaep_wrap(const struct rsa_public *k, const uint8_t key[AES_KEY_SIZE],
 int rsa_oaep_unwrap(const struct rsa_private *k, const uint8_t in[WRAPPED_KEY_SIZE],
     uint8_t key[AES_KEY_SIZE]);
 
+/* n bytes (at least one) of memory for secrets, from libgcrypt's secure pool (it grows on
+ * demand); NULL if out of memory. Released with crypto_free_secret(p, n). */
+void *crypto_alloc_secret(size_t n);
 /* Wipes and frees memory handed out by this module; accepts NULL. */
 void crypto_free_secret(void *p, size_t n);
 /* Wipes n bytes in a way the compiler keeps. */
