@@ -1,0 +1,108 @@
+/* main.c: sealdrop-client: reads transfer.info (and options), then runs one session that
+ * registers or reconnects and sends the file. Exit statuses are listed in options.h / --help. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../protocol/crypto.h"
+#include "../protocol/err.h"
+#include "files.h"
+#include "log.h"
+#include "options.h"
+#include "session.h"
+
+#ifndef SEALDROP_VERSION
+#define SEALDROP_VERSION "0.0.0"
+#endif
+
+int
+main(int argc, char **argv)
+{
+	struct client_options o;
+	struct transfer_info ti;
+	struct session_config cfg;
+	char why[WHY_MAX];
+	unsigned skip = 0;
+	int r;
+
+	why[0] = '\0';
+	if (options_parse(argc, argv, &o, why, sizeof(why)) != 0) {
+		log_error("%s (try --help)", why);
+		return CX_USAGE;
+	}
+	if (o.help) {
+		options_usage(stdout);
+		return CX_OK;
+	}
+	if (o.version) {
+		printf("sealdrop-client %s\n", SEALDROP_VERSION);
+		return CX_OK;
+	}
+	log_set_level(o.quiet ? LOG_QUIET : o.verbose ? LOG_VERBOSE : LOG_NORMAL);
+	/* A server that closes while we send must give an error, not kill us. */
+	signal(SIGPIPE, SIG_IGN);
+	if (o.dir != NULL && chdir(o.dir) != 0) {
+		log_fatal("cannot work in %s: %s", o.dir, strerror(errno));
+		return CX_USAGE;
+	}
+
+	if (o.server != NULL)
+		skip |= TI_SKIP_SERVER;
+	if (o.name != NULL)
+		skip |= TI_SKIP_NAME;
+	if (o.file != NULL)
+		skip |= TI_SKIP_FILE;
+	memset(&ti, 0, sizeof(ti));
+	if (skip != (TI_SKIP_SERVER | TI_SKIP_NAME | TI_SKIP_FILE)) {
+		r = transfer_info_load(o.transfer, skip, &ti, why, sizeof(why));
+		if (r != 0) {
+			if (r == SD_ERR_NOT_FOUND || r == SD_ERR_IO || r == SD_ERR_TOO_LARGE)
+				log_fatal("%s", why);
+			else
+				log_fatal("%s is malformed: %s", o.transfer, why);
+			return CX_TRANSFER_INFO;
+		}
+	}
+	if (o.server != NULL && transfer_server_parse(o.server, &ti, why, sizeof(why)) != 0) {
+		log_fatal("--server: %s", why);
+		return CX_TRANSFER_INFO;
+	}
+	if (o.name != NULL) {
+		if (transfer_name_check(o.name, why, sizeof(why)) != 0) {
+			log_fatal("--name: %s", why);
+			return CX_TRANSFER_INFO;
+		}
+		snprintf(ti.name, sizeof(ti.name), "%s", o.name);
+	}
+	if (o.file != NULL) {
+		if (strlen(o.file) == 0 || strlen(o.file) > FILE_PATH_MAX) {
+			log_fatal("--file: the path is empty or too long");
+			return CX_TRANSFER_INFO;
+		}
+		snprintf(ti.file_path, sizeof(ti.file_path), "%s", o.file);
+	}
+
+	if (crypto_init() != 0) {
+		log_fatal("cannot initialise libgcrypt");
+		return CX_ME_INFO;
+	}
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.host = ti.host;
+	cfg.port = ti.port;
+	cfg.name = ti.name;
+	cfg.file_path = ti.file_path;
+	cfg.me_path = "me.info";
+	cfg.priv_path = "priv.key";
+	cfg.connect_timeout_ms = o.connect_timeout_ms;
+	cfg.timeout_ms = o.timeout_ms;
+	cfg.packet_size = o.packet_size;
+	cfg.packet_size_fixed = o.packet_size_set;
+	cfg.first_packet = o.first_packet;
+	cfg.pad_last_packet = o.pad_last_packet;
+	cfg.per_packet = o.per_packet;
+	cfg.single_packet = o.single_packet;
+	cfg.progress = !o.quiet && isatty(STDERR_FILENO);
+	return session_run(&cfg);
+}

@@ -1,0 +1,968 @@
+/* session.c: the client's protocol flow: register or reconnect, stream the encrypted file in
+ * 828 packets, and run the CRC loop, with the retry rules of SPEC.md 5-7. Memory is fixed: one
+ * read chunk, its ciphertext, and one output buffer, whatever the file size. */
+#include "session.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../protocol/cksum.h"
+#include "../protocol/codes.h"
+#include "../protocol/crypto.h"
+#include "../protocol/err.h"
+#include "../protocol/frame.h"
+#include "../protocol/msg.h"
+#include "files.h"
+#include "log.h"
+#include "net.h"
+#include "options.h"
+#include "progress.h"
+
+/* A response, decoded by code. */
+struct reply {
+	struct msg_header h;
+	uint8_t id[CLIENT_ID_SIZE];   /* 1600, 1604, 1606 */
+	struct msg_aes_key key;       /* 1602, 1605 */
+	struct msg_file_crc crc;      /* 1603 */
+};
+
+struct session {
+	const struct session_config *cfg;
+	int fd;
+	int file_fd;
+	uint64_t file_size;
+	char file_name[NAME_FIELD_SIZE];  /* the base name sent in 828 and 900-902 */
+	uint8_t id[CLIENT_ID_SIZE];
+	struct me_info me;
+	int have_me;
+	uint8_t aes_key[AES_KEY_SIZE];
+	int have_key;
+	uint32_t crc;                     /* of the plaintext sent in the last upload */
+	struct frame_parser parser;
+	uint8_t in[4096];
+	size_t in_off;
+	size_t in_len;
+	uint8_t *out;                     /* SESSION_OUT_BUFFER bytes waiting to be sent */
+	size_t out_len;
+	uint8_t *plain;                   /* SESSION_IO_CHUNK */
+	uint8_t *cipher;                  /* SESSION_IO_CHUNK + AES_BLOCK_SIZE */
+	struct progress progress;
+	int upload_no;
+};
+
+/* What a step sends; returns 0 or an exit status. */
+typedef int (*send_fn)(struct session *s, void *ctx);
+/* Checks a reply's meaning (e.g. the wrapped key unwraps); 0 or -1 (counts as a bad reply). */
+typedef int (*check_fn)(struct session *s, const struct reply *r);
+
+static void
+progress_hook(void *ctx)
+{
+	progress_clear(ctx);
+}
+
+static int
+conn_error(struct session *s, const char *what)
+{
+	if (errno == ETIMEDOUT)
+		log_fatal("%s: the server sent nothing for %d.%03d s (read timeout)", what,
+		    s->cfg->timeout_ms / 1000, s->cfg->timeout_ms % 1000);
+	else
+		log_fatal("%s: connection lost (%s)", what, strerror(errno));
+	return CX_CONNECTION;
+}
+
+/* ---- sending ---- */
+
+static int
+send_bytes(struct session *s, const void *a, size_t a_len, const void *b, size_t b_len,
+    const char *what)
+{
+	if (net_send2(s->fd, a, a_len, b, b_len, s->cfg->timeout_ms) != 0)
+		return conn_error(s, what);
+	return 0;
+}
+
+static int
+out_flush(struct session *s)
+{
+	int r;
+
+	if (s->out_len == 0)
+		return 0;
+	r = send_bytes(s, s->out, s->out_len, NULL, 0, "sending the file");
+	s->out_len = 0;
+	return r;
+}
+
+static int
+out_put(struct session *s, const uint8_t *p, size_t n)
+{
+	size_t k;
+	int r;
+
+	/* Big slices go straight out after what is buffered, in one sendmsg. */
+	if (n >= SESSION_OUT_BUFFER / 2) {
+		r = send_bytes(s, s->out, s->out_len, p, n, "sending the file");
+		s->out_len = 0;
+		return r;
+	}
+	while (n > 0) {
+		k = SESSION_OUT_BUFFER - s->out_len;
+		if (k > n)
+			k = n;
+		memcpy(s->out + s->out_len, p, k);
+		s->out_len += k;
+		p += k;
+		n -= k;
+		if (s->out_len == SESSION_OUT_BUFFER && (r = out_flush(s)) != 0)
+			return r;
+	}
+	return 0;
+}
+
+static int
+out_zeros(struct session *s, uint64_t n)
+{
+	static const uint8_t zeros[4096];
+	size_t k;
+	int r;
+
+	while (n > 0) {
+		k = n > sizeof(zeros) ? sizeof(zeros) : (size_t)n;
+		if ((r = out_put(s, zeros, k)) != 0)
+			return r;
+		n -= k;
+	}
+	return 0;
+}
+
+/* Sends a small request (825, 826, 827, 900-902). */
+static int
+send_request(struct session *s, const struct buf *b, uint16_t code)
+{
+	log_verbose("-> %u %s (%zu payload bytes)", code, msg_code_name(code),
+	    buf_len(b) - REQ_HEADER_SIZE);
+	return send_bytes(s, buf_ptr(b), buf_len(b), NULL, 0, msg_code_name(code));
+}
+
+static int
+send_name_request(struct session *s, uint16_t code, const uint8_t id[CLIENT_ID_SIZE],
+    const char *text)
+{
+	uint8_t mem[REQ_HEADER_SIZE + PAYLOAD_NAME_SIZE];
+	struct buf b;
+	int r;
+
+	buf_fixed(&b, mem, sizeof(mem));
+	if ((r = msg_put_name_request(&b, id, code, text)) != 0) {
+		log_fatal("cannot encode request %u: %s", code, sd_strerror(r));
+		return CX_SERVER;
+	}
+	return send_request(s, &b, code);
+}
+
+/* ---- receiving ---- */
+
+/* Reads the next response. 0, or an exit status (connection lost, timeout, framing broken). */
+static int
+read_reply(struct session *s, struct reply *rep, int *decoded, const char *what, int timeout_ms)
+{
+	struct frame_event ev;
+	size_t used, got;
+	long want;
+	int r;
+
+	memset(rep, 0, sizeof(*rep));
+	*decoded = 0;
+	for (;;) {
+		if (s->in_off < s->in_len) {
+			r = frame_feed(&s->parser, s->in + s->in_off, s->in_len - s->in_off, &used,
+			    &ev);
+			s->in_off += used;
+			if (r != 0) {
+				log_fatal("%s: the server broke the protocol framing (%s)", what,
+				    sd_strerror(r));
+				return CX_SERVER;
+			}
+			if (ev.type == FRAME_MESSAGE)
+				break;
+			if (ev.type != FRAME_NEED_MORE) {
+				/* Responses are never streamed; an 828-like event is a broken peer. */
+				log_fatal("%s: unexpected stream from the server", what);
+				return CX_SERVER;
+			}
+			continue;
+		}
+		s->in_off = s->in_len = 0;
+		if (net_recv(s->fd, s->in, sizeof(s->in), &got, timeout_ms) != 0)
+			return conn_error(s, what);
+		if (got == 0) {
+			log_fatal("%s: the server closed the connection", what);
+			return CX_CONNECTION;
+		}
+		s->in_len = got;
+	}
+	rep->h = *ev.header;
+	log_verbose("<- %u %s (%u payload bytes)", rep->h.code, msg_code_name(rep->h.code),
+	    rep->h.payload_size);
+	want = msg_fixed_payload_size(rep->h.code);
+	if (want < 0 || (size_t)want != ev.len)
+		return 0;
+	switch (rep->h.code) {
+	case RESP_REGISTERED:
+	case RESP_ACK:
+	case RESP_RECONNECT_DENIED:
+		r = msg_client_id_decode(ev.data, ev.len, rep->id);
+		break;
+	case RESP_AES_KEY:
+	case RESP_RECONNECTED:
+		r = msg_aes_key_decode(ev.data, ev.len, &rep->key);
+		break;
+	case RESP_FILE_CRC:
+		r = msg_file_crc_decode(ev.data, ev.len, &rep->crc);
+		break;
+	default:
+		r = 0;
+		break;
+	}
+	*decoded = r == 0;
+	return 0;
+}
+
+static int
+code_in(uint16_t code, const uint16_t *want, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (want[i] == code)
+			return 1;
+	return 0;
+}
+
+/* Replies already waiting when a step is retried (more 1607s for the rest of a failed upload)
+ * must not be taken as answers to the retry: read and drop them first. */
+static int
+drain_errors(struct session *s)
+{
+	struct reply rep;
+	int decoded, r;
+
+	while (s->in_off < s->in_len || net_readable(s->fd)) {
+		if ((r = read_reply(s, &rep, &decoded, "reading the server's errors",
+		    s->cfg->timeout_ms)) != 0)
+			return r;
+		if (rep.h.code != RESP_ERROR)
+			log_verbose("ignored a stray %u after an error", rep.h.code);
+	}
+	return 0;
+}
+
+/* One step of SPEC.md 7: send, read the reply; on 1607, an unexpected code, a payload that does
+ * not decode, or a check that fails: say so and send again, SESSION_MAX_ATTEMPTS times in all.
+ * skip: a code to pass over silently while waiting (a stray 1604), or 0. */
+static int
+exchange(struct session *s, const char *what, send_fn send, void *ctx, const uint16_t *want,
+    size_t nwant, uint16_t skip, check_fn check, struct reply *rep)
+{
+	int attempt, r, decoded, strays;
+	char cause[160] = "";
+
+	for (attempt = 1; attempt <= SESSION_MAX_ATTEMPTS; attempt++) {
+		if (attempt > 1) {
+			log_note("retrying %s (attempt %d of %d)", what, attempt,
+			    SESSION_MAX_ATTEMPTS);
+			if ((r = drain_errors(s)) != 0)
+				return r;
+		}
+		if ((r = send(s, ctx)) != 0)
+			return r;
+		strays = 0;
+		for (;;) {
+			if ((r = read_reply(s, rep, &decoded, what, s->cfg->timeout_ms)) != 0)
+				return r;
+			if (skip != 0 && rep->h.code == skip && strays < SESSION_MAX_STRAY_ACKS) {
+				log_verbose("skipped a stray %u %s", skip, msg_code_name(skip));
+				strays++;
+				continue;
+			}
+			break;
+		}
+		if (rep->h.code == RESP_ERROR) {
+			snprintf(cause, sizeof(cause), "the server answered 1607 (general error)");
+		} else if (!code_in(rep->h.code, want, nwant)) {
+			snprintf(cause, sizeof(cause), "unexpected reply %u (%s)", rep->h.code,
+			    msg_code_name(rep->h.code));
+		} else if (!decoded) {
+			snprintf(cause, sizeof(cause), "malformed reply %u (payload of %u bytes)",
+			    rep->h.code, rep->h.payload_size);
+		} else if (check != NULL && check(s, rep) != 0) {
+			snprintf(cause, sizeof(cause), "reply %u carries a key that does not unwrap "
+			    "with our private key", rep->h.code);
+		} else {
+			return 0;
+		}
+		log_error("server responded with an error: %s: %s", what, cause);
+	}
+	log_fatal("%s failed %d times: %s", what, SESSION_MAX_ATTEMPTS, cause);
+	return CX_SERVER;
+}
+
+/* ---- register and reconnect ---- */
+
+struct name_req {
+	uint16_t code;
+	const uint8_t *id;
+	const char *name;
+};
+
+static int
+send_name_cb(struct session *s, void *ctx)
+{
+	const struct name_req *q = ctx;
+
+	return send_name_request(s, q->code, q->id, q->name);
+}
+
+struct key_req {
+	const uint8_t *id;
+	uint8_t spki[PUBLIC_KEY_SIZE];
+};
+
+static int
+send_key_cb(struct session *s, void *ctx)
+{
+	struct key_req *q = ctx;
+	uint8_t mem[REQ_HEADER_SIZE + PAYLOAD_PUBLIC_KEY_SIZE];
+	struct buf b;
+	int r;
+
+	buf_fixed(&b, mem, sizeof(mem));
+	if ((r = msg_put_public_key_request(&b, q->id, s->cfg->name, q->spki)) != 0) {
+		log_fatal("cannot encode request 826: %s", sd_strerror(r));
+		return CX_SERVER;
+	}
+	return send_request(s, &b, REQ_PUBLIC_KEY);
+}
+
+static int
+unwrap_check(struct session *s, const struct reply *rep)
+{
+	if (s->me.key == NULL ||
+	    rsa_oaep_unwrap(s->me.key, rep->key.wrapped_key, s->aes_key) != 0)
+		return -1;
+	s->have_key = 1;
+	return 0;
+}
+
+static void
+check_reply_id(struct session *s, const uint8_t id[CLIENT_ID_SIZE], uint16_t code)
+{
+	char ours[2 * CLIENT_ID_SIZE + 1], theirs[2 * CLIENT_ID_SIZE + 1];
+
+	if (memcmp(id, s->id, CLIENT_ID_SIZE) == 0)
+		return;
+	client_id_hex(s->id, ours);
+	client_id_hex(id, theirs);
+	log_verbose("reply %u names client %s, we are %s", code, theirs, ours);
+}
+
+/* New key pair, me.info and priv.key for s->id, then 826 and the AES key from 1602. */
+static int
+send_new_key(struct session *s)
+{
+	static const uint16_t want[] = { RESP_AES_KEY };
+	struct rsa_private *key = NULL;
+	struct rsa_public *pub = NULL;
+	struct key_req q;
+	struct reply rep;
+	char why[WHY_MAX];
+	size_t len = 0;
+	int r;
+
+	if ((r = rsa_generate(&key)) != 0) {
+		log_fatal("cannot generate an RSA key pair: %s", sd_strerror(r));
+		r = CX_ME_INFO;
+		goto out;
+	}
+	if ((r = rsa_public_from_private(key, &pub)) != 0 ||
+	    (r = rsa_public_to_spki(pub, q.spki, sizeof(q.spki), &len)) != 0 ||
+	    len != PUBLIC_KEY_SIZE) {
+		log_fatal("cannot encode the public key (%s, %zu bytes)", sd_strerror(r), len);
+		r = CX_ME_INFO;
+		goto out;
+	}
+	if ((r = me_info_write(s->cfg->me_path, s->cfg->priv_path, s->cfg->name, s->id, key, why,
+	    sizeof(why))) != 0) {
+		log_fatal("%s", why);
+		r = CX_ME_INFO;
+		goto out;
+	}
+	log_verbose("wrote %s and %s (mode 0600)", s->cfg->me_path, s->cfg->priv_path);
+	me_info_clear(&s->me);
+	snprintf(s->me.name, sizeof(s->me.name), "%s", s->cfg->name);
+	memcpy(s->me.id, s->id, CLIENT_ID_SIZE);
+	s->me.key = key;
+	key = NULL;
+	s->have_me = 1;
+	q.id = s->id;
+	if ((r = exchange(s, "sending the public key (826)", send_key_cb, &q, want, 1, 0,
+	    unwrap_check, &rep)) != 0)
+		goto out;
+	check_reply_id(s, rep.key.client_id, RESP_AES_KEY);
+	log_note("public key sent, AES key received");
+	r = 0;
+out:
+	rsa_public_free(pub);
+	rsa_private_free(key);
+	return r;
+}
+
+static int
+is_zero(const uint8_t *p, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (p[i] != 0)
+			return 0;
+	return 1;
+}
+
+/* 825; on 1600 a new identity. denied_id: the ID a 1606 carried (SPEC.md 6), or NULL. */
+static int
+do_register(struct session *s, const uint8_t *denied_id, const uint8_t *sent_id)
+{
+	static const uint16_t want[] = { RESP_REGISTERED, RESP_REGISTER_FAILED };
+	static const uint8_t zero_id[CLIENT_ID_SIZE];
+	struct name_req q = { REQ_REGISTER, zero_id, s->cfg->name };
+	struct reply rep;
+	char hex[2 * CLIENT_ID_SIZE + 1];
+	int r;
+
+	if ((r = exchange(s, "registering (825)", send_name_cb, &q, want, 2, 0, NULL, &rep)) != 0)
+		return r;
+	if (rep.h.code == RESP_REGISTER_FAILED) {
+		/* A server that registered the name on the spot when it denied the reconnect put
+		 * the new ID in its 1606; an echo of our own ID is no such registration. */
+		if (denied_id != NULL && !is_zero(denied_id, CLIENT_ID_SIZE) &&
+		    (sent_id == NULL || memcmp(denied_id, sent_id, CLIENT_ID_SIZE) != 0)) {
+			memcpy(s->id, denied_id, CLIENT_ID_SIZE);
+			client_id_hex(s->id, hex);
+			log_note("registration refused; continuing under the ID %s from 1606", hex);
+			return send_new_key(s);
+		}
+		log_fatal("the server refused to register '%s' (1601: the name is taken or "
+		    "invalid)", s->cfg->name);
+		return CX_REFUSED;
+	}
+	memcpy(s->id, rep.id, CLIENT_ID_SIZE);
+	client_id_hex(s->id, hex);
+	log_note("registered as '%s', ID %s", s->cfg->name, hex);
+	return send_new_key(s);
+}
+
+static int
+do_reconnect(struct session *s)
+{
+	static const uint16_t want[] = { RESP_RECONNECTED, RESP_RECONNECT_DENIED };
+	uint8_t sent_id[CLIENT_ID_SIZE];
+	struct name_req q;
+	struct reply rep;
+	int r;
+
+	memcpy(s->id, s->me.id, CLIENT_ID_SIZE);
+	memcpy(sent_id, s->id, CLIENT_ID_SIZE);
+	q.code = REQ_RECONNECT;
+	q.id = s->id;
+	q.name = s->cfg->name;
+	if ((r = exchange(s, "reconnecting (827)", send_name_cb, &q, want, 2, 0, NULL, &rep)) != 0)
+		return r;
+	if (rep.h.code == RESP_RECONNECTED) {
+		/* Checked here rather than in exchange(): only 1605 carries a key. */
+		if (unwrap_check(s, &rep) == 0) {
+			check_reply_id(s, rep.key.client_id, RESP_RECONNECTED);
+			log_note("reconnected, AES key received");
+			return 0;
+		}
+		/* The retry of 827 gets a fresh key; give it the remaining attempts. */
+		log_error("server responded with an error: reconnecting (827): the key in 1605 "
+		    "does not unwrap with our private key");
+		return exchange(s, "reconnecting (827)", send_name_cb, &q,
+		    (const uint16_t[]){ RESP_RECONNECTED }, 1, 0, unwrap_check, &rep);
+	}
+	log_note("the server denied the reconnect (1606); registering anew");
+	return do_register(s, rep.id, sent_id);
+}
+
+/* ---- the file ---- */
+
+int
+session_plan(const struct session_config *cfg, uint64_t plain_size, uint32_t *packet_size,
+    uint32_t *packets, uint64_t *cipher_size)
+{
+	uint64_t ps = cfg->packet_size, c, n, unit;
+
+	if (plain_size > UINT32_MAX)
+		return SD_ERR_TOO_LARGE;
+	c = aes_cbc_ciphertext_size(plain_size);
+	if (c > UINT32_MAX)
+		return SD_ERR_TOO_LARGE;
+	if (cfg->single_packet)
+		ps = c;
+	if (ps == 0)
+		return SD_ERR_INVALID_ARG;
+	unit = cfg->per_packet ? plain_size : c;
+	n = unit == 0 ? 1 : (unit + ps - 1) / ps;
+	if (n > MAX_TOTAL_PACKETS && !cfg->packet_size_fixed) {
+		/* Larger packets, rounded to whole AES blocks, so the count fits the u16. */
+		ps = (unit + MAX_TOTAL_PACKETS - 1) / MAX_TOTAL_PACKETS;
+		ps = (ps + AES_BLOCK_SIZE - 1) / AES_BLOCK_SIZE * AES_BLOCK_SIZE;
+		n = (unit + ps - 1) / ps;
+	}
+	if (n > MAX_TOTAL_PACKETS)
+		return SD_ERR_TOO_LARGE;
+	/* Each packet's payload (267 + content) must fit the u32 payload_size. */
+	if ((cfg->per_packet ? aes_cbc_ciphertext_size(ps) : ps) >
+	    (uint64_t)UINT32_MAX - FILE_PACKET_HEADER_SIZE)
+		return SD_ERR_TOO_LARGE;
+	*packet_size = (uint32_t)ps;
+	*packets = (uint32_t)n;
+	*cipher_size = c;
+	return 0;
+}
+
+/* Reads exactly n bytes of the file (fewer only at its end). */
+static int
+read_file(struct session *s, uint8_t *p, size_t n, size_t *got)
+{
+	ssize_t k;
+
+	*got = 0;
+	while (*got < n) {
+		k = read(s->file_fd, p + *got, n - *got);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0) {
+			log_fatal("cannot read %s: %s", s->cfg->file_path, strerror(errno));
+			return CX_FILE;
+		}
+		if (k == 0)
+			break;
+		*got += (size_t)k;
+	}
+	return 0;
+}
+
+static int
+file_changed(struct session *s)
+{
+	log_fatal("%s changed size while it was being sent", s->cfg->file_path);
+	return CX_FILE;
+}
+
+/* After the announced size: anything more means the file grew. */
+static int
+check_file_end(struct session *s)
+{
+	uint8_t extra;
+	size_t got;
+	int r;
+
+	if ((r = read_file(s, &extra, 1, &got)) != 0)
+		return r;
+	return got != 0 ? file_changed(s) : 0;
+}
+
+static int
+put_packet_header(struct session *s, uint32_t content_size, uint32_t number, uint32_t total,
+    uint32_t content_len, int swapped)
+{
+	uint8_t mem[REQ_HEADER_SIZE + FILE_PACKET_HEADER_SIZE];
+	struct msg_file_packet f;
+	struct buf b;
+	int r;
+
+	memset(&f, 0, sizeof(f));
+	f.content_size = content_size;
+	f.orig_file_size = (uint32_t)s->file_size;
+	f.packet_number = (uint16_t)number;
+	f.total_packets = (uint16_t)total;
+	memcpy(f.file_name, s->file_name, sizeof(f.file_name));
+	buf_fixed(&b, mem, sizeof(mem));
+	if ((r = msg_put_file_packet_header(&b, s->id, &f, content_len, swapped)) != 0) {
+		log_fatal("cannot encode packet %u: %s", number, sd_strerror(r));
+		return CX_SERVER;
+	}
+	if (number == (uint32_t)s->cfg->first_packet || number + 1 == total + (uint32_t)s->cfg->
+	    first_packet)
+		log_verbose("-> 828 send file, packet %u of %u (%u content bytes)", number, total,
+		    content_len);
+	return out_put(s, buf_ptr(&b), buf_len(&b));
+}
+
+/* Packet cutter for one CBC stream (variants 1-4): ciphertext in, packets out. */
+struct cutter {
+	uint32_t ps;          /* content bytes per packet */
+	uint32_t packets;
+	uint64_t cipher;      /* total ciphertext */
+	uint32_t next;        /* index of the next packet to start */
+	uint64_t left;        /* real bytes still due in the current packet */
+	uint64_t pad;         /* zeros after them (--pad-last-packet) */
+};
+
+static int
+cut(struct session *s, struct cutter *c, const uint8_t *p, size_t n)
+{
+	uint64_t start, real;
+	size_t k;
+	int r;
+
+	while (n > 0) {
+		if (c->left == 0) {
+			if (c->next >= c->packets) {
+				log_fatal("internal error: more ciphertext than planned");
+				return CX_SERVER;
+			}
+			start = (uint64_t)c->next * c->ps;
+			real = c->cipher - start < c->ps ? c->cipher - start : c->ps;
+			c->pad = s->cfg->pad_last_packet ? c->ps - real : 0;
+			if ((r = put_packet_header(s, (uint32_t)c->cipher,
+			    c->next + (uint32_t)s->cfg->first_packet, c->packets,
+			    (uint32_t)(real + c->pad), 0)) != 0)
+				return r;
+			c->left = real;
+			c->next++;
+		}
+		k = n < c->left ? n : (size_t)c->left;
+		if ((r = out_put(s, p, k)) != 0)
+			return r;
+		c->left -= k;
+		p += k;
+		n -= k;
+		if (c->left == 0 && c->pad > 0) {
+			if ((r = out_zeros(s, c->pad)) != 0)
+				return r;
+			c->pad = 0;
+		}
+	}
+	return 0;
+}
+
+static int
+send_stream(struct session *s, struct aes_cbc *enc, struct cksum *ck, uint32_t ps,
+    uint32_t packets, uint64_t cipher)
+{
+	struct cutter c = { ps, packets, cipher, 0, 0, 0 };
+	uint64_t sent = 0;
+	size_t got, clen;
+	int r;
+
+	while (sent < s->file_size) {
+		size_t want = s->file_size - sent < SESSION_IO_CHUNK ?
+		    (size_t)(s->file_size - sent) : SESSION_IO_CHUNK;
+		if ((r = read_file(s, s->plain, want, &got)) != 0)
+			return r;
+		if (got < want)
+			return file_changed(s);
+		cksum_update(ck, s->plain, got);
+		if ((r = aes_cbc_update(enc, s->plain, got, s->cipher, &clen)) != 0) {
+			log_fatal("encryption failed: %s", sd_strerror(r));
+			return CX_FILE;
+		}
+		if ((r = cut(s, &c, s->cipher, clen)) != 0)
+			return r;
+		sent += got;
+		progress_update(&s->progress, sent);
+	}
+	if ((r = check_file_end(s)) != 0)
+		return r;
+	if ((r = aes_cbc_final(enc, s->cipher, &clen)) != 0) {
+		log_fatal("encryption failed: %s", sd_strerror(r));
+		return CX_FILE;
+	}
+	if ((r = cut(s, &c, s->cipher, clen)) != 0)
+		return r;
+	if (c.next != c.packets || c.left != 0) {
+		log_fatal("internal error: %u of %u packets sent", c.next, c.packets);
+		return CX_SERVER;
+	}
+	return 0;
+}
+
+/* Variant 5: each ps-byte plaintext chunk is its own CBC message in its own packet. */
+static int
+send_per_packet(struct session *s, struct aes_cbc *enc, struct cksum *ck, uint32_t ps,
+    uint32_t packets)
+{
+	uint64_t sent = 0, chunk, done_in_chunk;
+	uint32_t i, csize;
+	size_t got, clen, want;
+	int r;
+
+	for (i = 0; i < packets; i++) {
+		chunk = s->file_size - sent < ps ? s->file_size - sent : ps;
+		csize = (uint32_t)aes_cbc_ciphertext_size(chunk);
+		if ((r = put_packet_header(s, csize, i + (uint32_t)s->cfg->first_packet, packets,
+		    csize, 1)) != 0)
+			return r;
+		if ((r = aes_cbc_reset(enc)) != 0) {
+			log_fatal("encryption failed: %s", sd_strerror(r));
+			return CX_FILE;
+		}
+		for (done_in_chunk = 0; done_in_chunk < chunk; done_in_chunk += got) {
+			want = chunk - done_in_chunk < SESSION_IO_CHUNK ?
+			    (size_t)(chunk - done_in_chunk) : SESSION_IO_CHUNK;
+			if ((r = read_file(s, s->plain, want, &got)) != 0)
+				return r;
+			if (got < want)
+				return file_changed(s);
+			cksum_update(ck, s->plain, got);
+			if ((r = aes_cbc_update(enc, s->plain, got, s->cipher, &clen)) != 0) {
+				log_fatal("encryption failed: %s", sd_strerror(r));
+				return CX_FILE;
+			}
+			if ((r = out_put(s, s->cipher, clen)) != 0)
+				return r;
+			sent += got;
+			progress_update(&s->progress, sent);
+		}
+		if ((r = aes_cbc_final(enc, s->cipher, &clen)) != 0) {
+			log_fatal("encryption failed: %s", sd_strerror(r));
+			return CX_FILE;
+		}
+		if ((r = out_put(s, s->cipher, clen)) != 0)
+			return r;
+	}
+	return check_file_end(s);
+}
+
+/* One upload of the whole file: reads it from the start, so a resend after 901 or a retry
+ * after 1607 sends it again in full. Sets s->crc. */
+static int
+send_file_cb(struct session *s, void *ctx)
+{
+	struct aes_cbc *enc = NULL;
+	struct cksum ck;
+	struct stat st;
+	uint32_t ps, packets;
+	uint64_t cipher;
+	char label[96];
+	int r;
+
+	(void)ctx;
+	if (lseek(s->file_fd, 0, SEEK_SET) != 0 || fstat(s->file_fd, &st) != 0) {
+		log_fatal("cannot read %s: %s", s->cfg->file_path, strerror(errno));
+		return CX_FILE;
+	}
+	if ((uint64_t)st.st_size != s->file_size)
+		return file_changed(s);
+	if (session_plan(s->cfg, s->file_size, &ps, &packets, &cipher) != 0) {
+		log_fatal("%s does not fit the protocol's packets with these options",
+		    s->cfg->file_path);
+		return CX_FILE;
+	}
+	if ((r = aes_cbc_new(&enc, s->aes_key, AES_ENCRYPT)) != 0) {
+		log_fatal("cannot start encryption: %s", sd_strerror(r));
+		return CX_FILE;
+	}
+	s->upload_no++;
+	log_verbose("upload %d: %llu bytes, %llu ciphertext bytes in %u packets of %u", s->upload_no,
+	    (unsigned long long)s->file_size, (unsigned long long)cipher, packets, ps);
+	snprintf(label, sizeof(label), "sealdrop-client: %.60s", s->file_name);
+	progress_start(&s->progress, s->cfg->progress, s->file_size, label);
+	cksum_init(&ck);
+	s->out_len = 0;
+	if (s->cfg->per_packet)
+		r = send_per_packet(s, enc, &ck, ps, packets);
+	else
+		r = send_stream(s, enc, &ck, ps, packets, cipher);
+	if (r == 0)
+		r = out_flush(s);
+	if (r == 0) {
+		s->crc = cksum_final(&ck);
+		progress_finish(&s->progress);
+	} else {
+		progress_clear(&s->progress);
+	}
+	aes_cbc_free(enc);
+	return r;
+}
+
+static int
+crc_loop(struct session *s)
+{
+	static const uint16_t want_crc[] = { RESP_FILE_CRC };
+	static const uint16_t want_ack[] = { RESP_ACK };
+	struct name_req q = { 0, s->id, s->file_name };
+	struct reply rep;
+	int attempt, r;
+
+	for (attempt = 1; attempt <= SESSION_MAX_UPLOADS; attempt++) {
+		if ((r = exchange(s, "sending the file (828)", send_file_cb, NULL, want_crc, 1,
+		    RESP_ACK, NULL, &rep)) != 0)
+			return r;
+		check_reply_id(s, rep.crc.client_id, RESP_FILE_CRC);
+		if (rep.crc.cksum == s->crc) {
+			log_verbose("CRC %u matches (server: content_size %u)", s->crc,
+			    rep.crc.content_size);
+			q.code = REQ_CRC_OK;
+			if ((r = exchange(s, "confirming the CRC (900)", send_name_cb, &q, want_ack,
+			    1, 0, NULL, &rep)) != 0)
+				return r;
+			log_note("%s sent; the server confirmed its CRC %u", s->file_name, s->crc);
+			return CX_OK;
+		}
+		log_warn("CRC mismatch on upload %d of %d: ours %u, the server's %u", attempt,
+		    SESSION_MAX_UPLOADS, s->crc, rep.crc.cksum);
+		if (attempt < SESSION_MAX_UPLOADS) {
+			/* 901 gets no reply (SPEC.md 3): send it and the file again at once. */
+			if ((r = send_name_request(s, REQ_CRC_RETRY, s->id, s->file_name)) != 0)
+				return r;
+			continue;
+		}
+	}
+	q.code = REQ_CRC_FAIL;
+	if ((r = exchange(s, "giving up on the CRC (902)", send_name_cb, &q, want_ack, 1, 0, NULL,
+	    &rep)) != 0)
+		return r;
+	log_fatal("the CRC did not match after %d uploads; sent 902, the file stays unverified",
+	    SESSION_MAX_UPLOADS);
+	return CX_CRC;
+}
+
+/* ---- the session ---- */
+
+static int
+open_file(struct session *s)
+{
+	struct stat st;
+	const char *base, *p = s->cfg->file_path;
+	size_t len = strlen(p);
+
+	/* The base name: what follows the last '/', ignoring trailing slashes. */
+	while (len > 1 && p[len - 1] == '/')
+		len--;
+	base = p + len;
+	while (base > p && base[-1] != '/')
+		base--;
+	if ((size_t)(p + len - base) > NAME_MAX_LEN || p + len == base) {
+		log_fatal("the file name of %s is empty or longer than %u bytes", p, NAME_MAX_LEN);
+		return CX_FILE;
+	}
+	memcpy(s->file_name, base, (size_t)(p + len - base));
+	s->file_name[p + len - base] = '\0';
+	for (len = 0; s->file_name[len] != '\0'; len++) {
+		if ((unsigned char)s->file_name[len] < 0x20 || s->file_name[len] == 0x7f) {
+			log_fatal("the file name of %s has a control character", p);
+			return CX_FILE;
+		}
+	}
+	if ((s->file_fd = open(p, O_RDONLY | O_CLOEXEC)) < 0) {
+		log_fatal("cannot open %s: %s", p, strerror(errno));
+		return CX_FILE;
+	}
+	if (fstat(s->file_fd, &st) != 0) {
+		log_fatal("cannot read %s: %s", p, strerror(errno));
+		return CX_FILE;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		log_fatal("%s is not a regular file", p);
+		return CX_FILE;
+	}
+	s->file_size = (uint64_t)st.st_size;
+	if (aes_cbc_ciphertext_size(s->file_size) > UINT32_MAX) {
+		log_fatal("%s has %llu bytes; the protocol's 32-bit sizes allow at most %llu",
+		    p, (unsigned long long)s->file_size,
+		    (unsigned long long)(UINT32_MAX / AES_BLOCK_SIZE * AES_BLOCK_SIZE - 1));
+		return CX_FILE;
+	}
+	return 0;
+}
+
+int
+session_run(const struct session_config *cfg)
+{
+	struct session *s;
+	char why[WHY_MAX];
+	uint32_t ps, packets;
+	uint64_t cipher;
+	int r;
+
+	if ((s = calloc(1, sizeof(*s))) == NULL) {
+		log_fatal("out of memory");
+		return CX_FILE;
+	}
+	s->cfg = cfg;
+	s->fd = -1;
+	s->file_fd = -1;
+	s->out = malloc(SESSION_OUT_BUFFER);
+	s->plain = malloc(SESSION_IO_CHUNK);
+	s->cipher = malloc(SESSION_IO_CHUNK + AES_BLOCK_SIZE);
+	if (s->out == NULL || s->plain == NULL || s->cipher == NULL) {
+		log_fatal("out of memory");
+		r = CX_FILE;
+		goto out;
+	}
+	log_set_hook(progress_hook, &s->progress);
+
+	/* Everything local first: no connection for a session that cannot succeed. */
+	if ((r = open_file(s)) != 0)
+		goto out;
+	if (session_plan(cfg, s->file_size, &ps, &packets, &cipher) != 0) {
+		log_fatal("%s needs more than %u packets of %u bytes; choose a larger "
+		    "--packet-size", cfg->file_path, MAX_TOTAL_PACKETS, cfg->packet_size);
+		r = CX_FILE;
+		goto out;
+	}
+	r = me_info_load(cfg->me_path, cfg->priv_path, &s->me, why, sizeof(why));
+	if (r == 0) {
+		s->have_me = 1;
+		if (strcmp(s->me.name, cfg->name) != 0)
+			log_warn("%s holds the name '%s'; using '%s' from transfer.info",
+			    cfg->me_path, s->me.name, cfg->name);
+	} else if (r != SD_ERR_NOT_FOUND) {
+		log_fatal("%s (fix or remove it to register anew)", why);
+		r = CX_ME_INFO;
+		goto out;
+	}
+
+	if (net_connect(cfg->host, cfg->port, cfg->connect_timeout_ms, &s->fd, why,
+	    sizeof(why)) != 0) {
+		log_fatal("%s", why);
+		r = CX_CONNECT;
+		goto out;
+	}
+	log_verbose("connected to %s port %s", cfg->host, cfg->port);
+	frame_init(&s->parser, FRAME_RESPONSES);
+
+	r = s->have_me ? do_reconnect(s) : do_register(s, NULL, NULL);
+	if (r != 0)
+		goto out;
+	r = crc_loop(s);
+out:
+	log_set_hook(NULL, NULL);
+	if (s->fd >= 0)
+		close(s->fd);
+	if (s->file_fd >= 0)
+		close(s->file_fd);
+	me_info_clear(&s->me);
+	crypto_wipe(s->aes_key, sizeof(s->aes_key));
+	if (s->plain != NULL) {
+		crypto_wipe(s->plain, SESSION_IO_CHUNK);
+		free(s->plain);
+	}
+	if (s->cipher != NULL)
+		free(s->cipher);
+	free(s->out);
+	crypto_wipe(s, sizeof(*s));
+	free(s);
+	return r;
+}
