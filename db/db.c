@@ -81,6 +81,7 @@ struct db {
 	sqlite3 *sql;
 	enum db_open_mode mode;
 	sqlite3_stmt *st[ST_COUNT];
+	int opening;  /* inside db_open: damage means "not a sealdrop database" */
 	/* Copied at the failure, since a later reset or statement may change SQLite's own. */
 	char errmsg[256];
 };
@@ -124,14 +125,17 @@ save_errmsg(struct db *db)
 	snprintf(db->errmsg, sizeof(db->errmsg), "%s", sqlite3_errmsg(db->sql));
 }
 
-/* Maps a failed SQLite result to our codes: a file that is not a database (or is damaged
- * beyond reading its header) is a schema problem, everything else a database failure. */
+/* Maps a failed SQLite result to our codes. While opening, a file that is not a database (or
+ * is too damaged to read its schema) is not a sealdrop database; later, damage found in some
+ * page is a database failure like any other, with SQLite's message in db_errmsg(). */
 static int
 sql_fail(struct db *db, int rc)
 {
 	save_errmsg(db);
-	if (rc == SQLITE_NOTADB || rc == SQLITE_CORRUPT)
+	if (db->opening && (rc == SQLITE_NOTADB || rc == SQLITE_CORRUPT))
 		return SD_ERR_SCHEMA;
+	if (rc == SQLITE_CANTOPEN || rc == SQLITE_IOERR)
+		return SD_ERR_IO;
 	return SD_ERR_DB;
 }
 
@@ -445,11 +449,12 @@ db_open(const char *path, enum db_open_mode mode, struct db **out)
 	if ((db = calloc(1, sizeof(*db))) == NULL)
 		return SD_ERR_ALLOC;
 	db->mode = mode;
+	db->opening = 1;
 	/* One connection per thread: SQLite's own mutexes on it would only cost time. */
 	flags = SQLITE_OPEN_NOMUTEX | (mode == DB_READ_ONLY ? SQLITE_OPEN_READONLY :
 	    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
 	if ((rc = sqlite3_open_v2(path, &db->sql, flags, NULL)) != SQLITE_OK) {
-		r = rc == SQLITE_CANTOPEN ? SD_ERR_IO : sql_fail(db, rc);
+		r = db->sql != NULL ? sql_fail(db, rc) : SD_ERR_ALLOC;
 		goto out;
 	}
 	sqlite3_extended_result_codes(db->sql, 0);
@@ -481,6 +486,7 @@ db_open(const char *path, enum db_open_mode mode, struct db **out)
 			goto out;
 		}
 	}
+	db->opening = 0;
 	*out = db;
 	db = NULL;
 	r = 0;

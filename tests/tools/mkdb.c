@@ -1,0 +1,176 @@
+/* mkdb.c: fills a sealdrop database through the db API (db/db.h), so that tests of the
+ * inspect tool need no server. Usage: mkdb DB < script. One command a line, fields split by
+ * tabs; in a field \xNN is that byte, \\ a backslash, \t a tab, \n a newline:
+ *   client NAME IDHEX [PUBKEYHEX|-] [AESHEX|-]
+ *   file IDHEX FILENAME PATHNAME SIZE CRC VERIFIED(0|1) [UPLOADED_UNIX_SECONDS]
+ *   touch IDHEX
+ * Exit status 0, or 1 with "mkdb: line N: reason" on stderr. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../db/db.h"
+#include "../../protocol/err.h"
+
+#define LINE_MAX_BYTES 4096
+#define MAX_FIELDS 10
+
+static int
+nibble(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* Undoes the escapes of a field in place. */
+static int
+unescape(char *s)
+{
+	char *o = s;
+	int hi, lo;
+
+	while (*s != '\0') {
+		if (*s != '\\') {
+			*o++ = *s++;
+			continue;
+		}
+		s++;
+		if (*s == '\\' || *s == 't' || *s == 'n') {
+			*o++ = *s == 't' ? '\t' : *s == 'n' ? '\n' : '\\';
+			s++;
+		} else if (*s == 'x' && (hi = nibble(s[1])) >= 0 && (lo = nibble(s[2])) >= 0 &&
+		    (hi | lo) != 0) {
+			*o++ = (char)(hi << 4 | lo);
+			s += 3;
+		} else
+			return -1;
+	}
+	*o = '\0';
+	return 0;
+}
+
+/* Hex text of exactly n bytes (n == 0: any length up to cap, *len set). */
+static int
+unhex(const char *s, uint8_t *out, size_t n, size_t cap, size_t *len)
+{
+	size_t k = strlen(s), i;
+	int hi, lo;
+
+	if (k % 2 != 0 || (n != 0 && k != 2 * n) || k / 2 > cap || k == 0)
+		return -1;
+	for (i = 0; i < k / 2; i++) {
+		if ((hi = nibble(s[2 * i])) < 0 || (lo = nibble(s[2 * i + 1])) < 0)
+			return -1;
+		out[i] = (uint8_t)(hi << 4 | lo);
+	}
+	if (len != NULL)
+		*len = k / 2;
+	return 0;
+}
+
+static int
+run_line(struct db *db, char **f, int nf, const char **why)
+{
+	uint8_t id[CLIENT_ID_SIZE], key[PUBLIC_KEY_SIZE], aes[AES_KEY_SIZE];
+	struct db_file file;
+	size_t keylen;
+	int r;
+
+	*why = "bad fields";
+	if (strcmp(f[0], "client") == 0 && nf >= 3 && nf <= 5) {
+		if (unhex(f[2], id, CLIENT_ID_SIZE, CLIENT_ID_SIZE, NULL) != 0)
+			return -1;
+		if ((r = db_client_register(db, f[1], id)) != 0)
+			goto db_fail;
+		if (nf >= 4 && strcmp(f[3], "-") != 0) {
+			if (unhex(f[3], key, 0, sizeof(key), &keylen) != 0)
+				return -1;
+			if ((r = db_client_set_public_key(db, id, key, keylen)) != 0)
+				goto db_fail;
+		}
+		if (nf == 5 && strcmp(f[4], "-") != 0) {
+			if (unhex(f[4], aes, AES_KEY_SIZE, AES_KEY_SIZE, NULL) != 0)
+				return -1;
+			if ((r = db_client_set_aes_key(db, id, aes)) != 0)
+				goto db_fail;
+		}
+		return 0;
+	}
+	if (strcmp(f[0], "file") == 0 && (nf == 7 || nf == 8)) {
+		memset(&file, 0, sizeof(file));
+		if (unhex(f[1], file.owner, CLIENT_ID_SIZE, CLIENT_ID_SIZE, NULL) != 0 ||
+		    strlen(f[2]) >= sizeof(file.file_name) || strlen(f[3]) >= sizeof(file.path_name))
+			return -1;
+		strcpy(file.file_name, f[2]);
+		strcpy(file.path_name, f[3]);
+		file.size = strtoull(f[4], NULL, 10);
+		file.crc = (uint32_t)strtoul(f[5], NULL, 10);
+		file.uploaded = nf == 8 ? strtoll(f[7], NULL, 10) : 0;
+		if ((r = db_file_record(db, &file)) != 0 ||
+		    (strcmp(f[6], "1") == 0 &&
+		    (r = db_file_set_verified(db, file.owner, file.file_name, 1)) != 0))
+			goto db_fail;
+		return 0;
+	}
+	if (strcmp(f[0], "touch") == 0 && nf == 2) {
+		if (unhex(f[1], id, CLIENT_ID_SIZE, CLIENT_ID_SIZE, NULL) != 0)
+			return -1;
+		if ((r = db_client_touch(db, id)) != 0)
+			goto db_fail;
+		return 0;
+	}
+	*why = "unknown command or wrong number of fields";
+	return -1;
+db_fail:
+	*why = sd_strerror(r);
+	return -1;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct db *db = NULL;
+	char line[LINE_MAX_BYTES], *f[MAX_FIELDS], *p;
+	const char *why;
+	int r, nf, lineno = 0, status = 1;
+
+	if (argc != 2) {
+		fprintf(stderr, "usage: mkdb DB < script\n");
+		return 2;
+	}
+	if ((r = db_open(argv[1], DB_READ_WRITE, &db)) != 0) {
+		fprintf(stderr, "mkdb: %s: %s\n", argv[1], sd_strerror(r));
+		return 1;
+	}
+	while (fgets(line, sizeof(line), stdin) != NULL) {
+		lineno++;
+		line[strcspn(line, "\r\n")] = '\0';
+		if (line[0] == '\0' || line[0] == '#')
+			continue;
+		nf = 0;
+		for (p = line; nf < MAX_FIELDS; ) {
+			f[nf++] = p;
+			if ((p = strchr(p, '\t')) == NULL)
+				break;
+			*p++ = '\0';
+		}
+		why = "bad escape";
+		for (r = 0; r < nf; r++)
+			if (unescape(f[r]) != 0)
+				goto fail;
+		if (run_line(db, f, nf, &why) != 0)
+			goto fail;
+	}
+	status = 0;
+	goto out;
+fail:
+	fprintf(stderr, "mkdb: line %d: %s\n", lineno, why);
+out:
+	db_close(db);
+	return status;
+}
