@@ -191,9 +191,9 @@ net_recv(int fd, void *buf, size_t cap, size_t *got, int timeout_ms)
 }
 
 int
-net_readable(int fd)
+net_wait_readable(int fd, int timeout_ms)
 {
 	struct pollfd p = { .fd = fd, .events = POLLIN, .revents = 0 };
 
-	return poll(&p, 1, 0) > 0;
+	return poll(&p, 1, timeout_ms) > 0;
 }

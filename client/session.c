@@ -247,15 +247,16 @@ code_in(uint16_t code, const uint16_t *want, size_t n)
 	return 0;
 }
 
-/* Replies already waiting when a step is retried (more 1607s for the rest of a failed upload)
- * must not be taken as answers to the retry: read and drop them first. */
+/* Replies still coming when a step is retried (more 1607s for the rest of a failed upload) must
+ * not be taken as answers to the retry: read and drop them until the server falls quiet for
+ * SESSION_DRAIN_MS. */
 static int
 drain_errors(struct session *s)
 {
 	struct reply rep;
 	int decoded, r;
 
-	while (s->in_off < s->in_len || net_readable(s->fd)) {
+	while (s->in_off < s->in_len || net_wait_readable(s->fd, SESSION_DRAIN_MS)) {
 		if ((r = read_reply(s, &rep, &decoded, "reading the server's errors",
 		    s->cfg->timeout_ms)) != 0)
 			return r;

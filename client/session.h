@@ -13,6 +13,7 @@
 #define SESSION_IO_CHUNK 65536u    /* plaintext read per step; memory does not grow beyond */
 #define SESSION_OUT_BUFFER (256u * 1024u)
 #define MAX_TOTAL_PACKETS 65535u   /* total_packets is a u16 */
+#define SESSION_DRAIN_MS 100       /* quiet time that ends the reading of stale error replies */
 
 struct session_config {
 	const char *host;
