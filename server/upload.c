@@ -193,7 +193,7 @@ continues(const struct upload *u, const struct msg_file_packet *p)
 static int
 looks_first(const struct msg_file_packet *p)
 {
-	return p->packet_number <= 1 || (p->packet_number >= 2 && p->total_packets <= 1);
+	return p->packet_number <= 1 || p->total_packets <= 1;
 }
 
 /* Sizes of the packet just begun, against what the upload still expects. */
