@@ -1,0 +1,173 @@
+"""server_helpers: what the test_server_*.py tests share: a server in a fresh folder, database
+queries with python's sqlite3, a streaming 828 sender (the file never sits in memory), memory
+figures of the server process, and "a normal client is still served" checks."""
+
+import contextlib
+import os
+import sqlite3
+import struct
+import socket
+
+import harness  # noqa: F401  (sets sys.path for sdpeer)
+import sdpeer
+from cryptography.hazmat.primitives import padding as sympad
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+
+@contextlib.contextmanager
+def server(args=(), prefix="sealdrop-srv-"):
+    """A started sealdrop-server in a fresh folder; yields (server, folder). Stopped (SIGTERM,
+    then SIGKILL) and the folder removed afterwards."""
+    with harness.tmpdir(prefix) as d:
+        s = harness.Server(d, args=list(args))
+        s.start()
+        try:
+            yield s, d
+        finally:
+            s.stop()
+
+
+def db_path(folder):
+    return os.path.join(folder, "defensive.db")
+
+
+def query(folder, sql, params=()):
+    """Rows of sql on the server's database (read while the server runs: WAL allows it)."""
+    con = sqlite3.connect("file:%s?mode=ro" % db_path(folder), uri=True, timeout=10)
+    try:
+        return con.execute(sql, params).fetchall()
+    finally:
+        con.close()
+
+
+def execute(folder, sql, params=()):
+    """A write to the server's database (tests use it to age LastSeen)."""
+    con = sqlite3.connect(db_path(folder), timeout=10)
+    try:
+        con.execute(sql, params)
+        con.commit()
+    finally:
+        con.close()
+
+
+def client_row(folder, client_id):
+    rows = query(folder, "SELECT ID, Name, PublicKey, LastSeen, AESKey FROM clients WHERE ID = ?",
+                 (bytes(client_id),))
+    return rows[0] if rows else None
+
+
+def file_row(folder, client_id, file_name):
+    rows = query(folder, "SELECT ID, FileName, PathName, Verified FROM files "
+                 "WHERE ID = ? AND FileName = ?", (bytes(client_id), file_name))
+    return rows[0] if rows else None
+
+
+def registered(port, name, timeout=20.0):
+    """A PeerClient connected to port that registered name and sent a fresh RSA key; its
+    client_id, rsa_key and aes_key are set. Raises AssertionError if the server refuses."""
+    pc = sdpeer.PeerClient("127.0.0.1", port, timeout=timeout)
+    pc.connect()
+    code, cid = pc.register(name)
+    if code != sdpeer.REGISTERED:
+        pc.close()
+        raise AssertionError("register %r: %d" % (name, code))
+    code, aes = pc.send_public_key(name, sdpeer.RSAKey.generate())
+    if code != sdpeer.AES_KEY:
+        pc.close()
+        raise AssertionError("public key %r: %d" % (name, code))
+    return pc
+
+
+def stream_upload(pc, file_name, path, packet_size=1 << 20, name_bytes=None):
+    """Sends the file at path as one CBC stream in packets of packet_size ciphertext bytes
+    (numbered from 1), encrypting as it reads: memory stays small whatever the size. Returns
+    the reply like PeerClient.upload."""
+    size = os.path.getsize(path)
+    ct_size = (size // 16 + 1) * 16
+    total = max(1, -(-ct_size // packet_size))
+    if total > 0xFFFF:
+        raise ValueError("packet_size too small for this file")
+    name = sdpeer.name_field(file_name) if name_bytes is None else name_bytes
+    enc = Cipher(algorithms.AES(pc.aes_key), modes.CBC(b"\0" * 16)).encryptor()
+    pad = sympad.PKCS7(128).padder()
+    pending = bytearray()
+    number = 1
+
+    def send(content):
+        nonlocal number
+        head = struct.pack("<IIHH", ct_size, size, number, total) + name
+        pc.send_raw(struct.pack("<16sBHI", bytes(pc.client_id), 3, sdpeer.SEND_FILE,
+                                len(head) + len(content)) + head)
+        pc.send_raw(content)
+        number += 1
+
+    with open(path, "rb") as f:
+        while True:
+            chunk = f.read(packet_size)
+            if not chunk:
+                break
+            pending += enc.update(pad.update(chunk))
+            while len(pending) >= packet_size:
+                send(bytes(pending[:packet_size]))
+                del pending[:packet_size]
+    pending += enc.update(pad.finalize()) + enc.finalize()
+    while pending:
+        send(bytes(pending[:packet_size]))
+        del pending[:packet_size]
+    code, payload = pc.recv()
+    if code == sdpeer.FILE_CRC:
+        fields = sdpeer.decode_file_crc(payload)
+        fields["code"] = code
+        return fields
+    return {"code": code}
+
+
+def proc_status(pid, field):
+    """A kB figure (VmRSS, VmHWM, ...) from /proc/PID/status."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise KeyError(field)
+
+
+def files_under(folder):
+    """Every regular file below folder (relative paths)."""
+    out = []
+    for root, _dirs, names in os.walk(folder):
+        for n in names:
+            out.append(os.path.relpath(os.path.join(root, n), folder))
+    return sorted(out)
+
+
+def assert_serves(test, port, name=None, size=1000):
+    """A complete normal session (register, key, upload, 900) on a new connection works."""
+    data = harness.gen_bytes(size, seed=size + 7)
+    name = name or "probe-%s" % os.urandom(4).hex()
+    with sdpeer.PeerClient("127.0.0.1", port, timeout=20) as pc:
+        r = pc.full_session(name, "probe.bin", data)
+    test.assertEqual(r["step"], "crc_ok", r)
+    test.assertEqual(r["code"], sdpeer.ACK)
+    test.assertEqual(r["cksum"], sdpeer.cksum(data))
+
+
+def raw_connect(port, timeout=10.0):
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    s.settimeout(timeout)
+    return s
+
+
+def recv_all_until_close(sock, limit=1 << 20):
+    """Bytes until the peer closes (bounded by the socket timeout and limit)."""
+    data = bytearray()
+    while len(data) < limit:
+        try:
+            chunk = sock.recv(65536)
+        except socket.timeout:
+            raise AssertionError("the server did not close the connection")
+        except ConnectionResetError:
+            break
+        if not chunk:
+            break
+        data += chunk
+    return bytes(data)

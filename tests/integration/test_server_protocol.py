@@ -1,0 +1,362 @@
+"""The real sealdrop-server driven by the independent Python peer (tests/peer/sdpeer.py):
+register, key, upload, CRC loop, reconnect (SPEC.md sections 3-6), stored files and database
+rows (SPEC.md 8)."""
+
+import filecmp
+import os
+import unittest
+
+import harness
+import sdpeer
+import server_helpers as sh
+
+NAME_FIELD = sdpeer.NAME_SIZE
+
+
+def ct_size(n):
+    return (n // 16 + 1) * 16
+
+
+@harness.skip_unless_built(harness.SERVER_BIN)
+class Protocol(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.ctx = sh.server()
+        cls.srv, cls.dir = cls.ctx.__enter__()
+        cls.port = cls.srv.port
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.ctx.__exit__(None, None, None)
+
+    def uname(self, base):
+        return "%s-%s" % (base, os.urandom(3).hex())
+
+    def stored(self, client_id, name):
+        return os.path.join(self.dir, "files", bytes(client_id).hex(), name)
+
+    def test_full_flow_and_database_rows(self):
+        name = self.uname("Full Flow")
+        data = harness.gen_bytes(5000)
+        pc = sh.registered(self.port, name)
+        with pc:
+            r = pc.upload("report.pdf", data, pc.aes_key)
+            self.assertEqual(r["code"], sdpeer.FILE_CRC)
+            self.assertEqual(r["client_id"], pc.client_id)
+            self.assertEqual(r["content_size"], ct_size(len(data)))
+            self.assertEqual(r["file_name"], "report.pdf")
+            path = self.stored(pc.client_id, "report.pdf")
+            with open(path, "rb") as f:
+                self.assertEqual(f.read(), data)
+            self.assertEqual(r["cksum"], harness.gnu_cksum(path))
+            self.assertEqual(r["cksum"], sdpeer.cksum(data))
+            row = sh.file_row(self.dir, pc.client_id, "report.pdf")
+            self.assertIsNotNone(row)
+            self.assertEqual(row[3], 0, "not verified before 900")
+            self.assertEqual(pc.crc_ok("report.pdf"), sdpeer.ACK)
+        cid, cname, pub, last_seen, aes = sh.client_row(self.dir, pc.client_id)
+        self.assertEqual(cname, name)
+        self.assertEqual(bytes(pub), pc.rsa_key.spki())
+        self.assertEqual(bytes(aes), pc.aes_key)
+        self.assertIsNotNone(last_seen)
+        row = sh.file_row(self.dir, pc.client_id, "report.pdf")
+        self.assertEqual(row[1], "report.pdf")
+        self.assertEqual(row[2], "%s/report.pdf" % bytes(pc.client_id).hex())
+        self.assertEqual(row[3], 1)
+        self.assertTrue(os.path.isfile(os.path.join(self.dir, "files", row[2])))
+        self.assertNotEqual(bytes(pc.client_id), sdpeer.ZERO_ID)
+
+    def test_duplicate_name_refused(self):
+        name = self.uname("dup")
+        with sh.registered(self.port, name):
+            pass
+        with sdpeer.PeerClient("127.0.0.1", self.port) as pc:
+            code, cid = pc.register(name)
+            self.assertEqual(code, sdpeer.REGISTER_FAILED)
+            self.assertIsNone(cid)
+        self.assertEqual(len(sh.query(self.dir, "SELECT ID FROM clients WHERE Name = ?",
+                                      (name,))), 1)
+
+    def test_pending_name_registers_again(self):
+        name = self.uname("pending")
+        with sdpeer.PeerClient("127.0.0.1", self.port) as pc:
+            code, first = pc.register(name)
+            self.assertEqual(code, sdpeer.REGISTERED)
+        # The 825 header ID is ignored: one recorded client sends 16 'a' bytes.
+        with sdpeer.PeerClient("127.0.0.1", self.port) as pc:
+            code, second = pc.register(name, header_id=b"a" * 16)
+            self.assertEqual(code, sdpeer.REGISTERED)
+            self.assertNotEqual(first, second)
+            code, aes = pc.send_public_key(name, sdpeer.RSAKey.generate())
+            self.assertEqual(code, sdpeer.AES_KEY)
+        rows = sh.query(self.dir, "SELECT ID FROM clients WHERE Name = ?", (name,))
+        self.assertEqual([bytes(r[0]) for r in rows], [bytes(second)])
+
+    def test_invalid_names_refused(self):
+        with sdpeer.PeerClient("127.0.0.1", self.port) as pc:
+            for bad in (b"tab\there", b"bell\x07", b"\xff\xfe", b"\xc0\xaf", b"del\x7f"):
+                pc.request(sdpeer.REGISTER, bad + b"\0" * (NAME_FIELD - len(bad)))
+                self.assertEqual(pc.recv()[0], sdpeer.REGISTER_FAILED, bad)
+            code, _ = pc.register("\u00e9l\u00e8ve \u05e9\u05dc\u05d5\u05dd " + os.urandom(3).hex())
+            self.assertEqual(code, sdpeer.REGISTERED, "printable UTF-8 is a valid name")
+
+    def test_second_public_key_refused_and_key_kept(self):
+        name = self.uname("keyonce")
+        pc = sh.registered(self.port, name)
+        with pc:
+            before = sh.client_row(self.dir, pc.client_id)
+            other = sdpeer.RSAKey.generate()
+            code, aes = pc.send_public_key(name, other)
+            self.assertEqual(code, sdpeer.ERROR)
+            self.assertIsNone(aes)
+        after = sh.client_row(self.dir, pc.client_id)
+        self.assertEqual(bytes(after[2]), bytes(before[2]))
+        self.assertEqual(bytes(after[2]), pc.rsa_key.spki())
+        self.assertEqual(bytes(after[4]), bytes(before[4]))
+
+    def test_public_key_for_unknown_id_or_wrong_name(self):
+        name = self.uname("kw")
+        with sdpeer.PeerClient("127.0.0.1", self.port) as pc:
+            code, cid = pc.register(name)
+            self.assertEqual(code, sdpeer.REGISTERED)
+            code, _ = pc.send_public_key(name + "x", sdpeer.RSAKey.generate())
+            self.assertEqual(code, sdpeer.ERROR)
+            pc.client_id = os.urandom(16)
+            code, _ = pc.send_public_key(name, sdpeer.RSAKey.generate())
+            self.assertEqual(code, sdpeer.ERROR)
+            pc.client_id = cid
+            code, _ = pc.send_public_key(name, sdpeer.RSAKey.generate())
+            self.assertEqual(code, sdpeer.AES_KEY, "nothing was spoiled by the refusals")
+
+    def test_reconnect_known_gives_new_key_that_decrypts(self):
+        name = self.uname("recon")
+        pc = sh.registered(self.port, name)
+        first_key, cid, rsa = pc.aes_key, pc.client_id, pc.rsa_key
+        pc.close()
+        data = harness.gen_bytes(3000)
+        with sdpeer.PeerClient("127.0.0.1", self.port) as pc2:
+            code, key, _ = pc2.reconnect(name, cid, rsa)
+            self.assertEqual(code, sdpeer.RECONNECTED)
+            self.assertNotEqual(key, first_key)
+            self.assertEqual(bytes(sh.client_row(self.dir, cid)[4]), key)
+            r = pc2.upload("again.bin", data, key)
+            self.assertEqual(r["code"], sdpeer.FILE_CRC)
+            self.assertEqual(r["cksum"], sdpeer.cksum(data))
+            self.assertEqual(pc2.crc_ok("again.bin"), sdpeer.ACK)
+        with open(self.stored(cid, "again.bin"), "rb") as f:
+            self.assertEqual(f.read(), data)
+
+    def test_upload_under_old_key_fails(self):
+        name = self.uname("oldkey")
+        pc = sh.registered(self.port, name)
+        old, cid, rsa = pc.aes_key, pc.client_id, pc.rsa_key
+        pc.close()
+        with sdpeer.PeerClient("127.0.0.1", self.port) as pc2:
+            code, key, _ = pc2.reconnect(name, cid, rsa)
+            self.assertEqual(code, sdpeer.RECONNECTED)
+            r = pc2.upload("old.bin", harness.gen_bytes(1000), old)
+            # Wrong key: the padding check fails (1607), or, by a 1-in-256 chance of valid
+            # padding, the size does not match: never a 1603 with the right CRC.
+            self.assertEqual(r["code"], sdpeer.ERROR)
+        self.assertIsNone(sh.file_row(self.dir, cid, "old.bin"))
+        self.assertFalse(os.path.exists(self.stored(cid, "old.bin")))
+
+    def test_reconnect_unknown_name_pending_then_826(self):
+        name = self.uname("newcomer")
+        asked = os.urandom(16)
+        with sdpeer.PeerClient("127.0.0.1", self.port) as pc:
+            code, key, new_id = pc.reconnect(name, asked, None)
+            self.assertEqual(code, sdpeer.RECONNECT_DENIED)
+            self.assertNotEqual(new_id, sdpeer.ZERO_ID)
+            self.assertNotEqual(new_id, asked)
+            row = sh.client_row(self.dir, new_id)
+            self.assertEqual(row[1], name)
+            self.assertIsNone(row[2], "pending: no public key")
+            code, aes = pc.send_public_key(name, sdpeer.RSAKey.generate())
+            self.assertEqual(code, sdpeer.AES_KEY)
+            data = harness.gen_bytes(100)
+            r = pc.upload("n.bin", data, aes)
+            self.assertEqual(r["cksum"], sdpeer.cksum(data))
+            self.assertEqual(pc.crc_ok("n.bin"), sdpeer.ACK)
+
+    def test_reconnect_unknown_name_then_825(self):
+        name = self.uname("textclient")
+        with sdpeer.PeerClient("127.0.0.1", self.port) as pc:
+            code, _, new_id = pc.reconnect(name, os.urandom(16), None)
+            self.assertEqual(code, sdpeer.RECONNECT_DENIED)
+            code, cid = pc.register(name)
+            self.assertEqual(code, sdpeer.REGISTERED, "a pending name registers afresh")
+            self.assertNotEqual(cid, new_id)
+
+    def test_reconnect_wrong_id_echoes_and_changes_nothing(self):
+        name = self.uname("victim")
+        pc = sh.registered(self.port, name)
+        pc.close()
+        before = sh.client_row(self.dir, pc.client_id)
+        wrong = os.urandom(16)
+        with sdpeer.PeerClient("127.0.0.1", self.port) as thief:
+            code, key, echoed = thief.reconnect(name, wrong, None)
+            self.assertEqual(code, sdpeer.RECONNECT_DENIED)
+            self.assertEqual(echoed, wrong)
+        after = sh.client_row(self.dir, pc.client_id)
+        self.assertEqual(before[:3], after[:3])
+        self.assertEqual(bytes(before[4]), bytes(after[4]), "AES key unchanged")
+        self.assertEqual(len(sh.query(self.dir, "SELECT 1 FROM clients WHERE ID = ?",
+                                      (wrong,))), 0)
+
+    def test_reconnect_pending_client_echoes(self):
+        name = self.uname("nokey")
+        with sdpeer.PeerClient("127.0.0.1", self.port) as pc:
+            code, cid = pc.register(name)
+            self.assertEqual(code, sdpeer.REGISTERED)
+        with sdpeer.PeerClient("127.0.0.1", self.port) as pc:
+            code, _, echoed = pc.reconnect(name, cid, None)
+            self.assertEqual(code, sdpeer.RECONNECT_DENIED)
+            self.assertEqual(echoed, cid)
+        self.assertEqual(bytes(sh.client_row(self.dir, cid)[0]), cid)
+
+    def test_repeated_900_each_acknowledged(self):
+        name = self.uname("thrice")
+        data = harness.gen_bytes(3000)
+        pc = sh.registered(self.port, name)
+        with pc:
+            r = pc.upload("t.bin", data, pc.aes_key, variant="padded0", packet_size=1024)
+            self.assertEqual(r["cksum"], sdpeer.cksum(data))
+            for _ in range(3):
+                self.assertEqual(pc.crc_ok("t.bin"), sdpeer.ACK)
+        self.assertEqual(sh.file_row(self.dir, pc.client_id, "t.bin")[3], 1)
+
+    def test_verdicts_without_upload_or_unknown_file(self):
+        name = self.uname("verdict")
+        pc = sh.registered(self.port, name)
+        with pc:
+            self.assertEqual(pc.crc_ok("never.bin"), sdpeer.ERROR, "900 before any upload")
+            self.assertEqual(pc.crc_fail("never.bin"), sdpeer.ERROR)
+            data = harness.gen_bytes(10)
+            r = pc.upload("real.bin", data, pc.aes_key)
+            self.assertEqual(r["code"], sdpeer.FILE_CRC)
+            self.assertEqual(pc.crc_ok("other.bin"), sdpeer.ERROR, "900 for an unknown file")
+            self.assertEqual(pc.crc_ok("real.bin"), sdpeer.ACK)
+
+    def test_sizes(self):
+        name = self.uname("sizes")
+        pc = sh.registered(self.port, name)
+        with pc:
+            for size in (0, 1, 15, 16, 17, 1 << 20):
+                data = harness.gen_bytes(size, seed=size + 1)
+                fname = "size-%d.bin" % size
+                r = pc.upload(fname, data, pc.aes_key, packet_size=4096)
+                self.assertEqual(r["code"], sdpeer.FILE_CRC, size)
+                self.assertEqual(r["content_size"], ct_size(size))
+                self.assertEqual(r["cksum"], sdpeer.cksum(data), size)
+                path = self.stored(pc.client_id, fname)
+                self.assertEqual(r["cksum"], harness.gnu_cksum(path))
+                with open(path, "rb") as f:
+                    self.assertEqual(f.read(), data)
+                self.assertEqual(pc.crc_ok(fname), sdpeer.ACK)
+        self.assertEqual(harness.gnu_cksum(self.stored(pc.client_id, "size-0.bin")),
+                         4294967295)
+
+    def test_100_mib_in_many_packets(self):
+        name = self.uname("big")
+        with harness.tmpdir() as d:
+            src = harness.make_file(os.path.join(d, "big.bin"), 100 << 20)
+            pc = sh.registered(self.port, name, timeout=120)
+            with pc:
+                r = sh.stream_upload(pc, "big.bin", src, packet_size=64 << 10)
+                self.assertEqual(r["code"], sdpeer.FILE_CRC)
+                self.assertEqual(r["content_size"], ct_size(100 << 20))
+                stored = self.stored(pc.client_id, "big.bin")
+                self.assertEqual(r["cksum"], harness.gnu_cksum(src))
+                self.assertEqual(r["cksum"], harness.gnu_cksum(stored))
+                self.assertTrue(filecmp.cmp(src, stored, shallow=False))
+                self.assertEqual(pc.crc_ok("big.bin"), sdpeer.ACK)
+
+    def test_every_sender_variant(self):
+        data = harness.gen_bytes(20000)
+        for variant in sdpeer.VARIANTS:
+            with self.subTest(variant=variant):
+                pc = sh.registered(self.port, self.uname("v-" + variant))
+                with pc:
+                    r = pc.upload("var.bin", data, pc.aes_key, variant=variant,
+                                  packet_size=1024)
+                    self.assertEqual(r["code"], sdpeer.FILE_CRC)
+                    self.assertEqual(r["cksum"], sdpeer.cksum(data))
+                    expect = (19 * 1040 + 560) if variant == "perpacket" else ct_size(20000)
+                    self.assertEqual(r["content_size"], expect)
+                    with open(self.stored(pc.client_id, "var.bin"), "rb") as f:
+                        self.assertEqual(f.read(), data)
+                    self.assertEqual(pc.crc_ok("var.bin"), sdpeer.ACK)
+
+    def test_several_uploads_on_one_connection_replace(self):
+        pc = sh.registered(self.port, self.uname("replace"))
+        with pc:
+            for size in (5000, 300):
+                data = harness.gen_bytes(size)
+                r = pc.upload("same.bin", data, pc.aes_key)
+                self.assertEqual(r["cksum"], sdpeer.cksum(data))
+                with open(self.stored(pc.client_id, "same.bin"), "rb") as f:
+                    self.assertEqual(f.read(), data)
+            self.assertEqual(pc.crc_ok("same.bin"), sdpeer.ACK)
+        self.assertEqual(len(sh.query(self.dir, "SELECT 1 FROM files WHERE ID = ?",
+                                      (pc.client_id,))), 1)
+
+    def test_last_seen_updated(self):
+        name = self.uname("seen")
+        pc = sh.registered(self.port, name)
+        cid, rsa = pc.client_id, pc.rsa_key
+        old = "2000-01-01 00:00:00"
+
+        def aged():
+            sh.execute(self.dir, "UPDATE clients SET LastSeen = ? WHERE ID = ?", (old, cid))
+
+        def seen():
+            return sh.client_row(self.dir, cid)[3]
+
+        with pc:
+            aged()
+            r = pc.upload("s.bin", b"hello", pc.aes_key)
+            self.assertEqual(r["code"], sdpeer.FILE_CRC)
+            self.assertNotEqual(seen(), old, "828 updates LastSeen")
+            aged()
+            self.assertEqual(pc.crc_ok("s.bin"), sdpeer.ACK)
+            self.assertNotEqual(seen(), old, "900 updates LastSeen")
+        aged()
+        with sdpeer.PeerClient("127.0.0.1", self.port) as pc2:
+            code, _, _ = pc2.reconnect(name, cid, rsa)
+            self.assertEqual(code, sdpeer.RECONNECTED)
+        self.assertNotEqual(seen(), old, "827 updates LastSeen")
+
+
+@harness.skip_unless_built(harness.SERVER_BIN)
+class CrcLoop(unittest.TestCase):
+    def test_901_then_resend_then_900(self):
+        data = harness.gen_bytes(9000)
+        with sh.server(["--test-corrupt-crc", "1"]) as (srv, d):
+            with sdpeer.PeerClient("127.0.0.1", srv.port) as pc:
+                r = pc.full_session("retry-once", "r.bin", data, packet_size=2048)
+            self.assertEqual(r["attempts"], 2)
+            self.assertEqual(r["step"], "crc_ok")
+            self.assertEqual(r["code"], sdpeer.ACK)
+            self.assertEqual(sh.file_row(d, r["client_id"], "r.bin")[3], 1)
+            path = os.path.join(d, "files", bytes(r["client_id"]).hex(), "r.bin")
+            with open(path, "rb") as f:
+                self.assertEqual(f.read(), data)
+            self.assertEqual(sh.files_under(os.path.join(d, "files")),
+                             ["%s/r.bin" % bytes(r["client_id"]).hex()])
+
+    def test_four_failures_end_in_902(self):
+        data = harness.gen_bytes(4000)
+        with sh.server(["--test-corrupt-crc", "4"]) as (srv, d):
+            with sdpeer.PeerClient("127.0.0.1", srv.port) as pc:
+                r = pc.full_session("gives-up", "g.bin", data, variant="perpacket",
+                                    packet_size=1024)
+            self.assertEqual(r["attempts"], 4)
+            self.assertEqual(r["step"], "crc_fail")
+            self.assertEqual(r["code"], sdpeer.ACK, "902 gets 1604")
+            row = sh.file_row(d, r["client_id"], "g.bin")
+            self.assertEqual(row[3], 0, "the file stays unverified")
+
+
+if __name__ == "__main__":
+    harness.run_tests()
