@@ -21,6 +21,7 @@ import socket
 import struct
 import sys
 import threading
+import time
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
@@ -795,9 +796,13 @@ class PeerServer:
 
     Attributes: port; requests: list of (code, client_id, payload_size) in arrival order;
     stored: dict file_name (str) -> bytes of the last decrypted upload; clients: dict name
-    (str) -> dict(id, public_key, aes_key, files). Fault switches (all off by default):
-    wrong_crc=N, error_replies={code: count}, deny_reconnect, drop_on=code, stall_on=code
-    (that request and all later ones on its connection get no answer), ack_901, name_taken.
+    (str) -> dict(id, name, public_key, rsa, aes_key, files, last_seen); files maps the
+    file-name field's bytes to dict(verified, cksum, size). Fault switches (all off by
+    default): wrong_crc=N (a wrong cksum in the first N 1603s), error_replies={code: count}
+    (1607 to the first count requests of code), deny_reconnect (every 827 gets 1606 with a
+    fresh pending ID; the name's old record is dropped), drop_on=code (close on it),
+    stall_on=code (that request and all later ones on its connection get no answer),
+    ack_901 (answer 901 with 1604), name_taken (1601 to every 825).
     """
 
     POLL = 0.2           # socket timeout used to poll the stop flag
@@ -923,6 +928,9 @@ class PeerServer:
         """Answer one request: the response bytes, or None for no reply."""
         code = hdr["code"]
         with self.lock:
+            known = self._client_by_id(hdr["client_id"]) if code != REGISTER else None
+            if known is not None:
+                known["last_seen"] = time.time()  # SPEC 6: every request of a known client
             left = self.error_replies.get(code, 0)
             if left > 0:
                 self.error_replies[code] = left - 1
@@ -947,7 +955,7 @@ class PeerServer:
     def _new_client(self, name):
         cid = secrets.token_bytes(ID_SIZE)
         self.clients[name] = {"id": cid, "name": name, "public_key": None, "aes_key": None,
-                              "files": {}}
+                              "files": {}, "last_seen": time.time()}
         return cid
 
     @staticmethod
