@@ -746,6 +746,26 @@ strlist_add(struct strlist *l, const char *s)
 	return 0;
 }
 
+static int
+cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* qsort and bsearch must not see the NULL of an empty list (undefined even for 0 items). */
+static void
+strlist_sort(struct strlist *l)
+{
+	if (l->n > 1)
+		qsort(l->v, l->n, sizeof(*l->v), cmp_str);
+}
+
+static int
+strlist_has(const struct strlist *l, const char *s)
+{
+	return l->n > 0 && bsearch(&s, l->v, l->n, sizeof(*l->v), cmp_str) != NULL;
+}
+
 static void
 strlist_free(struct strlist *l)
 {
@@ -757,11 +777,6 @@ strlist_free(struct strlist *l)
 	memset(l, 0, sizeof(*l));
 }
 
-static int
-cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
 
 struct check {
 	const char *storage;
@@ -872,8 +887,7 @@ walk(struct check *k, const char *rel, int depth)
 			continue;
 		}
 		k->stored++;
-		if (bsearch(&(const char *){ sub }, k->row_paths.v, k->row_paths.n, sizeof(char *),
-		    cmp_str) == NULL && strlist_add(&k->orphans, sub) != 0)
+		if (!strlist_has(&k->row_paths, sub) && strlist_add(&k->orphans, sub) != 0)
 			k->failed = 1;
 	}
 	closedir(d);
@@ -1008,7 +1022,7 @@ cmd_check(struct db *db, const struct opts *o, const char *storage)
 		snprintf(k.rows_error, sizeof(k.rows_error), "%s (%s)", sd_strerror(r),
 		    db_errmsg(db));
 	} else {
-		qsort(k.row_paths.v, k.row_paths.n, sizeof(char *), cmp_str);
+		strlist_sort(&k.row_paths);
 		walk(&k, "", 0);
 	}
 	if (k.failed) {
@@ -1016,8 +1030,8 @@ cmd_check(struct db *db, const struct opts *o, const char *storage)
 		status = EXIT_PROBLEMS;
 		goto out;
 	}
-	qsort(k.orphans.v, k.orphans.n, sizeof(char *), cmp_str);
-	qsort(k.partial.v, k.partial.n, sizeof(char *), cmp_str);
+	strlist_sort(&k.orphans);
+	strlist_sort(&k.partial);
 	check_report(&k, have_integrity_problem ? integrity : NULL);
 	status = (have_integrity_problem || k.rows_error[0] != '\0' || k.missing.n || k.bad_paths.n || k.sizes.n ||
 	    k.orphans.n || k.unreadable.n) ? EXIT_PROBLEMS : EXIT_OK;
