@@ -104,26 +104,42 @@ static void free_node(asn1_node *node)
 		asn1_delete_structure2(node, ASN1_DELETE_FLAG_ZEROIZE);
 }
 
-/* Strict DER decode of der[0..n) into node; with used != NULL bytes may follow and *used
- * gets the DER's size. The node is deleted by libtasn1 on failure. */
+/* The size of the DER element that opens der[0..n) (a SEQUENCE), from its tag and length,
+ * so that bytes after it can be told apart from bytes inside it. */
+static int outer_size(const uint8_t *der, size_t n, size_t *size)
+{
+	long len;
+	int lenlen = 0;
+
+	if (n < 2 || der[0] != 0x30)
+		return SD_ERR_DER;
+	len = asn1_get_length_der(der + 1, (int)(n - 1), &lenlen);
+	if (len < 0 || lenlen <= 0)
+		return SD_ERR_DER; /* indefinite, or longer than the bytes there are */
+	*size = 1 + (size_t)lenlen + (size_t)len;
+	return *size <= n ? 0 : SD_ERR_DER;
+}
+
+/* Strict DER decode of der[0..n) into node. The element must fill der exactly, unless used is
+ * not NULL: then bytes may follow and *used gets the element's size. libtasn1 deletes the
+ * node when decoding fails. */
 static int decode(asn1_node *node, const uint8_t *der, size_t n, size_t *used)
 {
 	char err[ASN1_MAX_ERROR_DESCRIPTION_SIZE];
-	int len;
-	unsigned flags = ASN1_DECODE_FLAG_STRICT_DER;
+	size_t size = 0;
+	int len, r;
 
 	if (n > DER_KEY_MAX_SIZE)
 		return SD_ERR_TOO_LARGE;
-	len = (int)n;
-	if (used != NULL)
-		flags |= ASN1_DECODE_FLAG_ALLOW_PADDING;
-	if (asn1_der_decoding2(node, der, &len, flags, err) != ASN1_SUCCESS)
+	if ((r = outer_size(der, n, &size)) != 0)
+		return r;
+	len = (int)size;
+	if (asn1_der_decoding2(node, der, &len, ASN1_DECODE_FLAG_STRICT_DER, err) != ASN1_SUCCESS ||
+	    len < 0 || (size_t)len != size)
 		return SD_ERR_DER;
-	if (len < 0 || (size_t)len > n)
-		return SD_ERR_DER;
 	if (used != NULL)
-		*used = (size_t)len;
-	else if ((size_t)len != n)
+		*used = size;
+	else if (size != n)
 		return SD_ERR_TRAILING;
 	return 0;
 }
@@ -375,8 +391,9 @@ int der_private_decode(const uint8_t *der, size_t n, struct der_rsa_private *out
 		return SD_ERR_TOO_LARGE;
 	/* Both forms open with a SEQUENCE; PKCS#8 has an AlgorithmIdentifier where PKCS#1 has
 	 * the modulus, so at most one of the two decodes succeeds. */
-	if ((r = decode_pkcs8(der, n, out)) == 0)
-		goto out;
+	r = decode_pkcs8(der, n, out);
+	if (r != SD_ERR_DER)
+		goto out; /* a PKCS#8 key, good or with a fault past its structure */
 	crypto_wipe(out, sizeof(*out));
 	if ((r = new_node("SealdropKeys.RSAPrivateKey", &rsa)) != 0 ||
 	    (r = decode(&rsa, der, n, NULL)) != 0 ||
