@@ -79,7 +79,6 @@ static const char *const stmt_sql[ST_COUNT] = {
 
 struct db {
 	sqlite3 *sql;
-	enum db_open_mode mode;
 	sqlite3_stmt *st[ST_COUNT];
 	int opening;  /* inside db_open: damage means "not a sealdrop database" */
 	/* Copied at the failure, since a later reset or statement may change SQLite's own. */
@@ -448,7 +447,6 @@ db_open(const char *path, enum db_open_mode mode, struct db **out)
 		return errno == ENOENT ? SD_ERR_NOT_FOUND : SD_ERR_IO;
 	if ((db = calloc(1, sizeof(*db))) == NULL)
 		return SD_ERR_ALLOC;
-	db->mode = mode;
 	db->opening = 1;
 	/* One connection per thread: SQLite's own mutexes on it would only cost time. */
 	flags = SQLITE_OPEN_NOMUTEX | (mode == DB_READ_ONLY ? SQLITE_OPEN_READONLY :
