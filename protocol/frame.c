@@ -1,6 +1,5 @@
-/* frame.c: the incremental frame parser (frame.h). A small state machine over the input slice:
- * it gathers a header, checks its sizes at once, then gathers a small payload or streams an 828.
- * It never reads past len, never allocates, and stays in its error once one happened. */
+/* frame.c: the incremental frame parser (frame.h): a state machine that gathers a header, checks
+ * its sizes at once, then gathers a small payload or streams an 828; no allocation, ever. */
 #include <string.h>
 
 #include "err.h"

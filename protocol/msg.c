@@ -1,6 +1,5 @@
-/* msg.c: encode and decode every request and response (msg.h, SPEC.md 1-3).
- * Decoders read each payload as one column that follows the wire table; encoders build the whole
- * message in a local fixed buffer first, so a failure leaves the caller's buffer untouched. */
+/* msg.c: encode and decode every request and response (msg.h, SPEC.md 1-3). Encoders build the
+ * whole message in a local buffer first, so a failure leaves the caller's buffer untouched. */
 #include <string.h>
 
 #include "err.h"
