@@ -4,6 +4,11 @@ rows (SPEC.md 8)."""
 
 import filecmp
 import os
+import re
+import signal
+import sqlite3
+import subprocess
+import time
 import unittest
 
 import harness
@@ -356,6 +361,118 @@ class CrcLoop(unittest.TestCase):
             self.assertEqual(r["code"], sdpeer.ACK, "902 gets 1604")
             row = sh.file_row(d, r["client_id"], "g.bin")
             self.assertEqual(row[3], 0, "the file stays unverified")
+
+
+@harness.skip_unless_built(harness.SERVER_BIN)
+class StartUp(unittest.TestCase):
+    """Options and port.info (the harness always passes --port 0, so these run the binary
+    directly)."""
+
+    def start(self, folder, args):
+        log = open(os.path.join(folder, "server.log"), "wb")
+        proc = subprocess.Popen([harness.SERVER_BIN, "--bind", "127.0.0.1"] + args,
+                                cwd=folder, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+        log.close()
+        return proc
+
+    def wait_log(self, folder, proc, pattern):
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + 10
+        text = ""
+        while time.monotonic() < deadline:
+            with open(os.path.join(folder, "server.log"), "rb") as f:
+                text = f.read().decode("utf-8", "replace")
+            m = rx.search(text)
+            if m or proc.poll() is not None:
+                return m, text
+            time.sleep(0.05)
+        return None, text
+
+    def stop(self, proc):
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        try:
+            return proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+            return None
+
+    def test_port_from_port_info_and_override(self):
+        with harness.tmpdir() as d:
+            port = harness.free_port()
+            with open(os.path.join(d, "port.info"), "w") as f:
+                f.write("%d\n" % port)
+            proc = self.start(d, [])
+            try:
+                m, text = self.wait_log(d, proc, r"listening on 127\.0\.0\.1:(\d+)")
+                self.assertIsNotNone(m, text)
+                self.assertEqual(int(m.group(1)), port)
+                self.assertNotIn("warning", text)
+                sh.assert_serves(self, port)
+            finally:
+                self.assertEqual(self.stop(proc), 0)
+            other = harness.free_port()
+            proc = self.start(d, ["--port", str(other)])
+            try:
+                m, text = self.wait_log(d, proc, r"listening on 127\.0\.0\.1:%d" % other)
+                self.assertIsNotNone(m, text)
+            finally:
+                self.assertEqual(self.stop(proc), 0)
+
+    def test_missing_or_invalid_port_info_means_1256(self):
+        for content in (None, "abc\n", "70000", ""):
+            with self.subTest(content=content), harness.tmpdir() as d:
+                if content is not None:
+                    with open(os.path.join(d, "port.info"), "w") as f:
+                        f.write(content)
+                proc = self.start(d, [])
+                try:
+                    m, text = self.wait_log(d, proc, r"(listening on|cannot listen on) "
+                                            r"127\.0\.0\.1:1256")
+                    self.assertIsNotNone(m, text)
+                    self.assertRegex(text, r"warning: port\.info (not found|does not hold a "
+                                     r"valid port); using port 1256")
+                finally:
+                    self.stop(proc)
+
+    def test_help_version_and_bad_options(self):
+        r = subprocess.run([harness.SERVER_BIN, "--help"], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=10, text=True)
+        self.assertEqual(r.returncode, 0)
+        for opt in ("--port", "--bind", "--db", "--storage", "--workers", "--max-connections",
+                    "--idle-timeout", "--max-file-size", "--grace", "--test-corrupt-crc",
+                    "--version"):
+            self.assertIn(opt, r.stdout)
+        with open(os.path.join(harness.TOP, "VERSION")) as f:
+            version = f.read().strip()
+        r = subprocess.run([harness.SERVER_BIN, "--version"], stdout=subprocess.PIPE,
+                           timeout=10, text=True)
+        self.assertEqual(r.returncode, 0)
+        self.assertEqual(r.stdout.strip(), "sealdrop-server %s" % version)
+        for bad in (["--workers", "0"], ["--port", "65536"], ["--idle-timeout", "x"],
+                    ["--no-such-option"], ["extra-argument"], ["--max-file-size", "-1"]):
+            r = subprocess.run([harness.SERVER_BIN] + bad, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, timeout=10)
+            self.assertEqual(r.returncode, 2, bad)
+
+    def test_custom_db_and_storage_paths(self):
+        with harness.tmpdir() as d:
+            with sh.server(["--db", os.path.join(d, "other.db"), "--storage",
+                            os.path.join(d, "store")]) as (srv, sd):
+                pc = sh.registered(srv.port, "paths")
+                with pc:
+                    r = pc.upload("p.bin", b"x" * 33, pc.aes_key)
+                    self.assertEqual(r["code"], sdpeer.FILE_CRC)
+                self.assertTrue(os.path.isfile(os.path.join(d, "store", pc.client_id.hex(),
+                                                            "p.bin")))
+                self.assertFalse(os.path.exists(os.path.join(sd, "defensive.db")))
+            con = sqlite3.connect(os.path.join(d, "other.db"))
+            try:
+                self.assertEqual(con.execute("SELECT Name FROM clients").fetchall(),
+                                 [("paths",)])
+            finally:
+                con.close()
 
 
 if __name__ == "__main__":
