@@ -9,6 +9,7 @@ import os
 import shutil
 import socket
 import stat
+import struct
 import subprocess
 import threading
 import unittest
@@ -435,6 +436,89 @@ class FixtureClients(ClientTest):
         path = self.setup_file(17, client="Fixture Tester")
         self.run_ok()
         self.assert_stored(path)
+
+
+class ScriptedServer:
+    """A one-connection server that hands out a recorded client_id and AES key (wrapped with
+    whatever public key the client sends) and keeps the raw bytes of every 828 request."""
+
+    def __init__(self, client_id, aes_key, crc):
+        self.client_id, self.aes_key, self.crc = client_id, aes_key, crc
+        self.raw_828 = []
+        self.error = None
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(1)
+        self.listener.settimeout(30)
+        self.port = self.listener.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        try:
+            conn, _ = self.listener.accept()
+            conn.settimeout(30)
+            with conn:
+                while True:
+                    hdr, payload = sdpeer.read_request(conn)
+                    code = hdr["code"]
+                    if code == 825:
+                        conn.sendall(sdpeer.encode_response(1600, self.client_id))
+                    elif code == 826:
+                        spki = sdpeer._der_prefix(payload[255:415])
+                        key = sdpeer.RSAKey.public_from_spki(spki)
+                        conn.sendall(sdpeer.encode_response(
+                            1602, self.client_id + key.wrap(self.aes_key)))
+                    elif code == 828:
+                        raw = (hdr["client_id"] + struct.pack("<BHI", hdr["version"], code,
+                                                              hdr["payload_size"]) + payload)
+                        self.raw_828.append(raw)
+                        number, total = struct.unpack_from("<HH", payload, 8)
+                        if number == total:
+                            conn.sendall(sdpeer.encode_response(
+                                1603, self.client_id + payload[0:4] + payload[12:267]
+                                + struct.pack("<I", self.crc)))
+                    elif code == 900:
+                        conn.sendall(sdpeer.encode_response(1604, self.client_id))
+                        return
+                    else:
+                        raise sdpeer.PeerError("unexpected request %d" % code)
+        except Exception as e:  # reported by the test
+            self.error = e
+        finally:
+            self.listener.close()
+
+    def join(self):
+        self.thread.join(30)
+
+
+class RecordedBytes(unittest.TestCase):
+    """With the recorded ID and AES key and 8192-byte packets, our 828 requests are byte for
+    byte those of client-var8192-from1 (fixtures README 1, check 6)."""
+
+    @skip_unless_built(CLIENT_BIN)
+    def test_828_requests_match_the_recording(self):
+        for run in ("first-run-3000", "first-run-20000"):
+            with self.subTest(run=run):
+                d = os.path.join(FIXTURES, "clients", "client-var8192-from1", run)
+                keys = json.loads(read(os.path.join(d, "keys.json")))
+                msgs = json.loads(read(os.path.join(d, "messages.json")))["messages"]
+                c2s = read(os.path.join(d, "c2s.bin"))
+                want = [c2s[m["offset"]:m["payload_offset"] + m["payload_size"]]
+                        for m in msgs if m["dir"] == "c2s" and m["code"] == 828]
+                srv = ScriptedServer(bytes.fromhex(keys["client_id"]),
+                                     bytes.fromhex(keys["aes_key"]), keys["upload"]["cksum"])
+                with tmpdir("sd-rec-") as work:
+                    fname = keys["upload"]["file"]
+                    shutil.copy(os.path.join(d, fname), os.path.join(work, fname))
+                    write_transfer_info(work, "127.0.0.1:%d" % srv.port, "Fixture Tester", fname)
+                    res = run_client(work, ["--packet-size", "8192"], timeout=60)
+                    srv.join()
+                    self.assertIsNone(srv.error)
+                    self.assertEqual(res.returncode, OK, res.stderr)
+                self.assertEqual(len(srv.raw_828), len(want))
+                for got, exp in zip(srv.raw_828, want):
+                    self.assertEqual(got, exp)
 
 
 class SizesAndLayouts(ClientTest):
