@@ -124,6 +124,42 @@ class RegisterReconnect(ClientTest):
         res = self.run_ok(["--quiet"])
         self.assertEqual(res.stderr, "")
 
+    def test_progress_bar_on_a_terminal(self):
+        import pty
+        import select
+        self.setup_file(3 << 20)
+        master, slave = pty.openpty()
+        try:
+            proc = subprocess.Popen([CLIENT_BIN], cwd=self.work, stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.DEVNULL, stderr=slave)
+            os.close(slave)
+            slave = None
+            out = b""
+            while True:
+                r, _, _ = select.select([master], [], [], 60)
+                if not r:
+                    break
+                try:
+                    chunk = os.read(master, 4096)
+                except OSError:  # EIO: the client closed its side
+                    break
+                if not chunk:
+                    break
+                out += chunk
+            self.assertEqual(proc.wait(timeout=60), OK, out)
+        finally:
+            if slave is not None:
+                os.close(slave)
+            os.close(master)
+        text = out.decode("utf-8", "replace")
+        self.assertIn("\r", text)
+        self.assertIn("%", text)
+        self.assertIn("left", text)
+        self.assertIn("3.0 MiB", text)      # the total
+        self.assertIn("sent in", text)      # the final line with the average rate
+        res = self.run_ok(["--quiet"])
+        self.assertEqual(res.stderr, "")
+
     def test_verbose_logs_each_message(self):
         self.setup_file(10)
         res = self.run_ok(["--verbose"])
