@@ -111,12 +111,12 @@ $(BUILD)/tests/tools/%: tests/tools/%.c $(ALL_LIBS)
 $(BUILD)/tests/replay_%: tests/fuzz/%.c tests/fuzz/replay_main.c $(ALL_LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< tests/fuzz/replay_main.c $(ALL_LIBS) $(LDLIBS)
-FUZZ_BUILD := build-fuzz
+FUZZ_BUILD ?= $(BUILD)-fuzz
 fuzz:
 	@for f in $(FUZZ_SRC); do n=$$(basename $$f .c); mkdir -p $(FUZZ_BUILD); \
 	  echo "clang -fsanitize=fuzzer $$f"; \
 	  clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined $(PKG_CFLAGS) \
-	    -o $(FUZZ_BUILD)/$$n $$f $(PROTO_SRC) $(DB_SRC) $(LDLIBS) || exit 1; done
+	    -o $(FUZZ_BUILD)/$$n $$f $(PROTO_SRC) $(LDLIBS) || exit 1; done
 	@echo "run e.g.: $(FUZZ_BUILD)/fuzz_frame tests/fuzz/corpus/fuzz_frame -max_total_time=60"
 
 test: deps
