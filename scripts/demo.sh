@@ -92,7 +92,11 @@ for u in alice bob carol; do
 	f=$(sed -n 3p "$scratch/$u/transfer.info")
 	stored="$srv/files/$id/$f"
 	cmp "$scratch/$u/$f" "$stored" || fail "$stored differs from the original"
-	printf '%-6s %s  cksum %s\n' "$u" "identical" "$(cksum < "$stored" | cut -d' ' -f1)"
+	sum=$(cksum < "$stored" | cut -d' ' -f1)
+	recorded=$(sqlite3 -readonly "$srv/defensive.db" \
+		"SELECT CRC FROM files WHERE PathName = '$id/$f' AND Verified = 1")
+	[ "$sum" = "$recorded" ] || fail "$stored: cksum $sum, database says '$recorded'"
+	printf '%-6s %s  cksum %s = verified CRC in the database\n' "$u" "identical" "$sum"
 done
 (cd "$srv" && "$bin/sealdrop-db" check) || fail "sealdrop-db check found problems"
 
