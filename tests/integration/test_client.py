@@ -412,6 +412,23 @@ class Failures(ClientTest):
         # Refused before connecting.
         self.assertEqual(len(self.peer.requests), n)
 
+    def test_file_that_shrinks_while_sent(self):
+        # Truncated when the peer sees the first packet: the client, held back by the socket
+        # buffers, has read only a few MiB of 64 MiB by then.
+        path = self.setup_file(64 << 20, name="shrinks.bin")
+        original = self.peer._send_file
+        done = []
+
+        def truncate_then_handle(hdr, payload, state):
+            if not done:
+                done.append(1)
+                os.truncate(path, 1 << 20)
+            return original(hdr, payload, state)
+
+        self.peer._send_file = truncate_then_handle
+        self.assert_failure(FILE, words=("changed size",), timeout=120)
+        self.assertTrue(done)
+
     def test_broken_me_info_is_refused_and_kept(self):
         self.setup_file(100)
         broken = b"Name\nnot an id\n@@@\n"
