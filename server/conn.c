@@ -150,6 +150,10 @@ conn_on_readable(struct conn *c)
 		}
 		c->last_rx_ms = c->w->now_ms;
 		parse(c, c->w->rbuf, (size_t)n);
+		if (frame_idle(&c->parser) || c->stream != CONN_STREAM_NONE)
+			c->partial_since_ms = 0;
+		else if (c->partial_since_ms == 0)
+			c->partial_since_ms = c->w->now_ms;
 		if ((size_t)n < LOOP_READ_CHUNK)
 			break;  /* the socket is most likely empty now */
 	}

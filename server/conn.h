@@ -42,6 +42,9 @@ struct conn {
 	uint32_t events;           /* epoll interest now registered */
 	int64_t last_rx_ms;        /* last byte received */
 	int64_t last_tx_ms;        /* last byte sent, or when output started waiting */
+	int64_t partial_since_ms;  /* a header or small message began and is not complete
+	                            * yet (0: none); a slow sender gets the idle timeout for
+	                            * the whole message, not per byte */
 
 	struct frame_parser parser;
 	struct buf out;            /* replies waiting for the socket */

@@ -243,7 +243,14 @@ tick(struct worker *w)
 
 		if (c->closing)
 			continue;
-		if (w->now_ms - last >= limit) {
+		if (c->partial_since_ms != 0 && w->now_ms - c->partial_since_ms >= limit) {
+			/* Trickling a message byte by byte must not hold a connection forever. */
+			log_event(w->index, c->peer, c->known ? c->id : NULL,
+			    c->known ? c->name : NULL, "connection",
+			    "timed out: a message took longer than %u s to arrive",
+			    w->cfg->idle_timeout);
+			loop_mark_closing(c);
+		} else if (w->now_ms - last >= limit) {
 			log_event(w->index, c->peer, c->known ? c->id : NULL,
 			    c->known ? c->name : NULL, "connection",
 			    "timed out: no progress for %u s%s", w->cfg->idle_timeout,

@@ -242,6 +242,44 @@ class BadInput(unittest.TestCase):
                          "the partial file is removed when the connection closes")
         self.assertIsNone(sh.file_row(self.dir, pc.client_id, "huge.bin"))
 
+    def test_replies_not_read_backpressure(self):
+        """A client that sends without reading its replies: the server stops reading from
+        it rather than queueing without bound, and every reply arrives once it reads."""
+        import threading
+        pc = self.fresh("pipeline")
+        count = 60000
+        blob = header(pc.client_id, 999, 0) * count
+        errors = []
+
+        def sender():
+            try:
+                pc.sock.sendall(blob)
+            except OSError as e:
+                errors.append(e)
+
+        with pc:
+            rss_before = sh.proc_status(self.srv.pid, "VmRSS")
+            t = threading.Thread(target=sender)
+            t.start()
+            time.sleep(1.0)  # not reading: the server's output backs up
+            rss_during = sh.proc_status(self.srv.pid, "VmRSS")
+            got = 0
+            pc.sock.settimeout(20)
+            buf = b""
+            while got < count:
+                chunk = pc.sock.recv(1 << 16)
+                self.assertTrue(chunk, "connection closed after %d replies" % got)
+                buf += chunk
+                while len(buf) >= 7:
+                    self.assertEqual(struct.unpack_from("<BHI", buf), (3, 1607, 0))
+                    buf = buf[7:]
+                    got += 1
+            t.join(timeout=20)
+            self.assertFalse(t.is_alive())
+            self.assertEqual(errors, [])
+            self.assertEqual(buf, b"")
+        self.assertLess(rss_during - rss_before, 8 * 1024, (rss_before, rss_during))
+
     def test_version_byte_ignored(self):
         with sdpeer.PeerClient("127.0.0.1", self.port) as pc:
             name = "v9-%s" % os.urandom(3).hex()
@@ -270,6 +308,25 @@ class Timeouts(unittest.TestCase):
             pc.close()
             self.assertTrue(srv.running())
             self.assertEqual([f for f in sh.files_under(d) if ".sealdrop-part-" in f], [])
+            sh.assert_serves(self, srv.port)
+
+    def test_slow_sender_trickling_a_message(self):
+        with sh.server(["--idle-timeout", "1"]) as (srv, d):
+            s = sh.raw_connect(srv.port)
+            msg = header(b"\0" * 16, sdpeer.REGISTER, 255) + sdpeer.name_field("trickle")
+            closed = False
+            try:
+                # One byte every 0.3 s: never idle for 1 s, but the message needs 83 s.
+                for b in msg[:40]:
+                    s.sendall(bytes([b]))
+                    time.sleep(0.3)
+            except OSError:
+                closed = True
+            if not closed:
+                s.settimeout(10)
+                self.assertEqual(sh.recv_all_until_close(s), b"")
+            s.close()
+            self.assertIsNotNone(srv.wait_for_log(r"took longer than 1 s", 5))
             sh.assert_serves(self, srv.port)
 
     def test_connection_cap(self):
