@@ -21,28 +21,6 @@
 static int init_err;
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define SD_LSAN 1
-#endif
-#endif
-#if defined(__SANITIZE_ADDRESS__) && !defined(SD_LSAN)
-#define SD_LSAN 1
-#endif
-#ifdef SD_LSAN
-/* Sanitizer builds only. Key generation draws GCRY_VERY_STRONG_RANDOM, whose entropy gatherer
- * mallocs a 128 KiB buffer once per process and keeps the pointer inside libgcrypt's secure
- * memory pool, an mmap'ed region LeakSanitizer does not scan; it then reports the buffer as
- * leaked (valgrind, which scans it, says "still reachable"). Without symbols in libgcrypt the
- * report can only be matched by library, so leaks allocated inside libgcrypt are left to the
- * valgrind runs, which see them exactly. */
-const char *__lsan_default_suppressions(void);
-const char *__lsan_default_suppressions(void)
-{
-	return "leak:libgcrypt.so\n";
-}
-#endif
-
 static void do_init(void)
 {
 	/* Someone (a test harness, another library) may have set libgcrypt up already. */
