@@ -24,6 +24,8 @@ struct upload;
 /* Reads per wake-up, so that one fast sender does not starve the others of its worker. */
 #define CONN_READS_PER_WAKE 4
 #define CONN_PEER_MAX 64u
+/* Request log lines per connection; past this a flood of bad requests cannot flood the log. */
+#define CONN_LOG_MAX 200u
 
 /* What the rest of the current 828 content is for. */
 enum conn_stream {
@@ -39,6 +41,7 @@ struct conn {
 	char peer[CONN_PEER_MAX];  /* "address:port" */
 	int closing;
 	unsigned errors;           /* 1607 replies sent */
+	unsigned logged;           /* request log lines written for this connection */
 	uint32_t events;           /* epoll interest now registered */
 	int64_t last_rx_ms;        /* last byte received */
 	int64_t last_tx_ms;        /* last byte sent, or when output started waiting */

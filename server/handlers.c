@@ -24,17 +24,51 @@
 /* LastSeen is written for an intermediate 828 packet at most this often. */
 #define TOUCH_INTERVAL_MS 1000
 
+/* Log lines of a request; after CONN_LOG_MAX of them a connection logs nothing more, so a
+ * flood of bad requests cannot flood the log. id/name: the client the line is about. */
+static void
+vhlog(struct conn *c, const uint8_t *id, const char *name, const char *event,
+    const char *fmt, va_list ap) __attribute__((format(printf, 5, 0)));
+
+static void
+vhlog(struct conn *c, const uint8_t *id, const char *name, const char *event,
+    const char *fmt, va_list ap)
+{
+	if (c->logged > CONN_LOG_MAX)
+		return;
+	if (c->logged++ == CONN_LOG_MAX) {
+		log_event(c->w->index, c->peer, id, name, "log", "%u events logged for this "
+		    "connection; the rest are not", CONN_LOG_MAX);
+		return;
+	}
+	log_eventv(c->w->index, c->peer, id, name, event, fmt, ap);
+}
+
 static void hlog(struct conn *c, const char *event, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+static void hlog_as(struct conn *c, const uint8_t *id, const char *name, const char *event,
+    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
+/* A line about the connection's own client (or "-" before one is known). */
 static void
 hlog(struct conn *c, const char *event, const char *fmt, ...)
 {
 	va_list ap;
 
 	va_start(ap, fmt);
-	log_eventv(c->w->index, c->peer, c->known ? c->id : NULL, c->known ? c->name : NULL,
-	    event, fmt, ap);
+	vhlog(c, c->known ? c->id : NULL, c->known ? c->name : NULL, event, fmt, ap);
+	va_end(ap);
+}
+
+/* A line about the client a request names (which may not be the connection's). */
+static void
+hlog_as(struct conn *c, const uint8_t *id, const char *name, const char *event,
+    const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vhlog(c, id, name, event, fmt, ap);
 	va_end(ap);
 }
 
@@ -273,12 +307,12 @@ handle_public_key(struct conn *c, const struct frame_event *ev)
 	}
 	if (cl.has_public_key) {
 		/* The ID travels in clear: replacing the key would hand the account over. */
-		log_event(c->w->index, c->peer, id, cl.name, "public key",
+		hlog_as(c, id, cl.name, "public key",
 		    "refused: the client has a key already");
 		goto fail;
 	}
 	if ((r = issue_key(c, RESP_AES_KEY, id, cl.name, spki, sizeof(spki), 1)) != 0) {
-		log_event(c->w->index, c->peer, id, cl.name, "public key", "refused: %s",
+		hlog_as(c, id, cl.name, "public key", "refused: %s",
 		    sd_strerror(r));
 		goto fail;
 	}
@@ -338,7 +372,7 @@ handle_reconnect(struct conn *c, const struct frame_event *ev)
 		/* A known name is never handed to whoever knows it. */
 		if (memcmp(cl.id, req_id, CLIENT_ID_SIZE) == 0)
 			touch(c, req_id);
-		log_event(c->w->index, c->peer, req_id, name, "reconnect", "denied: %s: 1606",
+		hlog_as(c, req_id, name, "reconnect", "denied: %s: 1606",
 		    cl.has_public_key ? "ID does not match the name" : "no public key stored");
 		crypto_wipe(&cl, sizeof(cl));
 		reply_id(c, RESP_RECONNECT_DENIED, req_id);
@@ -349,7 +383,7 @@ handle_reconnect(struct conn *c, const struct frame_event *ev)
 	    cl.public_key_len : PUBLIC_KEY_SIZE, 0);
 	crypto_wipe(&cl, sizeof(cl));
 	if (r != 0) {
-		log_event(c->w->index, c->peer, req_id, name, "reconnect", "failed: %s",
+		hlog_as(c, req_id, name, "reconnect", "failed: %s",
 		    sd_strerror(r));
 		reply_error(c);
 		return;
@@ -465,12 +499,12 @@ begin_upload(struct conn *c, const struct msg_file_packet *p, uint32_t content_l
 	memset(&cl, 0, sizeof(cl));
 	conn_abort_upload(c);
 	if ((r = db_client_by_id(c->w->db, id, &cl)) != 0) {
-		log_event(c->w->index, c->peer, id, NULL, "send file", "refused: %s",
+		hlog_as(c, id, NULL, "send file", "refused: %s",
 		    r == SD_ERR_NOT_FOUND ? "unknown client ID" : db_errmsg(c->w->db));
 		goto out;
 	}
 	if (!cl.has_aes_key) {
-		log_event(c->w->index, c->peer, id, cl.name, "send file",
+		hlog_as(c, id, cl.name, "send file",
 		    "refused: no AES key was issued to this client");
 		r = SD_ERR_NOT_FOUND;
 		goto out;

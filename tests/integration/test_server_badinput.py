@@ -279,6 +279,10 @@ class BadInput(unittest.TestCase):
             self.assertEqual(errors, [])
             self.assertEqual(buf, b"")
         self.assertLess(rss_during - rss_before, 8 * 1024, (rss_before, rss_during))
+        # 60000 refusals, but the log holds a bounded number of lines for them.
+        self.assertIsNotNone(self.srv.wait_for_log(r"events logged for this connection; "
+                                                   r"the rest are not", 5))
+        self.assertLess(self.srv.log().count("unknown code 999"), 1000)
 
     def test_version_byte_ignored(self):
         with sdpeer.PeerClient("127.0.0.1", self.port) as pc:
