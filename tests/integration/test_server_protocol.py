@@ -277,6 +277,28 @@ class Protocol(unittest.TestCase):
                 self.assertTrue(filecmp.cmp(src, stored, shallow=False))
                 self.assertEqual(pc.crc_ok("big.bin"), sdpeer.ACK)
 
+    @unittest.skipUnless(os.environ.get("SEALDROP_BIG") == "1",
+                         "1 GiB upload: set SEALDROP_BIG=1 (needs 2 GiB of disk)")
+    def test_1_gib_memory_stays_flat(self):
+        name = self.uname("gig")
+        with harness.tmpdir() as d:
+            src = os.path.join(d, "gig.bin")
+            with open(src, "wb") as f:
+                block = os.urandom(1 << 20)
+                for i in range(1024):
+                    f.write(block[i:] + block[:i])
+            pc = sh.registered(self.port, name, timeout=300)
+            with pc:
+                hwm_before = sh.proc_status(self.srv.pid, "VmHWM")
+                r = sh.stream_upload(pc, "gig.bin", src, packet_size=1 << 20)
+                hwm_after = sh.proc_status(self.srv.pid, "VmHWM")
+                print("\nserver VmHWM before %d kB, after a 1 GiB upload %d kB"
+                      % (hwm_before, hwm_after))
+                self.assertEqual(r["code"], sdpeer.FILE_CRC)
+                self.assertEqual(r["cksum"], harness.gnu_cksum(src))
+                self.assertLess(hwm_after - hwm_before, 32 * 1024)
+                os.unlink(self.stored(pc.client_id, "gig.bin"))
+
     def test_every_sender_variant(self):
         data = harness.gen_bytes(20000)
         for variant in sdpeer.VARIANTS:
