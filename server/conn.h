@@ -66,7 +66,6 @@ struct conn {
 	struct storage_file sf;
 	int storing;                    /* sf holds an open temporary file */
 	uint64_t sink_bytes;            /* plaintext written to sf in this attempt */
-	uint16_t first_u16a, first_u16b;  /* the two u16 fields of the attempt's first packet */
 	enum conn_stream stream;
 	int uploads_done;               /* completed uploads: 900/901/902 need one */
 	int awaiting_verdict;           /* 1603 sent, no 900/902 yet */

@@ -486,13 +486,42 @@ sink_of(struct conn *c, struct upload_sink *s)
 	s->ctx = c;
 }
 
+/* A new upload attempt (first packet, or a resend the reassembler recognised): a fresh
+ * temporary file under the sanitised name. On failure the upload is discarded. */
+static int
+open_attempt_file(struct conn *c, const struct msg_file_packet *p)
+{
+	char safe[NAME_FIELD_SIZE];
+	int r;
+
+	if (c->storing) {
+		storage_abort(&c->sf);
+		c->storing = 0;
+	}
+	if ((r = storage_sanitize_name(p->file_name, safe)) != 0) {
+		char shown[LOG_NAME_MAX + 4];
+
+		log_sanitize(p->file_name, shown, sizeof(shown));
+		hlog(c, "send file", "refused: file name \"%s\" cannot be stored", shown);
+		upload_abort(c->up);
+		return r;
+	}
+	if ((r = storage_begin(c->w->cfg->storage_dir, c->id, safe, &c->sf)) != 0) {
+		upload_abort(c->up);
+		hlog(c, "send file", "failed: cannot create the temporary file");
+		return r;
+	}
+	c->storing = 1;
+	c->sink_bytes = 0;
+	return 0;
+}
+
 /* The first packet of an upload attempt: the client must hold an AES key (the one most
  * recently issued, read from the database), the file name must be safe to store. */
 static int
 begin_upload(struct conn *c, const struct msg_file_packet *p, uint32_t content_len,
     const uint8_t id[CLIENT_ID_SIZE])
 {
-	char safe[NAME_FIELD_SIZE];
 	struct db_client cl;
 	int r;
 
@@ -513,26 +542,12 @@ begin_upload(struct conn *c, const struct msg_file_packet *p, uint32_t content_l
 		hlog(c, "send file", "failed: %s", sd_strerror(r));
 		goto out;
 	}
-	if ((r = storage_sanitize_name(p->file_name, safe)) != 0) {
-		char shown[LOG_NAME_MAX + 4];
-
-		log_sanitize(p->file_name, shown, sizeof(shown));
-		hlog(c, "send file", "refused: file name \"%s\" cannot be stored", shown);
-		goto out;
-	}
 	if ((r = upload_packet_begin(c->up, p, content_len)) != 0) {
 		hlog(c, "send file", "refused first packet: %s", sd_strerror(r));
 		goto out;
 	}
-	if ((r = storage_begin(c->w->cfg->storage_dir, c->id, safe, &c->sf)) != 0) {
-		upload_abort(c->up);
-		hlog(c, "send file", "failed: cannot create the temporary file");
+	if ((r = open_attempt_file(c, p)) != 0)
 		goto out;
-	}
-	c->storing = 1;
-	c->sink_bytes = 0;
-	c->first_u16a = p->packet_number;
-	c->first_u16b = p->total_packets;
 	memcpy(c->up_owner, c->id, CLIENT_ID_SIZE);
 	touch(c, c->id);
 	r = 0;
@@ -547,7 +562,7 @@ handle_stream_start(struct conn *c, const struct frame_event *ev)
 	const struct msg_header *h = ev->header;
 	struct msg_file_packet p;
 	uint32_t content_len;
-	int r, in_progress, is_new;
+	int r, in_progress;
 
 	c->stream = CONN_STREAM_SKIP;  /* until the packet is accepted */
 	if (h->payload_size < FILE_PACKET_HEADER_SIZE) {
@@ -566,18 +581,19 @@ handle_stream_start(struct conn *c, const struct frame_event *ev)
 		conn_abort_upload(c);
 		return;
 	}
-	/* A packet numbered like the attempt's first one starts the attempt again (a sender
-	 * that gave up mid-file and resends); the reassembler agrees, and the sink byte count
-	 * checked at the end catches any disagreement. */
-	is_new = !in_progress || (p.packet_number == c->first_u16a &&
-	    p.total_packets == c->first_u16b);
-	if (is_new) {
+	if (!in_progress) {
 		if (begin_upload(c, &p, content_len, h->client_id) != 0)
 			return;
 	} else {
 		if ((r = upload_packet_begin(c->up, &p, content_len)) != 0) {
 			hlog(c, "send file", "refused packet: %s; upload discarded",
 			    sd_strerror(r));
+			conn_abort_upload(c);
+			return;
+		}
+		/* The reassembler decides what restarts an attempt (a resend after 901, or a
+		 * sender that gave up mid-file): then the old temporary file goes. */
+		if (upload_packet_is_first(c->up) && open_attempt_file(c, &p) != 0) {
 			conn_abort_upload(c);
 			return;
 		}

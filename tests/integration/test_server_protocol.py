@@ -328,6 +328,26 @@ class Protocol(unittest.TestCase):
         self.assertEqual(len(sh.query(self.dir, "SELECT 1 FROM files WHERE ID = ?",
                                       (pc.client_id,))), 1)
 
+    def test_abandoned_attempt_replaced_by_a_new_first_packet(self):
+        # A sender gives up mid-file and starts again from packet 1, even under another
+        # name: the new attempt wins, the half-written one leaves no file behind.
+        pc = sh.registered(self.port, self.uname("restart"))
+        with pc:
+            first = sdpeer.packetize(harness.gen_bytes(40000), pc.aes_key, "draft.bin",
+                                     "split", 8192)
+            for payload in first[:2]:
+                pc.request(sdpeer.SEND_FILE, payload)
+            data = harness.gen_bytes(20000)
+            r = pc.upload("final.bin", data, pc.aes_key, "split", 8192)
+            self.assertEqual(r["code"], sdpeer.FILE_CRC)
+            self.assertEqual(r["file_name"], "final.bin")
+            self.assertEqual(r["cksum"], sdpeer.cksum(data))
+            self.assertEqual(pc.crc_ok("final.bin"), sdpeer.ACK)
+            folder = os.path.dirname(self.stored(pc.client_id, "final.bin"))
+            self.assertEqual(sorted(os.listdir(folder)), ["final.bin"])
+            with open(os.path.join(folder, "final.bin"), "rb") as f:
+                self.assertEqual(f.read(), data)
+
     def test_last_seen_updated(self):
         name = self.uname("seen")
         pc = sh.registered(self.port, name)
