@@ -14,6 +14,7 @@
 
 #include "../protocol/base64.h"
 #include "../protocol/err.h"
+#include "../protocol/hex.h"
 
 static void
 set_why(char *why, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -365,18 +366,6 @@ me_info_clear(struct me_info *mi)
 	mi->key = NULL;
 }
 
-static int
-hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* 1 if every byte is base64 text or white space: then it is not raw DER. */
 static int
 looks_like_base64(const uint8_t *p, size_t n)
@@ -474,19 +463,9 @@ me_info_parse(const char *text, size_t n, const uint8_t *priv, size_t priv_n,
 		goto out;
 	}
 	trim(&s, &sn);
-	if (sn != 2 * CLIENT_ID_SIZE) {
+	if ((r = hex_decode(s, sn, mi->id, CLIENT_ID_SIZE)) != 0) {
 		set_why(why, why_cap, "line 2 (the ID) is not 32 hex digits");
-		r = SD_ERR_BAD_FIELD;
 		goto out;
-	}
-	for (i = 0; i < CLIENT_ID_SIZE; i++) {
-		int hi = hex_value(s[2 * i]), lo = hex_value(s[2 * i + 1]);
-		if (hi < 0 || lo < 0) {
-			set_why(why, why_cap, "line 2 (the ID) is not 32 hex digits");
-			r = SD_ERR_BAD_FIELD;
-			goto out;
-		}
-		mi->id[i] = (uint8_t)(hi << 4 | lo);
 	}
 
 	/* Lines 3 to the end: the key in base64, wrapped or not. None: priv.key holds it. */
@@ -572,19 +551,6 @@ out:
 	file_free_small(text, n);
 	file_free_small(priv, priv_n);
 	return r;
-}
-
-void
-client_id_hex(const uint8_t id[CLIENT_ID_SIZE], char out[2 * CLIENT_ID_SIZE + 1])
-{
-	static const char digits[] = "0123456789abcdef";
-	size_t i;
-
-	for (i = 0; i < CLIENT_ID_SIZE; i++) {
-		out[2 * i] = digits[id[i] >> 4];
-		out[2 * i + 1] = digits[id[i] & 0x0f];
-	}
-	out[2 * CLIENT_ID_SIZE] = '\0';
 }
 
 /* Writes data to path through "path.tmp-XXXXXX" (mode 0600), fsync, rename, then fsyncs the
@@ -675,7 +641,7 @@ me_info_write(const char *me_path, const char *priv_path, const char *name,
 		set_why(why, why_cap, "cannot encode the private key (%s)", sd_strerror(r));
 		goto out;
 	}
-	client_id_hex(id, hex);
+	hex_encode(id, CLIENT_ID_SIZE, hex);
 	cap = name_len + 1 + sizeof(hex) + b64_len + 2;
 	if ((text = malloc(cap)) == NULL) {
 		r = SD_ERR_ALLOC;

@@ -82,7 +82,5 @@ int file_read_small(const char *path, size_t max, char **out, size_t *n);
 /* Wipes and frees what file_read_small() returned; accepts NULL. */
 void file_free_small(char *p, size_t n);
 
-/* The 32 lower-case hex characters of an ID (out holds 33 bytes). */
-void client_id_hex(const uint8_t id[CLIENT_ID_SIZE], char out[2 * CLIENT_ID_SIZE + 1]);
 
 #endif

@@ -16,6 +16,7 @@
 #include "../protocol/codes.h"
 #include "../protocol/crypto.h"
 #include "../protocol/err.h"
+#include "../protocol/hex.h"
 #include "../protocol/frame.h"
 #include "../protocol/msg.h"
 #include "files.h"
@@ -370,8 +371,8 @@ check_reply_id(struct session *s, const uint8_t id[CLIENT_ID_SIZE], uint16_t cod
 
 	if (memcmp(id, s->id, CLIENT_ID_SIZE) == 0)
 		return;
-	client_id_hex(s->id, ours);
-	client_id_hex(id, theirs);
+	hex_encode(s->id, CLIENT_ID_SIZE, ours);
+	hex_encode(id, CLIENT_ID_SIZE, theirs);
 	log_verbose("reply %u names client %s, we are %s", code, theirs, ours);
 }
 
@@ -456,7 +457,7 @@ do_register(struct session *s, const uint8_t *denied_id, const uint8_t *sent_id)
 		if (denied_id != NULL && !is_zero(denied_id, CLIENT_ID_SIZE) &&
 		    (sent_id == NULL || memcmp(denied_id, sent_id, CLIENT_ID_SIZE) != 0)) {
 			memcpy(s->id, denied_id, CLIENT_ID_SIZE);
-			client_id_hex(s->id, hex);
+			hex_encode(s->id, CLIENT_ID_SIZE, hex);
 			log_note("registration refused; continuing under the ID %s from 1606", hex);
 			return send_new_key(s);
 		}
@@ -465,7 +466,7 @@ do_register(struct session *s, const uint8_t *denied_id, const uint8_t *sent_id)
 		return CX_REFUSED;
 	}
 	memcpy(s->id, rep.id, CLIENT_ID_SIZE);
-	client_id_hex(s->id, hex);
+	hex_encode(s->id, CLIENT_ID_SIZE, hex);
 	log_note("registered as '%s', ID %s", s->cfg->name, hex);
 	return send_new_key(s);
 }
@@ -657,30 +658,43 @@ cut(struct session *s, struct cutter *c, const uint8_t *p, size_t n)
 	return 0;
 }
 
+/* Reads the next want bytes of the file into the CRC and the cipher; s->cipher then holds
+ * *clen bytes of ciphertext. A short read means the file shrank while being sent. */
+static int
+read_and_encrypt(struct session *s, struct aes_cbc *enc, struct cksum *ck, size_t want,
+    size_t *clen)
+{
+	size_t got;
+	int r;
+
+	if ((r = read_file(s, s->plain, want, &got)) != 0)
+		return r;
+	if (got < want)
+		return file_changed(s);
+	cksum_update(ck, s->plain, got);
+	if ((r = aes_cbc_update(enc, s->plain, got, s->cipher, clen)) != 0) {
+		log_fatal("encryption failed: %s", sd_strerror(r));
+		return CX_FILE;
+	}
+	return 0;
+}
+
 static int
 send_stream(struct session *s, struct aes_cbc *enc, struct cksum *ck, uint32_t ps,
     uint32_t packets, uint64_t cipher)
 {
 	struct cutter c = { ps, packets, cipher, 0, 0, 0 };
 	uint64_t sent = 0;
-	size_t got, clen;
+	size_t clen;
 	int r;
 
 	while (sent < s->file_size) {
 		size_t want = s->file_size - sent < SESSION_IO_CHUNK ?
 		    (size_t)(s->file_size - sent) : SESSION_IO_CHUNK;
-		if ((r = read_file(s, s->plain, want, &got)) != 0)
+		if ((r = read_and_encrypt(s, enc, ck, want, &clen)) != 0 ||
+		    (r = cut(s, &c, s->cipher, clen)) != 0)
 			return r;
-		if (got < want)
-			return file_changed(s);
-		cksum_update(ck, s->plain, got);
-		if ((r = aes_cbc_update(enc, s->plain, got, s->cipher, &clen)) != 0) {
-			log_fatal("encryption failed: %s", sd_strerror(r));
-			return CX_FILE;
-		}
-		if ((r = cut(s, &c, s->cipher, clen)) != 0)
-			return r;
-		sent += got;
+		sent += want;
 		progress_update(&s->progress, sent);
 	}
 	if ((r = check_file_end(s)) != 0)
@@ -705,7 +719,7 @@ send_per_packet(struct session *s, struct aes_cbc *enc, struct cksum *ck, uint32
 {
 	uint64_t sent = 0, chunk, done_in_chunk;
 	uint32_t i, csize;
-	size_t got, clen, want;
+	size_t clen, want;
 	int r;
 
 	for (i = 0; i < packets; i++) {
@@ -718,21 +732,13 @@ send_per_packet(struct session *s, struct aes_cbc *enc, struct cksum *ck, uint32
 			log_fatal("encryption failed: %s", sd_strerror(r));
 			return CX_FILE;
 		}
-		for (done_in_chunk = 0; done_in_chunk < chunk; done_in_chunk += got) {
+		for (done_in_chunk = 0; done_in_chunk < chunk; done_in_chunk += want) {
 			want = chunk - done_in_chunk < SESSION_IO_CHUNK ?
 			    (size_t)(chunk - done_in_chunk) : SESSION_IO_CHUNK;
-			if ((r = read_file(s, s->plain, want, &got)) != 0)
+			if ((r = read_and_encrypt(s, enc, ck, want, &clen)) != 0 ||
+			    (r = out_put(s, s->cipher, clen)) != 0)
 				return r;
-			if (got < want)
-				return file_changed(s);
-			cksum_update(ck, s->plain, got);
-			if ((r = aes_cbc_update(enc, s->plain, got, s->cipher, &clen)) != 0) {
-				log_fatal("encryption failed: %s", sd_strerror(r));
-				return CX_FILE;
-			}
-			if ((r = out_put(s, s->cipher, clen)) != 0)
-				return r;
-			sent += got;
+			sent += want;
 			progress_update(&s->progress, sent);
 		}
 		if ((r = aes_cbc_final(enc, s->cipher, &clen)) != 0) {

@@ -11,6 +11,7 @@
 #include <sqlite3.h>
 
 #include "../protocol/err.h"
+#include "../protocol/hex.h"
 
 /* Generated from db/schema.sql by the Makefile. */
 extern const char db_schema_sql[];
@@ -568,41 +569,19 @@ db_client_by_id(struct db *db, const uint8_t id[CLIENT_ID_SIZE], struct db_clien
 	return one_client(db, s, out);
 }
 
-static int
-hex_nibble(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 int
 db_client_find(struct db *db, const char *name_or_hex, struct db_client *out)
 {
 	uint8_t id[CLIENT_ID_SIZE];
-	size_t i;
-	int hi, lo, r;
+	int r;
 
 	if (out != NULL)
 		memset(out, 0, sizeof(*out));
 	if (db == NULL || out == NULL || name_or_hex == NULL)
 		return SD_ERR_INVALID_ARG;
-	if (strlen(name_or_hex) == 2 * CLIENT_ID_SIZE) {
-		for (i = 0; i < CLIENT_ID_SIZE; i++) {
-			hi = hex_nibble(name_or_hex[2 * i]);
-			lo = hex_nibble(name_or_hex[2 * i + 1]);
-			if (hi < 0 || lo < 0)
-				break;
-			id[i] = (uint8_t)(hi << 4 | lo);
-		}
-		if (i == CLIENT_ID_SIZE &&
-		    (r = db_client_by_id(db, id, out)) != SD_ERR_NOT_FOUND)
-			return r;
-	}
+	if (hex_decode(name_or_hex, strlen(name_or_hex), id, CLIENT_ID_SIZE) == 0 &&
+	    (r = db_client_by_id(db, id, out)) != SD_ERR_NOT_FOUND)
+		return r;
 	return db_client_by_name(db, name_or_hex, out);
 }
 

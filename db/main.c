@@ -14,6 +14,7 @@
 #include "db.h"
 #include "../protocol/crypto.h"
 #include "../protocol/err.h"
+#include "../protocol/hex.h"
 #include "../server/storage.h"
 
 #ifndef SEALDROP_VERSION
@@ -281,19 +282,6 @@ json_str(FILE *f, const char *s)
 	fputc('"', f);
 }
 
-static void
-hex(const uint8_t *b, size_t n, char *out)
-{
-	static const char digits[] = "0123456789abcdef";
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		out[2 * i] = digits[b[i] >> 4];
-		out[2 * i + 1] = digits[b[i] & 15];
-	}
-	out[2 * n] = '\0';
-}
-
 /* Local time text, or "never"/"-" style placeholder for 0. */
 static void
 local_time(int64_t t, char out[TIME_TEXT_SIZE], const char *none)
@@ -316,7 +304,7 @@ fingerprint(const struct db_client *c, char out[FINGERPRINT_HEX + 1])
 		return;
 	}
 	crypto_sha256(c->public_key, c->public_key_len, d);
-	hex(d, FINGERPRINT_HEX / 2, out);
+	hex_encode(d, FINGERPRINT_HEX / 2, out);
 }
 
 /* ---- aligned text tables ---- */
@@ -419,7 +407,7 @@ client_json(const struct db_client *c, long file_count)
 {
 	char id[ID_HEX_SIZE], fp[FINGERPRINT_HEX + 1], seen[TIME_TEXT_SIZE];
 
-	hex(c->id, CLIENT_ID_SIZE, id);
+	hex_encode(c->id, CLIENT_ID_SIZE, id);
 	fingerprint(c, fp);
 	local_time(c->last_seen, seen, "");
 	printf("{\"id\": \"%s\", \"name\": ", id);
@@ -441,7 +429,7 @@ client_row(struct table *t, const struct db_client *c, long file_count)
 	char id[ID_HEX_SIZE], fp[FINGERPRINT_HEX + 1], seen[TIME_TEXT_SIZE], files[24];
 	const char *row[6];
 
-	hex(c->id, CLIENT_ID_SIZE, id);
+	hex_encode(c->id, CLIENT_ID_SIZE, id);
 	fingerprint(c, fp);
 	local_time(c->last_seen, seen, "never");
 	snprintf(files, sizeof(files), "%ld", file_count);
@@ -479,7 +467,7 @@ file_json(const struct db_file *f)
 {
 	char id[ID_HEX_SIZE], up[TIME_TEXT_SIZE];
 
-	hex(f->owner, CLIENT_ID_SIZE, id);
+	hex_encode(f->owner, CLIENT_ID_SIZE, id);
 	local_time(f->uploaded, up, "");
 	printf("{\"owner_id\": \"%s\", \"owner\": ", id);
 	/* A row whose owner is gone (only in a database damaged by hand) has no name. */
@@ -505,7 +493,7 @@ file_row(struct table *t, const struct db_file *f)
 	char size[24], crc[16], up[TIME_TEXT_SIZE], id[ID_HEX_SIZE];
 	const char *row[7];
 
-	hex(f->owner, CLIENT_ID_SIZE, id);
+	hex_encode(f->owner, CLIENT_ID_SIZE, id);
 	snprintf(size, sizeof(size), "%" PRIu64, f->size);
 	snprintf(crc, sizeof(crc), "%" PRIu32, f->crc);
 	local_time(f->uploaded, up, "-");
@@ -674,7 +662,7 @@ cmd_show(struct db *db, const struct opts *o)
 		client_json(&c, count);
 		printf(",\n \"files\": [");
 	} else {
-		hex(c.id, CLIENT_ID_SIZE, id);
+		hex_encode(c.id, CLIENT_ID_SIZE, id);
 		fingerprint(&c, fp);
 		local_time(c.last_seen, seen, "never");
 		snprintf(files, sizeof(files), "%ld", count);

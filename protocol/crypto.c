@@ -424,7 +424,11 @@ int rsa_private_from_der(const uint8_t *der, size_t n, struct rsa_private **out)
 	return private_from_num(num, out);
 }
 
-int rsa_private_to_pkcs8(const struct rsa_private *k, uint8_t **der, size_t *len)
+/* Encodes the key with one of der.c's private-key encoders into an allocation of exactly the
+ * DER's size, as crypto_free_secret(*der, *len) frees. */
+static int export_private(const struct rsa_private *k,
+    int (*encode)(const struct der_rsa_private *, uint8_t *, size_t, size_t *),
+    uint8_t **der, size_t *len)
 {
 	uint8_t *buf = NULL;
 	size_t n = 0;
@@ -438,47 +442,28 @@ int rsa_private_to_pkcs8(const struct rsa_private *k, uint8_t **der, size_t *len
 		return SD_ERR_INVALID_ARG;
 	if ((buf = crypto_alloc_secret(DER_KEY_MAX_SIZE)) == NULL)
 		return SD_ERR_ALLOC;
-	if ((r = der_pkcs8_encode(k->num, buf, DER_KEY_MAX_SIZE, &n)) != 0) {
-		crypto_free_secret(buf, DER_KEY_MAX_SIZE);
-		return r;
-	}
-	/* Hand out an allocation of exactly n bytes, as crypto_free_secret(*der, *len) frees. */
+	if ((r = encode(k->num, buf, DER_KEY_MAX_SIZE, &n)) != 0)
+		goto out;
 	if ((*der = crypto_alloc_secret(n)) == NULL) {
-		crypto_free_secret(buf, DER_KEY_MAX_SIZE);
-		return SD_ERR_ALLOC;
+		r = SD_ERR_ALLOC;
+		goto out;
 	}
 	memcpy(*der, buf, n);
 	*len = n;
+	r = 0;
+out:
 	crypto_free_secret(buf, DER_KEY_MAX_SIZE);
-	return 0;
+	return r;
+}
+
+int rsa_private_to_pkcs8(const struct rsa_private *k, uint8_t **der, size_t *len)
+{
+	return export_private(k, der_pkcs8_encode, der, len);
 }
 
 int rsa_private_to_pkcs1(const struct rsa_private *k, uint8_t **der, size_t *len)
 {
-	uint8_t *buf = NULL;
-	size_t n = 0;
-	int r;
-
-	if (der == NULL || len == NULL)
-		return SD_ERR_INVALID_ARG;
-	*der = NULL;
-	*len = 0;
-	if (k == NULL || k->num == NULL)
-		return SD_ERR_INVALID_ARG;
-	if ((buf = crypto_alloc_secret(DER_KEY_MAX_SIZE)) == NULL)
-		return SD_ERR_ALLOC;
-	if ((r = der_pkcs1_encode(k->num, buf, DER_KEY_MAX_SIZE, &n)) != 0) {
-		crypto_free_secret(buf, DER_KEY_MAX_SIZE);
-		return r;
-	}
-	if ((*der = crypto_alloc_secret(n)) == NULL) {
-		crypto_free_secret(buf, DER_KEY_MAX_SIZE);
-		return SD_ERR_ALLOC;
-	}
-	memcpy(*der, buf, n);
-	*len = n;
-	crypto_free_secret(buf, DER_KEY_MAX_SIZE);
-	return 0;
+	return export_private(k, der_pkcs1_encode, der, len);
 }
 
 /* The wrapped key is exactly one 1024-bit RSA block. */

@@ -8,6 +8,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../protocol/hex.h"
+
 /* A log line never needs more; longer outcomes are cut. */
 #define LOG_LINE_MAX 1024
 
@@ -101,7 +103,7 @@ log_eventv(int worker, const char *peer, const uint8_t *id, const char *name,
 
 	n = put_time(line, sizeof(line));
 	if (id != NULL)
-		snprintf(idhex, sizeof(idhex), "%02x%02x%02x%02x", id[0], id[1], id[2], id[3]);
+		hex_encode(id, 4, idhex);
 	if (name != NULL)
 		log_sanitize(name, who, sizeof(who));
 	if (worker >= 0)

@@ -13,6 +13,7 @@
 
 #include "../protocol/crypto.h"
 #include "../protocol/err.h"
+#include "../protocol/hex.h"
 
 #define TMP_RANDOM_BYTES 8u   /* hex-encoded after STORAGE_TMP_PREFIX */
 #define TMP_ATTEMPTS 8        /* O_EXCL collisions are practically impossible; bounded anyway */
@@ -127,8 +128,8 @@ storage_begin(const char *root, const uint8_t owner[CLIENT_ID_SIZE], const char 
 {
 	char hex[CLIENT_ID_SIZE * 2 + 1], check[NAME_FIELD_SIZE];
 	uint8_t rnd[TMP_RANDOM_BYTES];
+	char rnd_hex[TMP_RANDOM_BYTES * 2 + 1];
 	int root_fd = -1, r, attempt, len;
-	size_t i;
 
 	if (f == NULL)
 		return SD_ERR_INVALID_ARG;
@@ -138,8 +139,7 @@ storage_begin(const char *root, const uint8_t owner[CLIENT_ID_SIZE], const char 
 	/* The name must already be what storage_sanitize_name() gives: one plain component. */
 	if (storage_sanitize_name(safe_name, check) != 0 || strcmp(check, safe_name) != 0)
 		return SD_ERR_INVALID_ARG;
-	for (i = 0; i < CLIENT_ID_SIZE; i++)
-		snprintf(hex + 2 * i, 3, "%02x", owner[i]);
+	hex_encode(owner, CLIENT_ID_SIZE, hex);
 	len = snprintf(f->rel_path, sizeof(f->rel_path), "%s/%s", hex, safe_name);
 	if (len < 0 || (size_t)len >= sizeof(f->rel_path))
 		return SD_ERR_INVALID_ARG;
@@ -159,10 +159,8 @@ storage_begin(const char *root, const uint8_t owner[CLIENT_ID_SIZE], const char 
 	r = SD_ERR_IO;
 	for (attempt = 0; attempt < TMP_ATTEMPTS && f->fd < 0; attempt++) {
 		crypto_random(rnd, sizeof(rnd));
-		len = snprintf(f->tmp_name, sizeof(f->tmp_name), "%s", STORAGE_TMP_PREFIX);
-		for (i = 0; i < sizeof(rnd); i++)
-			len += snprintf(f->tmp_name + len, sizeof(f->tmp_name) - (size_t)len, "%02x",
-			    rnd[i]);
+		hex_encode(rnd, sizeof(rnd), rnd_hex);
+		snprintf(f->tmp_name, sizeof(f->tmp_name), "%s%s", STORAGE_TMP_PREFIX, rnd_hex);
 		f->fd = openat(f->dir_fd, f->tmp_name,
 		    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 		if (f->fd < 0 && errno != EEXIST)

@@ -11,28 +11,17 @@
 
 #include "../../db/db.h"
 #include "../../protocol/err.h"
+#include "../../protocol/hex.h"
 
 #define LINE_MAX_BYTES 4096
 #define MAX_FIELDS 10
-
-static int
-nibble(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
 
 /* Undoes the escapes of a field in place. */
 static int
 unescape(char *s)
 {
 	char *o = s;
-	int hi, lo;
+	uint8_t b;
 
 	while (*s != '\0') {
 		if (*s != '\\') {
@@ -43,9 +32,8 @@ unescape(char *s)
 		if (*s == '\\' || *s == 't' || *s == 'n') {
 			*o++ = *s == 't' ? '\t' : *s == 'n' ? '\n' : '\\';
 			s++;
-		} else if (*s == 'x' && (hi = nibble(s[1])) >= 0 && (lo = nibble(s[2])) >= 0 &&
-		    (hi | lo) != 0) {
-			*o++ = (char)(hi << 4 | lo);
+		} else if (*s == 'x' && hex_decode(s + 1, 2, &b, 1) == 0 && b != 0) {
+			*o++ = (char)b;
 			s += 3;
 		} else
 			return -1;
@@ -58,16 +46,12 @@ unescape(char *s)
 static int
 unhex(const char *s, uint8_t *out, size_t n, size_t cap, size_t *len)
 {
-	size_t k = strlen(s), i;
-	int hi, lo;
+	size_t k = strlen(s);
 
 	if (k % 2 != 0 || (n != 0 && k != 2 * n) || k / 2 > cap || k == 0)
 		return -1;
-	for (i = 0; i < k / 2; i++) {
-		if ((hi = nibble(s[2 * i])) < 0 || (lo = nibble(s[2 * i + 1])) < 0)
-			return -1;
-		out[i] = (uint8_t)(hi << 4 | lo);
-	}
+	if (hex_decode(s, k, out, k / 2) != 0)
+		return -1;
 	if (len != NULL)
 		*len = k / 2;
 	return 0;

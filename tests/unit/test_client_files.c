@@ -19,6 +19,7 @@
 #include "../../protocol/base64.h"
 #include "../../protocol/crypto.h"
 #include "../../protocol/err.h"
+#include "../../protocol/hex.h"
 
 /* ---- helpers ---- */
 
@@ -217,7 +218,7 @@ check_loaded(const struct me_info *mi, const char *id_hex, const char *spki)
 	char hex[2 * CLIENT_ID_SIZE + 1], got[2 * PUBLIC_KEY_SIZE + 1];
 
 	assert_string_equal(mi->name, "Fixture Tester");
-	client_id_hex(mi->id, hex);
+	hex_encode(mi->id, CLIENT_ID_SIZE, hex);
 	assert_string_equal(hex, id_hex);
 	assert_non_null(mi->key);
 	spki_hex(mi->key, got);
