@@ -123,9 +123,13 @@ test: deps
 	$(MAKE) all $(UNIT_BINS) $(FUZZ_REPLAY_BINS) $(TOOL_BINS)
 	@BUILD=$(BUILD) BINDIR=$(BINDIR) PYTHON=$(PYTHON) VALGRIND= sh tests/run.sh
 
+# Unit tests under valgrind, then the client against the server with both under valgrind.
+VALGRIND_CMD := valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite
 valgrind: deps
 	$(MAKE) all $(UNIT_BINS)
 	@BUILD=$(BUILD) BINDIR=$(BINDIR) PYTHON=$(PYTHON) VALGRIND=1 sh tests/run.sh unit
+	@BUILD=$(BUILD) BINDIR=$(BINDIR) PYTHON=$(PYTHON) SEALDROP_WRAP="$(VALGRIND_CMD)" \
+		ONLY=test_client_server sh tests/run.sh integration
 
 demo: deps
 	$(MAKE) all

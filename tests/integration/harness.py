@@ -9,6 +9,7 @@ import contextlib
 import os
 import re
 import shutil
+import shlex
 import signal
 import socket
 import subprocess
@@ -37,7 +38,10 @@ PYTHON = os.environ.get("PYTHON") or "/usr/bin/python3"
 PEER_SERVER = [PYTHON, PEER, "serve"]
 
 LISTEN_RE = re.compile(r"listening on 127\.0\.0\.1:(\d+)")
-START_TIMEOUT = 10.0
+# SEALDROP_WRAP: a command put before our own programs (e.g. "valgrind -q --error-exitcode=99"),
+# used by `make valgrind`; programs under it start slowly, so they get longer to start.
+WRAP = shlex.split(os.environ.get("SEALDROP_WRAP", ""))
+START_TIMEOUT = 60.0 if WRAP else 10.0
 
 
 def free_port():
@@ -70,7 +74,8 @@ class Server:
         self.workdir = workdir
         self.args = list(args)
         self.env = env
-        binary = binary or SERVER_BIN
+        if binary is None:
+            binary = WRAP + [SERVER_BIN]
         self.command = [binary] if isinstance(binary, str) else list(binary)
         self.log_path = os.path.join(workdir, log_name)
         self.proc = None
@@ -188,7 +193,8 @@ def run_client(workdir, args=(), timeout=60, env=None, binary=None, input=None):
     full_env = dict(os.environ)
     if env:
         full_env.update(env)
-    binary = binary or CLIENT_BIN
+    if binary is None:
+        binary = WRAP + [CLIENT_BIN]
     cmd = ([binary] if isinstance(binary, str) else list(binary)) + list(args)
     return subprocess.run(cmd, cwd=workdir, env=full_env,
                           stdin=subprocess.DEVNULL if input is None else None, input=input,
