@@ -59,9 +59,10 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_CLIENT_DELETE_PENDING] = "DELETE FROM clients WHERE Name = ?1 AND PublicKey IS NULL",
 	[ST_CLIENT_INSERT] = "INSERT INTO clients (ID, Name, LastSeen) "
 	    "VALUES (?1, ?2, datetime('now'))",
-	[ST_CLIENT_SET_PUBKEY] = "UPDATE clients SET PublicKey = ?2 "
+	[ST_CLIENT_SET_PUBKEY] = "UPDATE clients SET PublicKey = ?2, LastSeen = datetime('now') "
 	    "WHERE ID = ?1 AND PublicKey IS NULL",
-	[ST_CLIENT_SET_AES] = "UPDATE clients SET AESKey = ?2 WHERE ID = ?1",
+	[ST_CLIENT_SET_AES] = "UPDATE clients SET AESKey = ?2, LastSeen = datetime('now') "
+	    "WHERE ID = ?1",
 	[ST_CLIENT_TOUCH] = "UPDATE clients SET LastSeen = datetime('now') WHERE ID = ?1",
 	[ST_FILE_RECORD] = "INSERT INTO files (ID, FileName, PathName, Verified, Size, CRC, Uploaded) "
 	    "VALUES (?1, ?2, ?3, 0, ?4, ?5, COALESCE(datetime(?6, 'unixepoch'), datetime('now'))) "
@@ -465,6 +466,12 @@ db_open(const char *path, enum db_open_mode mode, struct db **out)
 		if ((r = enable_wal(db)) != 0 || (r = create_or_upgrade(db)) != 0)
 			goto out;
 		if ((r = exec_fixed(db, "PRAGMA foreign_keys = ON")) != 0)
+			goto out;
+		/* In WAL mode NORMAL stays consistent through any crash and saves an fsync per
+		 * commit; an OS crash or power loss may roll back the last commits (a client then
+		 * registers again, a verified mark reverts to unverified). Stored files are
+		 * fsynced by the server before their row is written. */
+		if ((r = exec_fixed(db, "PRAGMA synchronous = NORMAL")) != 0)
 			goto out;
 	}
 	if ((r = inspect_schema(db, &state)) != 0)

@@ -43,6 +43,8 @@ int db_client_by_id(struct db *db, const uint8_t id[CLIENT_ID_SIZE], struct db_c
 /* For the inspect tool: 32 hex digits are tried as an ID first, then the text as a name. */
 int db_client_find(struct db *db, const char *name_or_hex, struct db_client *out);
 
+/* The writes on a client (register, keys) also set its LastSeen to now: one commit fewer
+ * per request than a separate db_client_touch(). */
 /* Registers name under id in one transaction. A name held by a client with a public key:
  * SD_ERR_EXISTS. A pending name (no key yet) is replaced: its old row goes, the new id holds
  * the name. */

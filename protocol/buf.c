@@ -9,14 +9,11 @@
 /* The first allocation of a growable buffer; later ones double. */
 #define BUF_INITIAL_CAP 64u
 
-/* Wipes in a way the compiler cannot drop: the buffer may have held key material, and
- * crypto.h belongs to the crypto module, which this one must not depend on. */
+/* Wipes in a way the compiler cannot drop (explicit_bzero): the buffer may have held key
+ * material, and crypto.h belongs to the crypto module, which this one must not depend on. */
 static void buf_wipe(void *p, size_t n)
 {
-	volatile uint8_t *v = p;
-
-	while (n-- > 0)
-		*v++ = 0;
+	explicit_bzero(p, n);
 }
 
 void buf_init(struct buf *b, size_t max)

@@ -54,13 +54,10 @@ void crypto_random(void *out, size_t n)
 
 void crypto_wipe(void *p, size_t n)
 {
-	/* Stores through a volatile pointer are not removed as dead by the compiler. */
-	volatile uint8_t *v = p;
-
-	if (p == NULL)
-		return;
-	while (n-- > 0)
-		*v++ = 0;
+	/* glibc's explicit_bzero is never removed as a dead store, and runs at memset speed
+	 * (a volatile byte loop made wiping a connection's buffers a fifth of the server's time). */
+	if (p != NULL)
+		explicit_bzero(p, n);
 }
 
 void *crypto_alloc_secret(size_t n)

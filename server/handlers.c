@@ -276,7 +276,6 @@ handle_register(struct conn *c, const struct frame_event *ev)
 		reply_error(c);
 		return;
 	}
-	touch(c, id);
 	hlog(c, "register", "ok: 1600");
 	reply_id(c, RESP_REGISTERED, id);
 }
@@ -316,7 +315,6 @@ handle_public_key(struct conn *c, const struct frame_event *ev)
 		    sd_strerror(r));
 		goto fail;
 	}
-	touch(c, id);
 	hlog(c, "public key", "ok: 1602");
 	crypto_wipe(&cl, sizeof(cl));
 	return;
@@ -358,7 +356,6 @@ handle_reconnect(struct conn *c, const struct frame_event *ev)
 			reply_error(c);
 			return;
 		}
-		touch(c, id);
 		hlog(c, "reconnect", "denied: unknown name, pending registration: 1606 (new ID)");
 		reply_id(c, RESP_RECONNECT_DENIED, id);
 		return;
@@ -388,7 +385,6 @@ handle_reconnect(struct conn *c, const struct frame_event *ev)
 		reply_error(c);
 		return;
 	}
-	touch(c, c->id);
 	hlog(c, "reconnect", "ok: 1605");
 }
 
