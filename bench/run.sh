@@ -3,7 +3,8 @@
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
-BUILD=${BUILD:-build}
+abspath() { case "$1" in /*) echo "$1" ;; *) echo "$top/$1" ;; esac; }
+BUILD=$(abspath "${BUILD:-build}")
 make -s BUILD="$BUILD" "$BUILD/tests/tools/sdbench"
-SEALDROP_BIN="$top/${BINDIR:-bin}" SEALDROP_TOOLS="$top/$BUILD/tests/tools" \
+SEALDROP_BIN=$(abspath "${BINDIR:-bin}") SEALDROP_TOOLS="$BUILD/tests/tools" \
 	exec "${PYTHON:-/usr/bin/python3}" bench/bench.py

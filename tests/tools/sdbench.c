@@ -1,6 +1,8 @@
 /* sdbench.c: throughput of our cksum CRC and our streaming AES-256-CBC encryption over a file,
- * for `make bench`. Usage: sdbench cksum FILE | sdbench aes FILE. Prints one line with MB/s
- * (10^6 bytes per second, wall clock, file reads included as a real upload has them). */
+ * and the rate of the server's RSA work per key exchange, for `make bench`.
+ * Usage: sdbench cksum FILE | sdbench aes FILE | sdbench keys. Prints one line with MB/s
+ * (10^6 bytes per second, wall clock, file reads included as a real upload has them), or with
+ * key exchanges per second on one core. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +11,7 @@
 
 #include "../../protocol/cksum.h"
 #include "../../protocol/crypto.h"
+#include "../../protocol/err.h"
 
 #define READ_SIZE (1u << 20) /* large reads, like GNU cksum's own buffered reads or larger */
 
@@ -18,6 +21,44 @@ static double now(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The RSA work of one 826 or 827 on the server: parse the client's SPKI, draw an AES key, wrap
+ * it with OAEP. Repeated for about a second on one core. */
+static int keys_rate(void)
+{
+	struct rsa_private *priv = NULL;
+	struct rsa_public *pub = NULL, *parsed = NULL;
+	uint8_t spki[PUBLIC_KEY_SIZE], key[AES_KEY_SIZE], wrapped[WRAPPED_KEY_SIZE];
+	size_t len = 0;
+	unsigned long n = 0;
+	double t0, t = 0;
+	int r;
+
+	if ((r = rsa_generate(&priv)) != 0 || (r = rsa_public_from_private(priv, &pub)) != 0 ||
+	    (r = rsa_public_to_spki(pub, spki, sizeof(spki), &len)) != 0)
+		goto out;
+	t0 = now();
+	while ((t = now() - t0) < 1.0) {
+		if ((r = rsa_public_from_spki(spki, len, &parsed)) != 0)
+			goto out;
+		crypto_random(key, sizeof(key));
+		r = rsa_oaep_wrap(parsed, key, wrapped);
+		rsa_public_free(parsed);
+		parsed = NULL;
+		if (r != 0)
+			goto out;
+		n++;
+	}
+	printf("key exchanges (SPKI parse, random key, OAEP wrap): %lu in %.3f s: %.0f /s\n", n, t,
+	    (double)n / t);
+out:
+	crypto_wipe(key, sizeof(key));
+	rsa_public_free(pub);
+	rsa_private_free(priv);
+	if (r != 0)
+		fprintf(stderr, "sdbench: key exchange failed: %s\n", sd_strerror(r));
+	return r != 0;
 }
 
 int main(int argc, char **argv)
@@ -32,8 +73,15 @@ int main(int argc, char **argv)
 	int aes;
 	FILE *f;
 
+	if (argc == 2 && strcmp(argv[1], "keys") == 0) {
+		if (crypto_init() != 0) {
+			fprintf(stderr, "sdbench: crypto_init failed\n");
+			return 1;
+		}
+		return keys_rate();
+	}
 	if (argc != 3 || (strcmp(argv[1], "cksum") != 0 && strcmp(argv[1], "aes") != 0)) {
-		fprintf(stderr, "usage: sdbench cksum|aes FILE\n");
+		fprintf(stderr, "usage: sdbench cksum|aes FILE | sdbench keys\n");
 		return 2;
 	}
 	aes = strcmp(argv[1], "aes") == 0;
