@@ -194,6 +194,14 @@ storage_write(struct storage_file *f, const void *data, size_t n)
 		}
 		p += w;
 		n -= (size_t)w;
+		f->written += (uint64_t)w;
+	}
+	if (f->written - f->writeback_from >= STORAGE_WRITEBACK_CHUNK) {
+		/* Asynchronous: queues the range for writing and returns. Advisory, so a failure
+		 * changes nothing; the fsync in storage_commit() is what guarantees the data. */
+		(void)sync_file_range(f->fd, (off_t)f->writeback_from,
+		    (off_t)(f->written - f->writeback_from), SYNC_FILE_RANGE_WRITE);
+		f->writeback_from = f->written;
 	}
 	return 0;
 }

@@ -26,13 +26,19 @@ struct storage_file {
 	char tmp_name[NAME_FIELD_SIZE + 32];  /* inside the client's folder */
 	char final_name[NAME_FIELD_SIZE];     /* sanitised base name */
 	char rel_path[STORAGE_PATH_MAX];      /* <id hex>/<name>, for the database PathName */
+	uint64_t written;                     /* bytes written so far */
+	uint64_t writeback_from;              /* start of the bytes not yet sent to the disk */
 };
+
+/* Writeback of a file being stored starts every this many bytes, so that the disk works while
+ * the upload goes on and the fsync at the end has little left to do. */
+#define STORAGE_WRITEBACK_CHUNK (8u << 20)
 
 /* Creates <root>/<hex id>/ (mode 0700) if needed and a new temporary file in it (O_EXCL,
  * no symlinks followed). f is set to closed values first. 0 or SD_ERR_IO (errno kept). */
 int storage_begin(const char *root, const uint8_t owner[CLIENT_ID_SIZE], const char *safe_name,
     struct storage_file *f);
-/* Writes all n bytes (retrying short writes). */
+/* Writes all n bytes (retrying short writes); starts writeback every STORAGE_WRITEBACK_CHUNK. */
 int storage_write(struct storage_file *f, const void *data, size_t n);
 /* fsync, close, rename over the final name, fsync the folder. f is closed afterwards. */
 int storage_commit(struct storage_file *f);

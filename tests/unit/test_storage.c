@@ -246,6 +246,44 @@ test_begin_write_commit(void **state)
 	scratch_remove(&s);
 }
 
+/* A file larger than several writeback chunks, written in odd slices: the writeback marks
+ * advance chunk by chunk and the stored bytes are exactly what was written. */
+static void
+test_large_file_writeback(void **state)
+{
+	static uint8_t slice[65537];
+	struct scratch s;
+	struct storage_file f;
+	char path[1200];
+	uint64_t total = 0, check = 0;
+	size_t i, n;
+	FILE *fp;
+	int ch;
+
+	(void)state;
+	for (i = 0; i < sizeof(slice); i++)
+		slice[i] = (uint8_t)(i * 7 + 3);
+	scratch_make(&s);
+	assert_int_equal(storage_begin(s.root, owner, "big.bin", &f), 0);
+	while (total < 3 * (uint64_t)STORAGE_WRITEBACK_CHUNK + 12345) {
+		assert_int_equal(storage_write(&f, slice, sizeof(slice)), 0);
+		total += sizeof(slice);
+		assert_true(f.written == total);
+		assert_true(f.writeback_from <= f.written);
+		assert_true(f.written - f.writeback_from < STORAGE_WRITEBACK_CHUNK);
+	}
+	assert_true(f.writeback_from >= 3 * (uint64_t)STORAGE_WRITEBACK_CHUNK);
+	assert_int_equal(storage_commit(&f), 0);
+	snprintf(path, sizeof(path), "%s/%s/big.bin", s.root, OWNER_HEX);
+	assert_non_null(fp = fopen(path, "rb"));
+	for (n = 0; (ch = fgetc(fp)) != EOF; n++, check++)
+		if ((uint8_t)ch != slice[n % sizeof(slice)])
+			fail_msg("byte %llu differs", (unsigned long long)check);
+	fclose(fp);
+	assert_true(check == total);
+	scratch_remove(&s);
+}
+
 static void
 test_root_created(void **state)
 {
@@ -408,6 +446,7 @@ main(void)
 		cmocka_unit_test(test_sanitize_table),
 		cmocka_unit_test(test_sanitize_long),
 		cmocka_unit_test(test_begin_write_commit),
+		cmocka_unit_test(test_large_file_writeback),
 		cmocka_unit_test(test_root_created),
 		cmocka_unit_test(test_abort),
 		cmocka_unit_test(test_bad_arguments),
