@@ -552,31 +552,43 @@ table_finish(struct listing *l)
 	return EXIT_OK;
 }
 
+/* Starts a listing: a JSON array under key, or a table with its header row. */
+static void
+listing_begin(struct listing *l, int json, const char *key, size_t ncols, unsigned right,
+    const char *const *head)
+{
+	memset(l, 0, sizeof(*l));
+	l->json = json;
+	table_init(&l->table, ncols, right);
+	if (json)
+		printf("{\"%s\": [", key);
+	else
+		table_add(&l->table, head);
+}
+
+/* Ends a listing whose rows came from an iteration that returned r: closes the JSON array,
+ * or prints the table. */
+static int
+listing_end(struct listing *l, struct db *db, const char *what, int r)
+{
+	if (l->json)
+		printf("%s]}\n", l->count > 0 ? "\n" : "");
+	if (r != 0 || l->json) {
+		table_free(&l->table);
+		return r != 0 ? db_failure(db, what, r) : EXIT_OK;
+	}
+	return table_finish(l);
+}
+
 static int
 cmd_clients(struct db *db, const struct opts *o)
 {
 	struct listing l;
 	int r;
 
-	memset(&l, 0, sizeof(l));
-	l.json = o->json;
-	table_init(&l.table, 6, 1u << 5);
-	if (!l.json)
-		table_add(&l.table, client_head);
-	if (l.json)
-		printf("{\"clients\": [");
+	listing_begin(&l, o->json, "clients", 6, 1u << 5, client_head);
 	r = db_each_client(db, on_client, &l);
-	if (l.json)
-		printf("%s]}\n", l.count > 0 ? "\n" : "");
-	if (r != 0) {
-		table_free(&l.table);
-		return db_failure(db, "reading clients", r);
-	}
-	if (l.json) {
-		table_free(&l.table);
-		return EXIT_OK;
-	}
-	return table_finish(&l);
+	return listing_end(&l, db, "reading clients", r);
 }
 
 /* Resolves NAME|ID; prints why not on failure. */
@@ -608,26 +620,10 @@ cmd_files(struct db *db, const struct opts *o)
 	memset(&c, 0, sizeof(c));
 	if (o->client != NULL && (r = find_client(db, o->client, &c)) != EXIT_OK)
 		return r;
-	memset(&l, 0, sizeof(l));
-	l.json = o->json;
-	table_init(&l.table, 7, FILE_RIGHT);
-	if (!l.json)
-		table_add(&l.table, file_head);
-	if (l.json)
-		printf("{\"files\": [");
+	listing_begin(&l, o->json, "files", 7, FILE_RIGHT, file_head);
 	r = db_each_file(db, o->client != NULL ? c.id : NULL, o->unverified, on_file, &l);
 	crypto_wipe(&c, sizeof(c));
-	if (l.json)
-		printf("%s]}\n", l.count > 0 ? "\n" : "");
-	if (r != 0) {
-		table_free(&l.table);
-		return db_failure(db, "reading files", r);
-	}
-	if (l.json) {
-		table_free(&l.table);
-		return EXIT_OK;
-	}
-	return table_finish(&l);
+	return listing_end(&l, db, "reading files", r);
 }
 
 static int
@@ -693,20 +689,14 @@ cmd_show(struct db *db, const struct opts *o)
 	}
 	r = db_each_file(db, c.id, 0, on_file, &l);
 	crypto_wipe(&c, sizeof(c));
-	if (l.json)
-		printf("%s]}\n", l.count > 0 ? "\n" : "");
-	if (r != 0) {
-		table_free(&l.table);
-		return db_failure(db, "reading files", r);
+	if (r == 0 && !l.json) {
+		if (count == 0) {  /* no file table under a client without files */
+			table_free(&l.table);
+			return EXIT_OK;
+		}
+		putchar('\n');
 	}
-	if (l.json)
-		return EXIT_OK;
-	if (count == 0) {
-		table_free(&l.table);
-		return EXIT_OK;
-	}
-	putchar('\n');
-	return table_finish(&l);
+	return listing_end(&l, db, "reading files", r);
 }
 
 /* ---- check ---- */
