@@ -118,7 +118,8 @@ def bench_crc_and_aes(big):
 
 
 def bench_disk(big, tmp):
-    """The storage limit: copying the file with fsync at the end, as the server stores one."""
+    """Context for the upload figure: copying the file with one fsync at the end (a virtual
+    disk with its own cache makes this noisy; the server starts writeback as it goes)."""
     copy = os.path.join(tmp, "disk-copy.bin")
     os.sync()
     t = time.monotonic()
@@ -156,9 +157,9 @@ def bench_upload(big, aes_mbs, disk_mbs, tmp):
         client_kib = int(res.stderr.strip().splitlines()[-1])
         hwm = vm_kib(srv.proc.pid, "VmHWM")
         mbs = os.path.getsize(big) / 1e6 / elapsed
-        limit = min(aes_mbs, disk_mbs)
-        report(f"one {MB} MiB upload on loopback", f"{mbs:.0f} MB/s", f"{limit:.0f} MB/s",
-               f"ratio {mbs / limit:.2f} to min(AES, disk); includes register, fsync")
+        report(f"one {MB} MiB upload on loopback", f"{mbs:.0f} MB/s", f"{aes_mbs:.0f} MB/s",
+               f"ratio to AES {mbs / aes_mbs:.2f}; includes register and the final fsync "
+               f"(disk copy with fsync: {disk_mbs:.0f} MB/s)")
         report("server peak RSS during the upload", f"{hwm // 1024} MiB",
                note=f"file {MB} MiB, RSS before {rss0 // 1024} MiB")
         report("client peak RSS during the upload", f"{client_kib // 1024} MiB", note=f"file {MB} MiB")
