@@ -34,6 +34,7 @@ enum stmt_id {
 	ST_CLIENT_SET_PUBKEY,
 	ST_CLIENT_SET_AES,
 	ST_CLIENT_TOUCH,
+	ST_FILE_DELETE_SAME_PATH,
 	ST_FILE_RECORD,
 	ST_FILE_SET_VERIFIED,
 	ST_FILE_GET,
@@ -64,6 +65,8 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_CLIENT_SET_AES] = "UPDATE clients SET AESKey = ?2, LastSeen = datetime('now') "
 	    "WHERE ID = ?1",
 	[ST_CLIENT_TOUCH] = "UPDATE clients SET LastSeen = datetime('now') WHERE ID = ?1",
+	[ST_FILE_DELETE_SAME_PATH] = "DELETE FROM files WHERE ID = ?1 AND PathName = ?2 "
+	    "AND FileName <> ?3",
 	[ST_FILE_RECORD] = "INSERT INTO files (ID, FileName, PathName, Verified, Size, CRC, Uploaded) "
 	    "VALUES (?1, ?2, ?3, 0, ?4, ?5, COALESCE(datetime(?6, 'unixepoch'), datetime('now'))) "
 	    "ON CONFLICT (ID, FileName) DO UPDATE SET PathName = excluded.PathName, Verified = 0, "
@@ -711,27 +714,48 @@ bind_path(sqlite3_stmt *s, int i, const char *path, size_t cap)
 int
 db_file_record(struct db *db, const struct db_file *f)
 {
-	sqlite3_stmt *s;
-	int r;
+	sqlite3_stmt *del, *s;
+	int r, in_tx = 0;
 
 	if (db == NULL || f == NULL || f->size > (uint64_t)INT64_MAX)
 		return SD_ERR_INVALID_ARG;
+	del = db->st[ST_FILE_DELETE_SAME_PATH];
 	s = db->st[ST_FILE_RECORD];
-	if ((r = bind_id(s, 1, f->owner)) != 0 || (r = bind_name(s, 2, f->file_name)) != 0 ||
+	if ((r = bind_id(del, 1, f->owner)) != 0 ||
+	    (r = bind_path(del, 2, f->path_name, sizeof(f->path_name))) != 0 ||
+	    (r = bind_name(del, 3, f->file_name)) != 0 ||
+	    (r = bind_id(s, 1, f->owner)) != 0 || (r = bind_name(s, 2, f->file_name)) != 0 ||
 	    (r = bind_path(s, 3, f->path_name, sizeof(f->path_name))) != 0)
-		goto fail;
+		goto out;
 	if (sqlite3_bind_int64(s, 4, (sqlite3_int64)f->size) != SQLITE_OK ||
 	    sqlite3_bind_int64(s, 5, (sqlite3_int64)f->crc) != SQLITE_OK ||
 	    (f->uploaded > 0 ? sqlite3_bind_int64(s, 6, f->uploaded) :
 	    sqlite3_bind_null(s, 6)) != SQLITE_OK) {
 		r = SD_ERR_DB;
-		goto fail;
+		goto out;
 	}
+	/* Names that differ on the wire ("a/x", "b/x") can be stored under one path: the row of
+	 * the file now on disk replaces theirs, in one transaction, so that no row describes
+	 * bytes that are no longer there. */
+	if ((r = stmt_exec(db, db->st[ST_BEGIN])) != 0)
+		goto out;
+	in_tx = 1;
+	if ((r = stmt_exec(db, del)) != 0)
+		goto out;
 	/* The only constraint that can fail here is the owner's foreign key: no such client. */
-	r = stmt_exec(db, s);
-	return r == SD_ERR_EXISTS ? SD_ERR_NOT_FOUND : r;
-fail:
+	if ((r = stmt_exec(db, s)) != 0) {
+		if (r == SD_ERR_EXISTS)
+			r = SD_ERR_NOT_FOUND;
+		goto out;
+	}
+	if ((r = stmt_exec(db, db->st[ST_COMMIT])) != 0)
+		goto out;
+	in_tx = 0;
+out:
+	stmt_done(del);
 	stmt_done(s);
+	if (in_tx)
+		stmt_exec(db, db->st[ST_ROLLBACK]);
 	return r;
 }
 

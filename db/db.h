@@ -70,7 +70,8 @@ struct db_file {
 	int64_t uploaded;                 /* Unix seconds */
 };
 
-/* Records (or replaces) the row for (owner, file_name) with verified = 0. */
+/* Records (or replaces) the row for (owner, file_name) with verified = 0. Rows of the owner's
+ * other file names stored under the same path_name go (their file was replaced). */
 int db_file_record(struct db *db, const struct db_file *f);
 /* Sets Verified of (owner, file_name): SD_ERR_NOT_FOUND if there is no such row. */
 int db_file_set_verified(struct db *db, const uint8_t owner[CLIENT_ID_SIZE],

@@ -260,7 +260,7 @@ int der_spki_decode(const uint8_t *der, size_t n, size_t *used, struct der_rsa_p
 {
 	asn1_node spki = NULL, rsa = NULL;
 	uint8_t bits[RSA_PUBLIC_DER_MAX];
-	int nbits = (int)(sizeof(bits) * 8), r;
+	int nbits = (int)sizeof(bits), r;  /* in: the buffer's size in bytes; out: bits */
 
 	if (der == NULL || out == NULL)
 		return SD_ERR_INVALID_ARG;

@@ -49,8 +49,10 @@ conn_new(struct worker *w, int fd, const char *peer)
 void
 conn_abort_upload(struct conn *c)
 {
-	if (c->up != NULL)
-		upload_abort(c->up);
+	/* The reassembler (with its 64 KiB buffer) exists only while an upload is in progress,
+	 * so that idle connections stay small. */
+	upload_free(c->up);
+	c->up = NULL;
 	if (c->storing) {
 		storage_abort(&c->sf);
 		c->storing = 0;
@@ -68,7 +70,6 @@ conn_free(struct conn *c)
 		    c->known ? c->name : NULL, "send file", "aborted: connection closed "
 		    "mid-upload; partial file removed");
 	conn_abort_upload(c);
-	upload_free(c->up);
 	if (c->fd >= 0)
 		close(c->fd);
 	buf_free(&c->out);
@@ -154,6 +155,13 @@ conn_on_readable(struct conn *c)
 			c->partial_since_ms = 0;
 		else if (c->partial_since_ms == 0)
 			c->partial_since_ms = c->w->now_ms;
+		if (c->stream == CONN_STREAM_NONE) {
+			c->stream_mark_ms = 0;
+		} else if (c->stream_mark_ms == 0 ||
+		    (c->stream_bytes += (uint64_t)n) >= CONN_STREAM_MIN_BYTES) {
+			c->stream_mark_ms = c->w->now_ms;
+			c->stream_bytes = 0;
+		}
 		if ((size_t)n < LOOP_READ_CHUNK)
 			break;  /* the socket is most likely empty now */
 	}

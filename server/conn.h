@@ -20,6 +20,9 @@ struct upload;
  * read chunk never produces more output than its own size (every reply is shorter than the
  * request it answers), so the buffer's hard limit is never reached. */
 #define CONN_OUT_HIGH 65536u
+/* An 828's content must deliver at least this much per idle-timeout period: a sender that
+ * trickles a huge announced payload cannot hold a connection slot forever. */
+#define CONN_STREAM_MIN_BYTES (64u << 10)
 #define CONN_OUT_MAX (CONN_OUT_HIGH + 4u * 65536u)
 /* Reads per wake-up, so that one fast sender does not starve the others of its worker. */
 #define CONN_READS_PER_WAKE 4
@@ -48,6 +51,9 @@ struct conn {
 	int64_t partial_since_ms;  /* a header or small message began and is not complete
 	                            * yet (0: none); a slow sender gets the idle timeout for
 	                            * the whole message, not per byte */
+	int64_t stream_mark_ms;    /* an 828's content: when it last delivered
+	                            * CONN_STREAM_MIN_BYTES (0: no content streaming) */
+	uint64_t stream_bytes;     /* content bytes since stream_mark_ms */
 
 	struct frame_parser parser;
 	struct buf out;            /* replies waiting for the socket */
@@ -61,13 +67,15 @@ struct conn {
 	int64_t last_touch_ms;          /* LastSeen written for intermediate packets at most 1/s */
 
 	/* The upload. */
-	struct upload *up;              /* created with the first key */
+	struct upload *up;              /* only while an upload is in progress */
 	uint8_t up_owner[CLIENT_ID_SIZE];
 	struct storage_file sf;
 	int storing;                    /* sf holds an open temporary file */
 	uint64_t sink_bytes;            /* plaintext written to sf in this attempt */
 	enum conn_stream stream;
 	int uploads_done;               /* completed uploads: 900/901/902 need one */
+	char last_file[NAME_FIELD_SIZE];  /* the file named in the last 1603 (as sent) */
+	char attempt_file[NAME_FIELD_SIZE];  /* the file of the upload in progress (as sent) */
 	int awaiting_verdict;           /* 1603 sent, no 900/902 yet */
 	unsigned corrupt_left;          /* --test-corrupt-crc replies still to corrupt */
 };

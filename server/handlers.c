@@ -173,8 +173,6 @@ static int
 set_session(struct conn *c, const uint8_t id[CLIENT_ID_SIZE], const char *name,
     const uint8_t *key)
 {
-	int r;
-
 	if (!c->known || memcmp(c->id, id, CLIENT_ID_SIZE) != 0) {
 		conn_abort_upload(c);
 		c->uploads_done = 0;
@@ -189,17 +187,9 @@ set_session(struct conn *c, const uint8_t id[CLIENT_ID_SIZE], const char *name,
 		crypto_wipe(c->aes_key, sizeof(c->aes_key));
 		return 0;
 	}
-	if (c->has_key && memcmp(c->aes_key, key, AES_KEY_SIZE) == 0 && c->up != NULL)
+	if (c->has_key && memcmp(c->aes_key, key, AES_KEY_SIZE) == 0)
 		return 0;
-	conn_abort_upload(c);
-	if (c->up == NULL)
-		r = upload_new(&c->up, key, c->w->cfg->max_file_size);
-	else
-		r = upload_set_key(c->up, key);
-	if (r != 0) {
-		c->has_key = 0;
-		return r;
-	}
+	conn_abort_upload(c);  /* an upload under an older key cannot go on */
 	memcpy(c->aes_key, key, AES_KEY_SIZE);
 	c->has_key = 1;
 	return 0;
@@ -411,6 +401,12 @@ handle_verdict(struct conn *c, const struct frame_event *ev)
 		return;
 	}
 	log_sanitize(file_name, safe, sizeof(safe));
+	if (strcmp(file_name, c->last_file) != 0) {
+		/* A verdict is about the file whose CRC was just reported, not any other. */
+		hlog(c, what, "\"%s\" refused: the last file received was another one", safe);
+		reply_error(c);
+		return;
+	}
 	touch(c, c->id);
 	if (code == REQ_CRC_RETRY) {
 		/* No reply (SPEC.md 3); the resend replaces the file and its row. */
@@ -491,9 +487,16 @@ open_attempt_file(struct conn *c, const struct msg_file_packet *p)
 	int r;
 
 	if (c->storing) {
+		/* A new first packet mid-upload: a resend of the same file starts over silently;
+		 * another file means the one in progress was abandoned, and its sender is told. */
+		if (strcmp(c->attempt_file, p->file_name) != 0) {
+			hlog(c, "send file", "upload abandoned for another file: 1607");
+			reply_error(c);
+		}
 		storage_abort(&c->sf);
 		c->storing = 0;
 	}
+	snprintf(c->attempt_file, sizeof(c->attempt_file), "%s", p->file_name);
 	if ((r = storage_sanitize_name(p->file_name, safe)) != 0) {
 		char shown[LOG_NAME_MAX + 4];
 
@@ -534,7 +537,8 @@ begin_upload(struct conn *c, const struct msg_file_packet *p, uint32_t content_l
 		r = SD_ERR_NOT_FOUND;
 		goto out;
 	}
-	if ((r = set_session(c, cl.id, cl.name, cl.aes_key)) != 0) {
+	if ((r = set_session(c, cl.id, cl.name, cl.aes_key)) != 0 ||
+	    (r = upload_new(&c->up, c->aes_key, c->w->cfg->max_file_size)) != 0) {
 		hlog(c, "send file", "failed: %s", sd_strerror(r));
 		goto out;
 	}
@@ -667,6 +671,9 @@ finish_upload(struct conn *c)
 	}
 	c->uploads_done++;
 	c->awaiting_verdict = 1;
+	memcpy(c->last_file, res.file_name, sizeof(c->last_file));
+	upload_free(c->up);
+	c->up = NULL;
 	touch(c, c->id);
 	log_sanitize(res.file_name, shown, sizeof(shown));
 	hlog(c, "send file", "\"%s\" stored as %s: %llu bytes in %u packets, cksum %u%s: 1603",

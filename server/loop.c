@@ -250,6 +250,12 @@ tick(struct worker *w)
 			    "timed out: a message took longer than %u s to arrive",
 			    w->cfg->idle_timeout);
 			loop_mark_closing(c);
+		} else if (c->stream_mark_ms != 0 && w->now_ms - c->stream_mark_ms >= limit) {
+			log_event(w->index, c->peer, c->known ? c->id : NULL,
+			    c->known ? c->name : NULL, "connection",
+			    "timed out: file content slower than %u KiB in %u s",
+			    CONN_STREAM_MIN_BYTES >> 10, w->cfg->idle_timeout);
+			loop_mark_closing(c);
 		} else if (w->now_ms - last >= limit) {
 			log_event(w->index, c->peer, c->known ? c->id : NULL,
 			    c->known ? c->name : NULL, "connection",

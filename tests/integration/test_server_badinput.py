@@ -333,6 +333,70 @@ class Timeouts(unittest.TestCase):
             self.assertIsNotNone(srv.wait_for_log(r"took longer than 1 s", 5))
             sh.assert_serves(self, srv.port)
 
+    def test_trickled_file_content_cannot_hold_a_slot(self):
+        # A huge announced 828 (refused from an unknown ID, or accepted from a registered
+        # client) fed a byte at a time: the content must deliver 64 KiB per idle period.
+        with sh.server(["--idle-timeout", "1", "--max-connections", "4"]) as (srv, d):
+            pc = sh.registered(srv.port, "trickle-%s" % os.urandom(3).hex())
+            refused = sh.raw_connect(srv.port)
+            refused.sendall(header(os.urandom(16), sdpeer.SEND_FILE, 0xFFFFFFFF) +
+                            packet(0xFFFFFFF0, 0xFFFFFFE0, 1, 1, "x.bin", b""))
+            pc.send_raw(header(pc.client_id, sdpeer.SEND_FILE, 267 + (1 << 30)) +
+                        packet(1 << 30, (1 << 30) - 1, 1, 1, "y.bin", b""))
+            closed = set()
+            for _ in range(40):  # 0.2 s apart, never idle for 1 s: at most 8 s in all
+                for i, sock in enumerate((refused, pc.sock)):
+                    if i in closed:
+                        continue
+                    try:
+                        sock.sendall(b"\0")
+                    except OSError:
+                        closed.add(i)
+                if len(closed) == 2:
+                    break
+                time.sleep(0.2)
+            for i, sock in enumerate((refused, pc.sock)):
+                if i not in closed:
+                    sock.settimeout(10)
+                    self.assertEqual(sh.recv_all_until_close(sock), b"")
+            refused.close()
+            pc.close()
+            self.assertIsNotNone(srv.wait_for_log(r"file content slower than 64 KiB in 1 s", 5))
+            self.assertEqual([f for f in sh.files_under(d) if ".sealdrop-part-" in f], [])
+            sh.assert_serves(self, srv.port)
+
+    def test_connections_waiting_for_a_verdict_stay_small(self):
+        # Each connection completes a small upload and then waits: the reassembler and its
+        # buffer must be gone, not kept per connection.
+        with sh.server() as (srv, d):
+            pc = sh.registered(srv.port, "small-%s" % os.urandom(3).hex())
+            pc.close()
+            key = pc.aes_key
+            first = sdpeer.packetize(b"tiny", key, "t.bin", "single", 8192)[0]
+            conns = []
+            try:
+                for _ in range(20):  # warm up the allocator before measuring
+                    conns.append(sh.raw_connect(srv.port))
+                    conns[-1].sendall(header(pc.client_id, sdpeer.SEND_FILE, len(first)) + first)
+                for s in conns:
+                    s.settimeout(10)
+                    self.assertEqual(sdpeer.read_response(s)[0]["code"], sdpeer.FILE_CRC)
+                before = sh.proc_status(srv.pid, "VmRSS")
+                n = 400
+                for _ in range(n):
+                    s = sh.raw_connect(srv.port)
+                    s.sendall(header(pc.client_id, sdpeer.SEND_FILE, len(first)) + first)
+                    conns.append(s)
+                for s in conns[20:]:
+                    s.settimeout(10)
+                    self.assertEqual(sdpeer.read_response(s)[0]["code"], sdpeer.FILE_CRC)
+                grown = sh.proc_status(srv.pid, "VmRSS") - before
+                # 64 KiB of buffer each would be 25 MiB; a connection's own state is ~8 KiB.
+                self.assertLess(grown, n * 24, "RSS grew %d KiB for %d connections" % (grown, n))
+            finally:
+                for s in conns:
+                    s.close()
+
     def test_connection_cap(self):
         with sh.server(["--max-connections", "3"]) as (srv, d):
             held = [sh.raw_connect(srv.port) for _ in range(3)]

@@ -329,24 +329,59 @@ class Protocol(unittest.TestCase):
                                       (pc.client_id,))), 1)
 
     def test_abandoned_attempt_replaced_by_a_new_first_packet(self):
-        # A sender gives up mid-file and starts again from packet 1, even under another
-        # name: the new attempt wins, the half-written one leaves no file behind.
+        # A sender gives up mid-file and starts another file from packet 1: the abandoned
+        # upload gets 1607 (SPEC.md 5), the new one goes through, and the half-written file
+        # leaves nothing behind. A restart of the same file is a silent resend.
         pc = sh.registered(self.port, self.uname("restart"))
         with pc:
-            first = sdpeer.packetize(harness.gen_bytes(40000), pc.aes_key, "draft.bin",
-                                     "split", 8192)
-            for payload in first[:2]:
+            for payload in sdpeer.packetize(harness.gen_bytes(40000), pc.aes_key, "draft.bin",
+                                            "split", 8192)[:2]:
                 pc.request(sdpeer.SEND_FILE, payload)
             data = harness.gen_bytes(20000)
-            r = pc.upload("final.bin", data, pc.aes_key, "split", 8192)
-            self.assertEqual(r["code"], sdpeer.FILE_CRC)
-            self.assertEqual(r["file_name"], "final.bin")
-            self.assertEqual(r["cksum"], sdpeer.cksum(data))
+            pc.send_packets("final.bin", data, pc.aes_key, "split", 8192)
+            self.assertEqual(pc.recv()[0], sdpeer.ERROR)
+            code, payload = pc.recv()
+            self.assertEqual(code, sdpeer.FILE_CRC)
+            self.assertEqual(sdpeer.decode_file_crc(payload)["cksum"], sdpeer.cksum(data))
             self.assertEqual(pc.crc_ok("final.bin"), sdpeer.ACK)
             folder = os.path.dirname(self.stored(pc.client_id, "final.bin"))
             self.assertEqual(sorted(os.listdir(folder)), ["final.bin"])
             with open(os.path.join(folder, "final.bin"), "rb") as f:
                 self.assertEqual(f.read(), data)
+            # the same file restarted mid-way: no 1607, just the 1603 of the new attempt
+            first = sdpeer.packetize(data, pc.aes_key, "final.bin", "split", 8192)
+            pc.request(sdpeer.SEND_FILE, first[0])
+            r = pc.upload("final.bin", data, pc.aes_key, "split", 8192)
+            self.assertEqual(r["code"], sdpeer.FILE_CRC)
+            self.assertEqual(r["cksum"], sdpeer.cksum(data))
+
+    def test_wire_names_sharing_a_stored_path_keep_one_row(self):
+        # "a/x" and "b/x" are both stored as x: the row of the file on disk is the only one.
+        pc = sh.registered(self.port, self.uname("samepath"))
+        with pc:
+            r = pc.upload("a/x", harness.gen_bytes(1000), pc.aes_key)
+            self.assertEqual(r["code"], sdpeer.FILE_CRC)
+            self.assertEqual(pc.crc_ok("a/x"), sdpeer.ACK)
+            data = harness.gen_bytes(500)
+            r = pc.upload("b/x", data, pc.aes_key)
+            self.assertEqual(r["cksum"], sdpeer.cksum(data))
+        rows = sh.query(self.dir, "SELECT FileName, PathName, Verified, Size FROM files "
+                        "WHERE ID = ?", (pc.client_id,))
+        self.assertEqual([tuple(x) for x in rows],
+                         [("b/x", "%s/x" % bytes(pc.client_id).hex(), 0, 500)])
+        with open(self.stored(pc.client_id, "x"), "rb") as f:
+            self.assertEqual(f.read(), data)
+
+    def test_verdict_must_name_the_last_file(self):
+        pc = sh.registered(self.port, self.uname("verdict"))
+        with pc:
+            pc.upload("f1.bin", harness.gen_bytes(300), pc.aes_key)
+            self.assertEqual(pc.crc_fail("f1.bin"), sdpeer.ACK)
+            pc.upload("f2.bin", harness.gen_bytes(400), pc.aes_key)
+            self.assertEqual(pc.crc_ok("f1.bin"), sdpeer.ERROR)
+            self.assertEqual(pc.crc_ok("f2.bin"), sdpeer.ACK)
+        self.assertEqual(sh.file_row(self.dir, pc.client_id, "f1.bin")[3], 0)
+        self.assertEqual(sh.file_row(self.dir, pc.client_id, "f2.bin")[3], 1)
 
     def test_last_seen_updated(self):
         name = self.uname("seen")
