@@ -121,7 +121,7 @@ fuzz:
 
 test: deps
 	$(MAKE) all $(UNIT_BINS) $(FUZZ_REPLAY_BINS) $(TOOL_BINS)
-	@BUILD=$(BUILD) BINDIR=$(BINDIR) PYTHON=$(PYTHON) VALGRIND= sh tests/run.sh
+	@BUILD=$(BUILD) BINDIR=$(BINDIR) PYTHON=$(PYTHON) VALGRIND= SEALDROP_SAN=$(SAN) sh tests/run.sh
 
 # Unit tests under valgrind, then the client against the server with both under valgrind.
 VALGRIND_CMD := valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite
