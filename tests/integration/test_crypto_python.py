@@ -15,6 +15,9 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 TOP = os.environ.get("SEALDROP_TOP") or os.path.dirname(os.path.dirname(
     os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(TOP, "tests", "peer"))
+import sdpeer  # noqa: E402  the independent Python implementation of the protocol
+
 TOOLS = os.environ.get("SEALDROP_TOOLS") or os.path.join(TOP, "build", "tests", "tools")
 SDCRYPTO = os.path.join(TOOLS, "sdcrypto")
 TIMEOUT = 60
@@ -31,49 +34,13 @@ def run(*args):
     return p.stdout.decode()
 
 
-def is_probable_prime(n, rounds=40):
-    """Miller-Rabin with random bases from os.urandom."""
-    if n < 4:
-        return n in (2, 3)
-    for sp in (2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37):
-        if n % sp == 0:
-            return n == sp
-    d, s = n - 1, 0
-    while d % 2 == 0:
-        d, s = d // 2, s + 1
-    for _ in range(rounds):
-        a = 2 + int.from_bytes(os.urandom(64), "big") % (n - 3)
-        x = pow(a, d, n)
-        if x in (1, n - 1):
-            continue
-        for _ in range(s - 1):
-            x = pow(x, 2, n)
-            if x == n - 1:
-                break
-        else:
-            return False
-    return True
-
-
 def python_key(e):
-    """An RSA-1024 key with exponent e made on the Python side. cryptography 38 only generates
-    e = 3 or 65537, so other exponents (the protocol's 17) get primes found here."""
+    """An RSA-1024 key with exponent e made on the Python side: by python3-cryptography for
+    e = 3 or 65537, which it generates; by the Python peer (its primes on top of the same
+    library) for other exponents, the protocol's 17 among them."""
     if e in (3, 65537):
         return rsa.generate_private_key(public_exponent=e, key_size=1024)
-    while True:
-        primes = []
-        while len(primes) < 2:
-            c = int.from_bytes(os.urandom(64), "big") | (3 << 510) | 1
-            if (c - 1) % e != 0 and is_probable_prime(c):
-                primes.append(c)
-        p, q = primes
-        n = p * q
-        if p != q and n.bit_length() == 1024:
-            break
-    d = pow(e, -1, (p - 1) * (q - 1))
-    numbers = rsa.RSAPrivateNumbers(p, q, d, rsa.rsa_crt_dmp1(d, p), rsa.rsa_crt_dmq1(d, q),
-                                    rsa.rsa_crt_iqmp(p, q), rsa.RSAPublicNumbers(e, n))
-    return numbers.private_key()
+    return sdpeer.RSAKey.generate(e=e).private
 
 
 def py_aes(key, data, encrypt):
