@@ -9,7 +9,10 @@
  *   for (const struct json *r = json_first(runs); r; r = r->next) ...
  *   json_str(json_get(r, "dir"))   json_int(json_get(r, "size"), -1)
  *   json_free(root);
- * Every accessor accepts NULL and passes it on, so chains need one check at the end. */
+ * Every accessor accepts NULL and passes it on, so chains need one check at the end.
+ * Fixture files are found under $SEALDROP_FIXTURES: json_load_fixture("clients/index.json"),
+ * json_read_fixture("cryptopp/aes-key.bin", &len) for the binary ones. Hex fields are decoded
+ * by protocol/hex.c (json_hex), so test programs link the protocol library. */
 #ifndef SD_TEST_JSON_MINI_H
 #define SD_TEST_JSON_MINI_H
 
@@ -17,6 +20,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "../../protocol/hex.h"
 
 /* Nesting deeper than this is refused (the parser recurses). */
 #define JSON_MAX_DEPTH 64
@@ -442,31 +447,54 @@ static inline int json_bool(const struct json *v, int dflt)
 }
 
 /* Decodes a hex string value into out (exactly cap bytes expected). 0, or -1 if v is not a
- * string of 2 * cap hex digits. */
+ * string of 2 * cap hex digits (either case). */
 static inline int json_hex(const struct json *v, uint8_t *out, size_t cap)
 {
-	size_t k;
-
-	if (v == NULL || v->type != JSON_STRING || v->slen != 2 * cap)
+	if (v == NULL || v->type != JSON_STRING)
 		return -1;
-	for (k = 0; k < 2 * cap; k++) {
-		char c = v->s[k];
-		unsigned x;
+	return hex_decode(v->s, v->slen, out, cap) == 0 ? 0 : -1;
+}
 
-		if (c >= '0' && c <= '9')
-			x = (unsigned)(c - '0');
-		else if (c >= 'a' && c <= 'f')
-			x = (unsigned)(c - 'a' + 10);
-		else if (c >= 'A' && c <= 'F')
-			x = (unsigned)(c - 'A' + 10);
-		else
-			return -1;
-		if (k % 2 == 0)
-			out[k / 2] = (uint8_t)(x << 4);
-		else
-			out[k / 2] |= (uint8_t)x;
-	}
+/* A non-negative integer value into *out: 0, or -1 if v is anything else. */
+static inline int json_u64(const struct json *v, uint64_t *out)
+{
+	if (v == NULL || v->type != JSON_INT || v->i < 0)
+		return -1;
+	*out = (uint64_t)v->i;
 	return 0;
+}
+
+/* $SEALDROP_FIXTURES/rel into out; 0, or -1 if the variable is unset or the path too long. */
+static inline int json_fixture_path(char *out, size_t cap, const char *rel)
+{
+	const char *top = getenv("SEALDROP_FIXTURES");
+	int n;
+
+	if (top == NULL || *top == '\0')
+		return -1;
+	n = snprintf(out, cap, "%s/%s", top, rel);
+	return n > 0 && (size_t)n < cap ? 0 : -1;
+}
+
+/* A fixture file (see json_fixture_path) as json_read_file() gives it; NULL if missing. */
+static inline uint8_t *json_read_fixture(const char *rel, size_t *len)
+{
+	char path[4096];
+
+	*len = 0;
+	if (json_fixture_path(path, sizeof(path), rel) != 0)
+		return NULL;
+	return json_read_file(path, len);
+}
+
+/* A fixture file parsed (see json_load_file); NULL if missing or not valid JSON. */
+static inline struct json *json_load_fixture(const char *rel)
+{
+	char path[4096];
+
+	if (json_fixture_path(path, sizeof(path), rel) != 0)
+		return NULL;
+	return json_load_file(path);
 }
 
 #endif

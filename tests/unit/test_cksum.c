@@ -13,7 +13,8 @@
 #include <cmocka.h>
 
 #include "../../protocol/cksum.h"
-#include "manifest_util.h"
+#include "json_mini.h"
+#include "test_util.h"
 
 /* The first field of `cksum FILE` for these bytes, from GNU coreutils. */
 static uint32_t gnu_cksum(const uint8_t *data, size_t n)
@@ -22,7 +23,7 @@ static uint32_t gnu_cksum(const uint8_t *data, size_t n)
 	unsigned long v = 0;
 	FILE *p;
 
-	assert_int_equal(mu_temp_file(data, n, path, sizeof(path)), 0);
+	assert_int_equal(tu_temp_file(data, n, path, sizeof(path)), 0);
 	snprintf(cmd, sizeof(cmd), "cksum '%s'", path);
 	p = popen(cmd, "r");
 	assert_non_null(p);
@@ -64,7 +65,7 @@ static void test_against_gnu(void **state)
 		size_t n = sizes[i];
 		uint32_t want;
 
-		mu_fill(buf, n);
+		tu_fill(buf, n);
 		want = gnu_cksum(buf, n);
 		assert_int_equal(cksum_buffer(buf, n), want);
 		assert_int_equal(split_cksum(buf, n, NULL, 0, 1), want);
@@ -85,7 +86,7 @@ static void test_every_split(void **state)
 	uint32_t want;
 
 	(void)state;
-	mu_fill(buf, sizeof(buf));
+	tu_fill(buf, sizeof(buf));
 	want = gnu_cksum(buf, sizeof(buf));
 	for (size_t a = 0; a <= sizeof(buf); a++) {
 		assert_int_equal(split_cksum(buf, sizeof(buf), &a, 1, 0), want);
@@ -108,12 +109,12 @@ static void test_random_splits(void **state)
 
 	(void)state;
 	assert_non_null(buf);
-	mu_fill(buf, n);
+	tu_fill(buf, n);
 	want = gnu_cksum(buf, n);
 	for (int round = 0; round < 40; round++) {
-		size_t k = 1 + mu_below(63);
+		size_t k = 1 + tu_below(63);
 		for (size_t i = 0; i < k; i++)
-			cuts[i] = mu_below(n + 1);
+			cuts[i] = tu_below(n + 1);
 		/* sort the cut points (insertion sort, k is small) */
 		for (size_t i = 1; i < k; i++)
 			for (size_t j = i; j > 0 && cuts[j - 1] > cuts[j]; j--) {
@@ -133,7 +134,7 @@ static void test_paths_agree(void **state)
 	struct cksum a, b;
 
 	(void)state;
-	mu_fill(buf, sizeof(buf));
+	tu_fill(buf, sizeof(buf));
 	for (size_t off = 0; off < 16; off++)
 		for (size_t n = 0; n + off <= sizeof(buf); n += (off == 0 ? 1 : 7)) {
 			cksum_init(&a);
@@ -157,7 +158,7 @@ static void test_final_is_pure(void **state)
 	struct cksum c;
 
 	(void)state;
-	mu_fill(buf, sizeof(buf));
+	tu_fill(buf, sizeof(buf));
 	cksum_init(&c);
 	cksum_update(&c, buf, 1000);
 	assert_int_equal(cksum_final(&c), cksum_buffer(buf, 1000));
@@ -170,31 +171,36 @@ static void test_final_is_pure(void **state)
 static void test_fixture_values(void **state)
 {
 	static const unsigned sizes[] = { 0, 1, 15, 16, 17, 1000, 3000 };
-	size_t mlen;
-	char *manifest = (char *)mu_read_fixture("cryptopp/manifest.json", &mlen);
+	struct json *manifest = json_load_fixture("cryptopp/manifest.json");
 
 	(void)state;
 	assert_non_null(manifest);
 	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
 		char rel[64], name[64];
-		const char *at;
+		const struct json *at;
 		uint64_t want = 0, size = 0;
 		size_t n;
 		uint8_t *data;
 
-		snprintf(name, sizeof(name), "\"plain-%u.bin\"", sizes[i]);
-		at = strstr(manifest, name);
+		/* The "files" entry of this plaintext. */
+		snprintf(name, sizeof(name), "plain-%u.bin", sizes[i]);
+		for (at = json_first(json_get(manifest, "files")); at != NULL; at = at->next) {
+			const char *file = json_str(json_get(at, "file"));
+
+			if (file != NULL && strcmp(file, name) == 0)
+				break;
+		}
 		assert_non_null(at);
-		assert_non_null(mu_number(at, "size", &size));
-		assert_non_null(mu_number(at, "cksum", &want));
+		assert_int_equal(json_u64(json_get(at, "size"), &size), 0);
+		assert_int_equal(json_u64(json_get(at, "cksum"), &want), 0);
 		snprintf(rel, sizeof(rel), "cryptopp/plain-%u.bin", sizes[i]);
-		data = mu_read_fixture(rel, &n);
+		data = json_read_fixture(rel, &n);
 		assert_non_null(data);
 		assert_int_equal(n, size);
 		assert_int_equal(cksum_buffer(data, n), want);
 		free(data);
 	}
-	free(manifest);
+	json_free(manifest);
 }
 
 int main(void)

@@ -20,31 +20,15 @@
 #include "../../protocol/crypto.h"
 #include "../../protocol/err.h"
 #include "../../protocol/hex.h"
+#include "json_mini.h"
 
 /* ---- helpers ---- */
 
+/* A whole file, NUL-terminated (free()); NULL on failure. */
 static char *
 read_all(const char *path, size_t *n)
 {
-	FILE *f = fopen(path, "rb");
-	char *p = NULL;
-	long size;
-
-	*n = 0;
-	if (f == NULL)
-		return NULL;
-	if (fseek(f, 0, SEEK_END) == 0 && (size = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0 &&
-	    (p = malloc((size_t)size + 1)) != NULL) {
-		if (fread(p, 1, (size_t)size, f) != (size_t)size) {
-			free(p);
-			p = NULL;
-		} else {
-			p[size] = '\0';
-			*n = (size_t)size;
-		}
-	}
-	fclose(f);
-	return p;
+	return (char *)json_read_file(path, n);
 }
 
 static void
@@ -57,22 +41,18 @@ write_all(const char *path, const void *data, size_t n)
 	assert_int_equal(fclose(f), 0);
 }
 
-/* The string value of "key": "..." in a small JSON file (hex strings, no escapes). */
-static int
-json_string(const char *json, const char *key, char *out, size_t cap)
+/* A string member of a run's keys.json, copied into out (cap bytes with the NUL). */
+static void
+keys_string(const char *path, const char *key, char *out, size_t cap)
 {
-	char pat[64];
-	const char *p, *q;
+	struct json *keys = json_load_file(path);
+	const struct json *v = json_get(keys, key);
 
-	snprintf(pat, sizeof(pat), "\"%s\": \"", key);
-	if ((p = strstr(json, pat)) == NULL)
-		return -1;
-	p += strlen(pat);
-	if ((q = strchr(p, '"')) == NULL || (size_t)(q - p) >= cap)
-		return -1;
-	memcpy(out, p, (size_t)(q - p));
-	out[q - p] = '\0';
-	return 0;
+	assert_non_null(keys);
+	assert_non_null(json_str(v));
+	assert_true(v->slen < cap);
+	memcpy(out, v->s, v->slen + 1);
+	json_free(keys);
 }
 
 static void
@@ -231,8 +211,8 @@ test_fixture_me_info(void **state)
 	const char *fx = getenv("SEALDROP_FIXTURES");
 	char dir[512], path[600], mepath[600], privpath[600];
 	char id_hex[64], spki[2 * PUBLIC_KEY_SIZE + 8], got[2 * PUBLIC_KEY_SIZE + 8], why[WHY_MAX];
-	char *keys, *me, *priv;
-	size_t kn, men, privn, i, j, checked = 0, raw_der = 0, nul_padded = 0;
+	char *me, *priv;
+	size_t men, privn, i, j, checked = 0, raw_der = 0, nul_padded = 0;
 	struct me_info mi;
 	struct rsa_private *k = NULL;
 	const char *third;
@@ -244,12 +224,8 @@ test_fixture_me_info(void **state)
 		for (j = 0; j < 4; j++) {
 			snprintf(dir, sizeof(dir), "%s/clients/%s/%s", fx, clients[i], runs[j]);
 			snprintf(path, sizeof(path), "%s/keys.json", dir);
-			keys = read_all(path, &kn);
-			assert_non_null(keys);
-			assert_int_equal(json_string(keys, "client_id", id_hex, sizeof(id_hex)), 0);
-			assert_int_equal(json_string(keys, "public_key_spki", spki, sizeof(spki)),
-			    0);
-			free(keys);
+			keys_string(path, "client_id", id_hex, sizeof(id_hex));
+			keys_string(path, "public_key_spki", spki, sizeof(spki));
 			snprintf(mepath, sizeof(mepath), "%s/me.info", dir);
 			snprintf(privpath, sizeof(privpath), "%s/priv.key", dir);
 
@@ -304,8 +280,8 @@ test_priv_key_only_me_info_on_disk(void **state)
 {
 	const char *fx = getenv("SEALDROP_FIXTURES");
 	char src[600], dst[600], privdst[600], why[WHY_MAX], id_hex[64], spki[400];
-	char *me, *priv, *keys;
-	size_t men, privn, kn;
+	char *me, *priv;
+	size_t men, privn;
 	const char *cut;
 	struct me_info mi;
 
@@ -323,10 +299,8 @@ test_priv_key_only_me_info_on_disk(void **state)
 	assert_non_null(priv);
 	snprintf(src, sizeof(src), "%s/clients/client-perpacket-swapped/first-run-3000/keys.json",
 	    fx);
-	keys = read_all(src, &kn);
-	assert_non_null(keys);
-	assert_int_equal(json_string(keys, "client_id", id_hex, sizeof(id_hex)), 0);
-	assert_int_equal(json_string(keys, "public_key_spki", spki, sizeof(spki)), 0);
+	keys_string(src, "client_id", id_hex, sizeof(id_hex));
+	keys_string(src, "public_key_spki", spki, sizeof(spki));
 	make_tmpdir();
 	cut = strchr(strchr(me, '\n') + 1, '\n') + 1;
 	snprintf(dst, sizeof(dst), "%s/me.info", g_tmp);
@@ -341,7 +315,6 @@ test_priv_key_only_me_info_on_disk(void **state)
 	remove_tmpdir();
 	free(me);
 	free(priv);
-	free(keys);
 }
 
 /* ---- the writer ---- */

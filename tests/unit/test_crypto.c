@@ -15,7 +15,9 @@
 #include "../../protocol/crypto.h"
 #include "../../protocol/der.h"
 #include "../../protocol/err.h"
-#include "manifest_util.h"
+#include "../../protocol/hex.h"
+#include "json_mini.h"
+#include "test_util.h"
 
 /* ---- AES ---- */
 
@@ -61,7 +63,7 @@ static void sort_cuts(size_t *cuts, size_t k)
 
 static void hex_to(const char *hex, uint8_t *out, size_t n)
 {
-	assert_int_equal(mu_hex(hex, out, n), (long)n);
+	assert_int_equal(hex_decode(hex, strlen(hex), out, n), 0);
 }
 
 /* NIST SP 800-38A F.2.5 CBC-AES256.Encrypt. Our IV is zero, so feeding (P1 xor IV) as the first
@@ -101,7 +103,7 @@ static void test_aes_cryptopp_vectors(void **state)
 	static const unsigned sizes[] = { 0, 1, 15, 16, 17, 1000, 3000 };
 	uint8_t key[AES_KEY_SIZE], out[3100];
 	size_t klen;
-	uint8_t *k = mu_read_fixture("cryptopp/aes-key.bin", &klen);
+	uint8_t *k = json_read_fixture("cryptopp/aes-key.bin", &klen);
 
 	(void)state;
 	assert_non_null(k);
@@ -114,9 +116,9 @@ static void test_aes_cryptopp_vectors(void **state)
 		uint8_t *plain, *cipher;
 
 		snprintf(rel, sizeof(rel), "cryptopp/plain-%u.bin", sizes[s]);
-		plain = mu_read_fixture(rel, &pn);
+		plain = json_read_fixture(rel, &pn);
 		snprintf(rel, sizeof(rel), "cryptopp/aes-cbc-%u.bin", sizes[s]);
-		cipher = mu_read_fixture(rel, &cn);
+		cipher = json_read_fixture(rel, &cn);
 		assert_non_null(plain);
 		assert_non_null(cipher);
 		assert_int_equal(pn, sizes[s]);
@@ -152,15 +154,15 @@ static void test_aes_cryptopp_vectors(void **state)
 			}
 		}
 		for (int round = 0; round < 200; round++) {
-			size_t kc = mu_below(32);
+			size_t kc = tu_below(32);
 			for (size_t i = 0; i < kc; i++)
-				cuts[i] = mu_below(pn + 1);
+				cuts[i] = tu_below(pn + 1);
 			sort_cuts(cuts, kc);
 			assert_int_equal(aes_stream(AES_ENCRYPT, key, plain, pn, cuts, kc, out, &n), 0);
 			assert_int_equal(n, cn);
 			assert_memory_equal(out, cipher, cn);
 			for (size_t i = 0; i < kc; i++)
-				cuts[i] = mu_below(cn + 1);
+				cuts[i] = tu_below(cn + 1);
 			sort_cuts(cuts, kc);
 			assert_int_equal(aes_stream(AES_DECRYPT, key, cipher, cn, cuts, kc, out, &n), 0);
 			assert_int_equal(n, pn);
@@ -178,8 +180,8 @@ static void test_aes_refusals(void **state)
 	size_t n;
 
 	(void)state;
-	mu_fill(key, sizeof(key));
-	mu_fill(plain, sizeof(plain));
+	tu_fill(key, sizeof(key));
+	tu_fill(plain, sizeof(plain));
 	/* 16 bytes of plaintext: the second block is all padding, sixteen 0x10 bytes. */
 	assert_int_equal(aes_stream(AES_ENCRYPT, key, plain, 16, NULL, 0, ct, &n), 0);
 	assert_int_equal(n, 32);
@@ -219,8 +221,8 @@ static void test_aes_reset(void **state)
 	size_t n1, n2, f1, f2;
 
 	(void)state;
-	mu_fill(key, sizeof(key));
-	mu_fill(plain, sizeof(plain));
+	tu_fill(key, sizeof(key));
+	tu_fill(plain, sizeof(plain));
 	assert_int_equal(aes_cbc_new(&c, key, AES_ENCRYPT), 0);
 	assert_int_equal(aes_cbc_update(c, plain, 100, a, &n1), 0);
 	assert_int_equal(n1, 96);
@@ -273,7 +275,7 @@ static void test_own_key_shape(void **state)
 	assert_int_equal(rsa_public_to_spki(pub, spki, sizeof(spki), &n), 0);
 	assert_int_equal(n, PUBLIC_KEY_SIZE);
 	/* The same DER layout as Crypto++'s key: all but the modulus bytes agree. */
-	fix = mu_read_fixture("cryptopp/rsa-public-spki.der", &flen);
+	fix = json_read_fixture("cryptopp/rsa-public-spki.der", &flen);
 	assert_non_null(fix);
 	assert_int_equal(flen, n);
 	assert_memory_equal(spki, fix, 29);
@@ -307,7 +309,7 @@ static void test_own_key_private_round_trips(void **state)
 	assert_int_equal(n8b, n8);
 	assert_memory_equal(p8b, p8, n8);
 	/* PKCS#8 shape: the Crypto++ header up to the OCTET STRING, apart from the lengths. */
-	fix = mu_read_fixture("cryptopp/rsa-private-pkcs8.der", &flen);
+	fix = json_read_fixture("cryptopp/rsa-private-pkcs8.der", &flen);
 	assert_non_null(fix);
 	assert_memory_equal(p8, fix, 2);
 	assert_memory_equal(p8 + 4, fix + 4, 20);
@@ -388,7 +390,7 @@ static void test_spki_import_limits(void **state)
 	static const uint8_t e17[] = { 17 }, e1[] = { 1 }, e_big[] = { 1, 0, 0, 0, 1 };
 
 	(void)state;
-	fix = mu_read_fixture("cryptopp/rsa-public-spki.der", &flen);
+	fix = json_read_fixture("cryptopp/rsa-public-spki.der", &flen);
 	assert_non_null(fix);
 	assert_int_equal(flen, PUBLIC_KEY_SIZE);
 	memcpy(spki, fix, flen);
@@ -436,7 +438,7 @@ static void test_spki_import_limits(void **state)
 
 	/* Numbers: a 512-bit modulus, an even modulus, e = 1, e of five bytes, a 4096-bit key
 	 * (too large for the field) are all refused. */
-	mu_fill(mod, sizeof(mod));
+	tu_fill(mod, sizeof(mod));
 	mod[0] |= 0x80;
 	mod[63] |= 1;
 	n = make_spki(mod, 64, e17, 1, buf, sizeof(buf));
@@ -450,7 +452,7 @@ static void test_spki_import_limits(void **state)
 	assert_int_equal(rsa_public_from_spki(buf, n, &pub), SD_ERR_BAD_KEY);
 	n = make_spki(mod, 128, e_big, sizeof(e_big), buf, sizeof(buf));
 	assert_int_equal(rsa_public_from_spki(buf, n, &pub), SD_ERR_TOO_LARGE);
-	mu_fill(mod, sizeof(mod));
+	tu_fill(mod, sizeof(mod));
 	mod[0] |= 0x80;
 	mod[511] |= 1;
 	n = make_spki(mod, 512, e17, 1, buf, sizeof(buf));
@@ -471,7 +473,7 @@ static void test_private_import_refusals(void **state)
 	size_t n;
 
 	(void)state;
-	p8 = mu_read_fixture("cryptopp/rsa-private-pkcs8.der", &n);
+	p8 = json_read_fixture("cryptopp/rsa-private-pkcs8.der", &n);
 	assert_non_null(p8);
 	buf = malloc(n + 1);
 	assert_non_null(buf);
@@ -579,7 +581,7 @@ static void test_base64_round_trips(void **state)
 		uint8_t *d = NULL;
 		size_t sl, dl;
 
-		mu_fill(data, n);
+		tu_fill(data, n);
 		assert_int_equal(base64_encode(data, n, &s, &sl), 0);
 		assert_int_equal(sl, (n + 2) / 3 * 4);
 		assert_int_equal(strlen(s), sl);

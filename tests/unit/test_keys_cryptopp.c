@@ -15,37 +15,37 @@
 #include "../../protocol/crypto.h"
 #include "../../protocol/der.h"
 #include "../../protocol/err.h"
-#include "manifest_util.h"
+#include "json_mini.h"
 
-static char *manifest;
+static struct json *manifest;
 
 static int setup(void **state)
 {
-	size_t n;
-
 	(void)state;
-	manifest = (char *)mu_read_fixture("cryptopp/manifest.json", &n);
+	manifest = json_load_fixture("cryptopp/manifest.json");
 	return manifest != NULL && crypto_init() == 0 ? 0 : -1;
 }
 
 static int teardown(void **state)
 {
 	(void)state;
-	free(manifest);
+	json_free(manifest);
 	return 0;
 }
 
 /* A number of the manifest's "rsa" object (hex, no leading zeros) as a der_num. */
 static void manifest_num(const char *key, struct der_num *out)
 {
-	char hex[1100];
+	const struct json *v = json_get(json_get(manifest, "rsa"), key);
 	uint8_t bytes[550];
-	long n;
+	size_t n;
 
-	assert_non_null(mu_string(strstr(manifest, "\"rsa\""), key, hex, sizeof(hex)));
-	n = mu_hex(hex, bytes, sizeof(bytes));
-	assert_true(n > 0);
-	assert_int_equal(der_num_set(out, bytes, (size_t)n), 0);
+	assert_non_null(json_str(v));
+	assert_true(v->slen % 2 == 0);
+	n = v->slen / 2;
+	assert_true(n > 0 && n <= sizeof(bytes));
+	assert_int_equal(json_hex(v, bytes, n), 0);
+	assert_int_equal(der_num_set(out, bytes, n), 0);
 }
 
 static void assert_num_equal(const struct der_num *a, const struct der_num *b)
@@ -56,7 +56,7 @@ static void assert_num_equal(const struct der_num *a, const struct der_num *b)
 
 static uint8_t *fixture(const char *rel, size_t *n)
 {
-	uint8_t *p = mu_read_fixture(rel, n);
+	uint8_t *p = json_read_fixture(rel, n);
 
 	assert_non_null(p);
 	return p;
@@ -76,7 +76,8 @@ static void test_spki(void **state)
 	assert_int_equal(len, PUBLIC_KEY_SIZE);
 	manifest_num("n", &n);
 	manifest_num("e", &e);
-	assert_non_null(mu_number(manifest, "e_decimal", &e_dec));
+	assert_int_equal(json_u64(json_get(json_get(manifest, "rsa"), "e_decimal"), &e_dec),
+	    0);
 	/* The DER reader gives the manifest's numbers ... */
 	assert_int_equal(der_spki_decode(spki, len, &used, &num), 0);
 	assert_int_equal(used, len);
@@ -260,29 +261,30 @@ static void check_key(struct rsa_private *k, const uint8_t *wrapped, const uint8
 
 static void test_client_runs(void **state)
 {
-	size_t il;
-	char *index = (char *)fixture("clients/index.json", &il);
-	const char *at = index;
-	char dir[256];
+	struct json *index = json_load_fixture("clients/index.json");
+	const struct json *run;
 	int runs = 0, raw_der = 0;
 
 	(void)state;
-	while ((at = mu_string(at, "dir", dir, sizeof(dir))) != NULL) {
-		char rel[512], hex[600];
+	assert_non_null(index);
+	for (run = json_first(json_get(index, "runs")); run != NULL; run = run->next) {
+		const char *dir = json_str(json_get(run, "dir"));
+		char rel[512];
 		uint8_t wrapped[WRAPPED_KEY_SIZE], aes[AES_KEY_SIZE], spki[PUBLIC_KEY_SIZE];
-		uint8_t *keys, *priv, *me;
+		uint8_t *priv, *me;
+		struct json *keys;
 		const uint8_t *body;
 		struct rsa_private *k;
-		size_t kl, pl, ml;
+		size_t pl, ml;
 
+		assert_non_null(dir);
 		snprintf(rel, sizeof(rel), "clients/%s/keys.json", dir);
-		keys = fixture(rel, &kl);
-		assert_non_null(mu_string((char *)keys, "encrypted_aes_key", hex, sizeof(hex)));
-		assert_int_equal(mu_hex(hex, wrapped, sizeof(wrapped)), WRAPPED_KEY_SIZE);
-		assert_non_null(mu_string((char *)keys, "aes_key", hex, sizeof(hex)));
-		assert_int_equal(mu_hex(hex, aes, sizeof(aes)), AES_KEY_SIZE);
-		assert_non_null(mu_string((char *)keys, "public_key_spki", hex, sizeof(hex)));
-		assert_int_equal(mu_hex(hex, spki, sizeof(spki)), PUBLIC_KEY_SIZE);
+		assert_non_null(keys = json_load_fixture(rel));
+		assert_int_equal(json_hex(json_get(keys, "encrypted_aes_key"), wrapped,
+		    sizeof(wrapped)), 0);
+		assert_int_equal(json_hex(json_get(keys, "aes_key"), aes, sizeof(aes)), 0);
+		assert_int_equal(json_hex(json_get(keys, "public_key_spki"), spki,
+		    sizeof(spki)), 0);
 
 		snprintf(rel, sizeof(rel), "clients/%s/priv.key", dir);
 		priv = fixture(rel, &pl);
@@ -303,14 +305,14 @@ static void test_client_runs(void **state)
 		check_key(k, wrapped, aes, spki);
 		rsa_private_free(k);
 
-		free(keys);
+		json_free(keys);
 		free(priv);
 		free(me);
 		runs++;
 	}
 	assert_int_equal(runs, 16);
 	assert_int_equal(raw_der, 4); /* client-perpacket-swapped's four runs */
-	free(index);
+	json_free(index);
 }
 
 int main(void)

@@ -15,7 +15,7 @@
 #include "../../protocol/err.h"
 #include "../../protocol/msg.h"
 #include "../../server/upload.h"
-#include "upload_fixtures.h"
+#include "json_mini.h"
 
 #define MAX_FILE (1ull << 30)
 
@@ -292,60 +292,67 @@ read_in(const char *dir, const char *run, const char *file, size_t *len)
 	uint8_t *data;
 
 	snprintf(path, sizeof(path), "%s/clients/%s/%s", dir, run, file);
-	data = fx_read_file(path, len);
+	data = json_read_file(path, len);
 	if (data == NULL)
 		fail_msg("cannot read %s", path);
 	return data;
 }
 
+/* A JSON file of a recorded run, parsed. */
+static struct json *
+load_in(const char *dir, const char *run, const char *file)
+{
+	char path[1024];
+	struct json *v;
+
+	snprintf(path, sizeof(path), "%s/clients/%s/%s", dir, run, file);
+	v = json_load_file(path);
+	if (v == NULL)
+		fail_msg("cannot read %s", path);
+	return v;
+}
+
 /* The 828 packets of a recorded run, headers decoded by the protocol library and checked
  * against messages.json. */
 static size_t
-run_packets(const uint8_t *c2s, size_t c2s_len, struct fx_json msgs, struct pk *pk, size_t cap)
+run_packets(const uint8_t *c2s, size_t c2s_len, const struct json *msgs, struct pk *pk,
+    size_t cap)
 {
-	struct fx_json m, v, list;
-	uint64_t code, poff, psize, x;
-	size_t i, n = 0;
-	char name[NAME_FIELD_SIZE];
+	const struct json *m, *fields, *list;
+	const char *name;
+	uint64_t code = 0, poff = 0, psize = 0, x = 0;
+	size_t n = 0;
 
-	assert_int_equal(fx_get(msgs, "messages", &list), 0);
-	for (i = 0; fx_at(list, i, &m) == 0; i++) {
-		assert_int_equal(fx_get(m, "code", &v), 0);
-		assert_int_equal(fx_u64(v, &code), 0);
-		assert_int_equal(fx_get(m, "dir", &v), 0);
-		assert_int_equal(fx_str(v, name, sizeof(name)), 0);
+	assert_non_null(list = json_get(msgs, "messages"));
+	assert_int_equal(list->type, JSON_ARRAY);
+	for (m = json_first(list); m != NULL; m = m->next) {
+		assert_int_equal(json_u64(json_get(m, "code"), &code), 0);
+		assert_non_null(name = json_str(json_get(m, "dir")));
 		if (code != REQ_SEND_FILE || strcmp(name, "c2s") != 0)
 			continue;
 		assert_true(n < cap);
-		assert_int_equal(fx_get(m, "payload_offset", &v), 0);
-		assert_int_equal(fx_u64(v, &poff), 0);
-		assert_int_equal(fx_get(m, "payload_size", &v), 0);
-		assert_int_equal(fx_u64(v, &psize), 0);
+		assert_int_equal(json_u64(json_get(m, "payload_offset"), &poff), 0);
+		assert_int_equal(json_u64(json_get(m, "payload_size"), &psize), 0);
 		assert_true(psize >= FILE_PACKET_HEADER_SIZE && poff + psize <= c2s_len);
 		assert_int_equal(msg_file_packet_decode(c2s + poff, psize, &pk[n].h), 0);
 		pk[n].content = c2s + poff + FILE_PACKET_HEADER_SIZE;
 		pk[n].len = (uint32_t)(psize - FILE_PACKET_HEADER_SIZE);
 		/* The decoder and the independent recorder agree on every field. */
-		assert_int_equal(fx_path(m, &v, "fields", "content_size"), 0);
-		assert_int_equal(fx_u64(v, &x), 0);
+		fields = json_get(m, "fields");
+		assert_int_equal(json_u64(json_get(fields, "content_size"), &x), 0);
 		assert_int_equal(x, pk[n].h.content_size);
-		assert_int_equal(fx_path(m, &v, "fields", "orig_file_size"), 0);
-		assert_int_equal(fx_u64(v, &x), 0);
+		assert_int_equal(json_u64(json_get(fields, "orig_file_size"), &x), 0);
 		assert_int_equal(x, pk[n].h.orig_file_size);
-		assert_int_equal(fx_path(m, &v, "fields", "u16_at_payload_8"), 0);
-		assert_int_equal(fx_u64(v, &x), 0);
+		assert_int_equal(json_u64(json_get(fields, "u16_at_payload_8"), &x), 0);
 		assert_int_equal(x, pk[n].h.packet_number);
-		assert_int_equal(fx_path(m, &v, "fields", "u16_at_payload_10"), 0);
-		assert_int_equal(fx_u64(v, &x), 0);
+		assert_int_equal(json_u64(json_get(fields, "u16_at_payload_10"), &x), 0);
 		assert_int_equal(x, pk[n].h.total_packets);
-		assert_int_equal(fx_path(m, &v, "fields", "content_offset"), 0);
-		assert_int_equal(fx_u64(v, &x), 0);
+		assert_int_equal(json_u64(json_get(fields, "content_offset"), &x), 0);
 		assert_int_equal(x, poff + FILE_PACKET_HEADER_SIZE);
-		assert_int_equal(fx_path(m, &v, "fields", "content_length"), 0);
-		assert_int_equal(fx_u64(v, &x), 0);
+		assert_int_equal(json_u64(json_get(fields, "content_length"), &x), 0);
 		assert_int_equal(x, pk[n].len);
-		assert_int_equal(fx_path(m, &v, "fields", "file_name"), 0);
-		assert_int_equal(fx_str(v, name, sizeof(name)), 0);
+		assert_non_null(name = json_str(json_get(fields, "file_name")));
+		assert_true(strlen(name) < NAME_FIELD_SIZE);
 		assert_string_equal(name, pk[n].h.file_name);
 		n++;
 	}
@@ -357,11 +364,13 @@ static void
 test_fixture_runs(void **state)
 {
 	const char *dir = fixtures();
-	char path[1024], run[256], client[128], file[128];
-	struct fx_json idx, runs, r, v, keys, msgs;
-	uint8_t *index_text, *c2s, *up, *keys_text, *msgs_text;
-	size_t index_len, c2s_len, up_len, keys_len, msgs_len, i, n, mode;
-	uint64_t want_cksum, want_packets, want_ct, size;
+	char path[1024];
+	const char *run, *client, *file;
+	struct json *idx, *keys, *msgs;
+	const struct json *r, *v;
+	uint8_t *c2s, *up;
+	size_t c2s_len, up_len, n, mode;
+	uint64_t want_cksum = 0, want_packets = 0, want_ct = 0, size = 0;
 	uint8_t key[AES_KEY_SIZE], old_key[AES_KEY_SIZE];
 	static const size_t slices[] = { 0, 1, 13, 700 };
 	struct pk pk[64];
@@ -369,39 +378,25 @@ test_fixture_runs(void **state)
 
 	(void)state;
 	snprintf(path, sizeof(path), "%s/clients/index.json", dir);
-	assert_non_null(index_text = fx_read_file(path, &index_len));
-	idx.p = (const char *)index_text;
-	idx.e = idx.p + index_len;
-	assert_int_equal(fx_get(idx, "runs", &runs), 0);
-	for (i = 0; fx_at(runs, i, &r) == 0; i++) {
-		assert_int_equal(fx_get(r, "dir", &v), 0);
-		assert_int_equal(fx_str(v, run, sizeof(run)), 0);
-		assert_int_equal(fx_get(r, "client", &v), 0);
-		assert_int_equal(fx_str(v, client, sizeof(client)), 0);
-		assert_int_equal(fx_get(r, "upload_file", &v), 0);
-		assert_int_equal(fx_str(v, file, sizeof(file)), 0);
-		assert_int_equal(fx_get(r, "upload_cksum", &v), 0);
-		assert_int_equal(fx_u64(v, &want_cksum), 0);
-		assert_int_equal(fx_get(r, "upload_size", &v), 0);
-		assert_int_equal(fx_u64(v, &size), 0);
-		assert_int_equal(fx_get(r, "packets_828", &v), 0);
-		assert_int_equal(fx_u64(v, &want_packets), 0);
-		assert_int_equal(fx_get(r, "aes_key", &v), 0);
-		assert_int_equal(fx_hex(v, key, sizeof(key)), 0);
+	assert_non_null(idx = json_load_file(path));
+	for (r = json_first(json_get(idx, "runs")); r != NULL; r = r->next) {
+		assert_non_null(run = json_str(json_get(r, "dir")));
+		assert_non_null(client = json_str(json_get(r, "client")));
+		assert_non_null(file = json_str(json_get(r, "upload_file")));
+		assert_int_equal(json_u64(json_get(r, "upload_cksum"), &want_cksum), 0);
+		assert_int_equal(json_u64(json_get(r, "upload_size"), &size), 0);
+		assert_int_equal(json_u64(json_get(r, "packets_828"), &want_packets), 0);
+		assert_int_equal(json_hex(json_get(r, "aes_key"), key, sizeof(key)), 0);
 		/* The values the README gives (GNU cksum of the two uploads). */
 		assert_int_equal(want_cksum, size == 3000 ? 4281747040u : 1512812613u);
 
 		c2s = read_in(dir, run, "c2s.bin", &c2s_len);
 		up = read_in(dir, run, file, &up_len);
-		keys_text = read_in(dir, run, "keys.json", &keys_len);
-		msgs_text = read_in(dir, run, "messages.json", &msgs_len);
+		keys = load_in(dir, run, "keys.json");
+		msgs = load_in(dir, run, "messages.json");
 		assert_int_equal(up_len, size);
-		keys.p = (const char *)keys_text;
-		keys.e = keys.p + keys_len;
-		msgs.p = (const char *)msgs_text;
-		msgs.e = msgs.p + msgs_len;
-		assert_int_equal(fx_path(keys, &v, "server_1603", "content_size"), 0);
-		assert_int_equal(fx_u64(v, &want_ct), 0);
+		assert_int_equal(json_u64(json_get(json_get(keys, "server_1603"), "content_size"),
+		    &want_ct), 0);
 		n = run_packets(c2s, c2s_len, msgs, pk, sizeof(pk) / sizeof(pk[0]));
 		assert_int_equal(n, want_packets);
 
@@ -432,13 +427,13 @@ test_fixture_runs(void **state)
 		}
 
 		/* The previous run's key must not give the upload back. */
-		assert_int_equal(fx_get(keys, "previous_run_aes_key", &v), 0);
-		if (!fx_is_null(v)) {
+		assert_non_null(v = json_get(keys, "previous_run_aes_key"));
+		if (v->type != JSON_NULL) {
 			struct upload *u = NULL;
 			struct collect c = { 0 };
 			int rr;
 
-			assert_int_equal(fx_hex(v, old_key, sizeof(old_key)), 0);
+			assert_int_equal(json_hex(v, old_key, sizeof(old_key)), 0);
 			assert_memory_not_equal(old_key, key, sizeof(key));
 			assert_int_equal(upload_new(&u, old_key, MAX_FILE), 0);
 			rr = feed_all(u, pk, n, 0, &c);
@@ -449,13 +444,13 @@ test_fixture_runs(void **state)
 		}
 		free(c2s);
 		free(up);
-		free(keys_text);
-		free(msgs_text);
+		json_free(keys);
+		json_free(msgs);
 		runs_done++;
 	}
 	assert_int_equal(runs_done, 16);
 	assert_int_equal(per_packet_runs, 4);
-	free(index_text);
+	json_free(idx);
 }
 
 /* Crypto++ ciphertexts (key 00..1f) in one packet and in 16-byte packets numbered from 0. */
@@ -481,9 +476,9 @@ test_cryptopp_vectors(void **state)
 		struct upload_result res;
 
 		snprintf(path, sizeof(path), "%s/cryptopp/aes-cbc-%zu.bin", fixtures(), vec[i].n);
-		assert_non_null(ct = fx_read_file(path, &ct_len));
+		assert_non_null(ct = json_read_file(path, &ct_len));
 		snprintf(path, sizeof(path), "%s/cryptopp/plain-%zu.bin", fixtures(), vec[i].n);
-		assert_non_null(plain = fx_read_file(path, &plain_len));
+		assert_non_null(plain = json_read_file(path, &plain_len));
 		assert_int_equal(plain_len, vec[i].n);
 
 		b.n = ct_len / 16;
