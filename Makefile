@@ -113,11 +113,13 @@ $(BUILD)/tests/replay_%: tests/fuzz/%.c tests/fuzz/replay_main.c $(ALL_LIBS)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< tests/fuzz/replay_main.c $(ALL_LIBS) $(LDLIBS)
 FUZZ_BUILD ?= $(BUILD)-fuzz
 fuzz:
+	@sh scripts/deps.sh fuzz
 	@for f in $(FUZZ_SRC); do n=$$(basename $$f .c); mkdir -p $(FUZZ_BUILD); \
 	  echo "clang -fsanitize=fuzzer $$f"; \
 	  clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined $(PKG_CFLAGS) \
 	    -o $(FUZZ_BUILD)/$$n $$f $(PROTO_SRC) $(LDLIBS) || exit 1; done
-	@echo "run e.g.: $(FUZZ_BUILD)/fuzz_frame tests/fuzz/corpus/fuzz_frame -max_total_time=60"
+	@echo "run e.g.: mkdir -p /tmp/fz && $(FUZZ_BUILD)/fuzz_frame -max_total_time=60 /tmp/fz tests/fuzz/corpus/fuzz_frame"
+	@echo "(libFuzzer adds new inputs to the first folder: keep the saved corpus second)"
 
 test: deps
 	$(MAKE) all $(UNIT_BINS) $(FUZZ_REPLAY_BINS) $(TOOL_BINS)

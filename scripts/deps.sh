@@ -1,12 +1,14 @@
 #!/bin/sh
 # deps.sh: installs the Debian packages that building and testing sealdrop need, only those
 # missing (apt-get update once, then apt-get install -y). Does nothing when all are present.
-# With the argument `bench`, also the benchmarks' tools.
+# With the argument `bench`, also the benchmarks' tools; with `fuzz`, clang for libFuzzer.
 set -eu
 need="gcc make pkg-config libgcrypt20-dev libtasn1-6-dev libsqlite3-dev zlib1g-dev \
 libcmocka-dev python3 python3-cryptography sqlite3 valgrind"
 # `deps.sh bench` adds what the benchmarks compare against or measure with.
 [ "${1:-}" = bench ] && need="$need time openssh-server openssh-client"
+# `deps.sh fuzz` adds clang and its libFuzzer runtime.
+[ "${1:-}" = fuzz ] && need="$need clang libclang-rt-dev"
 missing=""
 for p in $need; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \
