@@ -117,7 +117,7 @@ fuzz:
 	@for f in $(FUZZ_SRC); do n=$$(basename $$f .c); mkdir -p $(FUZZ_BUILD); \
 	  echo "clang -fsanitize=fuzzer $$f"; \
 	  clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined $(PKG_CFLAGS) \
-	    -o $(FUZZ_BUILD)/$$n $$f $(PROTO_SRC) $(LDLIBS) || exit 1; done
+	    -o $(FUZZ_BUILD)/$$n $$f $(PROTO_SRC) server/upload.c $(LDLIBS) || exit 1; done
 	@echo "run e.g.: mkdir -p /tmp/fz && $(FUZZ_BUILD)/fuzz_frame -max_total_time=60 /tmp/fz tests/fuzz/corpus/fuzz_frame"
 	@echo "(libFuzzer adds new inputs to the first folder: keep the saved corpus second)"
 
