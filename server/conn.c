@@ -57,7 +57,6 @@ conn_abort_upload(struct conn *c)
 		storage_abort(&c->sf);
 		c->storing = 0;
 	}
-	c->sink_bytes = 0;
 }
 
 void

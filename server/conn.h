@@ -67,11 +67,10 @@ struct conn {
 	int64_t last_touch_ms;          /* LastSeen written for intermediate packets at most 1/s */
 
 	/* The upload. */
-	struct upload *up;              /* only while an upload is in progress */
-	uint8_t up_owner[CLIENT_ID_SIZE];
+	struct upload *up;              /* only while an upload is in progress; its owner is id
+	                                 * (a change of identity aborts it) */
 	struct storage_file sf;
 	int storing;                    /* sf holds an open temporary file */
-	uint64_t sink_bytes;            /* plaintext written to sf in this attempt */
 	enum conn_stream stream;
 	int uploads_done;               /* completed uploads: 900/901/902 need one */
 	char last_file[NAME_FIELD_SIZE];  /* the file named in the last 1603 (as sent) */

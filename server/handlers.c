@@ -461,14 +461,10 @@ static int
 sink_write(void *ctx, const uint8_t *data, size_t n)
 {
 	struct conn *c = ctx;
-	int r;
 
 	if (!c->storing)
 		return SD_ERR_INTERNAL;
-	if ((r = storage_write(&c->sf, data, n)) != 0)
-		return r;
-	c->sink_bytes += n;
-	return 0;
+	return storage_write(&c->sf, data, n);
 }
 
 static void
@@ -511,7 +507,6 @@ open_attempt_file(struct conn *c, const struct msg_file_packet *p)
 		return r;
 	}
 	c->storing = 1;
-	c->sink_bytes = 0;
 	return 0;
 }
 
@@ -548,7 +543,6 @@ begin_upload(struct conn *c, const struct msg_file_packet *p, uint32_t content_l
 	}
 	if ((r = open_attempt_file(c, p)) != 0)
 		goto out;
-	memcpy(c->up_owner, c->id, CLIENT_ID_SIZE);
 	touch(c, c->id);
 	r = 0;
 out:
@@ -576,7 +570,7 @@ handle_stream_start(struct conn *c, const struct frame_event *ev)
 		return;
 	}
 	in_progress = c->up != NULL && upload_in_progress(c->up);
-	if (in_progress && memcmp(h->client_id, c->up_owner, CLIENT_ID_SIZE) != 0) {
+	if (in_progress && memcmp(h->client_id, c->id, CLIENT_ID_SIZE) != 0) {
 		hlog(c, "send file", "refused: packet of another client ID mid-upload");
 		conn_abort_upload(c);
 		return;
@@ -631,7 +625,9 @@ finish_upload(struct conn *c)
 
 	memset(&f, 0, sizeof(f));
 	memset(&crc, 0, sizeof(crc));
-	if ((r = upload_result(c->up, &res)) != 0 || res.plain_size != c->sink_bytes) {
+	/* The reassembler's count and the stored file's must agree; they can only differ
+	 * through a bug, and then the file is not recorded. */
+	if ((r = upload_result(c->up, &res)) != 0 || res.plain_size != c->sf.written) {
 		hlog(c, "send file", "failed: reassembly and stored bytes disagree");
 		goto fail;
 	}
