@@ -12,6 +12,7 @@
 #include "../protocol/crypto.h"
 #include "../protocol/err.h"
 #include "../protocol/msg.h"
+#include "../protocol/text.h"
 #include "conn.h"
 #include "log.h"
 #include "loop.h"
@@ -124,47 +125,7 @@ new_client_id(uint8_t id[CLIENT_ID_SIZE])
 int
 handlers_name_valid(const char *name)
 {
-	const unsigned char *s = (const unsigned char *)name;
-	size_t len = strlen(name), i = 0;
-
-	if (len == 0 || len > NAME_MAX_LEN)
-		return 0;
-	while (i < len) {
-		unsigned char b = s[i];
-		uint32_t cp;
-		size_t k, need;
-
-		if (b < 0x80) {
-			if (b < 0x20 || b == 0x7f)
-				return 0;
-			i++;
-			continue;
-		}
-		if (b >= 0xc2 && b <= 0xdf) {
-			need = 1;
-			cp = b & 0x1fu;
-		} else if (b >= 0xe0 && b <= 0xef) {
-			need = 2;
-			cp = b & 0x0fu;
-		} else if (b >= 0xf0 && b <= 0xf4) {
-			need = 3;
-			cp = b & 0x07u;
-		} else {
-			return 0;  /* continuation byte first, overlong lead, or past U+10FFFF */
-		}
-		if (need > len - i - 1)
-			return 0;
-		for (k = 1; k <= need; k++) {
-			if ((s[i + k] & 0xc0) != 0x80)
-				return 0;
-			cp = (cp << 6) | (s[i + k] & 0x3fu);
-		}
-		if ((need == 2 && cp < 0x800) || (need == 3 && cp < 0x10000) || cp > 0x10ffff ||
-		    (cp >= 0xd800 && cp <= 0xdfff) || (cp >= 0x80 && cp <= 0x9f))
-			return 0;
-		i += need + 1;
-	}
-	return 1;
+	return text_name_check(name, NULL) == 0;
 }
 
 /* Makes id the connection's identity with key as its current AES key: the reassembler gets
