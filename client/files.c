@@ -15,6 +15,7 @@
 #include "../protocol/base64.h"
 #include "../protocol/err.h"
 #include "../protocol/hex.h"
+#include "../protocol/text.h"
 
 static void
 set_why(char *why, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -166,25 +167,56 @@ transfer_server_parse(const char *text, struct transfer_info *ti, char *why, siz
 int
 transfer_name_check(const char *name, char *why, size_t why_cap)
 {
-	size_t n, i;
+	enum text_fault f;
+	size_t n;
 
 	if (name == NULL)
 		return SD_ERR_INVALID_ARG;
 	n = strlen(name);
-	if (n == 0) {
-		set_why(why, why_cap, "the client name is empty");
-		return SD_ERR_BAD_STRING;
-	}
 	if (n > CLIENT_NAME_MAX_LEN) {
 		set_why(why, why_cap, "the client name has %zu characters; at most %u are allowed",
 		    n, CLIENT_NAME_MAX_LEN);
 		return SD_ERR_BAD_STRING;
 	}
-	for (i = 0; i < n; i++) {
-		if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f) {
-			set_why(why, why_cap, "the client name has a control character");
-			return SD_ERR_BAD_STRING;
-		}
+	/* Exactly the server's rule (SPEC.md 6), so a name it would refuse is never sent. */
+	if (text_name_check(name, &f) != 0) {
+		set_why(why, why_cap, "the client name %s", text_fault_str(f));
+		return SD_ERR_BAD_STRING;
+	}
+	return 0;
+}
+
+int
+transfer_file_check(const char *path, char *why, size_t why_cap)
+{
+	char base[NAME_FIELD_SIZE], safe[NAME_FIELD_SIZE], shown[TEXT_ESCAPE_SIZE(64)];
+	const char *b;
+	size_t len;
+	enum text_fault f;
+
+	if (path == NULL)
+		return SD_ERR_INVALID_ARG;
+	/* The base name the client sends: what follows the last '/', ignoring trailing slashes. */
+	len = strlen(path);
+	while (len > 1 && path[len - 1] == '/')
+		len--;
+	b = path + len;
+	while (b > path && b[-1] != '/')
+		b--;
+	len = (size_t)(path + len - b);
+	if (len > NAME_MAX_LEN) {
+		set_why(why, why_cap, "the file name of %.80s is longer than %u bytes", path,
+		    NAME_MAX_LEN);
+		return SD_ERR_BAD_STRING;
+	}
+	memcpy(base, b, len);
+	base[len] = '\0';
+	/* The server's file-name rule: what it would refuse with 1607 is refused here. */
+	if (text_file_name(base, safe, &f) != 0) {
+		text_escape(base, shown, sizeof(shown));
+		set_why(why, why_cap, "the file name '%s' %s; the server refuses it", shown,
+		    text_fault_str(f));
+		return SD_ERR_BAD_STRING;
 	}
 	return 0;
 }

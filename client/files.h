@@ -37,8 +37,12 @@ struct transfer_info {
 
 /* Splits "host:port" or "[v6addr]:port" (port 1-65535) into ti->host and ti->port. */
 int transfer_server_parse(const char *text, struct transfer_info *ti, char *why, size_t why_cap);
-/* A client name: 1 to CLIENT_NAME_MAX_LEN bytes, no control characters. */
+/* A client name: at most CLIENT_NAME_MAX_LEN bytes (what clients send), and what the server
+ * accepts (text_name_check() of protocol/text.h: UTF-8, no control characters). */
 int transfer_name_check(const char *name, char *why, size_t why_cap);
+/* The file to send: its base name (after the last '/') is what the server accepts as a file
+ * name (text_file_name() of protocol/text.h). Only the name is checked, not the file. */
+int transfer_file_check(const char *path, char *why, size_t why_cap);
 /* Parses transfer.info text (n bytes, need not be NUL-terminated). Lines end in LF or CRLF;
  * a trailing newline and empty trailing lines are fine; a fourth non-empty line is not.
  * Lines whose TI_SKIP_* bit is set in skip are not checked. *ti is cleared first. */

@@ -84,6 +84,11 @@ main(int argc, char **argv)
 		snprintf(ti.file_path, sizeof(ti.file_path), "%s", o.file);
 	}
 
+	/* A name the server would refuse fails here, before any connection. */
+	if (transfer_file_check(ti.file_path, why, sizeof(why)) != 0) {
+		log_fatal("%s", why);
+		return CX_FILE;
+	}
 	if (crypto_init() != 0) {
 		log_fatal("cannot initialise libgcrypt");
 		return CX_ME_INFO;

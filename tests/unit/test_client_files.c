@@ -20,7 +20,10 @@
 #include "../../protocol/crypto.h"
 #include "../../protocol/err.h"
 #include "../../protocol/hex.h"
+#include "../../server/handlers.h"
+#include "../../server/storage.h"
 #include "json_mini.h"
+#include "test_util.h"
 
 /* ---- helpers ---- */
 
@@ -131,6 +134,9 @@ test_transfer_info_table(void **state)
 		{ "127.0.0.1:1256\nAl\tice\nfile\n", 0, NULL, NULL, NULL, NULL },
 		{ "127.0.0.1:1256\nAlice\nfile\nextra\n", 0, NULL, NULL, NULL, NULL },
 		{ with_101, 0, NULL, NULL, NULL, NULL },
+		{ "h:1\nc1 \xc2\x85\nf\n", 0, NULL, NULL, NULL, NULL },  /* C1: the server refuses */
+		{ "h:1\nLatin-1 \xe9\nf\n", 0, NULL, NULL, NULL, NULL },
+		{ "h:1\n\xc3\xa9l\xc3\xa8ve\nf\n", 1, "h", "1", "\xc3\xa9l\xc3\xa8ve", "f" },
 	};
 	struct transfer_info ti;
 	char why[WHY_MAX];
@@ -158,6 +164,80 @@ test_transfer_info_table(void **state)
 			assert_true(strlen(why) > 0);  /* a reason for the message */
 		}
 	}
+}
+
+/* The client refuses exactly the names the server refuses (its own 100-byte limit aside):
+ * a table of edge cases, then random strings of bytes chosen around the rule's edges. */
+static void
+test_names_match_the_server(void **state)
+{
+	static const char *const names[] = {
+		"Alice", "\xc3\xa9l\xc3\xa8ve", "\xc2\xa0", "\xf0\x9f\x98\x80", "", "a\tb", "del\x7f",
+		"c1 \xc2\x85", "\xc2\x9f", "\xc0\xaf", "\xe0\x80\xaf", "\xed\xa0\x80", "\xed\xbf\xbf",
+		"\xf4\x90\x80\x80", "\xf8\x88\x80\x80\x80", "ab\xc3", "\x80", "\xff",
+	};
+	static const uint8_t pool[] = { 'a', ' ', '/', '\\', '.', 0x01, 0x1f, 0x7f, 0x80, 0x85,
+		0x9f, 0xa0, 0xbf, 0xc0, 0xc2, 0xc3, 0xdf, 0xe0, 0xed, 0xef, 0xf0, 0xf4, 0xf5, 0xff };
+	char why[WHY_MAX], s[16], out[NAME_FIELD_SIZE];
+	size_t i, k, n;
+	int client, server;
+
+	(void)state;
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		client = transfer_name_check(names[i], why, sizeof(why)) == 0;
+		if (client != handlers_name_valid(names[i]))
+			fail_msg("name case %zu: client %d, server %d", i, client, !client);
+		if (!client)
+			assert_non_null(strstr(why, "the client name "));
+	}
+	for (i = 0; i < 200000; i++) {
+		n = 1 + tu_below(sizeof(s) - 1);
+		for (k = 0; k < n - 1; k++)
+			s[k] = (char)pool[tu_below(sizeof(pool))];
+		s[n - 1] = '\0';
+		client = transfer_name_check(s, why, sizeof(why)) == 0;
+		server = handlers_name_valid(s);
+		if (client != server)
+			fail_msg("name %zu: client %d, server %d", i, client, server);
+		/* A file without '/' is sent under its own name, so both see the same string. */
+		if (memchr(s, '/', n) != NULL)
+			continue;
+		client = transfer_file_check(s, why, sizeof(why)) == 0;
+		server = storage_sanitize_name(s, out) == 0;
+		if (client != server)
+			fail_msg("file %zu: client %d, server %d", i, client, server);
+	}
+}
+
+static void
+test_file_names(void **state)
+{
+	char why[WHY_MAX], long_path[400];
+
+	(void)state;
+	assert_int_equal(transfer_file_check("dir/report.pdf", why, sizeof(why)), 0);
+	assert_int_equal(transfer_file_check("/abs/dir/", why, sizeof(why)), 0);
+	assert_int_equal(transfer_file_check("win\\path.bin", why, sizeof(why)), 0);
+	assert_int_equal(transfer_file_check("c1 \xc2\x85", why, sizeof(why)), 0);
+	assert_int_equal(transfer_file_check("dir/.sealdrop-part-1", why, sizeof(why)),
+	    SD_ERR_BAD_STRING);
+	assert_non_null(strstr(why, "the server refuses it"));
+	assert_non_null(strstr(why, "reserved"));
+	assert_int_equal(transfer_file_check("trailing\\", why, sizeof(why)), SD_ERR_BAD_STRING);
+	assert_int_equal(transfer_file_check("x/..", why, sizeof(why)), SD_ERR_BAD_STRING);
+	assert_int_equal(transfer_file_check("/", why, sizeof(why)), SD_ERR_BAD_STRING);
+	assert_int_equal(transfer_file_check("bad\xed\xa0\x80", why, sizeof(why)),
+	    SD_ERR_BAD_STRING);
+	assert_non_null(strstr(why, "'bad\\xed\\xa0\\x80' is not valid UTF-8"));
+	assert_int_equal(transfer_file_check("esc\x1b[2J", why, sizeof(why)), SD_ERR_BAD_STRING);
+	assert_null(strchr(why, '\x1b'));  /* the message never carries the control byte */
+	memset(long_path, 'f', sizeof(long_path) - 1);
+	long_path[sizeof(long_path) - 1] = '\0';
+	assert_int_equal(transfer_file_check(long_path, why, sizeof(why)), SD_ERR_BAD_STRING);
+	long_path[100] = '/';
+	assert_int_equal(transfer_file_check(long_path, why, sizeof(why)), SD_ERR_BAD_STRING);
+	long_path[300] = '/';  /* the base after it has 98 bytes */
+	assert_int_equal(transfer_file_check(long_path, why, sizeof(why)), 0);
 }
 
 static void
@@ -550,6 +630,8 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_transfer_info_table),
+		cmocka_unit_test(test_names_match_the_server),
+		cmocka_unit_test(test_file_names),
 		cmocka_unit_test(test_transfer_info_skip_and_load),
 		cmocka_unit_test(test_fixture_me_info),
 		cmocka_unit_test(test_priv_key_only_me_info_on_disk),
