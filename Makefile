@@ -34,9 +34,10 @@ CFLAGS += -DSEALDROP_VERSION='"$(VERSION)"'
 
 # Modules: one folder each; a folder's main.c is its program, the rest is its library.
 PROTO_SRC := $(wildcard protocol/*.c)
-DB_SRC := $(filter-out db/main.c,$(wildcard db/*.c))
+DB_SRC := $(wildcard db/*.c)
 SERVER_SRC := $(filter-out server/main.c,$(wildcard server/*.c))
 CLIENT_SRC := $(filter-out client/main.c,$(wildcard client/*.c))
+DBTOOL_SRC := $(filter-out tools/sealdrop-db/main.c,$(wildcard tools/sealdrop-db/*.c))
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 TOOL_SRC := $(wildcard tests/tools/*.c)
@@ -46,13 +47,14 @@ PROTO_LIB := $(BUILD)/libsdprotocol.a
 DB_LIB := $(BUILD)/libsddb.a
 SERVER_LIB := $(BUILD)/libsdserver.a
 CLIENT_LIB := $(BUILD)/libsdclient.a
+DBTOOL_LIB := $(BUILD)/libsddbtool.a
 ALL_LIBS := $(SERVER_LIB) $(CLIENT_LIB) $(DB_LIB) $(PROTO_LIB)
 
 SERVER_BIN := $(BINDIR)/sealdrop-server
 CLIENT_BIN := $(BINDIR)/sealdrop-client
 DB_BIN := $(BINDIR)/sealdrop-db
 BINS := $(if $(wildcard server/main.c),$(SERVER_BIN)) $(if $(wildcard client/main.c),$(CLIENT_BIN)) \
-	$(if $(wildcard db/main.c),$(DB_BIN))
+	$(if $(wildcard tools/sealdrop-db/main.c),$(DB_BIN))
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 FUZZ_REPLAY_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/tests/replay_%,$(FUZZ_SRC))
 TOOL_BINS := $(patsubst tests/tools/%.c,$(BUILD)/tests/tools/%,$(TOOL_SRC))
@@ -83,6 +85,8 @@ $(SERVER_LIB): $(call obj,$(SERVER_SRC))
 	@rm -f $@; ar rcs $@ $^
 $(CLIENT_LIB): $(call obj,$(CLIENT_SRC))
 	@rm -f $@; ar rcs $@ $^
+$(DBTOOL_LIB): $(call obj,$(DBTOOL_SRC))
+	@rm -f $@; ar rcs $@ $^
 
 $(SERVER_BIN): $(BUILD)/server/main.o $(SERVER_LIB) $(DB_LIB) $(PROTO_LIB)
 	@mkdir -p $(dir $@)
@@ -90,7 +94,7 @@ $(SERVER_BIN): $(BUILD)/server/main.o $(SERVER_LIB) $(DB_LIB) $(PROTO_LIB)
 $(CLIENT_BIN): $(BUILD)/client/main.o $(CLIENT_LIB) $(PROTO_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
-$(DB_BIN): $(BUILD)/db/main.o $(DB_LIB) $(PROTO_LIB)
+$(DB_BIN): $(BUILD)/tools/sealdrop-db/main.o $(DBTOOL_LIB) $(DB_LIB) $(PROTO_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
