@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "../protocol/base64.h"
+#include "../protocol/crypto.h"
 #include "../protocol/err.h"
 #include "../protocol/hex.h"
 #include "../protocol/text.h"

@@ -10,7 +10,7 @@
 #include <stdint.h>
 
 #include "../protocol/codes.h"
-#include "../protocol/crypto.h"
+#include "../protocol/rsa.h"
 
 #define TRANSFER_INFO_MAX 8192u   /* transfer.info larger than this is not a transfer.info */
 #define ME_INFO_MAX 16384u        /* me.info: 255-byte name, ID, ~1 KiB of base64 */

@@ -14,11 +14,13 @@
 
 #include "../protocol/cksum.h"
 #include "../protocol/codes.h"
+#include "../protocol/aes.h"
 #include "../protocol/crypto.h"
 #include "../protocol/err.h"
 #include "../protocol/hex.h"
 #include "../protocol/frame.h"
 #include "../protocol/msg.h"
+#include "../protocol/rsa.h"
 #include "files.h"
 #include "log.h"
 #include "net.h"

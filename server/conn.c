@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "../protocol/aes.h"
 #include "../protocol/crypto.h"
 #include "../protocol/err.h"
 #include "handlers.h"

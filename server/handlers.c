@@ -12,6 +12,7 @@
 #include "../protocol/crypto.h"
 #include "../protocol/err.h"
 #include "../protocol/msg.h"
+#include "../protocol/rsa.h"
 #include "../protocol/text.h"
 #include "conn.h"
 #include "log.h"

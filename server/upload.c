@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "../protocol/cksum.h"
+#include "../protocol/aes.h"
 #include "../protocol/crypto.h"
 #include "../protocol/err.h"
 

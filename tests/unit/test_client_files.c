@@ -18,6 +18,7 @@
 #include "../../client/session.h"
 #include "../../protocol/base64.h"
 #include "../../protocol/crypto.h"
+#include "../../protocol/rsa.h"
 #include "../../protocol/err.h"
 #include "../../protocol/hex.h"
 #include "../../server/handlers.h"

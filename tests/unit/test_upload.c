@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "../../protocol/cksum.h"
+#include "../../protocol/aes.h"
 #include "../../protocol/crypto.h"
 #include "../../protocol/err.h"
 #include "../../protocol/msg.h"
