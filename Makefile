@@ -14,6 +14,7 @@ BUILD ?= build-san
 endif
 BINDIR ?= bin
 
+# zlib is linked for version 4's compression (SPEC-v4.md); nothing calls it yet.
 PKGS := libgcrypt libtasn1 sqlite3 zlib
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)

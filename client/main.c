@@ -12,6 +12,7 @@
 #include "log.h"
 #include "options.h"
 #include "session.h"
+#include "transfer.h"
 
 #ifndef SEALDROP_VERSION
 #define SEALDROP_VERSION "0.0.0"
@@ -49,13 +50,13 @@ main(int argc, char **argv)
 	}
 
 	if (o.server != NULL)
-		skip |= TI_SKIP_SERVER;
+		skip |= TRANSFER_SKIP_SERVER;
 	if (o.name != NULL)
-		skip |= TI_SKIP_NAME;
+		skip |= TRANSFER_SKIP_NAME;
 	if (o.file != NULL)
-		skip |= TI_SKIP_FILE;
+		skip |= TRANSFER_SKIP_FILE;
 	memset(&ti, 0, sizeof(ti));
-	if (skip != (TI_SKIP_SERVER | TI_SKIP_NAME | TI_SKIP_FILE)) {
+	if (skip != (TRANSFER_SKIP_SERVER | TRANSFER_SKIP_NAME | TRANSFER_SKIP_FILE)) {
 		r = transfer_info_load(o.transfer, skip, &ti, why, sizeof(why));
 		if (r != 0) {
 			if (r == SD_ERR_NOT_FOUND || r == SD_ERR_IO || r == SD_ERR_TOO_LARGE)
@@ -77,7 +78,7 @@ main(int argc, char **argv)
 		snprintf(ti.name, sizeof(ti.name), "%s", o.name);
 	}
 	if (o.file != NULL) {
-		if (strlen(o.file) == 0 || strlen(o.file) > FILE_PATH_MAX) {
+		if (strlen(o.file) == 0 || strlen(o.file) > TRANSFER_PATH_MAX) {
 			log_fatal("--file: the path is empty or too long");
 			return CX_TRANSFER_INFO;
 		}

@@ -22,6 +22,7 @@
 #include "../protocol/msg.h"
 #include "../protocol/rsa.h"
 #include "files.h"
+#include "me_info.h"
 #include "log.h"
 #include "net.h"
 #include "options.h"

@@ -14,8 +14,10 @@
 #include <cmocka.h>
 
 #include "../../client/files.h"
+#include "../../client/me_info.h"
 #include "../../client/options.h"
 #include "../../client/session.h"
+#include "../../client/transfer.h"
 #include "../../protocol/base64.h"
 #include "../../protocol/crypto.h"
 #include "../../protocol/rsa.h"
@@ -252,7 +254,7 @@ test_transfer_info_skip_and_load(void **state)
 	(void)state;
 	/* Overridden lines are neither checked nor required. */
 	assert_int_not_equal(transfer_info_parse(t, strlen(t), 0, &ti, why, sizeof(why)), 0);
-	assert_int_equal(transfer_info_parse(t, strlen(t), TI_SKIP_SERVER | TI_SKIP_FILE, &ti,
+	assert_int_equal(transfer_info_parse(t, strlen(t), TRANSFER_SKIP_SERVER | TRANSFER_SKIP_FILE, &ti,
 	    why, sizeof(why)), 0);
 	assert_string_equal(ti.name, "Bob");
 
@@ -321,7 +323,7 @@ test_fixture_me_info(void **state)
 			assert_non_null(priv);
 			if (privn > 0 && (uint8_t)priv[0] == 0x30)
 				raw_der++;
-			assert_int_equal(priv_key_parse((const uint8_t *)priv, privn, &k, why,
+			assert_int_equal(me_info_parse_key((const uint8_t *)priv, privn, &k, why,
 			    sizeof(why)), 0);
 			spki_hex(k, got);
 			assert_string_equal(got, spki);
