@@ -100,9 +100,13 @@ $(DB_BIN): $(BUILD)/tools/sealdrop-db/main.o $(DBTOOL_LIB) $(DB_LIB) $(PROTO_LIB
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # Unit tests: one cmocka program per tests/unit/test_*.c, linked with every module library.
+# Each finds the fixtures beside the source tree by itself ($SEALDROP_FIXTURES overrides), so
+# any one runs alone: build/tests/test_frame, or `make test ONLY=test_frame`.
+FIXTURES_DEFAULT := $(abspath $(CURDIR)/../shared/fixtures)
 $(BUILD)/tests/test_%.o: tests/unit/test_%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(CMOCKA_CFLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(CFLAGS) $(CMOCKA_CFLAGS) -DSEALDROP_FIXTURES_DEFAULT='"$(FIXTURES_DEFAULT)"' \
+		-MMD -MP -c $< -o $@
 $(BUILD)/tests/test_%: $(BUILD)/tests/test_%.o $(ALL_LIBS)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(CMOCKA_LIBS)
 
@@ -126,9 +130,12 @@ fuzz:
 	@echo "run e.g.: mkdir -p /tmp/fz && $(FUZZ_BUILD)/fuzz_frame -max_total_time=60 /tmp/fz tests/fuzz/corpus/fuzz_frame"
 	@echo "(libFuzzer adds new inputs to the first folder: keep the saved corpus second)"
 
+# ONLY=pattern runs only the test programs whose name contains it (make test ONLY=test_frame).
+ONLY ?=
 test: deps
 	$(MAKE) all $(UNIT_BINS) $(FUZZ_REPLAY_BINS) $(TOOL_BINS)
-	@BUILD=$(BUILD) BINDIR=$(BINDIR) PYTHON=$(PYTHON) VALGRIND= SEALDROP_SAN=$(SAN) sh tests/run.sh
+	@BUILD=$(BUILD) BINDIR=$(BINDIR) PYTHON=$(PYTHON) VALGRIND= SEALDROP_SAN=$(SAN) ONLY='$(ONLY)' \
+		sh tests/run.sh
 
 # Unit tests under valgrind, then the client against the server with both under valgrind.
 VALGRIND_CMD := valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite

@@ -291,7 +291,7 @@ check_loaded(const struct me_info *mi, const char *id_hex, const char *spki)
 static void
 test_fixture_me_info(void **state)
 {
-	const char *fx = getenv("SEALDROP_FIXTURES");
+	const char *fx = json_fixtures_dir();
 	char dir[512], path[600], mepath[600], privpath[600];
 	char id_hex[64], spki[2 * PUBLIC_KEY_SIZE + 8], got[2 * PUBLIC_KEY_SIZE + 8], why[WHY_MAX];
 	char *me, *priv;
@@ -361,7 +361,7 @@ test_fixture_me_info(void **state)
 static void
 test_priv_key_only_me_info_on_disk(void **state)
 {
-	const char *fx = getenv("SEALDROP_FIXTURES");
+	const char *fx = json_fixtures_dir();
 	char src[600], dst[600], privdst[600], why[WHY_MAX], id_hex[64], spki[400];
 	char *me, *priv;
 	size_t men, privn;

@@ -280,10 +280,7 @@ expect_fail(const struct built *b, const uint8_t key[AES_KEY_SIZE], int want)
 static const char *
 fixtures(void)
 {
-	const char *dir = getenv("SEALDROP_FIXTURES");
-
-	assert_non_null(dir);
-	return dir;
+	return json_fixtures_dir();
 }
 
 static uint8_t *
