@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../protocol/cksum.h"
@@ -53,6 +54,7 @@ struct session {
 	uint8_t in[4096];
 	size_t in_off;
 	size_t in_len;
+	size_t msg_bytes;                 /* bytes of the response the parser is gathering */
 	struct progress progress;
 	int upload_no;
 };
@@ -117,38 +119,96 @@ send_name_request(struct session *s, uint16_t code, const uint8_t id[CLIENT_ID_S
 
 /* ---- receiving ---- */
 
-/* Reads the next response. 0, or an exit status (connection lost, timeout, framing broken). */
-static int
-read_reply(struct session *s, struct reply *rep, int *decoded, const char *what, int timeout_ms)
-{
-	struct frame_event ev;
-	size_t used, got;
-	long want;
-	int r;
+/* exchange() and read_reply() flags. */
+#define EX_SKIP_ACKS 1u   /* pass over stray 1604s while waiting (before a 1603) */
+#define EX_ANY_ACK 2u     /* a 1604 answers, whatever its payload (after 900 and 902) */
 
+static long long
+clock_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* 1: the parser holds a complete 1604 header whose payload has not (all) come. frame.h fills
+ * parser.header as soon as a header is complete; msg_bytes counts this message's bytes. */
+static int
+ack_pending(const struct session *s)
+{
+	return s->msg_bytes >= RESP_HEADER_SIZE && s->parser.header.code == RESP_ACK;
+}
+
+/* After 900 or 902 the 1604's code is the answer; what follows its header is not needed. Some
+ * servers send no payload, some more than 16 bytes, some announce 255, send 16 and close: each
+ * of them stored the file, so each is a confirmation. */
+static int
+ack_header_only(struct session *s, struct reply *rep, const char *how)
+{
 	memset(rep, 0, sizeof(*rep));
-	*decoded = 0;
+	rep->h = s->parser.header;
+	log_verbose("<- %u %s announcing %u payload bytes, %zu received: %s; the 1604 is the "
+	    "answer", rep->h.code, msg_code_name(rep->h.code), rep->h.payload_size,
+	    s->msg_bytes - RESP_HEADER_SIZE, how);
+	return 0;
+}
+
+/* Feeds the parser until it completes a response (*ev). 0 or an exit status; with EX_ANY_ACK,
+ * 1 when a 1604 header came but its payload did not (the connection ended, the rest is more
+ * than a reply may hold, or did not come within SESSION_ACK_WAIT_MS): *how says which. */
+static int
+read_frame(struct session *s, struct frame_event *ev, const char *what, int timeout_ms,
+    unsigned flags, const char **how)
+{
+	long long ack_deadline = 0;
+	size_t used, got;
+	int r, wait;
+
 	for (;;) {
 		if (s->in_off < s->in_len) {
 			r = frame_feed(&s->parser, s->in + s->in_off, s->in_len - s->in_off, &used,
-			    &ev);
+			    ev);
 			s->in_off += used;
+			s->msg_bytes += used;
+			if (r == SD_ERR_TOO_LARGE && (flags & EX_ANY_ACK) && ack_pending(s)) {
+				*how = "more than a reply may hold, not read";
+				return 1;
+			}
 			if (r != 0) {
 				log_fatal("%s: the server broke the protocol framing (%s)", what,
 				    sd_strerror(r));
 				return CX_SERVER;
 			}
-			if (ev.type == FRAME_MESSAGE)
-				break;
-			if (ev.type != FRAME_NEED_MORE) {
+			if (ev->type == FRAME_MESSAGE) {
+				s->msg_bytes = 0;
+				return 0;
+			}
+			if (ev->type != FRAME_NEED_MORE) {
 				/* Responses are never streamed; an 828-like event is a broken peer. */
 				log_fatal("%s: unexpected stream from the server", what);
 				return CX_SERVER;
 			}
 			continue;
 		}
+		wait = timeout_ms;
+		if ((flags & EX_ANY_ACK) && ack_pending(s)) {
+			if (ack_deadline == 0)
+				ack_deadline = clock_ms() + SESSION_ACK_WAIT_MS;
+			wait = (int)(ack_deadline - clock_ms());
+			if (wait <= 0) {
+				*how = "the rest did not come";
+				return 1;
+			}
+		}
 		s->in_off = s->in_len = 0;
-		if (net_recv(s->fd, s->in, sizeof(s->in), &got, timeout_ms) != 0)
+		r = net_recv(s->fd, s->in, sizeof(s->in), &got, wait);
+		if ((r != 0 || got == 0) && (flags & EX_ANY_ACK) && ack_pending(s)) {
+			*how = r != 0 && errno == ETIMEDOUT ? "the rest did not come" :
+			    "then the server closed the connection";
+			return 1;
+		}
+		if (r != 0)
 			return conn_error(s, what);
 		if (got == 0) {
 			log_fatal("%s: the server closed the connection", what);
@@ -156,6 +216,25 @@ read_reply(struct session *s, struct reply *rep, int *decoded, const char *what,
 		}
 		s->in_len = got;
 	}
+}
+
+/* Reads the next response. 0, or an exit status (connection lost, timeout, framing broken).
+ * *decoded: its payload has the size and form of its code. */
+static int
+read_reply(struct session *s, struct reply *rep, int *decoded, const char *what, int timeout_ms,
+    unsigned flags)
+{
+	struct frame_event ev;
+	const char *how = NULL;
+	long want;
+	int r;
+
+	memset(rep, 0, sizeof(*rep));
+	*decoded = 0;
+	if ((r = read_frame(s, &ev, what, timeout_ms, flags, &how)) == 1)
+		return ack_header_only(s, rep, how);
+	if (r != 0)
+		return r;
 	rep->h = *ev.header;
 	log_verbose("<- %u %s (%u payload bytes)", rep->h.code, msg_code_name(rep->h.code),
 	    rep->h.payload_size);
@@ -205,7 +284,7 @@ drain_errors(struct session *s)
 
 	while (s->in_off < s->in_len || net_wait_readable(s->fd, SESSION_DRAIN_MS)) {
 		if ((r = read_reply(s, &rep, &decoded, "reading the server's errors",
-		    s->cfg->timeout_ms)) != 0)
+		    s->cfg->timeout_ms, 0)) != 0)
 			return r;
 		if (rep.h.code != RESP_ERROR)
 			log_verbose("ignored a stray %u after an error", rep.h.code);
@@ -215,10 +294,10 @@ drain_errors(struct session *s)
 
 /* One step of SPEC.md 7: send, read the reply; on 1607, an unexpected code, a payload that does
  * not decode, or a check that fails: say so and send again, SESSION_MAX_ATTEMPTS times in all.
- * skip: a code to pass over silently while waiting (a stray 1604), or 0. */
+ * flags: EX_SKIP_ACKS, EX_ANY_ACK, or 0. */
 static int
 exchange(struct session *s, const char *what, send_fn send, void *ctx, const uint16_t *want,
-    size_t nwant, uint16_t skip, check_fn check, struct reply *rep)
+    size_t nwant, unsigned flags, check_fn check, struct reply *rep)
 {
 	int attempt, r, decoded, strays;
 	char cause[160] = "";
@@ -234,16 +313,20 @@ exchange(struct session *s, const char *what, send_fn send, void *ctx, const uin
 			return r;
 		strays = 0;
 		for (;;) {
-			if ((r = read_reply(s, rep, &decoded, what, s->cfg->timeout_ms)) != 0)
+			if ((r = read_reply(s, rep, &decoded, what, s->cfg->timeout_ms, flags)) != 0)
 				return r;
-			if (skip != 0 && rep->h.code == skip && strays < SESSION_MAX_STRAY_ACKS) {
-				log_verbose("skipped a stray %u %s", skip, msg_code_name(skip));
+			if ((flags & EX_SKIP_ACKS) && rep->h.code == RESP_ACK &&
+			    strays < SESSION_MAX_STRAY_ACKS) {
+				log_verbose("skipped a stray 1604 %s", msg_code_name(RESP_ACK));
 				strays++;
 				continue;
 			}
 			break;
 		}
-		if (rep->h.code == RESP_ERROR) {
+		if ((flags & EX_ANY_ACK) && rep->h.code == RESP_ACK) {
+			/* Whatever it carries: a 900 answered with 1604 is never sent again. */
+			return 0;
+		} else if (rep->h.code == RESP_ERROR) {
 			snprintf(cause, sizeof(cause), "the server answered 1607 (general error)");
 		} else if (!code_in(rep->h.code, want, nwant)) {
 			snprintf(cause, sizeof(cause), "unexpected reply %u (%s)", rep->h.code,
@@ -519,7 +602,7 @@ crc_loop(struct session *s)
 
 	for (attempt = 1; attempt <= SESSION_MAX_UPLOADS; attempt++) {
 		if ((r = exchange(s, "sending the file (828)", send_file_cb, NULL, want_crc, 1,
-		    RESP_ACK, NULL, &rep)) != 0)
+		    EX_SKIP_ACKS, NULL, &rep)) != 0)
 			return r;
 		check_reply_id(s, rep.crc.client_id, RESP_FILE_CRC);
 		if (rep.crc.cksum == s->crc) {
@@ -527,7 +610,7 @@ crc_loop(struct session *s)
 			    rep.crc.content_size);
 			q.code = REQ_CRC_OK;
 			if ((r = exchange(s, "confirming the CRC (900)", send_name_cb, &q, want_ack,
-			    1, 0, NULL, &rep)) != 0)
+			    1, EX_ANY_ACK, NULL, &rep)) != 0)
 				return r;
 			log_note("%s sent; the server confirmed its CRC %u", s->file_name, s->crc);
 			return CX_OK;
@@ -542,8 +625,8 @@ crc_loop(struct session *s)
 		}
 	}
 	q.code = REQ_CRC_FAIL;
-	if ((r = exchange(s, "giving up on the CRC (902)", send_name_cb, &q, want_ack, 1, 0, NULL,
-	    &rep)) != 0)
+	if ((r = exchange(s, "giving up on the CRC (902)", send_name_cb, &q, want_ack, 1,
+	    EX_ANY_ACK, NULL, &rep)) != 0)
 		return r;
 	log_fatal("the CRC did not match after %d uploads; sent 902, the file stays unverified",
 	    SESSION_MAX_UPLOADS);

@@ -10,6 +10,7 @@
 #define SESSION_MAX_ATTEMPTS 4     /* one try and 3 retries per step (SPEC.md 7) */
 #define SESSION_MAX_UPLOADS 4      /* 901 after uploads 1-3, 902 after the 4th (SPEC.md 5) */
 #define SESSION_MAX_STRAY_ACKS 8   /* stray 1604s skipped while waiting for a 1603 */
+#define SESSION_ACK_WAIT_MS 1000  /* after 900/902: wait for a 1604's payload at most this */
 #define SESSION_DRAIN_MS 100       /* quiet time that ends the reading of stale error replies */
 
 struct session_config {
