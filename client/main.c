@@ -109,6 +109,7 @@ main(int argc, char **argv)
 	cfg.pad_last_packet = o.pad_last_packet;
 	cfg.per_packet = o.per_packet;
 	cfg.single_packet = o.single_packet;
+	cfg.paced = o.paced;
 	cfg.progress = !o.quiet && isatty(STDERR_FILENO);
 	return session_run(&cfg);
 }

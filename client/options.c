@@ -22,6 +22,7 @@ enum {
 	OPT_PAD_LAST,
 	OPT_PER_PACKET,
 	OPT_SINGLE_PACKET,
+	OPT_PACED,
 	OPT_VERSION,
 };
 
@@ -39,6 +40,7 @@ static const struct option long_options[] = {
 	{ "pad-last-packet", no_argument, NULL, OPT_PAD_LAST },
 	{ "per-packet-encryption", no_argument, NULL, OPT_PER_PACKET },
 	{ "single-packet", no_argument, NULL, OPT_SINGLE_PACKET },
+	{ "paced", no_argument, NULL, OPT_PACED },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ NULL, 0, NULL, 0 },
@@ -82,6 +84,11 @@ options_usage(FILE *f)
 "                          content_size = that packet's ciphertext size, total_packets\n"
 "                          written before packet_number (servers built for such clients)\n"
 "  --single-packet         the whole ciphertext in one packet (1 of 1)\n"
+"  --paced                 each packet in a write of its own, sent only when the server\n"
+"                          has acknowledged the previous one, so that it arrives whole\n"
+"                          (servers that read a request with one recv() of its size and\n"
+"                          fail on a short read); with --packet-size 1024 a packet is\n"
+"                          one TCP segment on any Ethernet path\n"
 "\n"
 "Exit status:\n"
 "  0  the server confirmed the file's CRC\n"
@@ -190,6 +197,7 @@ options_parse(int argc, char **argv, struct client_options *o, char *why, size_t
 		case OPT_PAD_LAST: o->pad_last_packet = 1; break;
 		case OPT_PER_PACKET: o->per_packet = 1; break;
 		case OPT_SINGLE_PACKET: o->single_packet = 1; break;
+		case OPT_PACED: o->paced = 1; break;
 		case ':':
 			snprintf(why, why_cap, "%s needs an argument", argv[optind - 1]);
 			return SD_ERR_INVALID_ARG;
