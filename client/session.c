@@ -13,7 +13,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../protocol/cksum.h"
 #include "../protocol/codes.h"
 #include "../protocol/aes.h"
 #include "../protocol/crypto.h"
