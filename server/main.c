@@ -182,6 +182,7 @@ main(int argc, char **argv)
 	sigset_t sigs;
 	uint16_t port = 0;
 	int r, sig = 0, port_given, stale;
+	char why[256];
 
 	config_defaults(&cfg);
 	if ((r = parse_options(argc, argv, &cfg, &port_given)) != 0)
@@ -226,10 +227,9 @@ main(int argc, char **argv)
 		log_server("removed %d partial file%s left by an earlier run", stale,
 		    stale == 1 ? "" : "s");
 	/* Create or check the database once before the workers open their connections. */
-	if ((r = db_open(cfg.db_path, DB_READ_WRITE, &db)) != 0) {
+	if ((r = db_open_why(cfg.db_path, DB_READ_WRITE, &db, why, sizeof(why))) != 0) {
 		log_server("fatal: cannot open the database %s: %s%s%s", cfg.db_path,
-		    sd_strerror(r), db != NULL ? ": " : "", db != NULL ? db_errmsg(db) : "");
-		db_close(db);
+		    sd_strerror(r), why[0] != '\0' ? ": " : "", why);
 		return 1;
 	}
 	db_close(db);
