@@ -174,16 +174,44 @@ listen_resume(struct worker *w)
 		w->listening = 1;
 }
 
+/* A connection over the accepted socket fd, in w's list and epoll set; fd is closed on
+ * failure. 0 or -1. */
+static int
+add_conn(struct worker *w, int fd, const char *peer)
+{
+	struct conn_transport tr;
+	struct epoll_event ev;
+	struct conn *c;
+
+	conn_transport_plain(&tr, fd);
+	if ((c = conn_new(&w->env, &tr, peer)) == NULL) {
+		close(fd);
+		return -1;
+	}
+	c->next = w->conns;
+	if (w->conns != NULL)
+		w->conns->prev = c;
+	w->conns = c;
+	w->nconns++;
+	memset(&ev, 0, sizeof(ev));
+	ev.events = EPOLLIN;
+	ev.data.ptr = c;
+	if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+		unlink_conn(w, c);
+		conn_free(c);
+		return -1;
+	}
+	c->events = EPOLLIN;
+	return 0;
+}
+
 static void
 accept_some(struct worker *w)
 {
 	struct server *s = w->srv;
 	struct sockaddr_storage ss;
-	struct epoll_event ev;
 	char peer[CONN_PEER_MAX];
-	struct conn_transport tr;
 	socklen_t sl;
-	struct conn *c;
 	int i, fd, one = 1;
 
 	for (i = 0; i < LOOP_ACCEPTS_PER_WAKE; i++) {
@@ -213,27 +241,10 @@ accept_some(struct worker *w)
 			continue;
 		}
 		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		conn_transport_plain(&tr, fd);
-		if ((c = conn_new(&w->env, &tr, peer)) == NULL) {
-			atomic_fetch_sub(&s->nconns, 1u);
-			close(fd);
-			continue;
-		}
-		c->next = w->conns;
-		if (w->conns != NULL)
-			w->conns->prev = c;
-		w->conns = c;
-		w->nconns++;
-		memset(&ev, 0, sizeof(ev));
-		ev.events = EPOLLIN;
-		ev.data.ptr = c;
-		if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
-			unlink_conn(w, c);
-			conn_free(c);
+		if (add_conn(w, fd, peer) != 0) {
 			atomic_fetch_sub(&s->nconns, 1u);
 			continue;
 		}
-		c->events = EPOLLIN;
 		log_event(w->index, peer, NULL, NULL, "connection", "accepted");
 	}
 }

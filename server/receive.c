@@ -256,6 +256,34 @@ receive_packet_data(struct conn *c, const struct frame_event *ev)
 	}
 }
 
+/* The files row of the complete file d, stored as r's temporary file will be. 0, or -1
+ * (logged) when it cannot be recorded. */
+static int
+file_row(struct conn *c, const struct receive *r, const struct receive_done *d,
+    struct db_file *f)
+{
+	memset(f, 0, sizeof(*f));
+	/* The receive's count and the stored file's must agree; they can only differ through a
+	 * bug, and then the file is not recorded. */
+	if (d->plain_size != r->sf.written) {
+		conn_log(c, "send file", "failed: reassembly and stored bytes disagree");
+		return -1;
+	}
+	memcpy(f->owner, c->id, CLIENT_ID_SIZE);
+	snprintf(f->owner_name, sizeof(f->owner_name), "%s", c->name);
+	snprintf(f->file_name, sizeof(f->file_name), "%s", d->file_name);
+	if (strlen(r->sf.rel_path) >= sizeof(f->path_name)) {
+		conn_log(c, "send file", "failed: stored path too long for the database");
+		return -1;
+	}
+	memcpy(f->path_name, r->sf.rel_path, strlen(r->sf.rel_path) + 1);
+	f->verified = 0;
+	f->size = d->plain_size;
+	f->crc = d->cksum;
+	f->uploaded = (int64_t)time(NULL);
+	return 0;
+}
+
 /* A complete file, whatever the kind of receive: fsync and rename the temporary file, write
  * its row (Verified = 0), queue 1603 with the CRC, end the receive. On failure the receive is
  * aborted and 1607 queued. */
@@ -268,26 +296,9 @@ store_and_reply(struct conn *c, const struct receive_done *d)
 	char shown[LOG_NAME_MAX + 4];
 	int e;
 
-	memset(&f, 0, sizeof(f));
 	memset(&crc, 0, sizeof(crc));
-	/* The receive's count and the stored file's must agree; they can only differ through a
-	 * bug, and then the file is not recorded. */
-	if (d->plain_size != r->sf.written) {
-		conn_log(c, "send file", "failed: reassembly and stored bytes disagree");
+	if (file_row(c, r, d, &f) != 0)
 		goto fail;
-	}
-	memcpy(f.owner, c->id, CLIENT_ID_SIZE);
-	snprintf(f.owner_name, sizeof(f.owner_name), "%s", c->name);
-	snprintf(f.file_name, sizeof(f.file_name), "%s", d->file_name);
-	if (strlen(r->sf.rel_path) >= sizeof(f.path_name)) {
-		conn_log(c, "send file", "failed: stored path too long for the database");
-		goto fail;
-	}
-	memcpy(f.path_name, r->sf.rel_path, strlen(r->sf.rel_path) + 1);
-	f.verified = 0;
-	f.size = d->plain_size;
-	f.crc = d->cksum;
-	f.uploaded = (int64_t)time(NULL);
 	if ((e = storage_commit(&r->sf)) != 0) {
 		conn_log(c, "send file", "failed: storing the file: %s", sd_strerror(e));
 		goto fail;
