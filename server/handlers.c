@@ -3,7 +3,6 @@
  * Replies are queued in the connection's output buffer. */
 #include "handlers.h"
 
-#include <stdio.h>
 #include <string.h>
 
 #include "../db/db.h"
