@@ -3,11 +3,11 @@
 #include "loop.h"
 
 #include <arpa/inet.h>
-#include <pthread.h>
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,7 +19,6 @@
 #include <unistd.h>
 
 #include "../db/db.h"
-#include "../protocol/buf.h"
 #include "../protocol/err.h"
 #include "conn.h"
 #include "log.h"
