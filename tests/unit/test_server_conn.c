@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -576,6 +577,38 @@ test_want_and_pending(void **state)
 	assert_int_equal(g->c->errors, 8);
 }
 
+/* A flood of refused requests from a known client: every one answered, at most CONN_LOG_MAX
+ * of them logged (plus the one line saying the rest are not). */
+static void
+test_log_cap(void **state)
+{
+	struct rig *g = *state;
+	unsigned i, n = CONN_LOG_MAX + 50;
+	int saved, devnull;
+	struct buf b;
+
+	buf_init(&b, 4096);
+	put_name(&b, zero_id, REQ_REGISTER, "grace");
+	feed(g, &b);
+	assert_int_equal(g->c->logged, 1);
+	/* The flood's log lines go nowhere; only the count is checked. */
+	assert_true((saved = dup(2)) >= 0);
+	assert_true((devnull = open("/dev/null", O_WRONLY)) >= 0);
+	assert_int_equal(dup2(devnull, 2), 2);
+	for (i = 0; i < n; i++) {
+		buf_init(&b, 4096);
+		put_name(&b, g->c->id, REQ_CRC_FAIL, "none");
+		feed(g, &b);
+	}
+	assert_int_equal(dup2(saved, 2), 2);
+	close(saved);
+	close(devnull);
+	assert_int_equal(g->c->errors, n);
+	assert_int_equal(g->m->out_len, RESP_HEADER_SIZE + CLIENT_ID_SIZE + n * RESP_HEADER_SIZE);
+	assert_int_equal(g->c->logged, CONN_LOG_MAX + 1);
+	assert_false(g->c->closing);
+}
+
 int
 main(void)
 {
@@ -592,6 +625,7 @@ main(void)
 		    rig_teardown),
 		cmocka_unit_test_setup_teardown(test_slow_content_timeout, rig_setup, rig_teardown),
 		cmocka_unit_test_setup_teardown(test_want_and_pending, rig_setup, rig_teardown),
+		cmocka_unit_test_setup_teardown(test_log_cap, rig_setup, rig_teardown),
 	};
 
 	if (crypto_init() != 0)
