@@ -26,6 +26,7 @@ const char *sd_strerror(int err)
 	case SD_ERR_DB: return "database error";
 	case SD_ERR_IO: return "I/O error";
 	case SD_ERR_SCHEMA: return "not a sealdrop database";
+	case SD_ERR_BOUND: return "certificate bound to another account";
 	}
 	return "unknown error";
 }

@@ -26,6 +26,7 @@ enum sd_err {
 	SD_ERR_DB = -19,           /* SQLite failed */
 	SD_ERR_IO = -20,           /* a system call on a file failed (errno tells more) */
 	SD_ERR_SCHEMA = -21,       /* database exists but is not a sealdrop database */
+	SD_ERR_BOUND = -22,        /* the certificate is bound to another account already */
 };
 
 /* A short, static, human-readable description of an sd_err code (never NULL). */
