@@ -167,6 +167,36 @@ stmt_exec(struct db *db, sqlite3_stmt *s)
 	return r;
 }
 
+/* Transactions. Every write of more than one statement runs between tx_begin and tx_commit;
+ * on any failure the caller goes to its exit and calls tx_abort. */
+static int
+tx_begin(struct db *db)
+{
+	/* IMMEDIATE takes the write lock first, so what we read inside stays true. */
+	return stmt_exec(db, db->st[ST_BEGIN]);
+}
+
+static int
+tx_commit(struct db *db)
+{
+	return stmt_exec(db, db->st[ST_COMMIT]);
+}
+
+/* Ends a failed transaction, unless SQLite has ended it already: after some errors (a full
+ * disk, I/O errors) it rolls back by itself, and a ROLLBACK then only fails with "cannot
+ * rollback - no transaction is active". Never touches db->errmsg: the first error's message
+ * is the one that says why. */
+static void
+tx_abort(struct db *db)
+{
+	sqlite3_stmt *s = db->st[ST_ROLLBACK];
+
+	if (sqlite3_get_autocommit(db->sql))
+		return;
+	(void)sqlite3_step(s);
+	sqlite3_reset(s);
+}
+
 /* Binds text of at most NAME_MAX_LEN bytes (the longest string field of the protocol). */
 static int
 bind_name(sqlite3_stmt *s, int i, const char *name)
@@ -413,7 +443,8 @@ create_or_upgrade(struct db *db)
 	in_tx = 0;
 	r = 0;
 out:
-	if (in_tx)
+	/* As tx_abort: not after SQLite ended the transaction itself, and keep the message. */
+	if (in_tx && !sqlite3_get_autocommit(db->sql))
 		sqlite3_exec(db->sql, "ROLLBACK", NULL, NULL, NULL);
 	return r;
 }
@@ -622,12 +653,12 @@ db_client_register(struct db *db, const char *name, const uint8_t id[CLIENT_ID_S
 		goto out;
 	/* The pending row must go and the new one come in together, or a crash in between
 	 * would lose the name; IMMEDIATE takes the write lock first so no one slips in. */
-	if ((r = stmt_exec(db, db->st[ST_BEGIN])) != 0)
+	if ((r = tx_begin(db)) != 0)
 		goto out;
 	in_tx = 1;
 	if ((r = stmt_exec(db, del)) != 0 || (r = stmt_exec(db, ins)) != 0)
 		goto out;
-	if ((r = stmt_exec(db, db->st[ST_COMMIT])) != 0)
+	if ((r = tx_commit(db)) != 0)
 		goto out;
 	in_tx = 0;
 	r = 0;
@@ -635,7 +666,7 @@ out:
 	stmt_done(del);
 	stmt_done(ins);
 	if (in_tx)
-		stmt_exec(db, db->st[ST_ROLLBACK]);
+		tx_abort(db);
 	return r;
 }
 
@@ -749,7 +780,7 @@ db_file_record(struct db *db, const struct db_file *f)
 	/* Names that differ on the wire ("a/x", "b/x") can be stored under one path: the row of
 	 * the file now on disk replaces theirs, in one transaction, so that no row describes
 	 * bytes that are no longer there. */
-	if ((r = stmt_exec(db, db->st[ST_BEGIN])) != 0)
+	if ((r = tx_begin(db)) != 0)
 		goto out;
 	in_tx = 1;
 	if ((r = stmt_exec(db, del)) != 0)
@@ -760,14 +791,14 @@ db_file_record(struct db *db, const struct db_file *f)
 			r = SD_ERR_NOT_FOUND;
 		goto out;
 	}
-	if ((r = stmt_exec(db, db->st[ST_COMMIT])) != 0)
+	if ((r = tx_commit(db)) != 0)
 		goto out;
 	in_tx = 0;
 out:
 	stmt_done(del);
 	stmt_done(s);
 	if (in_tx)
-		stmt_exec(db, db->st[ST_ROLLBACK]);
+		tx_abort(db);
 	return r;
 }
 
