@@ -331,15 +331,16 @@ valid_fingerprint(const char *fp)
 	static const char prefix[] = "SHA256:";
 	static const char b64[] =
 	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	const char *p;
+	const char *p = NULL;
 	size_t i;
 
 	if (fp == NULL || strnlen(fp, DB_FINGERPRINT_LEN + 1) != DB_FINGERPRINT_LEN ||
 	    strncmp(fp, prefix, sizeof(prefix) - 1) != 0)
 		return 0;
 	for (i = sizeof(prefix) - 1; i < DB_FINGERPRINT_LEN; i++)
-		if (fp[i] == '\0' || (p = strchr(b64, fp[i])) == NULL)
+		if ((p = strchr(b64, fp[i])) == NULL)
 			return 0;
+	/* 256 bits: 42 characters of 6 bits, then one with the last 4 bits and 2 zero bits. */
 	return ((p - b64) & 3) == 0;
 }
 
