@@ -32,7 +32,10 @@ enum db_open_mode {
  * works for tests). SD_ERR_SCHEMA if the file is not a sealdrop database. */
 int db_open(const char *path, enum db_open_mode mode, struct db **out);
 /* (db_open's other results: SD_ERR_NOT_FOUND for a missing file in DB_READ_ONLY mode,
- * SD_ERR_IO when the file cannot be opened, SD_ERR_DB for other SQLite failures.) */
+ * SD_ERR_IO when the file cannot be opened, SD_ERR_DB for other SQLite failures.)
+ * DB_READ_WRITE upgrades an older schema (version 1, or a reference server's tables) in place
+ * in one transaction; a failed upgrade leaves the file as it was. DB_READ_ONLY never writes,
+ * so it refuses an older schema with SD_ERR_SCHEMA until a writer has opened the file. */
 /* The same, and on failure why in words (SQLite's message, or what is wrong with the schema)
  * in why[0..why_cap), always NUL-terminated when why_cap > 0 ("" when there is nothing to
  * add to the error code). On failure nothing is left to free, so db_errmsg() cannot tell. */

@@ -1178,6 +1178,65 @@ test_uploads(void **state)
 	tmp_remove(&t);
 }
 
+struct opener {
+	const char *path;
+	int index;
+	int result;
+};
+
+static void *
+open_and_register(void *arg)
+{
+	struct opener *o = arg;
+	struct db *db = NULL;
+	uint8_t id[CLIENT_ID_SIZE], key[PUBLIC_KEY_SIZE];
+	char name[16];
+
+	if ((o->result = db_open(o->path, DB_READ_WRITE, &db)) != 0)
+		return NULL;
+	memset(id, 0, sizeof(id));
+	id[0] = (uint8_t)(0x20 + o->index);
+	snprintf(name, sizeof(name), "n%02x", id[0]);
+	make_key(key, id[0]);
+	o->result = db_client_register_v4(db, name, id, key, sizeof(key), fp_a);
+	db_close(db);
+	return NULL;
+}
+
+/* Several workers start at once on a version-1 file: one upgrades, the others find it done;
+ * all of them then work on version 2 (one of them gets the fingerprint). */
+static void
+test_upgrade_concurrent(void **state)
+{
+	struct tmp t;
+	struct opener o[4];
+	pthread_t th[4];
+	int i, ok = 0, bound = 0;
+
+	(void)state;
+	tmp_make(&t);
+	raw_sql(t.path, v1_schema);
+	raw_sql(t.path, v1_rows);
+	for (i = 0; i < 4; i++) {
+		o[i].path = t.path;
+		o[i].index = i;
+		o[i].result = 1;
+		assert_int_equal(pthread_create(&th[i], NULL, open_and_register, &o[i]), 0);
+	}
+	for (i = 0; i < 4; i++) {
+		assert_int_equal(pthread_join(th[i], NULL), 0);
+		ok += o[i].result == 0;
+		bound += o[i].result == SD_ERR_BOUND;
+	}
+	assert_int_equal(ok, 1);
+	assert_int_equal(bound, 3);
+	assert_int_equal(raw_int(t.path, "PRAGMA user_version"), 2);
+	assert_int_equal(raw_int(t.path, "SELECT count(*) FROM clients"), 3);
+	assert_int_equal(raw_int(t.path, "SELECT count(*) FROM pragma_table_info('clients') "
+	    "WHERE name = 'Fingerprint'"), 1);
+	tmp_remove(&t);
+}
+
 /* A reader (sealdrop-db) cannot write to the new tables either. */
 static void
 test_read_only_v4(void **state)
@@ -1217,6 +1276,7 @@ main(void)
 		cmocka_unit_test(test_upgrade_v1),
 		cmocka_unit_test(test_upgrade_all_or_nothing),
 		cmocka_unit_test(test_upgrade_reference),
+		cmocka_unit_test(test_upgrade_concurrent),
 		cmocka_unit_test(test_v4_accounts),
 		cmocka_unit_test(test_fingerprint_form),
 		cmocka_unit_test(test_fingerprint_unique_in_schema),
