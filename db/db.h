@@ -192,8 +192,8 @@ int db_commit_get(struct db *db, const uint8_t owner[CLIENT_ID_SIZE], const char
 int db_commit_publish(struct db *db, const uint8_t owner[CLIENT_ID_SIZE], const char *file_name);
 /* Drops an intent without publishing it. SD_ERR_NOT_FOUND if there is none. */
 int db_commit_delete(struct db *db, const uint8_t owner[CLIENT_ID_SIZE], const char *file_name);
-/* Every intent, by (owner, file name). The callback may publish or delete the intent it is
- * given (or any other): each row is fetched afresh after the previous callback returned. */
+/* Every intent, oldest first. The callback may publish or delete the intent it is given (or
+ * any other): each row is fetched afresh after the previous callback returned. */
 typedef int (*db_commit_cb)(void *ctx, const struct db_commit *c);
 int db_each_commit(struct db *db, db_commit_cb cb, void *ctx);
 
@@ -222,10 +222,10 @@ int db_upload_set_offset(struct db *db, const uint8_t owner[CLIENT_ID_SIZE],
     const char *file_name, uint64_t offset, int64_t expires);
 /* Deletes the record (the caller removes the temp file). SD_ERR_NOT_FOUND if none. */
 int db_upload_delete(struct db *db, const uint8_t owner[CLIENT_ID_SIZE], const char *file_name);
-/* Walks, by (owner, file name): every partial upload (owner NULL) or one owner's
- * (reconciliation at start-up, sealdrop-db), or those expired at now (expires <= now, Unix
- * seconds). The callback may delete or change the upload it is given: each row is fetched
- * afresh after the previous callback returned. */
+/* Walks, oldest record first (one replaced by db_upload_put keeps its place): every partial
+ * upload (owner NULL) or one owner's (reconciliation at start-up, sealdrop-db), or those
+ * expired at now (expires <= now, Unix seconds). The callback may delete or change the upload
+ * it is given: each row is fetched afresh after the previous callback returned. */
 typedef int (*db_upload_cb)(void *ctx, const struct db_upload *u);
 int db_each_upload(struct db *db, const uint8_t *owner, db_upload_cb cb, void *ctx);
 int db_each_expired_upload(struct db *db, int64_t now, db_upload_cb cb, void *ctx);
