@@ -332,7 +332,7 @@ test_upgrade_all_or_nothing(void **state)
 {
 	struct tmp t;
 	struct db *db = NULL;
-	char before[8192], after[8192];
+	char before[8192], after[8192], why[256];
 
 	(void)state;
 	tmp_make(&t);
@@ -340,8 +340,9 @@ test_upgrade_all_or_nothing(void **state)
 	raw_sql(t.path, v1_rows);
 	raw_sql(t.path, "CREATE TABLE clients_fingerprint (x);");
 	schema_text(t.path, before, sizeof(before));
-	assert_int_equal(db_open(t.path, DB_READ_WRITE, &db), SD_ERR_SCHEMA);
+	assert_int_equal(db_open_why(t.path, DB_READ_WRITE, &db, why, sizeof(why)), SD_ERR_SCHEMA);
 	assert_null(db);
+	assert_non_null(strstr(why, "clients_fingerprint"));
 	schema_text(t.path, after, sizeof(after));
 	assert_string_equal(before, after);
 	assert_int_equal(raw_int(t.path, "PRAGMA user_version"), 1);
