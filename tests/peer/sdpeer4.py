@@ -45,7 +45,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import sdpeer  # noqa: E402  (version 3: framing, RSA, OAEP, cksum, the v3 server)
 
 from cryptography import x509  # noqa: E402
-from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
+from cryptography.hazmat.primitives import serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import ed25519  # noqa: E402
 from cryptography.x509.oid import NameOID  # noqa: E402
 
@@ -385,7 +385,10 @@ class Client4:
             raise
         self.sock = s
         der = s.getpeercert(binary_form=True)
-        fp = fingerprint_of_cert_der(der) if der else None
+        if not der:
+            self.close()
+            raise sdpeer.PeerError("the server presented no certificate")
+        fp = fingerprint_of_cert_der(der)
         pin = "none"
         if self.expect_fp is not None:
             if fp != self.expect_fp:
@@ -453,12 +456,15 @@ class Client4:
     def request(self, code, payload=b"", version=VERSION4):
         self.send_frame(request4(code, payload, version))
 
-    def recv(self):
-        """One response: (code, payload). Sizes are bounded per code."""
+    def recv(self, strict=True):
+        """One response: (code, payload). Sizes are bounded per code; strict: the version
+        byte must be 4 and the code a version-4 response (else PeerError)."""
         if self.sock is None:
             raise sdpeer.PeerError("not connected")
         raw = sdpeer.recv_exact(self.sock, sdpeer.RESP_HEADER_SIZE)
         version, code, size = struct.unpack("<BHI", raw)
+        if strict and (version != VERSION4 or code not in RESPONSE_CODES):
+            raise sdpeer.PeerError("response version %d code %d inside TLS" % (version, code))
         if code == GET_DATA:
             limit = 8 + MAX_CHUNK
         elif code == LISTING:
@@ -532,6 +538,8 @@ class Client4:
         r = Reader(self.expect(PUT_STATE)[1])
         st = {"offset": r.u64(), "prefix_sha256": r.take(SHA_SIZE), "max_chunk": r.u32()}
         r.done()
+        if not MIN_CHUNK <= st["max_chunk"] <= MAX_CHUNK or st["offset"] > size:
+            raise sdpeer.PeerError("PUT_STATE out of range: %r" % st)
         return st
 
     def put_data(self, offset, flags, plain_len, data):
@@ -1558,7 +1566,7 @@ def _client_cli(args):
         elif args.cmd == "raw":
             payload = bytes.fromhex(args.payload_hex)
             c.send_frame(request4(args.code, payload, args.version))
-            code, payload = c.recv()
+            code, payload = c.recv(strict=False)
             result.update(code=code, payload_hex=payload.hex(), version=c.last_version)
             if code == ERROR:
                 rd = Reader(payload)
