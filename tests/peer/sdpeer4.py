@@ -15,7 +15,7 @@ the version-3 server) and adds:
   - Server4: a version-4 server on pyOpenSSL that also serves version 3 on the same port
     (first byte 0x16 and the ClientHello shape: TLS), with fault switches for testing a
     client;
-  - a CLI printing JSON lines (see usage() / main()).
+  - a CLI printing JSON lines (USAGE below).
 
 Everything is bounded: sockets carry timeouts, handshakes deadlines, threads are joined with
 timeouts.
@@ -1474,12 +1474,24 @@ class Server4(sdpeer.PeerServer):
 # CLI
 
 USAGE = """\
-sdpeer4.py serve [--port N] [--bind ADDR] [--storage DIR] [--tls-key PEM] [--mitm]
-                 [--v3-only] [--forget N] [--drop-upload-after N] [--drop-times K]
+sdpeer4.py serve [--port N] [--bind ADDR] [--storage DIR] [--tls-key PEM] [--fresh]
+                 [--mitm] [--v3-only] [--forget N] [--drop-upload-after N] [--drop-times K]
                  [--wrong-done-sha N] [--max-chunk N] [--max-file-size N]
+    prints "listening on ADDR:PORT", then one JSON object a line per event
+    (listening with the fingerprint, tls, welcome, put_open, put_done with data_in and
+    plain_in, refused_*, prove_refused, handshake_failed, v3_request, ...)
 sdpeer4.py fingerprint [--tls-key PEM]
-sdpeer4.py [client options] COMMAND HOST:PORT ...
-  login | whoami | register NAME | link | put FILE | list | get NAME | rm NAME | raw CODE
+sdpeer4.py COMMAND HOST:PORT [ARGS] [--dir DIR] [--name NAME] [--server-key SHA256:..]
+           [--no-known-servers] [--timeout S] [--no-login] [--no-cert] [--no-alpn]
+           [--alpn PROTO]... [--tls12] [--drop-after BYTES]
+    COMMAND: login | whoami | list | register NAME | link [--wrong-nonce] [--prove-twice]
+             | put FILE [--as NAME] [--compress no|yes|auto] [--chunk N] [--fault F]
+             | abort FILE [--as NAME] | get NAME -o PATH [--offset N] | rm NAME
+             | raw CODE [--version V] [--payload-hex HEX]
+    F: wrong_offset | wrong_sha | bomb | oversize | short_inflate | bad_flags
+    prints JSON lines: a "tls" event, then one "result" (ok, exit, error, reason, ...);
+    exit 0 ok, 1 ERROR from the server / dropped, 2 TLS or connection failure,
+    3 local file problem, 10 fingerprint mismatch (nothing sent)
 """
 
 
