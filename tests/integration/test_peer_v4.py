@@ -574,6 +574,17 @@ class ServerFaults(unittest.TestCase):
             with self.assertRaises((ssl.SSLError, OSError)):
                 c.connect()
             self.assertTrue(any(e["event"] == "v3_only_refused" for e in old.events))
+            old.stop()
+            closer = self.serve(d, port=s.port, v3_only="close")
+            c = Client4("127.0.0.1", closer.port, identity=Identity.generate())
+            with self.assertRaises((ssl.SSLError, OSError)):
+                c.connect()
+            self.assertEqual([e["how"] for e in closer.events
+                              if e["event"] == "v3_only_refused"], ["close"])
+            # version 3 itself is still served there
+            with sdpeer.PeerClient("127.0.0.1", closer.port) as v3:
+                v3.connect()
+                self.assertEqual(v3.full_session("oldie", "f", b"abc")["step"], "crc_ok")
 
 
 GNUTLS_CLI, GNUTLS_SERV, CERTTOOL = (shutil.which(x) for x in

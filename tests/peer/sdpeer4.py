@@ -838,7 +838,8 @@ class Server4(sdpeer.PeerServer):
     storage_dir/<id hex>/, partial uploads in storage_dir/.partial/, and the server key in
     tls_key (default storage_dir/server.pem, made on first start) unless mitm.
 
-    Fault switches: v3_only (answer a ClientHello with 1607 and close, like an old server),
+    Fault switches: v3_only (answer a ClientHello with 1607 and close, like an old server;
+    v3_only="close": close without answering),
     mitm (a fresh key of its own instead of tls_key's), forget=N (the next N WHOAMI/LINK
     drop the account first: UNKNOWN / ERROR 3), drop_upload_after=N (close the connection
     once N bytes of an upload are held; drop_times uploads), wrong_done_sha=N (the first N
@@ -1031,13 +1032,16 @@ class Server4(sdpeer.PeerServer):
 
     def _serve_tls(self, conn):
         if self.v3_only:
-            # An old server reads the ClientHello as a request header and answers 1607.
+            # An old server reads the ClientHello as a request header and answers 1607
+            # (v3_only="close": it just closes).
             try:
                 conn.recv(4096)
-                conn.sendall(sdpeer.encode_response(sdpeer.ERROR, b""))
+                if self.v3_only != "close":
+                    conn.sendall(sdpeer.encode_response(sdpeer.ERROR, b""))
             except OSError:
                 pass
-            self._event(event="v3_only_refused")
+            self._event(event="v3_only_refused", how="close" if self.v3_only == "close"
+                        else "1607")
             return
         tls = SSL.Connection(self.ctx, conn)
         tls.set_accept_state()
@@ -1475,7 +1479,7 @@ class Server4(sdpeer.PeerServer):
 
 USAGE = """\
 sdpeer4.py serve [--port N] [--bind ADDR] [--storage DIR] [--tls-key PEM] [--fresh]
-                 [--mitm] [--v3-only] [--forget N] [--drop-upload-after N] [--drop-times K]
+                 [--mitm] [--v3-only [1607|close]] [--forget N] [--drop-upload-after N] [--drop-times K]
                  [--wrong-done-sha N] [--max-chunk N] [--max-file-size N]
     prints "listening on ADDR:PORT", then one JSON object a line per event
     (listening with the fingerprint, tls, welcome, put_open, put_done with data_in and
@@ -1651,7 +1655,8 @@ def main(argv=None):
     sv.add_argument("--storage", default="peer4-files")
     sv.add_argument("--tls-key", metavar="PEM", help="default STORAGE/server.pem")
     sv.add_argument("--mitm", action="store_true")
-    sv.add_argument("--v3-only", action="store_true")
+    sv.add_argument("--v3-only", nargs="?", const="1607", choices=("1607", "close"),
+                    help="act as a version-3 server: a ClientHello gets 1607 (or a close)")
     sv.add_argument("--forget", type=int, default=0, metavar="N")
     sv.add_argument("--drop-upload-after", type=int, metavar="N")
     sv.add_argument("--drop-times", type=int, default=1, metavar="K")
