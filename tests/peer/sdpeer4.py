@@ -1479,8 +1479,8 @@ class Server4(sdpeer.PeerServer):
 
 USAGE = """\
 sdpeer4.py serve [--port N] [--bind ADDR] [--storage DIR] [--tls-key PEM] [--fresh]
-                 [--mitm] [--v3-only [1607|close]] [--forget N] [--drop-upload-after N] [--drop-times K]
-                 [--wrong-done-sha N] [--max-chunk N] [--max-file-size N]
+                 [--mitm] [--v3-only [1607|close]] [--forget N] [--drop-upload-after N]
+                 [--drop-times K] [--wrong-done-sha N] [--max-chunk N] [--max-file-size N]
     prints "listening on ADDR:PORT", then one JSON object a line per event
     (listening with the fingerprint, tls, welcome, put_open, put_done with data_in and
     plain_in, refused_*, prove_refused, handshake_failed, v3_request, ...)
