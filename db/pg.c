@@ -21,7 +21,8 @@
 
 /* The schema: the same tables and columns as db/schema.sql (unquoted names fold to lower case,
  * so `SELECT Name FROM clients` reads the same in psql as in sqlite3; "Offset" is a keyword
- * and stays quoted). Times are UTC `timestamp` (no zone), whole seconds. Seq orders the
+ * and stays quoted). Verified is 0 or 1 as in SQLite (where BOOLEAN is an integer), so that
+ * `WHERE Verified = 1` and `sum(Verified)` work in both. Times are UTC `timestamp` (no zone), whole seconds. Seq orders the
  * walks of commits and uploads as SQLite's rowid does. Every statement is idempotent. */
 static const char pg_schema_sql[] =
     "CREATE TABLE IF NOT EXISTS sealdrop_schema (version integer NOT NULL);"
@@ -37,7 +38,7 @@ static const char pg_schema_sql[] =
     " ID bytea NOT NULL REFERENCES clients(ID) ON DELETE CASCADE,"
     " FileName text NOT NULL,"
     " PathName text NOT NULL,"
-    " Verified boolean NOT NULL DEFAULT false,"
+    " Verified smallint NOT NULL DEFAULT 0 CHECK (Verified IN (0, 1)),"
     " Size bigint NOT NULL DEFAULT 0,"
     " CRC bigint NOT NULL DEFAULT 0,"
     " Uploaded timestamp,"
@@ -51,7 +52,7 @@ static const char pg_schema_sql[] =
     " Size bigint NOT NULL CHECK (Size >= 0),"
     " CRC bigint NOT NULL,"
     " SHA256 bytea CHECK (SHA256 IS NULL OR length(SHA256) = 32),"
-    " Verified boolean NOT NULL,"
+    " Verified smallint NOT NULL CHECK (Verified IN (0, 1)),"
     " Created timestamp NOT NULL,"
     " Seq bigint GENERATED ALWAYS AS IDENTITY,"
     " PRIMARY KEY (ID, FileName));"
@@ -154,12 +155,12 @@ static const struct pstmt pstmts[PS_COUNT] = {
 	[PS_FILE_DELETE_SAME_PATH] = { "DELETE FROM files WHERE ID = $1 AND PathName = $2 "
 	    "AND FileName <> $3", 3, 0 },
 	[PS_FILE_RECORD] = { "INSERT INTO files (ID, FileName, PathName, Verified, Size, CRC, "
-	    "Uploaded, SHA256) VALUES ($1, $2, $3, false, $4::bigint, $5::bigint, "
+	    "Uploaded, SHA256) VALUES ($1, $2, $3, 0, $4::bigint, $5::bigint, "
 	    "COALESCE(" STORED("$6") ", " NOW "), $7) "
 	    "ON CONFLICT (ID, FileName) DO UPDATE SET PathName = excluded.PathName, "
-	    "Verified = false, Size = excluded.Size, CRC = excluded.CRC, "
+	    "Verified = 0, Size = excluded.Size, CRC = excluded.CRC, "
 	    "Uploaded = excluded.Uploaded, SHA256 = excluded.SHA256", 7, 0 },
-	[PS_FILE_SET_VERIFIED] = { "UPDATE files SET Verified = $3::boolean "
+	[PS_FILE_SET_VERIFIED] = { "UPDATE files SET Verified = $3::smallint "
 	    "WHERE ID = $1 AND FileName = $2", 3, 1 },
 	[PS_FILE_SET_SHA256] = { "UPDATE files SET SHA256 = $7 WHERE ID = $1 AND FileName = $2 "
 	    "AND PathName = $3 AND Size = $4::bigint AND CRC = $5::bigint "
@@ -170,13 +171,13 @@ static const struct pstmt pstmts[PS_COUNT] = {
 	[PS_EACH_CLIENT] = { "SELECT " CLIENT_COLS ", (SELECT count(*) FROM files f "
 	    "WHERE f.ID = c.ID) FROM clients c ORDER BY c.Name" BYTES ", c.ID", 0, 1 },
 	[PS_EACH_FILE] = { "SELECT " FILE_COLS " FROM files f LEFT JOIN clients c ON c.ID = f.ID "
-	    "WHERE ($1::bytea IS NULL OR f.ID = $1::bytea) AND ($2::integer = 0 OR NOT f.Verified) "
+	    "WHERE ($1::bytea IS NULL OR f.ID = $1::bytea) AND ($2::integer = 0 OR f.Verified = 0) "
 	    "ORDER BY c.Name" BYTES ", f.ID, f.FileName" BYTES, 2, 1 },
 	[PS_EACH_VERIFIED_FILE] = { "SELECT " FILE_COLS " FROM files f LEFT JOIN clients c "
-	    "ON c.ID = f.ID WHERE f.ID = $1 AND f.Verified ORDER BY f.FileName" BYTES, 1, 1 },
+	    "ON c.ID = f.ID WHERE f.ID = $1 AND f.Verified = 1 ORDER BY f.FileName" BYTES, 1, 1 },
 	[PS_COMMIT_ADD] = { "INSERT INTO commits (ID, FileName, TempPath, PathName, Size, CRC, "
 	    "SHA256, Verified, Created) VALUES ($1, $2, $3, $4, $5::bigint, $6::bigint, $7, "
-	    "$8::boolean, COALESCE(" STORED("$9") ", " NOW "))", 9, 0 },
+	    "$8::smallint, COALESCE(" STORED("$9") ", " NOW "))", 9, 0 },
 	[PS_COMMIT_GET] = { "SELECT " COMMIT_COLS " FROM commits m WHERE m.ID = $1 "
 	    "AND m.FileName = $2", 2, 1 },
 	[PS_COMMIT_NEXT] = { "SELECT " COMMIT_COLS " FROM commits m WHERE m.Seq > $1::bigint "
@@ -598,10 +599,13 @@ col_u64(const PGresult *res, int row, int col)
 	return v > 0 ? (uint64_t)v : 0;
 }
 
+/* A boolean (to_regclass tests) or a 0/1 Verified column. */
 static int
 col_bool(const PGresult *res, int row, int col)
 {
-	return !PQgetisnull(res, row, col) && PQgetvalue(res, row, col)[0] == 't';
+	const char *v = PQgetvalue(res, row, col);
+
+	return !PQgetisnull(res, row, col) && (v[0] == 't' || v[0] == '1');
 }
 
 static void
@@ -1045,7 +1049,7 @@ dbpg_file_set_verified(struct dbpg *pg, const uint8_t owner[CLIENT_ID_SIZE],
 	args_init(&a);
 	if ((r = arg_key(&a, owner, file_name)) != 0)
 		return r;
-	a.v[2] = verified ? "true" : "false";
+	a.v[2] = verified ? "1" : "0";
 	return exec_one(pg, PS_FILE_SET_VERIFIED, &a);
 }
 
@@ -1185,7 +1189,7 @@ dbpg_commit_add(struct dbpg *pg, const struct db_commit *c)
 	    (r = arg_sha256(&a, 7, c->has_sha256, c->sha256)) != 0 ||
 	    (r = arg_time(&a, 9, c->created)) != 0)
 		return r;
-	a.v[7] = c->verified ? "true" : "false";
+	a.v[7] = c->verified ? "1" : "0";
 	/* One statement: the primary key or commits_path refuses a second intent (EXISTS), the
 	 * foreign key a missing owner (NOT_FOUND). */
 	return exec_count(pg, PS_COMMIT_ADD, &a, NULL);
