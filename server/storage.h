@@ -44,7 +44,8 @@ int storage_write(struct storage_file *f, const void *data, size_t n);
 int storage_commit(struct storage_file *f);
 /* Closes and removes the temporary file; accepts a closed f. */
 void storage_abort(struct storage_file *f);
-/* Removes leftover temporary files under root (after a crash). Returns how many, or < 0. */
+/* Removes leftover temporary files under root (after a crash) that no live server holds (a
+ * server locks its temporary files; several may share root). Returns how many, or < 0. */
 int storage_remove_stale(const char *root);
 
 #endif

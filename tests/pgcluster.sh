@@ -31,9 +31,10 @@ start)
 		echo "initdb failed: $(tail -n 3 "$dir/initdb.log")" >&2; exit 1
 	fi
 	# fsync off: a test cluster need not survive a power cut, and it makes tests faster.
+	echo "-k $dir -c listen_addresses= -p $port -c fsync=off -c max_connections=200" \
+		>"$dir/options"
 	if ! as_pg "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 30 -o \
-		"-k $dir -c listen_addresses= -p $port -c fsync=off -c max_connections=200" \
-		start >/dev/null 2>&1; then
+		"$(cat "$dir/options")" start >/dev/null 2>&1; then
 		echo "pg_ctl start failed: $(tail -n 3 "$dir/server.log" 2>/dev/null)" >&2; exit 1
 	fi
 	echo "host=$dir port=$port user=postgres dbname=postgres" ;;
@@ -41,7 +42,9 @@ stop)
 	[ -d "$dir/data" ] && as_pg "$bindir/pg_ctl" -D "$dir/data" -m immediate -w stop \
 		>/dev/null 2>&1
 	rm -rf "$dir" ;;
-restart)
-	as_pg "$bindir/pg_ctl" -D "$dir/data" -m fast -w -t 30 restart >/dev/null 2>&1 ;;
+restart) # as a database restart in production: every connection is cut
+	as_pg "$bindir/pg_ctl" -D "$dir/data" -m fast -w -t 30 stop >/dev/null 2>&1
+	as_pg "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 30 -o \
+		"$(cat "$dir/options")" start >/dev/null 2>&1 ;;
 *) echo "usage: pgcluster.sh start|stop|restart DIR" >&2; exit 2 ;;
 esac
