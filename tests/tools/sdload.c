@@ -196,14 +196,15 @@ static int build_packet(struct lconn *c)
 	uint8_t *content = c->packet + LOAD_PACKET_HEAD;
 	const uint8_t *src;
 	uint64_t left = L->size - c->plain_off;
-	size_t n = left < L->packet ? (size_t)left : L->packet, clen = 0, got;
+	size_t n = left < L->packet ? (size_t)left : L->packet, clen = 0, got, i;
 	int r;
 
 	if (n > 0) {
 		src = L->data + c->plain_off;
-		if (c->plain_off == 0) {  /* the session's number in the first 8 bytes */
+		if (c->plain_off == 0) {  /* the session's number in the first 8 bytes (LE) */
 			memcpy(L->scratch, src, n);
-			memcpy(L->scratch, &c->index, n < sizeof(c->index) ? n : sizeof(c->index));
+			for (i = 0; i < 8 && i < n; i++)
+				L->scratch[i] = (uint8_t)((uint64_t)c->index >> (8 * i));
 			src = L->scratch;
 		}
 		cksum_update(&c->ck, src, n);
