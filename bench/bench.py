@@ -299,6 +299,7 @@ def bench_upload(big, kind, d, L, scratch):
     finally:
         srv.stop()
         shutil.rmtree(os.path.join(d, f"srv-{kind}"), ignore_errors=True)
+        shutil.rmtree(cli, ignore_errors=True)
 
 
 def bench_v3_uploads(big, dirs, L, scratch):
