@@ -262,8 +262,9 @@ def bench_limits(big, dirs):
     row(f"copy the {MB} MiB file on disk with fsync", f"{L['copy-disk-mbs']:.0f} MB/s",
         note="wall clock, best of 2: the disk's limit for an upload to disk")
     t = tool("touch", "256")["touch"]
-    row("first touch of new anonymous memory", f"{per_gib(t):.3f} s/GiB",
-        note="this VM returns freed memory to its host: new pages cost this much")
+    row("first write to newly mapped memory (page faults)", f"{per_gib(t):.3f} s/GiB",
+        note="context: what memory new to a process costs in this VM (free page reporting "
+        "is on here); reused memory costs about a memcpy")
     return L
 
 

@@ -80,7 +80,7 @@ struct load {
 	uint8_t *data;               /* the file; session i's first 8 bytes are i */
 	uint8_t *scratch;            /* the first slice with the session's number in it */
 	int ep;
-	unsigned open, started, finished, ok, crc_ok, failed;
+	unsigned open, started, finished, ok, crc_ok;
 	char first_error[256];
 };
 
@@ -402,8 +402,6 @@ static void finish(struct lconn *c)
 
 	if (c->state == L_DONE)
 		L->ok++;
-	else
-		L->failed++;
 	L->finished++;
 	L->open--;
 	conn_free(c);
@@ -417,7 +415,6 @@ static void start_one(struct load *L)
 
 	L->open++;
 	if ((c = calloc(1, sizeof(*c))) == NULL) {
-		L->failed++;
 		L->finished++;
 		L->open--;
 		if (L->first_error[0] == '\0')
