@@ -272,12 +272,12 @@ def bench_limits(big, dirs):
 
 def bench_upload(big, kind, d, L, scratch):
     """One BENCH_MB upload with the server's folder in d; returns the figures."""
-    srv = Server(os.path.join(d, f"srv-{kind}"))
     cli = os.path.join(scratch, f"cli-{kind}")
     os.makedirs(cli)
     small = os.path.join(cli, "small.bin")
     with open(small, "wb") as f:
         f.write(os.urandom(1000))
+    srv = Server(os.path.join(d, f"srv-{kind}"))
     try:
         client = [os.path.join(BIN, "sealdrop-client"), "--quiet"]
         # Register first with a small file: the large upload then reconnects (827), so its
