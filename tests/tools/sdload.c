@@ -466,6 +466,12 @@ static void on_event(struct lconn *c, uint32_t events)
 	}
 	if (events & (EPOLLIN | EPOLLERR | EPOLLHUP))
 		on_readable(c);
+	if (c->state < L_DONE && (events & EPOLLERR)) {  /* an error with nothing to read */
+		if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+			err = errno;
+		fail(c, "socket error", strerror(err), err);
+		return;
+	}
 	if (c->state < L_DONE && (events & EPOLLOUT)) {
 		flush(c);
 		pump(c);
