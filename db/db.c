@@ -45,6 +45,7 @@ enum stmt_id {
 	ST_CLIENT_SET_AES,
 	ST_CLIENT_SET_FINGERPRINT,
 	ST_CLIENT_TOUCH,
+	ST_CLIENT_COPY,
 	ST_FILE_DELETE_SAME_PATH,
 	ST_FILE_RECORD,
 	ST_FILE_SET_VERIFIED,
@@ -114,6 +115,10 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_CLIENT_SET_FINGERPRINT] = "UPDATE clients SET Fingerprint = ?2, "
 	    "LastSeen = datetime('now') WHERE ID = ?1",
 	[ST_CLIENT_TOUCH] = "UPDATE clients SET LastSeen = datetime('now') WHERE ID = ?1",
+	[ST_CLIENT_COPY] = "INSERT INTO clients (ID, Name, PublicKey, LastSeen, AESKey, Fingerprint) "
+	    "VALUES (?1, ?2, ?3, " STORED("?4") ", ?5, ?6) ON CONFLICT (ID) DO UPDATE SET "
+	    "Name = excluded.Name, PublicKey = excluded.PublicKey, LastSeen = excluded.LastSeen, "
+	    "AESKey = excluded.AESKey, Fingerprint = excluded.Fingerprint",
 	[ST_FILE_DELETE_SAME_PATH] = "DELETE FROM files WHERE ID = ?1 AND PathName = ?2 "
 	    "AND FileName <> ?3",
 	[ST_FILE_RECORD] = "INSERT INTO files (ID, FileName, PathName, Verified, Size, CRC, Uploaded, "
@@ -752,6 +757,40 @@ enable_wal(struct db *db)
 		sqlite3_sleep(DB_WAL_RETRY_MS);
 	}
 	return sql_fail(db, rc);
+}
+
+int
+db_is_postgres(const char *target)
+{
+	return dbpg_is_conninfo(target);
+}
+
+int
+db_client_copy(struct db *db, const struct db_client *c)
+{
+	sqlite3_stmt *s;
+	int r;
+
+	if (db == NULL || c == NULL || c->public_key_len > PUBLIC_KEY_SIZE ||
+	    (c->fingerprint[0] != '\0' && !db_valid_fingerprint(c->fingerprint)))
+		return SD_ERR_INVALID_ARG;
+	if (db->pg != NULL)
+		return dbpg_client_copy(db->pg, c);
+	s = db->st[ST_CLIENT_COPY];
+	if ((r = bind_id(s, 1, c->id)) != 0 || (r = bind_name(s, 2, c->name)) != 0 ||
+	    (r = bind_time(s, 4, c->last_seen > 0 ? c->last_seen : 0)) != 0 ||
+	    (c->fingerprint[0] != '\0' && (r = bind_fingerprint(s, 6, c->fingerprint)) != 0))
+		goto out;
+	if ((c->has_public_key && sqlite3_bind_blob(s, 3, c->public_key, (int)c->public_key_len,
+	    SQLITE_STATIC) != SQLITE_OK) || (c->has_aes_key && sqlite3_bind_blob(s, 5, c->aes_key,
+	    AES_KEY_SIZE, SQLITE_STATIC) != SQLITE_OK)) {
+		r = SD_ERR_DB;
+		goto out;
+	}
+	return stmt_exec(db, s);
+out:
+	stmt_done(s);
+	return r;
 }
 
 int

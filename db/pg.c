@@ -83,6 +83,7 @@ enum pst {
 	PS_CLIENT_SET_AES,
 	PS_CLIENT_SET_FINGERPRINT,
 	PS_CLIENT_TOUCH,
+	PS_CLIENT_COPY,
 	PS_FILE_DELETE_SAME_PATH,
 	PS_FILE_RECORD,
 	PS_FILE_SET_VERIFIED,
@@ -152,6 +153,11 @@ static const struct pstmt pstmts[PS_COUNT] = {
 	[PS_CLIENT_SET_FINGERPRINT] = { "UPDATE clients SET Fingerprint = $2, LastSeen = " NOW
 	    " WHERE ID = $1", 2, 0 },
 	[PS_CLIENT_TOUCH] = { "UPDATE clients SET LastSeen = " NOW " WHERE ID = $1", 1, 1 },
+	[PS_CLIENT_COPY] = { "INSERT INTO clients (ID, Name, PublicKey, LastSeen, AESKey, "
+	    "Fingerprint) VALUES ($1, $2, $3, " STORED("$4") ", $5, $6) ON CONFLICT (ID) DO UPDATE "
+	    "SET Name = excluded.Name, PublicKey = excluded.PublicKey, "
+	    "LastSeen = excluded.LastSeen, AESKey = excluded.AESKey, "
+	    "Fingerprint = excluded.Fingerprint", 6, 1 },
 	[PS_FILE_DELETE_SAME_PATH] = { "DELETE FROM files WHERE ID = $1 AND PathName = $2 "
 	    "AND FileName <> $3", 3, 0 },
 	[PS_FILE_RECORD] = { "INSERT INTO files (ID, FileName, PathName, Verified, Size, CRC, "
@@ -1002,6 +1008,24 @@ dbpg_client_touch(struct dbpg *pg, const uint8_t id[CLIENT_ID_SIZE])
 	if ((r = arg_id(&a, 1, id)) != 0)
 		return r;
 	return exec_one(pg, PS_CLIENT_TOUCH, &a);
+}
+
+int
+dbpg_client_copy(struct dbpg *pg, const struct db_client *c)
+{
+	struct args a;
+	int r;
+
+	args_init(&a);
+	if ((r = arg_id(&a, 1, c->id)) != 0 || (r = arg_name(&a, 2, c->name)) != 0 ||
+	    (c->has_public_key && (r = arg_bytes(&a, 3, c->public_key, c->public_key_len)) != 0) ||
+	    (r = arg_time(&a, 4, c->last_seen > 0 ? c->last_seen : 0)) != 0 ||
+	    (c->has_aes_key && (r = arg_bytes(&a, 5, c->aes_key, AES_KEY_SIZE)) != 0) ||
+	    (c->fingerprint[0] != '\0' && (r = arg_fingerprint(&a, 6, c->fingerprint)) != 0))
+		return r;
+	r = exec_count(pg, PS_CLIENT_COPY, &a, NULL);
+	/* Another ID holds the fingerprint: still "exists" for a copy. */
+	return r == SD_ERR_BOUND ? SD_ERR_EXISTS : r;
 }
 
 /* ---- files ---- */

@@ -36,6 +36,7 @@ int dbpg_client_set_public_key(struct dbpg *pg, const uint8_t id[CLIENT_ID_SIZE]
     const uint8_t *key, size_t len);
 int dbpg_client_set_aes_key(struct dbpg *pg, const uint8_t id[CLIENT_ID_SIZE],
     const uint8_t key[AES_KEY_SIZE]);
+int dbpg_client_copy(struct dbpg *pg, const struct db_client *c);
 int dbpg_client_touch(struct dbpg *pg, const uint8_t id[CLIENT_ID_SIZE]);
 int dbpg_file_record(struct dbpg *pg, const struct db_file *f);
 int dbpg_file_set_verified(struct dbpg *pg, const uint8_t owner[CLIENT_ID_SIZE],
