@@ -18,6 +18,7 @@
 /* Unix seconds a timestamp column can hold here as in SQLite (up to 9999-12-31 23:59:59). */
 #define PG_TIME_MAX 253402300799
 #define PG_MAX_PARAMS 9
+#define DB_PG_CONNECT_TIMEOUT "10"
 
 /* The schema: the same tables and columns as db/schema.sql (unquoted names fold to lower case,
  * so `SELECT Name FROM clients` reads the same in psql as in sqlite3; "Offset" is a keyword
@@ -749,13 +750,18 @@ int
 dbpg_open(const char *conninfo, enum db_open_mode mode, struct dbpg **out, char *why,
     size_t why_cap)
 {
+	/* A database host that does not answer must not hold a worker for minutes: connecting
+	 * (and every reconnection, PQreset) gives up after DB_PG_CONNECT_TIMEOUT seconds unless
+	 * the connection string sets its own connect_timeout (it is read after ours). */
+	static const char *const keys[] = { "connect_timeout", "dbname", NULL };
+	const char *values[] = { DB_PG_CONNECT_TIMEOUT, conninfo, NULL };
 	struct dbpg *pg;
 	int r;
 
 	*out = NULL;
 	if ((pg = calloc(1, sizeof(*pg))) == NULL)
 		return SD_ERR_ALLOC;
-	if ((pg->conn = PQconnectdb(conninfo)) == NULL) {
+	if ((pg->conn = PQconnectdbParams(keys, values, 1)) == NULL) {
 		r = SD_ERR_ALLOC;
 		goto out;
 	}
