@@ -123,10 +123,9 @@ struct conn {
 	struct receive *recv;           /* the file being received (NULL: none); its owner is
 	                                 * id, a change of identity or key aborts it */
 	int skip_content;               /* a refused 828: its content is dropped as it arrives,
-	                                 * 1607 at its end (2: silently, no 1607: a later packet
-	                                 * of an attempt refused already) */
+	                                 * 1607 at its end */
 	int refused;                    /* an attempt was refused: its later packets (same ID
-	                                 * and name, not a first packet) are skipped silently */
+	                                 * and name, not a first packet) are skipped unlogged */
 	uint8_t refused_id[CLIENT_ID_SIZE];
 	char refused_file[NAME_FIELD_SIZE];
 	struct commit_staged *staged;   /* the last file received, fsynced under its temporary

@@ -187,8 +187,9 @@ out:
 	return e;
 }
 
-/* An attempt at file was refused: its later packets are skipped silently (one log line for
- * the refusal, one 1607, not one of each per packet). */
+/* An attempt at file was refused: its later packets are skipped without a log line each (one
+ * line for the refusal; every packet still gets its 1607, as SPEC.md 3 says of anything
+ * invalid, so the replies a client reads do not change). */
 static void
 remember_refused(struct conn *c, const uint8_t id[CLIENT_ID_SIZE], const char *file)
 {
@@ -254,10 +255,8 @@ receive_packet_start(struct conn *c, const struct frame_event *ev)
 		receive_abort(c);
 		return;
 	}
-	if (c->recv == NULL && refused_rest(c, h->client_id, &p)) {
-		c->skip_content = 2;  /* the rest of a refused attempt: no log line, no 1607 */
-		return;
-	}
+	if (c->recv == NULL && refused_rest(c, h->client_id, &p))
+		return;  /* the rest of a refused attempt: 1607 at its end, no log line */
 	if (c->recv == NULL)
 		e = begin_upload(c, &p, content_len, h->client_id);
 	else if ((e = continue_upload(c, &p, content_len)) != 0)
@@ -380,9 +379,8 @@ receive_packet_end(struct conn *c, const struct frame_event *ev)
 
 	(void)ev;
 	if (c->skip_content) {
-		if (c->skip_content == 1)
-			conn_reply_error(c);
 		c->skip_content = 0;
+		conn_reply_error(c);
 		return;
 	}
 	c->recv->in_packet = 0;
