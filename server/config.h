@@ -15,6 +15,8 @@
 #define CONFIG_DEFAULT_GRACE 10u             /* seconds uploads may finish after SIGTERM */
 #define CONFIG_DEFAULT_MAX_FILE_SIZE 4294967295ull  /* the 32-bit size field's ceiling */
 #define CONFIG_MAX_WORKERS 256u
+#define CONFIG_DEFAULT_PENDING_TTL 600u      /* seconds a registration without a key lives */
+#define CONFIG_PENDING_SWEEP_MAX 60u         /* seconds between sweeps of expired ones, at most */
 
 /* Strings point into argv or static defaults: they live as long as the process. */
 struct server_config {
@@ -28,6 +30,7 @@ struct server_config {
 	unsigned grace;              /* seconds */
 	uint64_t max_file_size;      /* plaintext bytes */
 	unsigned test_corrupt_crc;   /* test only: first N 1603 of each connection carry a bad CRC */
+	unsigned pending_ttl;        /* seconds: pending registrations (no key) older go */
 };
 
 void config_defaults(struct server_config *c);

@@ -16,6 +16,7 @@
 #include "../protocol/crypto.h"
 #include "../protocol/err.h"
 #include "../protocol/msg.h"
+#include "commit.h"
 #include "config.h"
 #include "handlers.h"
 #include "log.h"
@@ -133,6 +134,7 @@ conn_free(struct conn *c)
 		conn_log_end(c, "send file", "aborted: connection closed mid-upload; partial file "
 		    "removed");
 	receive_abort(c);
+	commit_discard(c);  /* never confirmed: the stored version stays */
 	set_pending(c, 0);
 	c->tr.ops->close(&c->tr);
 	buf_free(&c->out);
@@ -248,6 +250,7 @@ conn_set_identity(struct conn *c, const uint8_t id[CLIENT_ID_SIZE], const char *
 {
 	if (!c->known || memcmp(c->id, id, CLIENT_ID_SIZE) != 0) {
 		receive_abort(c);
+		commit_discard(c);
 		c->uploads_done = 0;
 		c->awaiting_verdict = 0;
 	}

@@ -13,7 +13,9 @@
 #include "../db/db.h"
 #include "../protocol/crypto.h"
 #include "../protocol/err.h"
+#include "commit.h"
 #include "config.h"
+#include "crash.h"
 #include "log.h"
 #include "loop.h"
 #include "storage.h"
@@ -24,7 +26,7 @@
 
 enum {
 	OPT_BIND = 256, OPT_DB, OPT_STORAGE, OPT_WORKERS, OPT_MAX_CONN, OPT_IDLE, OPT_MAX_FILE,
-	OPT_GRACE, OPT_CORRUPT,
+	OPT_GRACE, OPT_CORRUPT, OPT_PENDING_TTL,
 };
 
 static void
@@ -50,6 +52,8 @@ usage(FILE *f)
 	    "      --max-file-size N    largest file accepted, in bytes (default %llu)\n"
 	    "      --grace SECS         on SIGINT/SIGTERM, time given to uploads in flight\n"
 	    "                           (default %u)\n"
+	    "      --pending-ttl SECS   a registration that got no key within SECS seconds\n"
+	    "                           is removed, freeing its name (default %u)\n"
 	    "      --test-corrupt-crc N TEST ONLY: the first N 1603 replies of each\n"
 	    "                           connection carry a wrong CRC, to show a client's\n"
 	    "                           retry loop. Never use it in production.\n"
@@ -57,7 +61,8 @@ usage(FILE *f)
 	    "  -V, --version            the version\n",
 	    CONFIG_DEFAULT_PORT, CONFIG_DEFAULT_BIND, CONFIG_DEFAULT_DB, CONFIG_DEFAULT_STORAGE,
 	    CONFIG_DEFAULT_MAX_CONNECTIONS, CONFIG_DEFAULT_IDLE_TIMEOUT,
-	    (unsigned long long)CONFIG_DEFAULT_MAX_FILE_SIZE, CONFIG_DEFAULT_GRACE);
+	    (unsigned long long)CONFIG_DEFAULT_MAX_FILE_SIZE, CONFIG_DEFAULT_GRACE,
+	    CONFIG_DEFAULT_PENDING_TTL);
 }
 
 static int
@@ -87,6 +92,7 @@ parse_options(int argc, char **argv, struct server_config *cfg, int *port_given)
 		{ "max-file-size", required_argument, NULL, OPT_MAX_FILE },
 		{ "grace", required_argument, NULL, OPT_GRACE },
 		{ "test-corrupt-crc", required_argument, NULL, OPT_CORRUPT },
+		{ "pending-ttl", required_argument, NULL, OPT_PENDING_TTL },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -143,6 +149,11 @@ parse_options(int argc, char **argv, struct server_config *cfg, int *port_given)
 				return -1;
 			cfg->test_corrupt_crc = (unsigned)v;
 			break;
+		case OPT_PENDING_TTL:
+			if (number("--pending-ttl", optarg, 1, 30u * 86400u, &v) != 0)
+				return -1;
+			cfg->pending_ttl = (unsigned)v;
+			break;
 		case 'h':
 			usage(stdout);
 			return 1;
@@ -174,8 +185,34 @@ raise_fd_limit(void)
 		log_server("warning: cannot raise the descriptor limit: %s", strerror(errno));
 }
 
-/* The storage folder exists and holds no partial file of an earlier run; the database is
- * created or checked once before the workers open their connections. 0 or -1 (logged). */
+/* Start-up work on the database: every commit intent rolled forward (before the temporary
+ * files they name are removed as stale), expired pending registrations removed. 0 or -1
+ * (logged). */
+static int
+recover_db(const struct server_config *cfg, struct db *db)
+{
+	long rolled, dropped, expired = 0;
+	int r;
+
+	if ((r = commit_recover(db, cfg->storage_dir, &rolled, &dropped)) != 0) {
+		log_server("fatal: cannot roll the interrupted commits forward: %s (%s)",
+		    sd_strerror(r), db_errmsg(db));
+		return -1;
+	}
+	if (rolled > 0 || dropped > 0)
+		log_server("interrupted commits: %ld rolled forward, %ld dropped", rolled, dropped);
+	if ((r = db_client_expire_pending(db, (int64_t)cfg->pending_ttl, &expired)) != 0)
+		log_server("warning: cannot remove expired pending registrations: %s (%s)",
+		    sd_strerror(r), db_errmsg(db));
+	else if (expired > 0)
+		log_server("removed %ld pending registration%s older than %u s", expired,
+		    expired == 1 ? "" : "s", cfg->pending_ttl);
+	return 0;
+}
+
+/* The storage folder exists, the database is created or checked once before the workers open
+ * their connections, interrupted commits are rolled forward, and then no partial file of an
+ * earlier run is left. 0 or -1 (logged). */
 static int
 prepare_storage_and_db(const struct server_config *cfg)
 {
@@ -188,6 +225,15 @@ prepare_storage_and_db(const struct server_config *cfg)
 		    strerror(errno));
 		return -1;
 	}
+	if ((r = db_open_why(cfg->db_path, DB_READ_WRITE, &db, why, sizeof(why))) != 0) {
+		log_server("fatal: cannot open the database %s: %s%s%s", cfg->db_path,
+		    sd_strerror(r), why[0] != '\0' ? ": " : "", why);
+		return -1;
+	}
+	r = recover_db(cfg, db);
+	db_close(db);
+	if (r != 0)
+		return -1;
 	if ((stale = storage_remove_stale(cfg->storage_dir)) < 0) {
 		log_server("fatal: cannot clean the storage folder %s: %s", cfg->storage_dir,
 		    sd_strerror(stale));
@@ -196,12 +242,6 @@ prepare_storage_and_db(const struct server_config *cfg)
 	if (stale > 0)
 		log_server("removed %d partial file%s left by an earlier run", stale,
 		    stale == 1 ? "" : "s");
-	if ((r = db_open_why(cfg->db_path, DB_READ_WRITE, &db, why, sizeof(why))) != 0) {
-		log_server("fatal: cannot open the database %s: %s%s%s", cfg->db_path,
-		    sd_strerror(r), why[0] != '\0' ? ": " : "", why);
-		return -1;
-	}
-	db_close(db);
 	return 0;
 }
 
@@ -211,6 +251,7 @@ main(int argc, char **argv)
 	struct server_config cfg;
 	struct server *srv = NULL;
 	sigset_t sigs;
+	const char *armed;
 	uint16_t port = 0;
 	int r, sig = 0, port_given;
 
@@ -226,6 +267,9 @@ main(int argc, char **argv)
 			log_server("warning: %s does not hold a valid port; using port %u",
 			    CONFIG_PORT_FILE, CONFIG_DEFAULT_PORT);
 	}
+	if ((armed = crash_init()) != NULL)
+		log_server("warning: SEALDROP_CRASH_AT: the server exits at step %s (test only)",
+		    armed);
 	if (cfg.test_corrupt_crc > 0)
 		log_server("warning: --test-corrupt-crc %u: the first %u CRC replies of each "
 		    "connection are wrong on purpose (test only)", cfg.test_corrupt_crc,
