@@ -14,7 +14,7 @@ BUILD ?= build-san
 endif
 BINDIR ?= bin
 
-PKGS := libgcrypt libtasn1 sqlite3 zlib
+PKGS := libgcrypt libtasn1 sqlite3 zlib gnutls
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CMOCKA_CFLAGS = $(shell pkg-config --cflags cmocka 2>/dev/null)
