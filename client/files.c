@@ -673,3 +673,11 @@ out:
 		crypto_free_secret(der, der_len);
 	return r;
 }
+
+int
+file_write_atomic(const char *path, const void *data, size_t n, char *why, size_t why_cap)
+{
+	if (path == NULL || (data == NULL && n > 0))
+		return SD_ERR_INVALID_ARG;
+	return write_atomic(path, data, n, why, why_cap);
+}

@@ -81,6 +81,9 @@ int me_info_write(const char *me_path, const char *priv_path, const char *name,
 int file_read_small(const char *path, size_t max, char **out, size_t *n);
 /* Wipes and frees what file_read_small() returned; accepts NULL. */
 void file_free_small(char *p, size_t n);
+/* Writes n bytes to path through a temporary file in the same folder (mode 0600), fsync,
+ * rename, folder fsync: path holds either its old content or all of the new. */
+int file_write_atomic(const char *path, const void *data, size_t n, char *why, size_t why_cap);
 
 
 #endif

@@ -12,6 +12,7 @@
 #include "log.h"
 #include "options.h"
 #include "session.h"
+#include "v4.h"
 
 #ifndef SEALDROP_VERSION
 #define SEALDROP_VERSION "0.0.0"
@@ -23,9 +24,10 @@ main(int argc, char **argv)
 	struct client_options o;
 	struct transfer_info ti;
 	struct session_config cfg;
+	struct v4_config v4;
 	char why[WHY_MAX];
 	unsigned skip = 0;
-	int r;
+	int r, not_v4 = 0;
 
 	why[0] = '\0';
 	if (options_parse(argc, argv, &o, why, sizeof(why)) != 0) {
@@ -52,7 +54,10 @@ main(int argc, char **argv)
 		skip |= TI_SKIP_SERVER;
 	if (o.name != NULL)
 		skip |= TI_SKIP_NAME;
-	if (o.file != NULL)
+	if (o.command == CMD_SEND && o.arg != NULL)
+		o.file = o.arg;
+	/* Only sending needs line 3. */
+	if (o.file != NULL || o.command != CMD_SEND)
 		skip |= TI_SKIP_FILE;
 	memset(&ti, 0, sizeof(ti));
 	if (skip != (TI_SKIP_SERVER | TI_SKIP_NAME | TI_SKIP_FILE)) {
@@ -104,5 +109,34 @@ main(int argc, char **argv)
 	cfg.per_packet = o.per_packet;
 	cfg.single_packet = o.single_packet;
 	cfg.progress = !o.quiet && isatty(STDERR_FILENO);
+	if (o.protocol != PROTO_V3) {
+		memset(&v4, 0, sizeof(v4));
+		v4.host = ti.host;
+		v4.port = ti.port;
+		v4.name = ti.name;
+		v4.me_path = "me.info";
+		v4.priv_path = "priv.key";
+		v4.key_path = "me.key";
+		v4.known_path = "known_servers";
+		v4.server_key = o.server_key;
+		v4.connect_timeout_ms = o.connect_timeout_ms;
+		v4.timeout_ms = o.timeout_ms;
+		v4.retries = o.retries;
+		v4.command = o.command;
+		v4.file_path = ti.file_path;
+		v4.arg = o.arg;
+		v4.output = o.output;
+		v4.json = o.json;
+		v4.compress = o.compress;
+		v4.progress = cfg.progress;
+		r = v4_run(&v4, o.protocol == PROTO_AUTO, &not_v4);
+		if (!not_v4)
+			return r;
+		if (o.command != CMD_SEND) {
+			log_fatal("%s:%s speaks only version 3, which has no %s", ti.host, ti.port,
+			    o.command == CMD_LIST ? "list" : o.command == CMD_GET ? "get" : "rm");
+			return CX_SERVER;
+		}
+	}
 	return session_run(&cfg);
 }
