@@ -541,8 +541,8 @@ static int would_block(gnutls_session_t gs)
 	return gnutls_record_get_direction(gs) == 1 ? SD_ERR_WANT_WRITE : SD_ERR_WANT_READ;
 }
 
-/* A client whose first read is not a TLS record: a version-3 server (it answers 1607 or
- * closes). Only before any handshake message came from the server. */
+/* A client whose first read is not a TLS record: a version-3 server (it answers 1607, or
+ * closes or resets the connection). Only before any handshake message came from the server. */
 static int not_tls(const struct tls_session *s, int e)
 {
 	if (!s->client ||
@@ -550,7 +550,8 @@ static int not_tls(const struct tls_session *s, int e)
 		return 0;
 	return e == GNUTLS_E_UNEXPECTED_PACKET_LENGTH || e == GNUTLS_E_UNSUPPORTED_VERSION_PACKET ||
 	    e == GNUTLS_E_UNEXPECTED_PACKET || e == GNUTLS_E_PREMATURE_TERMINATION ||
-	    e == GNUTLS_E_RECORD_OVERFLOW || e == GNUTLS_E_DECRYPTION_FAILED;
+	    e == GNUTLS_E_RECORD_OVERFLOW || e == GNUTLS_E_DECRYPTION_FAILED ||
+	    e == GNUTLS_E_PUSH_ERROR || e == GNUTLS_E_PULL_ERROR;  /* closed or reset */
 }
 
 int tls_handshake(struct tls_session *s)

@@ -331,7 +331,11 @@ static void *raw_client(void *arg)
 	int e;
 
 	if (c->raw == 2) {
-		if (write(c->fd, c->bytes, c->nbytes) != (ssize_t)c->nbytes)
+		uint8_t hello[64];
+
+		/* A version-3 server reads (a request header's worth), then answers. */
+		if (read(c->fd, hello, sizeof(hello)) <= 0 ||
+		    write(c->fd, c->bytes, c->nbytes) != (ssize_t)c->nbytes)
 			c->hs = -1000;
 		shutdown(c->fd, SHUT_RDWR);
 		return NULL;
