@@ -828,7 +828,7 @@ v4_cmd_get(struct v4_client *c)
 	const char *base;
 	char label[96];
 	unsigned attempt = 0;
-	int r, restart, restarted = 0;
+	int r, restart = 0, restarted = 0;
 
 	memset(&d, 0, sizeof(d));
 	d.c = c;
@@ -854,6 +854,7 @@ v4_cmd_get(struct v4_client *c)
 	/* The size is known only at GET_END: no bar, the notes say what happened. */
 	progress_start(&d.progress, 0, 0, label);
 	for (;;) {
+		restart = 0;
 		r = c->conn == NULL ? CX_CONNECTION : get_once(&d, &restart);
 		if (r != CX_OK && restart && !restarted) {
 			/* The partial file is not a prefix of the server's: once from 0. */
