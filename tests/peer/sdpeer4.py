@@ -804,6 +804,17 @@ class CloseConnection(Exception):
         self.reply = reply
 
 
+class _ConnStop:
+    """The stop flag of one connection's reads: the server stops, or its upload was taken
+    over by a newer connection (sdpeer.recv_exact polls it on every socket timeout)."""
+
+    def __init__(self, server_stop, state):
+        self.server_stop, self.state = server_stop, state
+
+    def is_set(self):
+        return self.server_stop.is_set() or self.state["taken_over"]
+
+
 def _looks_like_client_hello(head):
     # SPEC-v4.md 1: 0x16, record version 0x0301..0x0304, handshake type 1 at byte 5.
     return (len(head) >= 6 and head[0] == 0x16 and head[1] == 3 and 1 <= head[2] <= 4
@@ -851,6 +862,12 @@ class Server4(sdpeer.PeerServer):
 
     def fingerprint(self):
         return self.identity.fingerprint()
+
+    def stop(self):
+        super().stop()
+        with self.lock:
+            for up in self.partials.values():
+                up["file"].close()  # the temporary files stay: resumable after a restart
 
     def _event(self, **ev):
         with self.events_lock:  # not self.lock: handlers log while holding it
@@ -957,7 +974,8 @@ class Server4(sdpeer.PeerServer):
         self._event(event="tls", tls_version=tls.get_protocol_version_name(),
                     cipher=tls.get_cipher_name(), client_fingerprint=fp)
         state = {"fp": fp, "account": None, "nonce": None, "upload": None,
-                 "taken_over": False, "raw": conn, "data_in": 0, "frames_in": 0}
+                 "taken_over": False, "data_in": 0, "frames_in": 0}
+        state["stop"] = _ConnStop(self.stop_event, state)
         try:
             while not self.stop_event.is_set():
                 reply = None
@@ -982,7 +1000,7 @@ class Server4(sdpeer.PeerServer):
             self._release_upload(state)
 
     def _tls_request(self, stream, state):
-        raw = sdpeer.recv_exact(stream, sdpeer.REQ_HEADER_SIZE, self.stop_event)
+        raw = sdpeer.recv_exact(stream, sdpeer.REQ_HEADER_SIZE, state["stop"])
         version, code, size = struct.unpack_from("<BHI", raw, sdpeer.ID_SIZE)
         if code == PUT_DATA:
             limit = PUT_DATA_HEADER + self.max_chunk + CHUNK_SLACK
@@ -995,7 +1013,7 @@ class Server4(sdpeer.PeerServer):
             self._event(event="refused_size", code=code, size=size)
             raise CloseConnection(error4(BAD_REQUEST, "payload too large"))
         try:
-            payload = sdpeer.recv_exact(stream, size, self.stop_event) if size else b""
+            payload = sdpeer.recv_exact(stream, size, state["stop"]) if size else b""
         except sdpeer.PeerEOF:
             raise sdpeer.PeerError("EOF before the payload") from None
         state["frames_in"] += sdpeer.REQ_HEADER_SIZE + size
@@ -1174,12 +1192,8 @@ class Server4(sdpeer.PeerServer):
             if up is not None and up["owner"] is not None and up["owner"] is not state:
                 # Takeover: the older connection gets ERROR 8 and is closed.
                 old = up["owner"]
-                old["taken_over"] = True
+                old["taken_over"] = True  # its reader notices within POLL seconds
                 old["upload"] = None
-                try:
-                    old["raw"].shutdown(socket.SHUT_RD)
-                except OSError:
-                    pass
                 self._event(event="takeover", name=name)
             if up is None:
                 path = os.path.join(self.partial_dir, "%s-%s" % (client["id"].hex(),
