@@ -119,8 +119,11 @@ known_servers_parse(const char *text, size_t n, const char *key, const char *fin
 		}
 		if (len == 0 || line[0] == '#')
 			continue;
-		sp = memchr(line, ' ', len);
-		if (sp == NULL || memchr(line, '\0', len) != NULL) {
+		/* The key ends at the first space or tab. */
+		sp = line;
+		while (sp < line + len && *sp != ' ' && *sp != '\t')
+			sp++;
+		if (sp == line + len || memchr(line, '\0', len) != NULL) {
 			set_why(why, why_cap, "line %u is not 'HOST:PORT SHA256:...'", lineno);
 			return SD_ERR_BAD_FIELD;
 		}
