@@ -423,6 +423,28 @@ class TLSRefusals(PeerTest):
             self.assertEqual(s.recv(1), b"")  # closed
 
 
+class Detection(PeerTest):
+    def test_a_version3_id_starting_with_0x16_is_served_as_version3(self):
+        # An ID issued before the 0x16 rule: not a ClientHello shape, so version 3.
+        cid = bytes([0x16, 0x00, 0x00]) + os.urandom(13)
+        with sdpeer.PeerClient("127.0.0.1", self.port) as v3:
+            v3.connect()
+            code, _, echoed = v3.reconnect("nobody-%s" % cid.hex()[:8], cid,
+                                           sdpeer.RSAKey.generate())
+        self.assertEqual(code, sdpeer.RECONNECT_DENIED)  # a version-3 answer
+        self.assertNotEqual(echoed[0], 0x16)  # a new pending ID, never 0x16 first
+        self.assertTrue(any(e.get("event") == "v3_request" and e["code"] == 827
+                            for e in self.server.events))
+
+    def test_ids_never_start_with_0x16(self):
+        with self.server.lock:
+            ids = [self.server._new_client("probe-%d" % i) for i in range(2000)]
+            for i in range(2000):
+                del self.server.clients["probe-%d" % i]
+        self.assertNotIn(0x16, {i[0] for i in ids})
+        self.assertGreater(len({i[0] for i in ids}), 200)  # otherwise random
+
+
 class ServerFaults(unittest.TestCase):
     def serve(self, d, **kw):
         s = Server4(os.path.join(d, "storage"), **kw)

@@ -937,6 +937,7 @@ class Server4(sdpeer.PeerServer):
 
     def _handle(self, hdr, payload, state):
         # Version 3 path: a version-4 code outside TLS gets 1607 and the connection closes.
+        self._event(event="v3_request", code=hdr["code"], size=len(payload))
         if hdr["code"] in REQUEST_CODES:
             state["close"] = True
             return sdpeer.encode_response(sdpeer.ERROR, b"")
