@@ -7,6 +7,9 @@ import base64
 import hashlib
 import json
 import os
+import re
+import select
+import shutil
 import socket
 import ssl
 import stat
@@ -19,7 +22,7 @@ import harness
 from harness import PYTHON, TOP, gen_bytes, run_tests, tmpdir
 import sdpeer
 import sdpeer4
-from sdpeer4 import Client4, Identity, RemoteError, Server4
+from sdpeer4 import ALPN, Client4, Identity, RemoteError, Server4
 
 PEER4 = os.path.join(TOP, "tests", "peer", "sdpeer4.py")
 MiB = 1 << 20
@@ -536,6 +539,112 @@ class ServerFaults(unittest.TestCase):
             with self.assertRaises((ssl.SSLError, OSError)):
                 c.connect()
             self.assertTrue(any(e["event"] == "v3_only_refused" for e in old.events))
+
+
+GNUTLS_CLI, GNUTLS_SERV, CERTTOOL = (shutil.which(x) for x in
+                                     ("gnutls-cli", "gnutls-serv", "certtool"))
+TLS13_ONLY = "NORMAL:-VERS-ALL:+VERS-TLS1.3"
+
+
+@unittest.skipUnless(GNUTLS_CLI and GNUTLS_SERV and CERTTOOL, "gnutls-bin not installed")
+class GnuTLSInterop(unittest.TestCase):
+    """The peer's certificates, fingerprints and TLS settings against GnuTLS's own tools,
+    the library our C sides use: a third implementation for what both peers must agree on."""
+
+    def test_fingerprint_equals_gnutls_public_key_pin(self):
+        with tmpdir() as d:
+            p = os.path.join(d, "me.key")
+            ident = Identity.generate()
+            ident.save(p)
+            out = subprocess.run([CERTTOOL, "--certificate-info", "--infile", p],
+                                 stdout=subprocess.PIPE, text=True, timeout=30,
+                                 check=True).stdout
+            pin = re.search(r"pin-sha256:([A-Za-z0-9+/=]+)", out).group(1)
+            self.assertEqual("SHA256:" + pin.rstrip("="), ident.fingerprint())
+
+    def test_python_client_against_gnutls_serv(self):
+        with tmpdir() as d:
+            pem = os.path.join(d, "server.pem")
+            server_id = Identity.generate()
+            server_id.save(pem)
+            port = harness.free_port()
+            log = open(os.path.join(d, "serv.log"), "wb")
+            srv = subprocess.Popen([GNUTLS_SERV, "--echo", "-p", str(port), "--priority",
+                                    TLS13_ONLY, "--alpn", "sealdrop/4", "--alpn-fatal",
+                                    "--require-client-cert", "--x509certfile", pem,
+                                    "--x509keyfile", pem], stdout=log, stderr=log,
+                                   stdin=subprocess.DEVNULL)
+            try:
+                deadline = time.monotonic() + 10
+                while time.monotonic() < deadline:
+                    try:
+                        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                        break
+                    except OSError:
+                        time.sleep(0.05)
+                c = Client4("127.0.0.1", port, identity=Identity.generate())
+                info = c.connect()
+                self.assertEqual((info["tls_version"], info["alpn"]), ("TLSv1.3", ALPN))
+                self.assertEqual(info["server_fingerprint"], server_id.fingerprint())
+                c.send_frame(b"sealdrop/4 over GnuTLS\n")  # the echo server returns lines
+                self.assertEqual(sdpeer.recv_exact(c.sock, 23), b"sealdrop/4 over GnuTLS\n")
+                c.close()
+                with self.assertRaises(ssl.SSLError):
+                    Client4("127.0.0.1", port, identity=Identity.generate(),
+                            alpn=["other"]).connect()
+                with self.assertRaises(ssl.SSLError):
+                    Client4("127.0.0.1", port, identity=Identity.generate(),
+                            tls12=True).connect()
+            finally:
+                srv.kill()
+                srv.wait(10)
+                log.close()
+
+    def test_gnutls_cli_against_the_python_server(self):
+        with tmpdir() as d:
+            server = Server4(os.path.join(d, "storage"))
+            server.start()
+            try:
+                me = os.path.join(d, "me.key")  # me.key as Python writes it, read by GnuTLS
+                ident = Identity.generate()
+                ident.save(me)
+                cmd = [GNUTLS_CLI, "127.0.0.1", "-p", str(server.port), "--insecure",
+                       "--priority", TLS13_ONLY, "--alpn", "sealdrop/4",
+                       "--x509certfile", me, "--x509keyfile", me,
+                       "--logfile", os.path.join(d, "cli.log")]
+                p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL)
+                try:
+                    p.stdin.write(sdpeer4.request4(sdpeer4.WHOAMI, b""))
+                    p.stdin.flush()
+                    got = b""
+                    deadline = time.monotonic() + 10
+                    while len(got) < 7 and time.monotonic() < deadline:
+                        r, _, _ = select.select([p.stdout], [], [], 0.2)
+                        if r:
+                            chunk = os.read(p.stdout.fileno(), 64)
+                            if not chunk:
+                                break
+                            got += chunk
+                finally:
+                    p.kill()
+                    p.wait(10)
+                    p.stdin.close()
+                    p.stdout.close()
+                # UNKNOWN: version 4, code 1611 little-endian, empty payload
+                self.assertEqual(got, bytes([4, 0x4B, 0x06, 0, 0, 0, 0]))
+                self.assertEqual(struct.unpack("<BHI", got), (4, sdpeer4.UNKNOWN, 0))
+                tls = [e for e in server.events if e["event"] == "tls"]
+                self.assertEqual(tls[-1]["client_fingerprint"], ident.fingerprint())
+                # GnuTLS offering another ALPN is refused in the handshake
+                r = subprocess.run(cmd[:7] + ["--alpn", "h2", "--x509certfile", me,
+                                              "--x509keyfile", me], stdin=subprocess.DEVNULL,
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                   timeout=30, text=True)
+                self.assertNotEqual(r.returncode, 0)
+                self.assertIn("No supported application protocol", r.stdout)
+            finally:
+                server.stop()
 
 
 class CLI(unittest.TestCase):
