@@ -505,6 +505,42 @@ class ServerFaults(unittest.TestCase):
             self.assertEqual((linked["flow"], linked["id"]), ("linked", again["id"]))
             self.assertTrue(os.path.exists(os.path.join(me, "me.key")))
 
+    def test_restart_keeps_accounts_files_and_resumes_at_the_recorded_offset(self):
+        with tmpdir() as d:
+            s = self.serve(d, drop_upload_after=150000, max_chunk=65536)
+            c = Client4("127.0.0.1", s.port, identity=Identity.generate())
+            c.connect()
+            w = c.register(sdpeer.RSAKey.generate(), "rita")
+            c.upload("kept", b"kept across restarts")
+            data = gen_bytes(400000, seed=11)
+            with self.assertRaises((sdpeer.PeerError, OSError, RemoteError)):
+                c.upload("r.bin", data)
+            c.close()
+            s.stop()
+            # as after a kill -9: bytes past the recorded offset are cut at start-up
+            with open(os.path.join(d, "storage", "state.json")) as f:
+                part = json.load(f)["partials"][0]
+            self.assertEqual(part["offset"], 150000)
+            with open(part["path"], "ab") as f:
+                f.write(b"junk beyond the recorded offset")
+            s2 = self.serve(d, port=s.port)
+            self.assertEqual(s2.fingerprint(), s.fingerprint())
+            c = Client4("127.0.0.1", s2.port, identity=c.identity)
+            c.connect()
+            self.assertEqual(c.whoami(), w)
+            self.assertEqual([f["name"] for f in c.list()], ["kept"])
+            res = c.upload("r.bin", data)
+            self.assertEqual((res["resumed_from"], res["restarted"]), (150000, False))
+            self.assertTrue(res["verified"])
+            self.assertEqual(c.get("r.bin")["data"], data)
+            c.close()
+            s2.stop()
+            s3 = self.serve(d, port=s.port, fresh=True)  # fresh: nothing known
+            c = Client4("127.0.0.1", s3.port, identity=c.identity)
+            c.connect()
+            self.assertIsNone(c.whoami())
+            c.close()
+
     def test_wrong_sha_in_put_done(self):
         with tmpdir() as d:
             s = self.serve(d, wrong_done_sha=1)
@@ -708,11 +744,11 @@ class CLI(unittest.TestCase):
                 self.assertEqual((rc, res["reason"]), (1, 4))
                 rc, res, _ = self.run_peer("link", addr, "--dir", me)
                 self.assertEqual(rc, 0, res)
-            # A restarted peer knows no accounts: LINK gets ERROR 3, the client registers anew.
+            # The server forgets the account: LINK gets ERROR 3, the client registers anew.
             with open(os.path.join(me, "me.info")) as fh:
                 old_id = fh.read().split("\n")[1]
             srv = harness.Server(d, binary=[PYTHON, PEER4, "serve"],
-                                 args=["--storage", "st"])
+                                 args=["--storage", "st", "--forget", "1"])
             with srv:
                 # a fresh port: a new known_servers line (same key file, so same key)
                 rc, res, _ = self.run_peer("login", srv.address, "--dir", me)
@@ -721,6 +757,7 @@ class CLI(unittest.TestCase):
                 self.assertNotEqual(res["account"]["id"], old_id)
                 with open(os.path.join(me, "me.info")) as fh:
                     self.assertEqual(fh.read().split("\n")[1], res["account"]["id"])
+                self.assertIn('"event": "forgot"', srv.log(since_start=True))
 
 
 if __name__ == "__main__":
