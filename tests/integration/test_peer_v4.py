@@ -7,6 +7,9 @@ import base64
 import hashlib
 import json
 import os
+import re
+import select
+import shutil
 import socket
 import ssl
 import stat
@@ -19,7 +22,7 @@ import harness
 from harness import PYTHON, TOP, gen_bytes, run_tests, tmpdir
 import sdpeer
 import sdpeer4
-from sdpeer4 import Client4, Identity, RemoteError, Server4
+from sdpeer4 import ALPN, Client4, Identity, RemoteError, Server4
 
 PEER4 = os.path.join(TOP, "tests", "peer", "sdpeer4.py")
 MiB = 1 << 20
@@ -423,6 +426,28 @@ class TLSRefusals(PeerTest):
             self.assertEqual(s.recv(1), b"")  # closed
 
 
+class Detection(PeerTest):
+    def test_a_version3_id_starting_with_0x16_is_served_as_version3(self):
+        # An ID issued before the 0x16 rule: not a ClientHello shape, so version 3.
+        cid = bytes([0x16, 0x00, 0x00]) + os.urandom(13)
+        with sdpeer.PeerClient("127.0.0.1", self.port) as v3:
+            v3.connect()
+            code, _, echoed = v3.reconnect("nobody-%s" % cid.hex()[:8], cid,
+                                           sdpeer.RSAKey.generate())
+        self.assertEqual(code, sdpeer.RECONNECT_DENIED)  # a version-3 answer
+        self.assertNotEqual(echoed[0], 0x16)  # a new pending ID, never 0x16 first
+        self.assertTrue(any(e.get("event") == "v3_request" and e["code"] == 827
+                            for e in self.server.events))
+
+    def test_ids_never_start_with_0x16(self):
+        with self.server.lock:
+            ids = [self.server._new_client("probe-%d" % i) for i in range(2000)]
+            for i in range(2000):
+                del self.server.clients["probe-%d" % i]
+        self.assertNotIn(0x16, {i[0] for i in ids})
+        self.assertGreater(len({i[0] for i in ids}), 200)  # otherwise random
+
+
 class ServerFaults(unittest.TestCase):
     def serve(self, d, **kw):
         s = Server4(os.path.join(d, "storage"), **kw)
@@ -480,6 +505,42 @@ class ServerFaults(unittest.TestCase):
             self.assertEqual((linked["flow"], linked["id"]), ("linked", again["id"]))
             self.assertTrue(os.path.exists(os.path.join(me, "me.key")))
 
+    def test_restart_keeps_accounts_files_and_resumes_at_the_recorded_offset(self):
+        with tmpdir() as d:
+            s = self.serve(d, drop_upload_after=150000, max_chunk=65536)
+            c = Client4("127.0.0.1", s.port, identity=Identity.generate())
+            c.connect()
+            w = c.register(sdpeer.RSAKey.generate(), "rita")
+            c.upload("kept", b"kept across restarts")
+            data = gen_bytes(400000, seed=11)
+            with self.assertRaises((sdpeer.PeerError, OSError, RemoteError)):
+                c.upload("r.bin", data)
+            c.close()
+            s.stop()
+            # as after a kill -9: bytes past the recorded offset are cut at start-up
+            with open(os.path.join(d, "storage", "state.json")) as f:
+                part = json.load(f)["partials"][0]
+            self.assertEqual(part["offset"], 150000)
+            with open(part["path"], "ab") as f:
+                f.write(b"junk beyond the recorded offset")
+            s2 = self.serve(d, port=s.port)
+            self.assertEqual(s2.fingerprint(), s.fingerprint())
+            c = Client4("127.0.0.1", s2.port, identity=c.identity)
+            c.connect()
+            self.assertEqual(c.whoami(), w)
+            self.assertEqual([f["name"] for f in c.list()], ["kept"])
+            res = c.upload("r.bin", data)
+            self.assertEqual((res["resumed_from"], res["restarted"]), (150000, False))
+            self.assertTrue(res["verified"])
+            self.assertEqual(c.get("r.bin")["data"], data)
+            c.close()
+            s2.stop()
+            s3 = self.serve(d, port=s.port, fresh=True)  # fresh: nothing known
+            c = Client4("127.0.0.1", s3.port, identity=c.identity)
+            c.connect()
+            self.assertIsNone(c.whoami())
+            c.close()
+
     def test_wrong_sha_in_put_done(self):
         with tmpdir() as d:
             s = self.serve(d, wrong_done_sha=1)
@@ -514,6 +575,112 @@ class ServerFaults(unittest.TestCase):
             with self.assertRaises((ssl.SSLError, OSError)):
                 c.connect()
             self.assertTrue(any(e["event"] == "v3_only_refused" for e in old.events))
+
+
+GNUTLS_CLI, GNUTLS_SERV, CERTTOOL = (shutil.which(x) for x in
+                                     ("gnutls-cli", "gnutls-serv", "certtool"))
+TLS13_ONLY = "NORMAL:-VERS-ALL:+VERS-TLS1.3"
+
+
+@unittest.skipUnless(GNUTLS_CLI and GNUTLS_SERV and CERTTOOL, "gnutls-bin not installed")
+class GnuTLSInterop(unittest.TestCase):
+    """The peer's certificates, fingerprints and TLS settings against GnuTLS's own tools,
+    the library our C sides use: a third implementation for what both peers must agree on."""
+
+    def test_fingerprint_equals_gnutls_public_key_pin(self):
+        with tmpdir() as d:
+            p = os.path.join(d, "me.key")
+            ident = Identity.generate()
+            ident.save(p)
+            out = subprocess.run([CERTTOOL, "--certificate-info", "--infile", p],
+                                 stdout=subprocess.PIPE, text=True, timeout=30,
+                                 check=True).stdout
+            pin = re.search(r"pin-sha256:([A-Za-z0-9+/=]+)", out).group(1)
+            self.assertEqual("SHA256:" + pin.rstrip("="), ident.fingerprint())
+
+    def test_python_client_against_gnutls_serv(self):
+        with tmpdir() as d:
+            pem = os.path.join(d, "server.pem")
+            server_id = Identity.generate()
+            server_id.save(pem)
+            port = harness.free_port()
+            log = open(os.path.join(d, "serv.log"), "wb")
+            srv = subprocess.Popen([GNUTLS_SERV, "--echo", "-p", str(port), "--priority",
+                                    TLS13_ONLY, "--alpn", "sealdrop/4", "--alpn-fatal",
+                                    "--require-client-cert", "--x509certfile", pem,
+                                    "--x509keyfile", pem], stdout=log, stderr=log,
+                                   stdin=subprocess.DEVNULL)
+            try:
+                deadline = time.monotonic() + 10
+                while time.monotonic() < deadline:
+                    try:
+                        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                        break
+                    except OSError:
+                        time.sleep(0.05)
+                c = Client4("127.0.0.1", port, identity=Identity.generate())
+                info = c.connect()
+                self.assertEqual((info["tls_version"], info["alpn"]), ("TLSv1.3", ALPN))
+                self.assertEqual(info["server_fingerprint"], server_id.fingerprint())
+                c.send_frame(b"sealdrop/4 over GnuTLS\n")  # the echo server returns lines
+                self.assertEqual(sdpeer.recv_exact(c.sock, 23), b"sealdrop/4 over GnuTLS\n")
+                c.close()
+                with self.assertRaises(ssl.SSLError):
+                    Client4("127.0.0.1", port, identity=Identity.generate(),
+                            alpn=["other"]).connect()
+                with self.assertRaises(ssl.SSLError):
+                    Client4("127.0.0.1", port, identity=Identity.generate(),
+                            tls12=True).connect()
+            finally:
+                srv.kill()
+                srv.wait(10)
+                log.close()
+
+    def test_gnutls_cli_against_the_python_server(self):
+        with tmpdir() as d:
+            server = Server4(os.path.join(d, "storage"))
+            server.start()
+            try:
+                me = os.path.join(d, "me.key")  # me.key as Python writes it, read by GnuTLS
+                ident = Identity.generate()
+                ident.save(me)
+                cmd = [GNUTLS_CLI, "127.0.0.1", "-p", str(server.port), "--insecure",
+                       "--priority", TLS13_ONLY, "--alpn", "sealdrop/4",
+                       "--x509certfile", me, "--x509keyfile", me,
+                       "--logfile", os.path.join(d, "cli.log")]
+                p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL)
+                try:
+                    p.stdin.write(sdpeer4.request4(sdpeer4.WHOAMI, b""))
+                    p.stdin.flush()
+                    got = b""
+                    deadline = time.monotonic() + 10
+                    while len(got) < 7 and time.monotonic() < deadline:
+                        r, _, _ = select.select([p.stdout], [], [], 0.2)
+                        if r:
+                            chunk = os.read(p.stdout.fileno(), 64)
+                            if not chunk:
+                                break
+                            got += chunk
+                finally:
+                    p.kill()
+                    p.wait(10)
+                    p.stdin.close()
+                    p.stdout.close()
+                # UNKNOWN: version 4, code 1611 little-endian, empty payload
+                self.assertEqual(got, bytes([4, 0x4B, 0x06, 0, 0, 0, 0]))
+                self.assertEqual(struct.unpack("<BHI", got), (4, sdpeer4.UNKNOWN, 0))
+                tls = [e for e in server.events if e["event"] == "tls"]
+                self.assertEqual(tls[-1]["client_fingerprint"], ident.fingerprint())
+                # GnuTLS offering another ALPN is refused in the handshake
+                r = subprocess.run(cmd[:7] + ["--alpn", "h2", "--x509certfile", me,
+                                              "--x509keyfile", me], stdin=subprocess.DEVNULL,
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                   timeout=30, text=True)
+                self.assertNotEqual(r.returncode, 0)
+                self.assertIn("No supported application protocol", r.stdout)
+            finally:
+                server.stop()
 
 
 class CLI(unittest.TestCase):
@@ -577,11 +744,11 @@ class CLI(unittest.TestCase):
                 self.assertEqual((rc, res["reason"]), (1, 4))
                 rc, res, _ = self.run_peer("link", addr, "--dir", me)
                 self.assertEqual(rc, 0, res)
-            # A restarted peer knows no accounts: LINK gets ERROR 3, the client registers anew.
+            # The server forgets the account: LINK gets ERROR 3, the client registers anew.
             with open(os.path.join(me, "me.info")) as fh:
                 old_id = fh.read().split("\n")[1]
             srv = harness.Server(d, binary=[PYTHON, PEER4, "serve"],
-                                 args=["--storage", "st"])
+                                 args=["--storage", "st", "--forget", "1"])
             with srv:
                 # a fresh port: a new known_servers line (same key file, so same key)
                 rc, res, _ = self.run_peer("login", srv.address, "--dir", me)
@@ -590,6 +757,7 @@ class CLI(unittest.TestCase):
                 self.assertNotEqual(res["account"]["id"], old_id)
                 with open(os.path.join(me, "me.info")) as fh:
                     self.assertEqual(fh.read().split("\n")[1], res["account"]["id"])
+                self.assertIn('"event": "forgot"', srv.log(since_start=True))
 
 
 if __name__ == "__main__":

@@ -824,8 +824,11 @@ def _looks_like_client_hello(head):
 class Server4(sdpeer.PeerServer):
     """The version-3 reference server of sdpeer plus version 4 on the same port. Accounts
     are sdpeer's (name -> dict) with a "fingerprint" added, so one account spans both
-    versions. State is in memory (plus the files in storage_dir); the server key persists
-    in tls_key (made on first start) unless mitm.
+    versions. Everything persists in storage_dir: accounts, files and partial uploads in
+    state.json (rewritten after every change, so a restart, even after kill -9, resumes
+    where the recorded bytes end; fresh=True ignores it), the stored files in
+    storage_dir/<id hex>/, partial uploads in storage_dir/.partial/, and the server key in
+    tls_key (default storage_dir/server.pem, made on first start) unless mitm.
 
     Fault switches: v3_only (answer a ClientHello with 1607 and close, like an old server),
     mitm (a fresh key of its own instead of tls_key's), forget=N (the next N WHOAMI/LINK
@@ -840,7 +843,7 @@ class Server4(sdpeer.PeerServer):
     def __init__(self, storage_dir, host="127.0.0.1", port=0, tls_key=None, mitm=False,
                  v3_only=False, forget=0, drop_upload_after=None, drop_times=1,
                  wrong_done_sha=0, max_chunk=262144, max_file_size=1 << 40, log=None,
-                 **v3):
+                 fresh=False, **v3):
         super().__init__(storage_dir, host=host, port=port, **v3)
         os.makedirs(storage_dir, exist_ok=True)
         if not MIN_CHUNK <= max_chunk <= MAX_CHUNK:
@@ -858,10 +861,80 @@ class Server4(sdpeer.PeerServer):
         self.events_lock = threading.Lock()
         self.partial_dir = os.path.join(storage_dir, ".partial")
         os.makedirs(self.partial_dir, exist_ok=True)
+        self.state_path = os.path.join(storage_dir, "state.json")
+        if not fresh:
+            self._load()
         self.ctx = self._context()
 
     def fingerprint(self):
         return self.identity.fingerprint()
+
+    # -- persistent state: storage_dir/state.json -------------------------------------------
+
+    def _save(self):
+        """Write accounts, files and partial uploads (called under the lock after every
+        change; temporary file and rename, so a kill -9 leaves the old or the new state).
+        A partial's offset is recorded only after its bytes were written and flushed."""
+        accounts = []
+        for c in self.clients.values():
+            accounts.append({
+                "name": c["name"], "id": c["id"].hex(),
+                "public_key": c["public_key"].hex() if c["public_key"] else None,
+                "fingerprint": c.get("fingerprint"),
+                "v3files": {f.hex(): e for f, e in c["files"].items()},
+                "v4files": {n: {"size": e["size"], "uploaded": e["uploaded"],
+                                "sha256": e["sha256"].hex()}
+                            for n, e in c.get("v4files", {}).items()}})
+        partials = [{"id": up["key"][0].hex(), "name": up["name"], "size": up["size"],
+                     "offset": up["offset"], "path": up["path"]}
+                    for up in self.partials.values()]
+        tmp = self.state_path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump({"accounts": accounts, "partials": partials}, f)
+        os.replace(tmp, self.state_path)
+
+    def _load(self):
+        """Read state.json if there is one. A partial's temporary file longer than its
+        recorded offset is cut to it; a missing or shorter one drops the record."""
+        try:
+            with open(self.state_path) as f:
+                st = json.load(f)
+        except FileNotFoundError:
+            return
+        for a in st["accounts"]:
+            c = {"id": bytes.fromhex(a["id"]), "name": a["name"], "aes_key": None,
+                 "public_key": bytes.fromhex(a["public_key"]) if a["public_key"] else None,
+                 "files": {bytes.fromhex(k): v for k, v in a["v3files"].items()},
+                 "last_seen": time.time(), "fingerprint": a["fingerprint"],
+                 "v4files": {n: {"size": e["size"], "uploaded": e["uploaded"],
+                                 "sha256": bytes.fromhex(e["sha256"])}
+                             for n, e in a["v4files"].items()}}
+            if c["public_key"] is not None:
+                c["rsa"] = sdpeer.RSAKey.public_from_spki(sdpeer._der_prefix(c["public_key"]))
+            self.clients[c["name"]] = c
+        for p in st["partials"]:
+            try:
+                held = os.path.getsize(p["path"])
+            except OSError:
+                continue
+            if held < p["offset"]:
+                os.remove(p["path"])
+                continue
+            sha = hashlib.sha256()
+            with open(p["path"], "r+b") as f:
+                f.truncate(p["offset"])
+                while True:
+                    block = f.read(1 << 20)
+                    if not block:
+                        break
+                    sha.update(block)
+            key = (bytes.fromhex(p["id"]), p["name"])
+            self.partials[key] = {"key": key, "name": p["name"], "size": p["size"],
+                                  "offset": p["offset"], "sha": sha, "path": p["path"],
+                                  "file": open(p["path"], "ab"), "owner": None, "data_in": 0,
+                                  "plain_in": 0, "chunks": 0, "compressed": 0}
+        self._event(event="state_loaded", accounts=len(self.clients),
+                    partials=len(self.partials))
 
     def stop(self):
         super().stop()
@@ -937,10 +1010,14 @@ class Server4(sdpeer.PeerServer):
 
     def _handle(self, hdr, payload, state):
         # Version 3 path: a version-4 code outside TLS gets 1607 and the connection closes.
+        self._event(event="v3_request", code=hdr["code"], size=len(payload))
         if hdr["code"] in REQUEST_CODES:
             state["close"] = True
             return sdpeer.encode_response(sdpeer.ERROR, b"")
-        return super()._handle(hdr, payload, state)
+        reply = super()._handle(hdr, payload, state)
+        with self.lock:
+            self._save()
+        return reply
 
     # -- one TLS connection --------------------------------------------------------------------
 
@@ -1049,6 +1126,7 @@ class Server4(sdpeer.PeerServer):
             return False
         self.forget -= 1
         self.clients.pop(client["name"], None)
+        self._save()
         self._event(event="forgot", name=client["name"])
         return True
 
@@ -1078,6 +1156,7 @@ class Server4(sdpeer.PeerServer):
             self._new_client(name)
             client = self.clients[name]
             client.update(public_key=spki, rsa=pub, fingerprint=state["fp"])
+            self._save()
             return self._welcome(client, state, "register")
 
     def _v4_link(self, r, state):
@@ -1113,6 +1192,7 @@ class Server4(sdpeer.PeerServer):
                 if other.get("fingerprint") == state["fp"]:
                     other["fingerprint"] = None
             client["fingerprint"] = state["fp"]
+            self._save()
             return self._welcome(client, state, "link")
 
     def _v4_whoami(self, r, state):
@@ -1205,6 +1285,7 @@ class Server4(sdpeer.PeerServer):
                 self.partials[key] = up
             up["owner"] = state
             state["upload"] = up
+            self._save()
             self._event(event="put_open", name=name, size=size, offset=up["offset"])
             return response4(PUT_STATE, struct.pack("<Q", up["offset"]) + up["sha"].digest()
                              + struct.pack("<I", self.max_chunk))
@@ -1263,6 +1344,8 @@ class Server4(sdpeer.PeerServer):
             up["plain_in"] += len(plain)
             up["chunks"] += 1
             up["compressed"] += flags & FLAG_DEFLATE
+            up["file"].flush()
+            self._save()
         if drop:
             self._event(event="dropped_upload", name=up["name"], offset=up["offset"])
             raise CloseConnection(None)
@@ -1278,6 +1361,7 @@ class Server4(sdpeer.PeerServer):
             if up["offset"] != up["size"] or not hmac.compare_digest(sha, mine):
                 self._drop_partial(up)
                 state["upload"] = None
+                self._save()
                 self._event(event="put_mismatch", name=up["name"], offset=up["offset"],
                             size=up["size"])
                 return error4(MISMATCH, "size or SHA-256 mismatch")
@@ -1296,6 +1380,7 @@ class Server4(sdpeer.PeerServer):
             for field in [f for f in client["files"]
                           if self._sanitize(f.decode("utf-8", "replace")) == up["name"]]:
                 del client["files"][field]
+            self._save()
             wrong = self.wrong_done_sha > 0
             if wrong:
                 self.wrong_done_sha -= 1
@@ -1314,6 +1399,7 @@ class Server4(sdpeer.PeerServer):
             if up is not None and up.get("owner") is state:
                 self._drop_partial(up)
             state["upload"] = None
+            self._save()
         self._event(event="put_abort")
         return response4(OK)
 
@@ -1371,6 +1457,7 @@ class Server4(sdpeer.PeerServer):
                 os.remove(f["path"])
             except OSError:
                 pass
+            self._save()
         self._event(event="delete", name=name)
         return response4(OK)
 
@@ -1397,7 +1484,7 @@ def _serve_cli(args):
                      mitm=args.mitm, v3_only=args.v3_only, forget=args.forget,
                      drop_upload_after=args.drop_upload_after, drop_times=args.drop_times,
                      wrong_done_sha=args.wrong_done_sha, max_chunk=args.max_chunk,
-                     max_file_size=args.max_file_size, log=sys.stdout)
+                     max_file_size=args.max_file_size, log=sys.stdout, fresh=args.fresh)
     done = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: done.set())
@@ -1551,6 +1638,7 @@ def main(argv=None):
     sv.add_argument("--wrong-done-sha", type=int, default=0, metavar="N")
     sv.add_argument("--max-chunk", type=int, default=262144)
     sv.add_argument("--max-file-size", type=int, default=1 << 40)
+    sv.add_argument("--fresh", action="store_true", help="ignore STORAGE/state.json")
     fp = sub.add_parser("fingerprint")
     fp.add_argument("--tls-key", default="server.pem", metavar="PEM")
 
