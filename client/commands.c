@@ -103,7 +103,7 @@ reconnect(struct v4_client *c, unsigned *attempt, int r)
 struct upload {
 	struct v4_client *c;
 	const char *path;
-	char name[V4_NAME_TEXT_SIZE];   /* the base name sent in PUT_OPEN */
+	char name[V4_NAME_BUF];         /* the base name sent in PUT_OPEN */
 	int fd;
 	uint64_t size;
 	struct sha256_ctx *sha;
@@ -219,24 +219,23 @@ hash_prefix(struct upload *u, uint64_t n)
 }
 
 static int
-put_open(struct upload *u, struct v4_put_state *st)
+put_open(struct upload *u, struct msg4_put_state *st)
 {
-	uint8_t mem[V4_PUT_OPEN_PAYLOAD_MAX];
-	struct buf p, reply;
-	uint16_t code;
+	uint8_t mem[REQ_HEADER_SIZE + V4_PUT_OPEN_PAYLOAD_MAX];
+	struct v4_reply rep;
+	struct buf req;
 	unsigned reason;
 	int r;
 
-	buf_fixed(&p, mem, sizeof(mem));
-	if ((r = buf_put_u64(&p, u->size)) != 0 || (r = v4msg_put_str(&p, u->name)) != 0) {
-		log_fatal("cannot encode PUT_OPEN: %s", sd_strerror(r));
+	buf_fixed(&req, mem, sizeof(mem));
+	if ((r = msg4_put_put_open(&req, u->size, u->name)) != 0) {
+		log_fatal("cannot encode PUT_OPEN for '%s': %s", u->name, sd_strerror(r));
 		return CX_FILE;
 	}
-	if ((r = v4_call(u->c, REQ4_PUT_OPEN, &p, &code, &reply, "opening the upload (PUT_OPEN)"))
-	    != 0)
+	if ((r = v4_call(u->c, REQ4_PUT_OPEN, &req, &rep, "opening the upload (PUT_OPEN)")) != 0)
 		return r;
-	if (code == RESP4_ERROR) {
-		reason = v4_error_reply(u->c, &reply, "opening the upload (PUT_OPEN)");
+	if (rep.code == RESP4_ERROR) {
+		reason = v4_error_reply(u->c, &rep, "opening the upload (PUT_OPEN)");
 		if (reason == V4_REASON_BUSY) {
 			v4_disconnect(u->c);
 			return CX_CONNECTION;
@@ -249,8 +248,8 @@ put_open(struct upload *u, struct v4_put_state *st)
 		log_fatal("the server refused the upload of %s", u->name);
 		return CX_SERVER;
 	}
-	if (code != RESP4_PUT_STATE || v4msg_put_state_decode(&reply, st) != 0)
-		return v4_unexpected(code, "opening the upload (PUT_OPEN)");
+	if (rep.code != RESP4_PUT_STATE || msg4_put_state_decode(rep.p, rep.n, st) != 0)
+		return v4_unexpected(rep.code, "opening the upload (PUT_OPEN)");
 	if (st->offset > u->size) {
 		log_warn("the server holds %llu bytes of %s, which has %llu; starting again",
 		    (unsigned long long)st->offset, u->name, (unsigned long long)u->size);
@@ -261,26 +260,30 @@ put_open(struct upload *u, struct v4_put_state *st)
 static int
 put_abort(struct upload *u)
 {
-	struct buf reply;
-	uint16_t code;
+	uint8_t mem[REQ_HEADER_SIZE];
+	struct v4_reply rep;
+	struct buf req;
 	int r;
 
-	if ((r = v4_call(u->c, REQ4_PUT_ABORT, NULL, &code, &reply,
+	buf_fixed(&req, mem, sizeof(mem));
+	if (msg4_put_empty_request(&req, REQ4_PUT_ABORT) != 0)
+		return CX_SERVER;
+	if ((r = v4_call(u->c, REQ4_PUT_ABORT, &req, &rep,
 	    "discarding the server's partial upload (PUT_ABORT)")) != 0)
 		return r;
-	if (code == RESP4_ERROR) {
-		(void)v4_error_reply(u->c, &reply, "PUT_ABORT");
+	if (rep.code == RESP4_ERROR) {
+		(void)v4_error_reply(u->c, &rep, "PUT_ABORT");
 		return CX_SERVER;
 	}
-	if (code != RESP4_OK)
-		return v4_unexpected(code, "PUT_ABORT");
+	if (rep.code != RESP4_OK || msg4_empty_decode(rep.p, rep.n) != 0)
+		return v4_unexpected(rep.code, "PUT_ABORT");
 	return 0;
 }
 
 /* Opens the upload and agrees on the offset: the server's, if its prefix hash equals ours;
  * else the server's partial upload is discarded and the upload starts at 0. */
 static int
-negotiate(struct upload *u, struct v4_put_state *st)
+negotiate(struct upload *u, struct msg4_put_state *st)
 {
 	uint8_t mine[V4_SHA256_SIZE];
 	int r;
@@ -390,13 +393,13 @@ miss:
 static int
 send_chunks(struct upload *u, uint64_t offset, uint32_t max_chunk, uint64_t resumed)
 {
-	uint8_t head[V4_PUT_DATA_HEAD_SIZE];
-	struct buf h, reply;
+	uint8_t head[REQ_HEADER_SIZE + V4_PUT_DATA_HEAD_SIZE];
+	struct v4_reply rep;
+	struct buf h;
 	size_t want, got, packed;
 	const uint8_t *data;
 	size_t dlen;
 	uint8_t flags;
-	uint16_t code;
 	long long t0;
 	int r;
 
@@ -424,18 +427,19 @@ send_chunks(struct upload *u, uint64_t offset, uint32_t max_chunk, uint64_t resu
 			}
 		}
 		buf_fixed(&h, head, sizeof(head));
-		if ((r = buf_put_u64(&h, offset)) != 0 || (r = buf_put_u8(&h, flags)) != 0 ||
-		    (r = buf_put_u32(&h, (uint32_t)got)) != 0)
+		if (msg4_put_put_data_head(&h, offset, flags, (uint32_t)got, (uint32_t)dlen) != 0) {
+			log_fatal("cannot encode PUT_DATA at byte %llu", (unsigned long long)offset);
 			return CX_SERVER;
+		}
 		t0 = now_ns();
-		r = v4conn_request(u->c->conn, REQ4_PUT_DATA, head, sizeof(head), data, dlen);
+		r = v4conn_write2(u->c->conn, buf_ptr(&h), buf_len(&h), data, dlen);
 		u->send_ns += (uint64_t)(now_ns() - t0);
 		if (r != 0) {
 			/* The server may have said why before it closed. */
 			if (v4conn_readable(u->c->conn, 0) &&
-			    v4conn_read_response(u->c->conn, &code, &reply) == 0 &&
-			    code == RESP4_ERROR) {
-				(void)v4_error_reply(u->c, &reply, "sending the file (PUT_DATA)");
+			    v4conn_read_response(u->c->conn, &rep.code, &rep.p, &rep.n) == 0 &&
+			    rep.code == RESP4_ERROR) {
+				(void)v4_error_reply(u->c, &rep, "sending the file (PUT_DATA)");
 				return CX_SERVER;
 			}
 			log_warn("sending %s: connection lost at byte %llu (%s)", u->name,
@@ -451,13 +455,13 @@ send_chunks(struct upload *u, uint64_t offset, uint32_t max_chunk, uint64_t resu
 		progress_update(&u->progress, offset);
 		/* No reply is due per chunk: anything that arrives is an ERROR. */
 		if (v4conn_readable(u->c->conn, 0)) {
-			if ((r = v4_read(u->c, &code, &reply, "sending the file (PUT_DATA)")) != 0)
+			if ((r = v4_read(u->c, &rep, "sending the file (PUT_DATA)")) != 0)
 				return r;
-			if (code == RESP4_ERROR) {
-				(void)v4_error_reply(u->c, &reply, "sending the file (PUT_DATA)");
+			if (rep.code == RESP4_ERROR) {
+				(void)v4_error_reply(u->c, &rep, "sending the file (PUT_DATA)");
 				return CX_SERVER;
 			}
-			return v4_unexpected(code, "sending the file (PUT_DATA)");
+			return v4_unexpected(rep.code, "sending the file (PUT_DATA)");
 		}
 	}
 	return 0;
@@ -469,11 +473,12 @@ finish(struct upload *u)
 {
 	uint8_t sha[V4_SHA256_SIZE], extra;
 	char ours[2 * V4_SHA256_SIZE + 1], theirs[2 * V4_SHA256_SIZE + 1];
-	struct v4_put_done d;
-	struct buf p, reply;
+	uint8_t mem[REQ_HEADER_SIZE + V4_SHA256_SIZE];
+	struct msg4_put_done d;
+	struct v4_reply rep;
+	struct buf req;
 	struct stat st;
 	size_t got;
-	uint16_t code;
 	unsigned reason;
 	uint32_t crc;
 	int r;
@@ -487,11 +492,13 @@ finish(struct upload *u)
 		return CX_FILE;
 	}
 	crc = cksum_final(&u->ck);
-	buf_view(&p, sha, sizeof(sha));
-	if ((r = v4_call(u->c, REQ4_PUT_FINISH, &p, &code, &reply, "finishing (PUT_FINISH)")) != 0)
+	buf_fixed(&req, mem, sizeof(mem));
+	if (msg4_put_put_finish(&req, sha) != 0)
+		return CX_SERVER;
+	if ((r = v4_call(u->c, REQ4_PUT_FINISH, &req, &rep, "finishing (PUT_FINISH)")) != 0)
 		return r;
-	if (code == RESP4_ERROR) {
-		reason = v4_error_reply(u->c, &reply, "finishing (PUT_FINISH)");
+	if (rep.code == RESP4_ERROR) {
+		reason = v4_error_reply(u->c, &rep, "finishing (PUT_FINISH)");
 		if (reason == V4_REASON_MISMATCH) {
 			log_fatal("the server's SHA-256 of %s is not ours: the upload was discarded",
 			    u->name);
@@ -499,8 +506,8 @@ finish(struct upload *u)
 		}
 		return CX_SERVER;
 	}
-	if (code != RESP4_PUT_DONE || v4msg_put_done_decode(&reply, &d) != 0)
-		return v4_unexpected(code, "finishing (PUT_FINISH)");
+	if (rep.code != RESP4_PUT_DONE || msg4_put_done_decode(rep.p, rep.n, &d) != 0)
+		return v4_unexpected(rep.code, "finishing (PUT_FINISH)");
 	if (d.size != u->size || memcmp(d.sha256, sha, sizeof(sha)) != 0 || d.cksum != crc) {
 		hex_encode(sha, sizeof(sha), ours);
 		hex_encode(d.sha256, sizeof(d.sha256), theirs);
@@ -518,7 +525,7 @@ finish(struct upload *u)
 static int
 upload_once(struct upload *u, int *first)
 {
-	struct v4_put_state st;
+	struct msg4_put_state st;
 	char label[96];
 	int r;
 
@@ -617,19 +624,23 @@ is_zero(const uint8_t *p, size_t n)
 int
 v4_cmd_list(struct v4_client *c)
 {
-	struct v4_file_entry e;
-	struct buf reply;
+	uint8_t mem[REQ_HEADER_SIZE];
+	struct msg4_file_entry e;
+	struct v4_reply rep;
+	struct buf req, entries;
 	char hex[2 * V4_SHA256_SIZE + 1], when[32];
 	unsigned attempt = 0;
 	uint32_t count, i;
-	uint16_t code;
 	struct tm tm;
 	time_t t;
 	int r;
 
+	buf_fixed(&req, mem, sizeof(mem));
+	if (msg4_put_empty_request(&req, REQ4_LIST) != 0)
+		return CX_SERVER;
 	for (;;) {
 		r = c->conn == NULL ? CX_CONNECTION :
-		    v4_call(c, REQ4_LIST, NULL, &code, &reply, "listing (LIST)");
+		    v4_call(c, REQ4_LIST, &req, &rep, "listing (LIST)");
 		if (r != CX_CONNECTION)
 			break;
 		if ((r = reconnect(c, &attempt, r)) != 0)
@@ -637,21 +648,23 @@ v4_cmd_list(struct v4_client *c)
 	}
 	if (r != 0)
 		return r;
-	if (code == RESP4_ERROR) {
-		(void)v4_error_reply(c, &reply, "listing (LIST)");
+	if (rep.code == RESP4_ERROR) {
+		(void)v4_error_reply(c, &rep, "listing (LIST)");
 		return CX_SERVER;
 	}
-	if (code != RESP4_LISTING || v4msg_listing_count(&reply, &count) != 0)
-		return v4_unexpected(code, "listing (LIST)");
+	if (rep.code != RESP4_LISTING || rep.n < V4_LISTING_HEAD_SIZE || rep.n > UINT32_MAX ||
+	    msg4_listing_head_decode(rep.p, V4_LISTING_HEAD_SIZE, (uint32_t)rep.n, &count) != 0)
+		return v4_unexpected(rep.code, "listing (LIST)");
+	buf_view(&entries, rep.p + V4_LISTING_HEAD_SIZE, rep.n - V4_LISTING_HEAD_SIZE);
 	if (c->cfg->json)
 		printf("[");
 	else
 		printf("%-40s %15s  %-19s  %s\n", "NAME", "SIZE", "UPLOADED (UTC)", "SHA-256");
 	for (i = 0; i < count; i++) {
-		if (v4msg_listing_entry(&reply, &e) != 0) {
+		if (msg4_listing_entry_get(&entries, &e) != 0) {
 			if (c->cfg->json)
 				printf("]\n");
-			return v4_unexpected(code, "listing (a malformed entry)");
+			return v4_unexpected(rep.code, "listing (a malformed entry)");
 		}
 		t = (time_t)(e.uploaded > (uint64_t)INT32_MAX * 1024 ? 0 : e.uploaded);
 		if (gmtime_r(&t, &tm) == NULL || strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S",
@@ -676,8 +689,8 @@ v4_cmd_list(struct v4_client *c)
 	}
 	if (c->cfg->json)
 		printf("%s]\n", count > 0 ? "\n" : "");
-	if (buf_len(&reply) != 0)
-		log_warn("the listing has %zu bytes after its %u entries", buf_len(&reply), count);
+	if (buf_len(&entries) != 0)
+		log_warn("the listing has %zu bytes after its %u entries", buf_len(&entries), count);
 	if (fflush(stdout) != 0) {
 		log_fatal("cannot write the listing: %s", strerror(errno));
 		return CX_FILE;
@@ -742,34 +755,32 @@ out:
 	return r;
 }
 
-/* One GET from d->have to the end. *restart = 1 when the partial download does not fit
- * the server's file (start again from 0). */
 static int
 get_once(struct download *d, int *restart)
 {
-	uint8_t mem[V4_PUT_OPEN_PAYLOAD_MAX];
+	uint8_t mem[REQ_HEADER_SIZE + V4_PUT_OPEN_PAYLOAD_MAX];
 	uint8_t sha[V4_SHA256_SIZE];
-	struct v4_get_end e;
-	struct buf p, reply;
+	struct msg4_get_end e;
+	struct v4_reply rep;
+	struct buf req;
 	uint64_t off;
-	uint16_t code;
 	unsigned reason;
 	int r;
 
 	*restart = 0;
-	buf_fixed(&p, mem, sizeof(mem));
-	if (buf_put_u64(&p, d->have) != 0 || v4msg_put_str(&p, d->name) != 0) {
+	buf_fixed(&req, mem, sizeof(mem));
+	if (msg4_put_get(&req, d->have, d->name) != 0) {
 		log_fatal("the name '%s' cannot be sent", d->name);
 		return CX_USAGE;
 	}
 	if (d->have > 0)
 		log_note("resuming the download of %s at byte %llu", d->name,
 		    (unsigned long long)d->have);
-	if ((r = v4_call(d->c, REQ4_GET, &p, &code, &reply, "downloading (GET)")) != 0)
+	if ((r = v4_call(d->c, REQ4_GET, &req, &rep, "downloading (GET)")) != 0)
 		return r;
 	for (;;) {
-		if (code == RESP4_ERROR) {
-			reason = v4_error_reply(d->c, &reply, "downloading (GET)");
+		if (rep.code == RESP4_ERROR) {
+			reason = v4_error_reply(d->c, &rep, "downloading (GET)");
 			if (reason == V4_REASON_NOT_FOUND) {
 				log_fatal("the server has no file '%s'", d->name);
 				return CX_NOT_FOUND;
@@ -781,27 +792,29 @@ get_once(struct download *d, int *restart)
 			}
 			return CX_SERVER;
 		}
-		if (code == RESP4_GET_END)
+		if (rep.code == RESP4_GET_END)
 			break;
-		if (code != RESP4_GET_DATA || v4msg_get_data_decode(&reply, &off) != 0)
-			return v4_unexpected(code, "downloading (GET)");
+		if (rep.code != RESP4_GET_DATA || rep.n < V4_GET_DATA_HEAD_SIZE ||
+		    msg4_get_data_head_decode(rep.p, V4_GET_DATA_HEAD_SIZE, &off) != 0)
+			return v4_unexpected(rep.code, "downloading (GET)");
 		if (off != d->have) {
 			log_fatal("GET_DATA at byte %llu; expected %llu", (unsigned long long)off,
 			    (unsigned long long)d->have);
 			return CX_SERVER;
 		}
-		if (write_full(d->fd, buf_ptr(&reply), buf_len(&reply)) != 0) {
+		if (write_full(d->fd, rep.p + V4_GET_DATA_HEAD_SIZE,
+		    rep.n - V4_GET_DATA_HEAD_SIZE) != 0) {
 			log_fatal("cannot write %s: %s", d->part, strerror(errno));
 			return CX_FILE;
 		}
-		sha256_update(d->sha, buf_ptr(&reply), buf_len(&reply));
-		d->have += buf_len(&reply);
+		sha256_update(d->sha, rep.p + V4_GET_DATA_HEAD_SIZE, rep.n - V4_GET_DATA_HEAD_SIZE);
+		d->have += rep.n - V4_GET_DATA_HEAD_SIZE;
 		progress_update(&d->progress, d->have);
-		if ((r = v4_read(d->c, &code, &reply, "downloading (GET)")) != 0)
+		if ((r = v4_read(d->c, &rep, "downloading (GET)")) != 0)
 			return r;
 	}
-	if (v4msg_get_end_decode(&reply, &e) != 0)
-		return v4_unexpected(code, "downloading (GET_END)");
+	if (msg4_get_end_decode(rep.p, rep.n, &e) != 0)
+		return v4_unexpected(rep.code, "downloading (GET_END)");
 	if (sha256_peek(d->sha, sha) != 0)
 		return CX_FILE;
 	if (e.size != d->have || memcmp(e.sha256, sha, sizeof(sha)) != 0) {
@@ -890,22 +903,22 @@ out:
 int
 v4_cmd_rm(struct v4_client *c)
 {
-	uint8_t mem[V4_NAME_FIELD_MAX];
-	struct buf p, reply;
+	uint8_t mem[REQ_HEADER_SIZE + V4_NAME_FIELD_MAX];
+	struct v4_reply rep;
+	struct buf req;
 	unsigned attempt = 0;
-	uint16_t code;
 	unsigned reason;
 	int r;
 
-	buf_fixed(&p, mem, sizeof(mem));
-	if (v4msg_put_str(&p, c->cfg->arg) != 0) {
+	buf_fixed(&req, mem, sizeof(mem));
+	if (msg4_put_delete(&req, c->cfg->arg) != 0) {
 		log_fatal("the name '%s' cannot be sent (1 to %u bytes)", c->cfg->arg,
 		    V4_NAME_MAX_LEN);
 		return CX_USAGE;
 	}
 	for (;;) {
 		r = c->conn == NULL ? CX_CONNECTION :
-		    v4_call(c, REQ4_DELETE, &p, &code, &reply, "deleting (DELETE)");
+		    v4_call(c, REQ4_DELETE, &req, &rep, "deleting (DELETE)");
 		if (r != CX_CONNECTION)
 			break;
 		if ((r = reconnect(c, &attempt, r)) != 0)
@@ -913,16 +926,16 @@ v4_cmd_rm(struct v4_client *c)
 	}
 	if (r != 0)
 		return r;
-	if (code == RESP4_ERROR) {
-		reason = v4_error_reply(c, &reply, "deleting (DELETE)");
+	if (rep.code == RESP4_ERROR) {
+		reason = v4_error_reply(c, &rep, "deleting (DELETE)");
 		if (reason == V4_REASON_NOT_FOUND) {
 			log_fatal("the server has no file '%s'", c->cfg->arg);
 			return CX_NOT_FOUND;
 		}
 		return CX_SERVER;
 	}
-	if (code != RESP4_OK)
-		return v4_unexpected(code, "deleting (DELETE)");
+	if (rep.code != RESP4_OK || msg4_empty_decode(rep.p, rep.n) != 0)
+		return v4_unexpected(rep.code, "deleting (DELETE)");
 	log_note("%s deleted", c->cfg->arg);
 	return CX_OK;
 }

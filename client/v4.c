@@ -20,7 +20,7 @@
 int
 v4_unexpected(uint16_t code, const char *what)
 {
-	log_fatal("%s: unexpected reply %u (%s)", what, code, v4msg_code_name(code));
+	log_fatal("%s: unexpected reply %u (%s)", what, code, msg4_code_name(code));
 	return CX_SERVER;
 }
 
@@ -45,41 +45,43 @@ io_failure(struct v4_client *c, int r, const char *what)
 }
 
 int
-v4_read(struct v4_client *c, uint16_t *rcode, struct buf *reply, const char *what)
+v4_read(struct v4_client *c, struct v4_reply *rep, const char *what)
 {
 	int r;
 
+	memset(rep, 0, sizeof(*rep));
 	if (c->conn == NULL)
 		return CX_CONNECTION;
-	if ((r = v4conn_read_response(c->conn, rcode, reply)) != 0)
+	if ((r = v4conn_read_response(c->conn, &rep->code, &rep->p, &rep->n)) != 0)
 		return io_failure(c, r, what);
-	log_verbose("<- %u %s (%zu payload bytes)", *rcode, v4msg_code_name(*rcode),
-	    buf_len(reply));
+	log_verbose("<- %u %s (%zu payload bytes)", rep->code, msg4_code_name(rep->code),
+	    rep->n);
 	return 0;
 }
 
 int
-v4_call(struct v4_client *c, uint16_t code, const struct buf *payload, uint16_t *rcode,
-    struct buf *reply, const char *what)
+v4_call(struct v4_client *c, uint16_t code, const struct buf *req, struct v4_reply *rep,
+    const char *what)
 {
-	size_t n = payload != NULL ? buf_len(payload) : 0;
 	int r;
 
+	memset(rep, 0, sizeof(*rep));
 	if (c->conn == NULL)
 		return CX_CONNECTION;
-	log_verbose("-> %u %s (%zu payload bytes)", code, v4msg_code_name(code), n);
-	if ((r = v4conn_request(c->conn, code, n > 0 ? buf_ptr(payload) : NULL, n, NULL, 0)) != 0)
+	log_verbose("-> %u %s (%zu payload bytes)", code, msg4_code_name(code),
+	    buf_len(req) - REQ_HEADER_SIZE);
+	if ((r = v4conn_write(c->conn, buf_ptr(req), buf_len(req))) != 0)
 		return io_failure(c, r, what);
-	return v4_read(c, rcode, reply, what);
+	return v4_read(c, rep, what);
 }
 
 unsigned
-v4_error_reply(struct v4_client *c, struct buf *reply, const char *what)
+v4_error_reply(struct v4_client *c, const struct v4_reply *rep, const char *what)
 {
-	char msg[V4_MESSAGE_TEXT_SIZE];
+	char msg[V4_MESSAGE_BUF];
 	size_t i;
 
-	if (v4msg_error_decode(reply, &c->last_error) != 0) {
+	if (msg4_error_decode(rep->p, rep->n, &c->last_error) != 0) {
 		log_error("%s: the server answered ERROR (malformed payload)", what);
 		memset(&c->last_error, 0, sizeof(c->last_error));
 		return 0;
@@ -90,7 +92,7 @@ v4_error_reply(struct v4_client *c, struct buf *reply, const char *what)
 		    c->last_error.message[i] == 0x7f) ? '?' : c->last_error.message[i];
 	msg[i] = '\0';
 	log_error("%s: the server answered ERROR %u (%s)%s%s", what, c->last_error.reason,
-	    v4msg_reason_name(c->last_error.reason), msg[0] != '\0' ? ": " : "", msg);
+	    msg4_reason_name(c->last_error.reason), msg[0] != '\0' ? ": " : "", msg);
 	return c->last_error.reason;
 }
 
@@ -234,12 +236,12 @@ do_register(struct v4_client *c)
 	struct rsa_private *key = NULL;
 	struct rsa_public *pub = NULL;
 	uint8_t spki[PUBLIC_KEY_SIZE];
-	uint8_t mem[V4_REGISTER_PAYLOAD_MAX];
-	struct v4_welcome w;
-	struct buf p, reply;
+	uint8_t mem[REQ_HEADER_SIZE + V4_REGISTER_PAYLOAD_MAX];
+	struct msg4_welcome w;
+	struct v4_reply rep;
+	struct buf req;
 	char why[WHY_MAX], hex[2 * CLIENT_ID_SIZE + 1];
 	size_t len = 0;
-	uint16_t code;
 	unsigned reason;
 	int r;
 
@@ -255,17 +257,16 @@ do_register(struct v4_client *c)
 		r = CX_ME_INFO;
 		goto out;
 	}
-	buf_fixed(&p, mem, sizeof(mem));
-	if ((r = buf_put_bytes(&p, spki, sizeof(spki))) != 0 ||
-	    (r = v4msg_put_str(&p, cfg->name)) != 0) {
-		log_fatal("cannot encode REGISTER: %s", sd_strerror(r));
+	buf_fixed(&req, mem, sizeof(mem));
+	if ((r = msg4_put_register(&req, spki, cfg->name)) != 0) {
+		log_fatal("cannot encode REGISTER for '%s': %s", cfg->name, sd_strerror(r));
 		r = CX_TRANSFER_INFO;
 		goto out;
 	}
-	if ((r = v4_call(c, REQ4_REGISTER, &p, &code, &reply, "registering (REGISTER)")) != 0)
+	if ((r = v4_call(c, REQ4_REGISTER, &req, &rep, "registering (REGISTER)")) != 0)
 		goto out;
-	if (code == RESP4_ERROR) {
-		reason = v4_error_reply(c, &reply, "registering (REGISTER)");
+	if (rep.code == RESP4_ERROR) {
+		reason = v4_error_reply(c, &rep, "registering (REGISTER)");
 		if (reason == V4_REASON_NAME_TAKEN) {
 			log_fatal("the server refused to register '%s': the name is taken",
 			    cfg->name);
@@ -276,8 +277,8 @@ do_register(struct v4_client *c)
 		}
 		goto out;
 	}
-	if (code != RESP4_WELCOME || v4msg_welcome_decode(&reply, &w) != 0) {
-		r = v4_unexpected(code, "registering (REGISTER)");
+	if (rep.code != RESP4_WELCOME || msg4_welcome_decode(rep.p, rep.n, &w) != 0) {
+		r = v4_unexpected(rep.code, "registering (REGISTER)");
 		goto out;
 	}
 	if ((r = me_info_write(cfg->me_path, cfg->priv_path, cfg->name, w.id, key, why,
@@ -308,25 +309,24 @@ out:
 static int
 do_link(struct v4_client *c, int *unknown)
 {
-	uint8_t mem[V4_LINK_PAYLOAD_MAX];
+	uint8_t mem[REQ_HEADER_SIZE + V4_LINK_PAYLOAD_MAX];
 	uint8_t enc[V4_CHALLENGE_SIZE], nonce[V4_NONCE_SIZE];
-	struct v4_welcome w;
-	struct buf p, reply;
-	uint16_t code;
+	struct msg4_welcome w;
+	struct v4_reply rep;
+	struct buf req;
 	unsigned reason;
 	int r;
 
 	*unknown = 0;
-	buf_fixed(&p, mem, sizeof(mem));
-	if ((r = v4msg_put_str(&p, c->me.name)) != 0 ||
-	    (r = buf_put_bytes(&p, c->me.id, CLIENT_ID_SIZE)) != 0) {
-		log_fatal("cannot encode LINK: %s", sd_strerror(r));
+	buf_fixed(&req, mem, sizeof(mem));
+	if ((r = msg4_put_link(&req, c->me.name, c->me.id)) != 0) {
+		log_fatal("cannot encode LINK for '%s': %s", c->me.name, sd_strerror(r));
 		return CX_ME_INFO;
 	}
-	if ((r = v4_call(c, REQ4_LINK, &p, &code, &reply, "linking me.info's account (LINK)")) != 0)
+	if ((r = v4_call(c, REQ4_LINK, &req, &rep, "linking me.info's account (LINK)")) != 0)
 		return r;
-	if (code == RESP4_ERROR) {
-		reason = v4_error_reply(c, &reply, "linking me.info's account (LINK)");
+	if (rep.code == RESP4_ERROR) {
+		reason = v4_error_reply(c, &rep, "linking me.info's account (LINK)");
 		if (reason == V4_REASON_NOT_REGISTERED) {
 			*unknown = 1;
 			return 0;
@@ -334,30 +334,30 @@ do_link(struct v4_client *c, int *unknown)
 		log_fatal("the server refused to link the account of %s", c->cfg->me_path);
 		return CX_SERVER;
 	}
-	if (code != RESP4_CHALLENGE || v4msg_challenge_decode(&reply, enc) != 0)
-		return v4_unexpected(code, "linking (LINK)");
+	if (rep.code != RESP4_CHALLENGE || msg4_challenge_decode(rep.p, rep.n, enc) != 0)
+		return v4_unexpected(rep.code, "linking (LINK)");
 	/* The nonce is wrapped exactly as version 3 wraps AES keys (32 bytes, RSA-OAEP). */
 	if (rsa_oaep_unwrap(c->me.key, enc, nonce) != 0) {
 		log_fatal("the server's CHALLENGE does not unwrap with the key in %s",
 		    c->cfg->me_path);
 		return CX_SERVER;
 	}
-	buf_fixed(&p, mem, sizeof(mem));
-	r = buf_put_bytes(&p, nonce, sizeof(nonce));
+	buf_fixed(&req, mem, sizeof(mem));
+	r = msg4_put_prove(&req, nonce);
 	crypto_wipe(nonce, sizeof(nonce));
 	if (r != 0)
 		return CX_SERVER;
-	r = v4_call(c, REQ4_PROVE, &p, &code, &reply, "proving me.info's key (PROVE)");
+	r = v4_call(c, REQ4_PROVE, &req, &rep, "proving me.info's key (PROVE)");
 	crypto_wipe(mem, sizeof(mem));
 	if (r != 0)
 		return r;
-	if (code == RESP4_ERROR) {
-		(void)v4_error_reply(c, &reply, "proving me.info's key (PROVE)");
+	if (rep.code == RESP4_ERROR) {
+		(void)v4_error_reply(c, &rep, "proving me.info's key (PROVE)");
 		log_fatal("the server did not accept the proof of the key in %s", c->cfg->me_path);
 		return CX_SERVER;
 	}
-	if (code != RESP4_WELCOME || v4msg_welcome_decode(&reply, &w) != 0)
-		return v4_unexpected(code, "proving (PROVE)");
+	if (rep.code != RESP4_WELCOME || msg4_welcome_decode(rep.p, rep.n, &w) != 0)
+		return v4_unexpected(rep.code, "proving (PROVE)");
 	memcpy(c->id, w.id, CLIENT_ID_SIZE);
 	log_note("linked this key to the account '%s' of %s", c->me.name, c->cfg->me_path);
 	return save_identity(c);
@@ -366,20 +366,23 @@ do_link(struct v4_client *c, int *unknown)
 static int
 do_account(struct v4_client *c)
 {
-	struct v4_welcome w;
-	struct buf reply;
+	uint8_t mem[REQ_HEADER_SIZE];
+	struct msg4_welcome w;
+	struct v4_reply rep;
+	struct buf req;
 	char ours[2 * CLIENT_ID_SIZE + 1], theirs[2 * CLIENT_ID_SIZE + 1];
-	uint16_t code;
 	int r, unknown;
 
 	if (!c->have_me)
 		return do_register(c);
-	if ((r = v4_call(c, REQ4_WHOAMI, NULL, &code, &reply, "asking for the account (WHOAMI)"))
-	    != 0)
+	buf_fixed(&req, mem, sizeof(mem));
+	if (msg4_put_empty_request(&req, REQ4_WHOAMI) != 0)
+		return CX_SERVER;
+	if ((r = v4_call(c, REQ4_WHOAMI, &req, &rep, "asking for the account (WHOAMI)")) != 0)
 		return r;
-	if (code == RESP4_WELCOME) {
-		if (v4msg_welcome_decode(&reply, &w) != 0)
-			return v4_unexpected(code, "WHOAMI");
+	if (rep.code == RESP4_WELCOME) {
+		if (msg4_welcome_decode(rep.p, rep.n, &w) != 0)
+			return v4_unexpected(rep.code, "WHOAMI");
 		memcpy(c->id, w.id, CLIENT_ID_SIZE);
 		if (memcmp(w.id, c->me.id, CLIENT_ID_SIZE) != 0) {
 			hex_encode(c->me.id, CLIENT_ID_SIZE, ours);
@@ -390,8 +393,8 @@ do_account(struct v4_client *c)
 		log_verbose("welcome back, '%s'", w.name);
 		return save_identity(c);
 	}
-	if (code != RESP4_UNKNOWN)
-		return v4_unexpected(code, "asking for the account (WHOAMI)");
+	if (rep.code != RESP4_UNKNOWN || msg4_empty_decode(rep.p, rep.n) != 0)
+		return v4_unexpected(rep.code, "asking for the account (WHOAMI)");
 	if ((r = do_link(c, &unknown)) != 0)
 		return r;
 	if (!unknown)

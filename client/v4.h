@@ -12,8 +12,8 @@
 #include "files.h"
 #include "known_servers.h"
 #include "options.h"
+#include "../protocol/msg4.h"
 #include "v4conn.h"
-#include "v4msg.h"
 
 #define V4_BACKOFF_FIRST_MS 1000   /* first wait before a reconnect, doubled each time */
 #define V4_BACKOFF_MAX_MS 30000
@@ -53,7 +53,14 @@ struct v4_client {
 	struct v4conn *conn;
 	int connected_once;
 	uint8_t id[CLIENT_ID_SIZE];
-	struct v4_error last_error;                /* the last 1619 ERROR received */
+	struct msg4_error last_error;              /* the last 1619 ERROR received */
+};
+
+/* A response: its code and payload (valid until the next read). */
+struct v4_reply {
+	uint16_t code;
+	const uint8_t *p;
+	size_t n;
 };
 
 /* Runs cfg->command over version 4. When the server does not speak TLS: if allow_fallback
@@ -67,15 +74,16 @@ int v4_run(const struct v4_config *cfg, int allow_fallback, int *not_v4);
  * exit status (CX_CONNECT, CX_CONNECTION: may be retried). */
 int v4_connect(struct v4_client *c);
 void v4_disconnect(struct v4_client *c);
-/* Sends a request with payload (may be NULL) and reads the response: *code and the payload
- * view. 0, or CX_CONNECTION (logged as a warning with what) / CX_SERVER (framing). A 1619
- * ERROR is returned as a response (*code == RESP4_ERROR); v4_error_reply() decodes it. */
-int v4_call(struct v4_client *c, uint16_t code, const struct buf *payload, uint16_t *rcode,
-    struct buf *reply, const char *what);
-int v4_read(struct v4_client *c, uint16_t *rcode, struct buf *reply, const char *what);
+/* Sends a request (req: a whole message from a msg4_put_* encoder; code for the log) and
+ * reads the response. 0, or CX_CONNECTION (logged as a warning with what; the connection is
+ * closed) / CX_SERVER (framing broken). A 1619 ERROR is returned as a response
+ * (rep->code == RESP4_ERROR); v4_error_reply() decodes it. */
+int v4_call(struct v4_client *c, uint16_t code, const struct buf *req, struct v4_reply *rep,
+    const char *what);
+int v4_read(struct v4_client *c, struct v4_reply *rep, const char *what);
 /* Decodes an ERROR into c->last_error, logs it with what, returns its reason (0 if the
  * payload does not decode). */
-unsigned v4_error_reply(struct v4_client *c, struct buf *reply, const char *what);
+unsigned v4_error_reply(struct v4_client *c, const struct v4_reply *rep, const char *what);
 /* Logs an unexpected reply and returns CX_SERVER. */
 int v4_unexpected(uint16_t code, const char *what);
 /* Waits before reconnect number attempt (1, 2, ...). */

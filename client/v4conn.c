@@ -19,7 +19,8 @@ struct v4conn {
 	int timeout_ms;
 	struct tls_session *tls;
 	uint64_t bytes_out;
-	struct buf payload;            /* the last response's payload (grown as bytes arrive) */
+	struct frame_parser parser;    /* version-4 responses */
+	struct buf payload;            /* a streamed response, gathered (grown as bytes arrive) */
 	uint8_t in[V4CONN_READ_CHUNK]; /* decrypted bytes not yet framed */
 	size_t in_off;
 	size_t in_len;
@@ -93,6 +94,7 @@ v4conn_open(const struct v4conn_config *cfg, struct v4conn **out, char *presente
 	c->fd = -1;
 	c->timeout_ms = cfg->timeout_ms;
 	buf_init(&c->payload, V4CONN_LISTING_MAX);
+	frame_init_v4(&c->parser, FRAME_RESPONSES);
 	if ((r = net_connect(cfg->host, cfg->port, cfg->connect_timeout_ms, &c->fd, why,
 	    why_cap)) != 0)
 		goto out;
@@ -187,33 +189,10 @@ v4conn_write(struct v4conn *c, const void *data, size_t len)
 }
 
 int
-v4conn_request(struct v4conn *c, uint16_t code, const void *a, size_t a_len, const void *b,
-    size_t b_len)
+v4conn_write2(struct v4conn *c, const void *a, size_t a_len, const void *b, size_t b_len)
 {
-	uint8_t head[REQ_HEADER_SIZE];
-	struct buf h;
 	int r;
 
-	if (a_len > UINT32_MAX - b_len)
-		return SD_ERR_TOO_LARGE;
-	buf_fixed(&h, head, sizeof(head));
-	if ((r = buf_put_zeros(&h, CLIENT_ID_SIZE)) != 0 ||
-	    (r = buf_put_u8(&h, PROTO_VERSION_4)) != 0 ||
-	    (r = buf_put_u16(&h, code)) != 0 ||
-	    (r = buf_put_u32(&h, (uint32_t)(a_len + b_len))) != 0)
-		return r;
-	/* Small requests go out in one record with their header. */
-	if (a_len + b_len <= 512) {
-		uint8_t one[REQ_HEADER_SIZE + 512];
-		memcpy(one, head, REQ_HEADER_SIZE);
-		if (a_len > 0)
-			memcpy(one + REQ_HEADER_SIZE, a, a_len);
-		if (b_len > 0)
-			memcpy(one + REQ_HEADER_SIZE + a_len, b, b_len);
-		return v4conn_write(c, one, REQ_HEADER_SIZE + a_len + b_len);
-	}
-	if ((r = v4conn_write(c, head, sizeof(head))) != 0)
-		return r;
 	if (a_len > 0 && (r = v4conn_write(c, a, a_len)) != 0)
 		return r;
 	if (b_len > 0 && (r = v4conn_write(c, b, b_len)) != 0)
@@ -244,81 +223,53 @@ fill(struct v4conn *c)
 	}
 }
 
-/* Copies exactly n bytes from the stream to out (NULL: into c->payload). */
-static int
-take(struct v4conn *c, uint8_t *out, size_t n)
-{
-	size_t k;
-	int r;
-
-	while (n > 0) {
-		if (c->in_off == c->in_len && (r = fill(c)) != 0)
-			return r;
-		k = c->in_len - c->in_off;
-		if (k > n)
-			k = n;
-		if (out != NULL) {
-			memcpy(out, c->in + c->in_off, k);
-			out += k;
-		} else if ((r = buf_put_bytes(&c->payload, c->in + c->in_off, k)) != 0) {
-			return r;
-		}
-		c->in_off += k;
-		n -= k;
-	}
-	return 0;
-}
-
-/* The largest payload of each version-4 response the client accepts. */
-static long
-response_limit(uint16_t code)
-{
-	switch (code) {
-	case RESP4_WELCOME: return V4_WELCOME_PAYLOAD_MAX;
-	case RESP4_UNKNOWN: return 0;
-	case RESP4_CHALLENGE: return V4_CHALLENGE_SIZE;
-	case RESP4_PUT_STATE: return V4_PUT_STATE_SIZE;
-	case RESP4_PUT_DONE: return V4_PUT_DONE_PAYLOAD_MAX;
-	case RESP4_LISTING: return V4CONN_LISTING_MAX;
-	case RESP4_GET_DATA: return V4_GET_DATA_PAYLOAD_MAX;
-	case RESP4_GET_END: return V4_GET_END_SIZE;
-	case RESP4_OK: return 0;
-	case RESP4_ERROR: return V4_ERROR_PAYLOAD_MAX;
-	default: return -1;
-	}
-}
-
 int
-v4conn_read_response(struct v4conn *c, uint16_t *code, struct buf *payload)
+v4conn_read_response(struct v4conn *c, uint16_t *code, const uint8_t **p, size_t *n)
 {
-	uint8_t head[RESP_HEADER_SIZE];
-	struct buf h;
-	uint8_t version;
-	uint16_t cd;
-	uint32_t size;
-	long limit;
+	struct frame_event ev;
+	size_t used;
 	int r;
 
 	*code = 0;
-	buf_view(payload, NULL, 0);
-	if ((r = take(c, head, sizeof(head))) != 0)
-		return r;
-	buf_view(&h, head, sizeof(head));
-	if ((r = buf_get_u8(&h, &version)) != 0 || (r = buf_get_u16(&h, &cd)) != 0 ||
-	    (r = buf_get_u32(&h, &size)) != 0)
-		return r;
-	if (version != PROTO_VERSION_4)
-		return SD_ERR_BAD_FIELD;
-	if ((limit = response_limit(cd)) < 0)
-		return SD_ERR_UNKNOWN_CODE;
-	if (size > (uint64_t)limit)
-		return SD_ERR_TOO_LARGE;
-	buf_reset(&c->payload);
-	if ((r = take(c, NULL, size)) != 0)
-		return r;
-	*code = cd;
-	buf_view(payload, buf_ptr(&c->payload), buf_len(&c->payload));
-	return 0;
+	*p = NULL;
+	*n = 0;
+	for (;;) {
+		/* Fed even with no bytes: a streamed message reports its end on the call after
+		 * its last data. */
+		r = frame_feed(&c->parser, c->in + c->in_off, c->in_len - c->in_off, &used, &ev);
+		c->in_off += used;
+		if (r != 0)
+			return r;
+		if (ev.type == FRAME_NEED_MORE) {
+			if (c->in_off == c->in_len && (r = fill(c)) != 0)
+				return r;
+			continue;
+		}
+		if (ev.header->version != PROTO_VERSION_4)
+			return SD_ERR_BAD_FIELD;
+		switch (ev.type) {
+		case FRAME_MESSAGE:
+			/* Points into the parser: valid until the next feed. */
+			*code = ev.header->code;
+			*p = ev.data;
+			*n = ev.len;
+			return 0;
+		case FRAME_STREAM_START:
+			buf_reset(&c->payload);
+			/* fall through */
+		case FRAME_STREAM_DATA:
+			if ((r = buf_put_bytes(&c->payload, ev.data, ev.len)) != 0)
+				return r == SD_ERR_FULL ? SD_ERR_TOO_LARGE : r;
+			break;
+		case FRAME_STREAM_END:
+			*code = ev.header->code;
+			*p = buf_ptr(&c->payload);
+			*n = buf_len(&c->payload);
+			return 0;
+		default:
+			return SD_ERR_INTERNAL;
+		}
+	}
 }
 
 int

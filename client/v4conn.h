@@ -1,8 +1,9 @@
 /* v4conn.h: one version-4 connection of the client: TCP connect, the TLS 1.3 handshake with
  * the server key pinned (or recorded, trust on first use, by the caller), then requests and
  * responses in the framing of SPEC-v4.md 2 (version byte 4). Blocking calls with a deadline on
- * every wait, over the non-blocking socket net.c makes. Functions return 0 or a negative
- * sd_err; they never print. */
+ * every wait, over the non-blocking socket net.c makes. Responses are framed by the shared
+ * frame parser in its version-4 mode; their payloads are decoded by the caller with msg4.h.
+ * Functions return 0 or a negative sd_err; they never print. */
 #ifndef SD_CLIENT_V4CONN_H
 #define SD_CLIENT_V4CONN_H
 
@@ -10,6 +11,7 @@
 #include <stdint.h>
 
 #include "../protocol/buf.h"
+#include "../protocol/frame.h"
 #include "../protocol/tls.h"
 
 /* The client keeps a LISTING of at most this many bytes (a million files' worth is the
@@ -46,20 +48,19 @@ void v4conn_close(struct v4conn *c);
 const char *v4conn_peer_fingerprint(const struct v4conn *c);
 void v4conn_describe(const struct v4conn *c, char *out, size_t cap);
 
-/* Sends all of data (whole requests, or a request's header then its payload in later calls).
- * SD_ERR_IO with errno ETIMEDOUT / EPIPE, SD_ERR_EOF or SD_ERR_TLS when the connection is
- * gone. */
+/* Sends all of data (whole requests from msg4.h's encoders, or a PUT_DATA's data after its
+ * head). SD_ERR_IO with errno ETIMEDOUT / EPIPE, SD_ERR_EOF or SD_ERR_TLS when the connection
+ * is gone. */
 int v4conn_write(struct v4conn *c, const void *data, size_t len);
-/* Sends a request header (16 zero bytes of client ID, version 4, code, payload_size) followed
- * by the payload (a, a_len) and more payload (b, b_len; may be NULL/0). */
-int v4conn_request(struct v4conn *c, uint16_t code, const void *a, size_t a_len,
-    const void *b, size_t b_len);
+/* Sends two pieces back to back (b may be NULL/0). */
+int v4conn_write2(struct v4conn *c, const void *a, size_t a_len, const void *b, size_t b_len);
 
-/* Reads the next response: *code, and its whole payload as a view in *payload (valid until
- * the next read). SD_ERR_BAD_FIELD: wrong version byte; SD_ERR_UNKNOWN_CODE: not a
- * version-4 response; SD_ERR_TOO_LARGE: a payload over its code's limit; connection errors as
- * v4conn_write. */
-int v4conn_read_response(struct v4conn *c, uint16_t *code, struct buf *payload);
+/* Reads the next response: *code, and its whole payload in (*p, *n), valid until the next
+ * read. Streamed responses (LISTING, GET_DATA) are gathered whole (at most
+ * V4CONN_LISTING_MAX / V4_GET_DATA_PAYLOAD_MAX bytes). SD_ERR_BAD_FIELD: a version byte other
+ * than 4; SD_ERR_UNKNOWN_CODE: not a version-4 response; SD_ERR_TOO_LARGE: a payload over
+ * its code's limit; connection errors as v4conn_write. */
+int v4conn_read_response(struct v4conn *c, uint16_t *code, const uint8_t **p, size_t *n);
 /* 1 if a response is already waiting or arrives within timeout_ms. */
 int v4conn_readable(struct v4conn *c, int timeout_ms);
 

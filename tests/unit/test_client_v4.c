@@ -1,7 +1,7 @@
 /* test_client_v4.c: the client's version-4 pieces that need no server: known_servers
  * (fingerprint form, parsing, lookup verdicts, append), me.key (round trip, mode, a broken file
- * never replaces a good one), the version-4 options and commands, and the payload decoders at
- * their edges. */
+ * never replaces a good one), and the version-4 options and commands (the payloads are
+ * protocol/msg4's, tested in test_msg4). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,7 +18,6 @@
 #include "../../client/identity.h"
 #include "../../client/known_servers.h"
 #include "../../client/options.h"
-#include "../../client/v4msg.h"
 #include "../../protocol/crypto.h"
 #include "../../protocol/err.h"
 #include "../../protocol/tls.h"
@@ -337,104 +336,6 @@ test_options_v4(void **state)
 	assert_int_not_equal(PARSE(&o, "send", "a", "--file", "b"), 0);
 }
 
-/* ---- decoders ---- */
-
-static void
-test_decoders(void **state)
-{
-	uint8_t mem[512];
-	struct buf b, v;
-	struct v4_put_state st;
-	struct v4_put_done d;
-	struct v4_error e;
-	struct v4_welcome w;
-	struct v4_file_entry fe;
-	uint32_t count;
-	size_t cut;
-	char s[8];
-
-	(void)state;
-	/* PUT_STATE round trip, then every cut is SD_ERR_SHORT, a byte more is trailing. */
-	buf_fixed(&b, mem, sizeof(mem));
-	assert_int_equal(buf_put_u64(&b, 12345), 0);
-	assert_int_equal(buf_put_zeros(&b, 32), 0);
-	assert_int_equal(buf_put_u32(&b, 65536), 0);
-	buf_view(&v, mem, buf_len(&b));
-	assert_int_equal(v4msg_put_state_decode(&v, &st), 0);
-	assert_int_equal(st.offset, 12345);
-	assert_int_equal(st.max_chunk, 65536);
-	for (cut = 0; cut < V4_PUT_STATE_SIZE; cut++) {
-		buf_view(&v, mem, cut);
-		assert_int_not_equal(v4msg_put_state_decode(&v, &st), 0);
-	}
-	buf_view(&v, mem, V4_PUT_STATE_SIZE + 1);
-	assert_int_equal(v4msg_put_state_decode(&v, &st), SD_ERR_TRAILING);
-	/* max_chunk outside 64 KiB .. 1 MiB is refused. */
-	mem[43] = 1;
-	buf_view(&v, mem, V4_PUT_STATE_SIZE);
-	assert_int_equal(v4msg_put_state_decode(&v, &st), SD_ERR_BAD_FIELD);
-
-	/* Strings: length prefix, no NUL inside, length within bounds. */
-	buf_fixed(&b, mem, sizeof(mem));
-	assert_int_equal(v4msg_put_str(&b, "abc"), 0);
-	assert_int_equal(buf_len(&b), 5);
-	assert_int_equal(v4msg_put_str(&b, ""), SD_ERR_BAD_STRING);
-	assert_int_equal(buf_len(&b), 5);
-	buf_view(&v, mem, 5);
-	assert_int_equal(v4msg_get_str(&v, s, sizeof(s), 254, 0), 0);
-	assert_string_equal(s, "abc");
-	buf_view(&v, (const uint8_t *)"\x03\x00" "a\0c", 5);
-	assert_int_equal(v4msg_get_str(&v, s, sizeof(s), 254, 0), SD_ERR_BAD_STRING);
-	assert_int_equal(buf_len(&v), 5);  /* nothing consumed */
-	buf_view(&v, (const uint8_t *)"\x09\x00" "abcdefghi", 11);
-	assert_int_equal(v4msg_get_str(&v, s, sizeof(s), 254, 0), SD_ERR_BAD_STRING);
-	buf_view(&v, (const uint8_t *)"\x09\x00" "abc", 5);
-	assert_int_equal(v4msg_get_str(&v, s, sizeof(s), 4, 0), SD_ERR_TOO_LARGE);
-	buf_view(&v, (const uint8_t *)"\x00\x00", 2);
-	assert_int_equal(v4msg_get_str(&v, s, sizeof(s), 4, 0), SD_ERR_BAD_STRING);
-	buf_view(&v, (const uint8_t *)"\x00\x00", 2);
-	assert_int_equal(v4msg_get_str(&v, s, sizeof(s), 4, 1), 0);
-
-	/* WELCOME, PUT_DONE, ERROR. */
-	buf_fixed(&b, mem, sizeof(mem));
-	assert_int_equal(buf_put_zeros(&b, 16), 0);
-	assert_int_equal(v4msg_put_str(&b, "bob"), 0);
-	buf_view(&v, mem, buf_len(&b));
-	assert_int_equal(v4msg_welcome_decode(&v, &w), 0);
-	assert_string_equal(w.name, "bob");
-	buf_fixed(&b, mem, sizeof(mem));
-	assert_int_equal(buf_put_u64(&b, 1ull << 40), 0);
-	assert_int_equal(buf_put_zeros(&b, 32), 0);
-	assert_int_equal(buf_put_u32(&b, 7), 0);
-	assert_int_equal(v4msg_put_str(&b, "f"), 0);
-	buf_view(&v, mem, buf_len(&b));
-	assert_int_equal(v4msg_put_done_decode(&v, &d), 0);
-	assert_int_equal(d.size, 1ull << 40);
-	assert_int_equal(d.cksum, 7);
-	buf_view(&v, (const uint8_t *)"\x05\x00\x00\x00", 4);
-	assert_int_equal(v4msg_error_decode(&v, &e), 0);
-	assert_int_equal(e.reason, 5);
-	assert_string_equal(e.message, "");
-
-	/* LISTING: a count larger than the bytes can hold is refused before any entry. */
-	buf_fixed(&b, mem, sizeof(mem));
-	assert_int_equal(buf_put_u32(&b, 2), 0);
-	assert_int_equal(buf_put_u64(&b, 3), 0);
-	assert_int_equal(buf_put_u64(&b, 4), 0);
-	assert_int_equal(buf_put_zeros(&b, 32), 0);
-	assert_int_equal(v4msg_put_str(&b, "x"), 0);
-	buf_view(&v, mem, buf_len(&b));
-	assert_int_equal(v4msg_listing_count(&v, &count), SD_ERR_BAD_FIELD);
-	mem[0] = 1;
-	buf_view(&v, mem, buf_len(&b));
-	assert_int_equal(v4msg_listing_count(&v, &count), 0);
-	assert_int_equal(count, 1);
-	assert_int_equal(v4msg_listing_entry(&v, &fe), 0);
-	assert_int_equal(fe.size, 3);
-	assert_string_equal(fe.name, "x");
-	assert_int_equal(buf_len(&v), 0);
-}
-
 int
 main(void)
 {
@@ -446,7 +347,6 @@ main(void)
 		cmocka_unit_test(test_known_servers_file),
 		cmocka_unit_test(test_me_key_round_trip),
 		cmocka_unit_test(test_options_v4),
-		cmocka_unit_test(test_decoders),
 	};
 
 	if (crypto_init() != 0)
