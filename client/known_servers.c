@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "../protocol/err.h"
+#include "../protocol/tls.h"
 #include "files.h"
 
 static void
@@ -29,36 +30,17 @@ set_why(char *why, size_t cap, const char *fmt, ...)
 	va_end(ap);
 }
 
-static int
-b64_value(char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
-/* Checks n bytes at s (not necessarily NUL-terminated). */
+/* Checks n bytes at s (not necessarily NUL-terminated) with tls.h's rule. */
 static int
 fingerprint_check_n(const char *s, size_t n)
 {
-	size_t i, plen = strlen(FINGERPRINT_PREFIX);
-	int v = 0;
+	char text[FINGERPRINT_TEXT_LEN + 1];
 
-	if (n != FINGERPRINT_TEXT_LEN || memcmp(s, FINGERPRINT_PREFIX, plen) != 0)
+	if (n != FINGERPRINT_TEXT_LEN)
 		return SD_ERR_BAD_FIELD;
-	for (i = plen; i < n; i++)
-		if ((v = b64_value(s[i])) < 0)
-			return SD_ERR_BAD_FIELD;
-	/* 43 characters carry 258 bits: the last two of the final character must be zero. */
-	return (v & 3) == 0 ? 0 : SD_ERR_BAD_FIELD;
+	memcpy(text, s, n);
+	text[n] = '\0';
+	return tls_fingerprint_valid(text) ? 0 : SD_ERR_BAD_FIELD;
 }
 
 int
@@ -66,7 +48,7 @@ fingerprint_check(const char *text)
 {
 	if (text == NULL)
 		return SD_ERR_INVALID_ARG;
-	return fingerprint_check_n(text, strlen(text));
+	return tls_fingerprint_valid(text) ? 0 : SD_ERR_BAD_FIELD;
 }
 
 int

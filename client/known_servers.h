@@ -9,14 +9,16 @@
 
 #include <stddef.h>
 
+#include "../protocol/tls.h"
+
 #define KNOWN_SERVERS_MAX (1u << 20)   /* a larger known_servers is refused, not read */
-#define FINGERPRINT_PREFIX "SHA256:"
+#define FINGERPRINT_PREFIX TLS_FP_PREFIX
 #define FINGERPRINT_B64_LEN 43u        /* unpadded base64 of 32 bytes */
-#define FINGERPRINT_TEXT_LEN (7u + FINGERPRINT_B64_LEN)
+#define FINGERPRINT_TEXT_LEN TLS_FP_TEXT_LEN
 #define SERVER_KEY_TEXT_MAX 262u       /* "[" host(255) "]:" port(5) */
 
-/* 0 if text is a well-formed fingerprint, SHA256: then 43 base64 characters (RFC 4648
- * alphabet, no padding, the last character one of the 16 a 256-bit value can end in). */
+/* 0 if text is a well-formed fingerprint (tls_fingerprint_valid(): SHA256: then 43 base64
+ * characters, the last one without stray bits), else SD_ERR_BAD_FIELD. */
 int fingerprint_check(const char *text);
 
 /* The line key of a server: "host:port", or "[host]:port" when host holds a ':'. */
