@@ -534,11 +534,12 @@ upload_once(struct upload *u, int *first)
 	if (*first) {
 		snprintf(label, sizeof(label), "sealdrop-client: %.60s", u->name);
 		progress_start(&u->progress, u->c->cfg->progress, u->size, label);
+		/* What an earlier run left on the server: shown, and not counted in the rate. */
+		u->progress.resumed = st.offset;
 		*first = 0;
 	}
-	u->progress.resumed = st.offset;
 	progress_update(&u->progress, st.offset);
-	if ((r = send_chunks(u, st.offset, st.max_chunk, st.offset)) != 0)
+	if ((r = send_chunks(u, st.offset, st.max_chunk, u->progress.resumed)) != 0)
 		return r;
 	return finish(u);
 }

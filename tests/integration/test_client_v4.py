@@ -366,6 +366,30 @@ class Resume(V4Test):
         self.assertEqual(self.stored(), data)
 
 
+@unittest.skipUnless(os.environ.get("SEALDROP_BIG") == "1", "SEALDROP_BIG=1: a 4 GiB + 1 file")
+class BigFile(V4Test):
+    server_args = {"max_chunk": 1 << 20}
+
+    def test_over_4_gib(self):
+        # Sparse on our side, deflated on the wire (zeros): the sizes are what is tested.
+        size = (4 << 30) + 1
+        path = os.path.join(self.work, "big.bin")
+        with open(path, "wb") as f:
+            f.seek(size - 1)
+            f.write(b"\x01")
+        self.transfer("big.bin")
+        self.client(["--compress", "yes", "--quiet"], timeout=3600)
+        h = hashlib.sha256()
+        zeros = bytes(1 << 20)
+        for _ in range((size - 1) >> 20):
+            h.update(zeros)
+        h.update(b"\x01")
+        done = self.events("put_done")[-1]
+        self.assertEqual((done["size"], done["sha256"]), (size, h.hexdigest()))
+        self.assertEqual(os.path.getsize(os.path.join(self.storage, self.me()[1], "big.bin")),
+                         size)
+
+
 class Files(V4Test):
     def test_list_get_rm(self):
         a = self.put_file(gen_bytes(70000, 2), "a.bin")
