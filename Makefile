@@ -14,6 +14,8 @@ BUILD ?= build-san
 endif
 BINDIR ?= bin
 
+# gnutls: version 4's TLS (protocol/tls.c only); zlib: version 4's upload compression
+# (client/commands.c).
 PKGS := libgcrypt libtasn1 sqlite3 zlib gnutls
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -34,9 +36,10 @@ CFLAGS += -DSEALDROP_VERSION='"$(VERSION)"'
 
 # Modules: one folder each; a folder's main.c is its program, the rest is its library.
 PROTO_SRC := $(wildcard protocol/*.c)
-DB_SRC := $(filter-out db/main.c,$(wildcard db/*.c))
+DB_SRC := $(wildcard db/*.c)
 SERVER_SRC := $(filter-out server/main.c,$(wildcard server/*.c))
 CLIENT_SRC := $(filter-out client/main.c,$(wildcard client/*.c))
+DBTOOL_SRC := $(filter-out tools/sealdrop-db/main.c,$(wildcard tools/sealdrop-db/*.c))
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 TOOL_SRC := $(wildcard tests/tools/*.c)
@@ -46,13 +49,14 @@ PROTO_LIB := $(BUILD)/libsdprotocol.a
 DB_LIB := $(BUILD)/libsddb.a
 SERVER_LIB := $(BUILD)/libsdserver.a
 CLIENT_LIB := $(BUILD)/libsdclient.a
+DBTOOL_LIB := $(BUILD)/libsddbtool.a
 ALL_LIBS := $(SERVER_LIB) $(CLIENT_LIB) $(DB_LIB) $(PROTO_LIB)
 
 SERVER_BIN := $(BINDIR)/sealdrop-server
 CLIENT_BIN := $(BINDIR)/sealdrop-client
 DB_BIN := $(BINDIR)/sealdrop-db
 BINS := $(if $(wildcard server/main.c),$(SERVER_BIN)) $(if $(wildcard client/main.c),$(CLIENT_BIN)) \
-	$(if $(wildcard db/main.c),$(DB_BIN))
+	$(if $(wildcard tools/sealdrop-db/main.c),$(DB_BIN))
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 FUZZ_REPLAY_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/tests/replay_%,$(FUZZ_SRC))
 TOOL_BINS := $(patsubst tests/tools/%.c,$(BUILD)/tests/tools/%,$(TOOL_SRC))
@@ -83,6 +87,8 @@ $(SERVER_LIB): $(call obj,$(SERVER_SRC))
 	@rm -f $@; ar rcs $@ $^
 $(CLIENT_LIB): $(call obj,$(CLIENT_SRC))
 	@rm -f $@; ar rcs $@ $^
+$(DBTOOL_LIB): $(call obj,$(DBTOOL_SRC))
+	@rm -f $@; ar rcs $@ $^
 
 $(SERVER_BIN): $(BUILD)/server/main.o $(SERVER_LIB) $(DB_LIB) $(PROTO_LIB)
 	@mkdir -p $(dir $@)
@@ -90,14 +96,18 @@ $(SERVER_BIN): $(BUILD)/server/main.o $(SERVER_LIB) $(DB_LIB) $(PROTO_LIB)
 $(CLIENT_BIN): $(BUILD)/client/main.o $(CLIENT_LIB) $(PROTO_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
-$(DB_BIN): $(BUILD)/db/main.o $(DB_LIB) $(PROTO_LIB)
+$(DB_BIN): $(BUILD)/tools/sealdrop-db/main.o $(DBTOOL_LIB) $(DB_LIB) $(PROTO_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # Unit tests: one cmocka program per tests/unit/test_*.c, linked with every module library.
+# Each finds the fixtures beside the source tree by itself ($SEALDROP_FIXTURES overrides), so
+# any one runs alone: build/tests/test_frame, or `make test ONLY=test_frame`.
+FIXTURES_DEFAULT := $(abspath $(CURDIR)/../shared/fixtures)
 $(BUILD)/tests/test_%.o: tests/unit/test_%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(CMOCKA_CFLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(CFLAGS) $(CMOCKA_CFLAGS) -DSEALDROP_FIXTURES_DEFAULT='"$(FIXTURES_DEFAULT)"' \
+		-MMD -MP -c $< -o $@
 $(BUILD)/tests/test_%: $(BUILD)/tests/test_%.o $(ALL_LIBS)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(CMOCKA_LIBS)
 
@@ -121,9 +131,12 @@ fuzz:
 	@echo "run e.g.: mkdir -p /tmp/fz && $(FUZZ_BUILD)/fuzz_frame -max_total_time=60 /tmp/fz tests/fuzz/corpus/fuzz_frame"
 	@echo "(libFuzzer adds new inputs to the first folder: keep the saved corpus second)"
 
+# ONLY=pattern runs only the test programs whose name contains it (make test ONLY=test_frame).
+ONLY ?=
 test: deps
 	$(MAKE) all $(UNIT_BINS) $(FUZZ_REPLAY_BINS) $(TOOL_BINS)
-	@BUILD=$(BUILD) BINDIR=$(BINDIR) PYTHON=$(PYTHON) VALGRIND= SEALDROP_SAN=$(SAN) sh tests/run.sh
+	@BUILD=$(BUILD) BINDIR=$(BINDIR) PYTHON=$(PYTHON) VALGRIND= SEALDROP_SAN=$(SAN) ONLY='$(ONLY)' \
+		sh tests/run.sh
 
 # Unit tests under valgrind, then the client against the server with both under valgrind.
 VALGRIND_CMD := valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite

@@ -3,28 +3,12 @@
 #include "identity.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "../protocol/buf.h"
 #include "../protocol/err.h"
 #include "files.h"
-
-static void
-set_why(char *why, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static void
-set_why(char *why, size_t cap, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (why == NULL || cap == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(why, cap, fmt, ap);
-	va_end(ap);
-}
 
 int
 identity_load(const char *path, struct tls_identity **out, char *why, size_t why_cap)
@@ -38,15 +22,15 @@ identity_load(const char *path, struct tls_identity **out, char *why, size_t why
 	*out = NULL;
 	if ((r = file_read_small(path, TLS_PEM_MAX, &text, &n)) != 0) {
 		if (r == SD_ERR_NOT_FOUND)
-			set_why(why, why_cap, "%s does not exist", path);
+			file_why(why, why_cap, "%s does not exist", path);
 		else if (r == SD_ERR_TOO_LARGE)
-			set_why(why, why_cap, "%s is larger than %u bytes", path, TLS_PEM_MAX);
+			file_why(why, why_cap, "%s is larger than %u bytes", path, TLS_PEM_MAX);
 		else
-			set_why(why, why_cap, "cannot read %s: %s", path, strerror(errno));
+			file_why(why, why_cap, "cannot read %s: %s", path, strerror(errno));
 		return r;
 	}
 	if ((r = tls_identity_from_pem((const uint8_t *)text, n, out)) != 0)
-		set_why(why, why_cap, "%s is not a PEM Ed25519 key followed by its certificate "
+		file_why(why, why_cap, "%s is not a PEM Ed25519 key followed by its certificate "
 		    "(%s)", path, sd_strerror(r));
 	file_free_small(text, n);
 	return r;
@@ -64,19 +48,19 @@ identity_save(const char *path, const struct tls_identity *id, char *why, size_t
 		return SD_ERR_INVALID_ARG;
 	buf_init(&pem, TLS_PEM_MAX);
 	if ((r = tls_identity_to_pem(id, &pem)) != 0) {
-		set_why(why, why_cap, "cannot encode the key for %s (%s)", path, sd_strerror(r));
+		file_why(why, why_cap, "cannot encode the key for %s (%s)", path, sd_strerror(r));
 		goto out;
 	}
 	/* What we write must read back as the same identity. */
 	if ((r = tls_identity_from_pem(buf_ptr(&pem), buf_len(&pem), &check)) != 0 ||
 	    (r = tls_identity_fingerprint(id, fp_a)) != 0 ||
 	    (r = tls_identity_fingerprint(check, fp_b)) != 0 || strcmp(fp_a, fp_b) != 0) {
-		set_why(why, why_cap, "the encoded key for %s does not read back (%s)", path,
+		file_why(why, why_cap, "the encoded key for %s does not read back (%s)", path,
 		    sd_strerror(r != 0 ? r : SD_ERR_INTERNAL));
 		r = r != 0 ? r : SD_ERR_INTERNAL;
 		goto out;
 	}
-	r = file_write_atomic(path, buf_ptr(&pem), buf_len(&pem), why, why_cap);
+	r = file_write_atomic(path, (const char *)buf_ptr(&pem), buf_len(&pem), why, why_cap);
 out:
 	tls_identity_free(check);
 	buf_free(&pem);
@@ -101,6 +85,6 @@ identity_generate(const char *cn, struct tls_identity **out, char *why, size_t w
 		name[n++] = '-';
 	name[n] = '\0';
 	if ((r = tls_identity_generate(name, out)) != 0)
-		set_why(why, why_cap, "cannot generate an Ed25519 key (%s)", sd_strerror(r));
+		file_why(why, why_cap, "cannot generate an Ed25519 key (%s)", sd_strerror(r));
 	return r;
 }

@@ -4,7 +4,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -14,21 +13,6 @@
 #include "../protocol/err.h"
 #include "../protocol/tls.h"
 #include "files.h"
-
-static void
-set_why(char *why, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static void
-set_why(char *why, size_t cap, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (why == NULL || cap == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(why, cap, fmt, ap);
-	va_end(ap);
-}
 
 /* Checks n bytes at s (not necessarily NUL-terminated) with tls.h's rule. */
 static int
@@ -106,7 +90,7 @@ known_servers_parse(const char *text, size_t n, const char *key, const char *fin
 		while (sp < line + len && *sp != ' ' && *sp != '\t')
 			sp++;
 		if (sp == line + len || memchr(line, '\0', len) != NULL) {
-			set_why(why, why_cap, "line %u is not 'HOST:PORT SHA256:...'", lineno);
+			file_why(why, why_cap, "line %u is not 'HOST:PORT SHA256:...'", lineno);
 			return SD_ERR_BAD_FIELD;
 		}
 		kn = (size_t)(sp - line);
@@ -115,7 +99,7 @@ known_servers_parse(const char *text, size_t n, const char *key, const char *fin
 			fp++;
 		fn = (size_t)(line + len - fp);
 		if (kn == 0 || kn > SERVER_KEY_TEXT_MAX || fingerprint_check_n(fp, fn) != 0) {
-			set_why(why, why_cap, "line %u is not 'HOST:PORT SHA256:...' (the fingerprint "
+			file_why(why, why_cap, "line %u is not 'HOST:PORT SHA256:...' (the fingerprint "
 			    "is %s followed by %u base64 characters)", lineno, FINGERPRINT_PREFIX,
 			    FINGERPRINT_B64_LEN);
 			return SD_ERR_BAD_FIELD;
@@ -157,15 +141,15 @@ known_servers_lookup(const char *path, const char *key, const char *fingerprint,
 		if (r == SD_ERR_NOT_FOUND)
 			return 0;
 		if (r == SD_ERR_TOO_LARGE)
-			set_why(why, why_cap, "%s is larger than %u bytes", path, KNOWN_SERVERS_MAX);
+			file_why(why, why_cap, "%s is larger than %u bytes", path, KNOWN_SERVERS_MAX);
 		else
-			set_why(why, why_cap, "cannot read %s: %s", path, strerror(errno));
+			file_why(why, why_cap, "cannot read %s: %s", path, strerror(errno));
 		return r;
 	}
 	inner[0] = '\0';
 	r = known_servers_parse(text, n, key, fingerprint, res, inner, sizeof(inner));
 	if (r != 0)
-		set_why(why, why_cap, "%s: %s", path, inner);
+		file_why(why, why_cap, "%s: %s", path, inner);
 	file_free_small(text, n);
 	return r;
 }
@@ -187,7 +171,7 @@ known_servers_append(const char *path, const char *key, const char *fingerprint,
 	    strlen(key) > SERVER_KEY_TEXT_MAX || strpbrk(key, " \t\r\n") != NULL)
 		return SD_ERR_INVALID_ARG;
 	if ((fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0644)) < 0) {
-		set_why(why, why_cap, "cannot open %s: %s", path, strerror(errno));
+		file_why(why, why_cap, "cannot open %s: %s", path, strerror(errno));
 		return SD_ERR_IO;
 	}
 	if (fstat(fd, &st) != 0)
@@ -212,12 +196,12 @@ known_servers_append(const char *path, const char *key, const char *fingerprint,
 	if (fsync(fd) != 0)
 		goto fail;
 	if (close(fd) != 0) {
-		set_why(why, why_cap, "cannot write %s: %s", path, strerror(errno));
+		file_why(why, why_cap, "cannot write %s: %s", path, strerror(errno));
 		return SD_ERR_IO;
 	}
 	return 0;
 fail:
-	set_why(why, why_cap, "cannot write %s: %s", path, strerror(errno));
+	file_why(why, why_cap, "cannot write %s: %s", path, strerror(errno));
 	close(fd);
 	return r;
 }

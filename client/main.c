@@ -12,6 +12,7 @@
 #include "log.h"
 #include "options.h"
 #include "session.h"
+#include "transfer.h"
 #include "v4.h"
 
 #ifndef SEALDROP_VERSION
@@ -51,16 +52,16 @@ main(int argc, char **argv)
 	}
 
 	if (o.server != NULL)
-		skip |= TI_SKIP_SERVER;
+		skip |= TRANSFER_SKIP_SERVER;
 	if (o.name != NULL)
-		skip |= TI_SKIP_NAME;
+		skip |= TRANSFER_SKIP_NAME;
 	if (o.command == CMD_SEND && o.arg != NULL)
 		o.file = o.arg;
 	/* Only sending needs line 3. */
 	if (o.file != NULL || o.command != CMD_SEND)
-		skip |= TI_SKIP_FILE;
+		skip |= TRANSFER_SKIP_FILE;
 	memset(&ti, 0, sizeof(ti));
-	if (skip != (TI_SKIP_SERVER | TI_SKIP_NAME | TI_SKIP_FILE)) {
+	if (skip != (TRANSFER_SKIP_SERVER | TRANSFER_SKIP_NAME | TRANSFER_SKIP_FILE)) {
 		r = transfer_info_load(o.transfer, skip, &ti, why, sizeof(why));
 		if (r != 0) {
 			if (r == SD_ERR_NOT_FOUND || r == SD_ERR_IO || r == SD_ERR_TOO_LARGE)
@@ -82,13 +83,18 @@ main(int argc, char **argv)
 		snprintf(ti.name, sizeof(ti.name), "%s", o.name);
 	}
 	if (o.file != NULL) {
-		if (strlen(o.file) == 0 || strlen(o.file) > FILE_PATH_MAX) {
+		if (strlen(o.file) == 0 || strlen(o.file) > TRANSFER_PATH_MAX) {
 			log_fatal("--file: the path is empty or too long");
 			return CX_TRANSFER_INFO;
 		}
 		snprintf(ti.file_path, sizeof(ti.file_path), "%s", o.file);
 	}
 
+	/* A name the server would refuse fails here, before any connection. */
+	if (transfer_file_check(ti.file_path, why, sizeof(why)) != 0) {
+		log_fatal("%s", why);
+		return CX_FILE;
+	}
 	if (crypto_init() != 0) {
 		log_fatal("cannot initialise libgcrypt");
 		return CX_ME_INFO;
@@ -108,6 +114,7 @@ main(int argc, char **argv)
 	cfg.pad_last_packet = o.pad_last_packet;
 	cfg.per_packet = o.per_packet;
 	cfg.single_packet = o.single_packet;
+	cfg.paced = o.paced;
 	cfg.progress = !o.quiet && isatty(STDERR_FILENO);
 	if (o.protocol != PROTO_V3) {
 		memset(&v4, 0, sizeof(v4));

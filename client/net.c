@@ -8,15 +8,23 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <linux/sockios.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "../protocol/err.h"
+
+/* net_wait_sent(): yields before it naps, naps from 20 us doubling up to 1 ms. */
+#define NET_SENT_SPINS 16
+#define NET_SENT_NAP_MIN_NS 20000L
+#define NET_SENT_NAP_MAX_NS 1000000L
 
 static long long
 now_ms(void)
@@ -196,4 +204,34 @@ net_wait_readable(int fd, int timeout_ms)
 	struct pollfd p = { .fd = fd, .events = POLLIN, .revents = 0 };
 
 	return poll(&p, 1, timeout_ms) > 0;
+}
+
+int
+net_wait_sent(int fd, int timeout_ms)
+{
+	long long deadline = now_ms() + timeout_ms;
+	struct timespec nap = { 0, 0 };
+	int queued, spins = 0;
+
+	/* No poll() event says "send queue empty": ask the kernel, napping a little longer each
+	 * time (a loopback ACK takes microseconds, a real network's a round trip). */
+	for (;;) {
+		if (ioctl(fd, SIOCOUTQ, &queued) != 0)
+			return SD_ERR_IO;
+		if (queued == 0)
+			return 0;
+		if (now_ms() >= deadline) {
+			errno = ETIMEDOUT;
+			return SD_ERR_IO;
+		}
+		if (spins < NET_SENT_SPINS) {
+			spins++;
+			sched_yield();
+			continue;
+		}
+		nap.tv_nsec = nap.tv_nsec == 0 ? NET_SENT_NAP_MIN_NS : nap.tv_nsec * 2;
+		if (nap.tv_nsec > NET_SENT_NAP_MAX_NS)
+			nap.tv_nsec = NET_SENT_NAP_MAX_NS;
+		nanosleep(&nap, NULL);
+	}
 }

@@ -18,6 +18,9 @@ int net_send2(int fd, const void *a, size_t a_len, const void *b, size_t b_len, 
 /* Waits at most timeout_ms for bytes and reads up to cap of them: *got > 0, or *got == 0 when
  * the peer closed the connection. */
 int net_recv(int fd, void *buf, size_t cap, size_t *got, int timeout_ms);
+/* Waits at most timeout_ms until every byte written to fd has been acknowledged by the peer
+ * (the kernel's send queue is empty, ioctl SIOCOUTQ), so the next write travels alone. */
+int net_wait_sent(int fd, int timeout_ms);
 /* 1 if bytes (or a close) arrive within timeout_ms (0: only what is waiting now). */
 int net_wait_readable(int fd, int timeout_ms);
 

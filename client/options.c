@@ -23,6 +23,7 @@ enum {
 	OPT_PAD_LAST,
 	OPT_PER_PACKET,
 	OPT_SINGLE_PACKET,
+	OPT_PACED,
 	OPT_VERSION,
 	OPT_PROTOCOL,
 	OPT_SERVER_KEY,
@@ -45,6 +46,7 @@ static const struct option long_options[] = {
 	{ "pad-last-packet", no_argument, NULL, OPT_PAD_LAST },
 	{ "per-packet-encryption", no_argument, NULL, OPT_PER_PACKET },
 	{ "single-packet", no_argument, NULL, OPT_SINGLE_PACKET },
+	{ "paced", no_argument, NULL, OPT_PACED },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ "protocol", required_argument, NULL, OPT_PROTOCOL },
@@ -64,9 +66,10 @@ options_usage(FILE *f)
 "Sends one file to a sealdrop server: over version 4 (TLS 1.3, pinned keys, resumable,\n"
 "SHA-256 checked) when the server speaks it, else encrypted with the version-3 protocol.\n"
 "With no command it reads transfer.info in the working directory:\n"
-"  line 1 host:port ([v6address]:port for IPv6), line 2 your name (1-100 characters),\n"
-"  line 3 the file to send. First run: registers and writes me.info and priv.key (mode\n"
-"  0600), and me.key (version 4). Later runs: reconnect with the ID and keys stored there.\n"
+"  line 1 host:port ([v6address]:port for IPv6), line 2 your name (1-100 bytes of UTF-8,\n"
+"  no control characters), line 3 the file to send. First run: registers and writes\n"
+"  me.info and priv.key (mode 0600), and me.key (version 4). Later runs: reconnect with\n"
+"  the ID and keys stored there.\n"
 "\n"
 "Commands (list, get and rm need a version-4 server; the server and name still come\n"
 "from transfer.info or --server/--name):\n"
@@ -116,6 +119,11 @@ options_usage(FILE *f)
 "                          content_size = that packet's ciphertext size, total_packets\n"
 "                          written before packet_number (servers built for such clients)\n"
 "  --single-packet         the whole ciphertext in one packet (1 of 1)\n"
+"  --paced                 each packet in a write of its own, sent only when the server\n"
+"                          has acknowledged the previous one, so that it arrives whole\n"
+"                          (servers that read a request with one recv() of its size and\n"
+"                          fail on a short read); with --packet-size 1024 a packet is\n"
+"                          one TCP segment on any Ethernet path\n"
 "\n"
 "Exit status:\n"
 "  0  done: the server confirmed the file (CRC, or SHA-256 in version 4), or the\n"
@@ -123,8 +131,8 @@ options_usage(FILE *f)
 "  1  bad command line\n"
 "  2  transfer.info missing or malformed (bad host:port, name over 100 characters ...)\n"
 "  3  me.info or priv.key unreadable or malformed, or cannot be written\n"
-"  4  the file cannot be read, is too large (4 GiB - 17 bytes at most), or changed\n"
-"     while it was sent\n"
+"  4  the file cannot be read, its name is one the server refuses, it is too large\n"
+"     (4 GiB - 17 bytes at most), or it changed while it was sent\n"
 "  5  cannot resolve or connect to the server (connect timeout)\n"
 "  6  connection lost, or the server stopped answering (read timeout)\n"
 "  7  the server answered with errors (1607) 4 times, or broke the protocol\n"
@@ -332,6 +340,7 @@ options_parse(int argc, char **argv, struct client_options *o, char *why, size_t
 		case OPT_PAD_LAST: o->pad_last_packet = 1; break;
 		case OPT_PER_PACKET: o->per_packet = 1; break;
 		case OPT_SINGLE_PACKET: o->single_packet = 1; break;
+		case OPT_PACED: o->paced = 1; break;
 		case ':':
 			snprintf(why, why_cap, "%s needs an argument", argv[optind - 1]);
 			return SD_ERR_INVALID_ARG;

@@ -68,6 +68,7 @@ struct client_options {
 	int pad_last_packet;
 	int per_packet;
 	int single_packet;
+	int paced;              /* --paced: each packet in one write, after the previous one left */
 	int help;
 	int version;
 	enum client_command command;

@@ -1,6 +1,6 @@
-/* session.c: the client's protocol flow: register or reconnect, stream the encrypted file in
- * 828 packets, and run the CRC loop, with the retry rules of SPEC.md 5-7. Memory is fixed: one
- * read chunk, its ciphertext, and one output buffer, whatever the file size. */
+/* session.c: the client's protocol flow: register or reconnect, send the file (send.c), and run
+ * the CRC loop, with the retry rules of SPEC.md 5-7. Reads the server's replies through one
+ * frame parser; sends the small requests itself. */
 #include "session.h"
 
 #include <errno.h>
@@ -10,20 +10,24 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
-#include "../protocol/cksum.h"
 #include "../protocol/codes.h"
+#include "../protocol/aes.h"
 #include "../protocol/crypto.h"
 #include "../protocol/err.h"
 #include "../protocol/hex.h"
 #include "../protocol/frame.h"
 #include "../protocol/msg.h"
+#include "../protocol/rsa.h"
 #include "files.h"
+#include "me_info.h"
 #include "log.h"
 #include "net.h"
 #include "options.h"
 #include "progress.h"
+#include "send.h"
 
 /* A response, decoded by code. */
 struct reply {
@@ -49,10 +53,7 @@ struct session {
 	uint8_t in[4096];
 	size_t in_off;
 	size_t in_len;
-	uint8_t *out;                     /* SESSION_OUT_BUFFER bytes waiting to be sent */
-	size_t out_len;
-	uint8_t *plain;                   /* SESSION_IO_CHUNK */
-	uint8_t *cipher;                  /* SESSION_IO_CHUNK + AES_BLOCK_SIZE */
+	size_t msg_bytes;                 /* bytes of the response the parser is gathering */
 	struct progress progress;
 	int upload_no;
 };
@@ -90,60 +91,6 @@ send_bytes(struct session *s, const void *a, size_t a_len, const void *b, size_t
 	return 0;
 }
 
-static int
-out_flush(struct session *s)
-{
-	int r;
-
-	if (s->out_len == 0)
-		return 0;
-	r = send_bytes(s, s->out, s->out_len, NULL, 0, "sending the file");
-	s->out_len = 0;
-	return r;
-}
-
-static int
-out_put(struct session *s, const uint8_t *p, size_t n)
-{
-	size_t k;
-	int r;
-
-	/* Big slices go straight out after what is buffered, in one sendmsg. */
-	if (n >= SESSION_OUT_BUFFER / 2) {
-		r = send_bytes(s, s->out, s->out_len, p, n, "sending the file");
-		s->out_len = 0;
-		return r;
-	}
-	while (n > 0) {
-		k = SESSION_OUT_BUFFER - s->out_len;
-		if (k > n)
-			k = n;
-		memcpy(s->out + s->out_len, p, k);
-		s->out_len += k;
-		p += k;
-		n -= k;
-		if (s->out_len == SESSION_OUT_BUFFER && (r = out_flush(s)) != 0)
-			return r;
-	}
-	return 0;
-}
-
-static int
-out_zeros(struct session *s, uint64_t n)
-{
-	static const uint8_t zeros[4096];
-	size_t k;
-	int r;
-
-	while (n > 0) {
-		k = n > sizeof(zeros) ? sizeof(zeros) : (size_t)n;
-		if ((r = out_put(s, zeros, k)) != 0)
-			return r;
-		n -= k;
-	}
-	return 0;
-}
-
 /* Sends a small request (825, 826, 827, 900-902). */
 static int
 send_request(struct session *s, const struct buf *b, uint16_t code)
@@ -171,38 +118,96 @@ send_name_request(struct session *s, uint16_t code, const uint8_t id[CLIENT_ID_S
 
 /* ---- receiving ---- */
 
-/* Reads the next response. 0, or an exit status (connection lost, timeout, framing broken). */
-static int
-read_reply(struct session *s, struct reply *rep, int *decoded, const char *what, int timeout_ms)
-{
-	struct frame_event ev;
-	size_t used, got;
-	long want;
-	int r;
+/* exchange() and read_reply() flags. */
+#define EX_SKIP_ACKS 1u   /* pass over stray 1604s while waiting (before a 1603) */
+#define EX_ANY_ACK 2u     /* a 1604 answers, whatever its payload (after 900 and 902) */
 
+static long long
+clock_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* 1: the parser holds a complete 1604 header whose payload has not (all) come. frame.h fills
+ * parser.header as soon as a header is complete; msg_bytes counts this message's bytes. */
+static int
+ack_pending(const struct session *s)
+{
+	return s->msg_bytes >= RESP_HEADER_SIZE && s->parser.header.code == RESP_ACK;
+}
+
+/* After 900 or 902 the 1604's code is the answer; what follows its header is not needed. Some
+ * servers send no payload, some more than 16 bytes, some announce 255, send 16 and close: each
+ * of them stored the file, so each is a confirmation. */
+static int
+ack_header_only(struct session *s, struct reply *rep, const char *how)
+{
 	memset(rep, 0, sizeof(*rep));
-	*decoded = 0;
+	rep->h = s->parser.header;
+	log_verbose("<- %u %s announcing %u payload bytes, %zu received: %s; the 1604 is the "
+	    "answer", rep->h.code, msg_code_name(rep->h.code), rep->h.payload_size,
+	    s->msg_bytes - RESP_HEADER_SIZE, how);
+	return 0;
+}
+
+/* Feeds the parser until it completes a response (*ev). 0 or an exit status; with EX_ANY_ACK,
+ * 1 when a 1604 header came but its payload did not (the connection ended, the rest is more
+ * than a reply may hold, or did not come within SESSION_ACK_WAIT_MS): *how says which. */
+static int
+read_frame(struct session *s, struct frame_event *ev, const char *what, int timeout_ms,
+    unsigned flags, const char **how)
+{
+	long long ack_deadline = 0;
+	size_t used, got;
+	int r, wait;
+
 	for (;;) {
 		if (s->in_off < s->in_len) {
 			r = frame_feed(&s->parser, s->in + s->in_off, s->in_len - s->in_off, &used,
-			    &ev);
+			    ev);
 			s->in_off += used;
+			s->msg_bytes += used;
+			if (r == SD_ERR_TOO_LARGE && (flags & EX_ANY_ACK) && ack_pending(s)) {
+				*how = "more than a reply may hold, not read";
+				return 1;
+			}
 			if (r != 0) {
 				log_fatal("%s: the server broke the protocol framing (%s)", what,
 				    sd_strerror(r));
 				return CX_SERVER;
 			}
-			if (ev.type == FRAME_MESSAGE)
-				break;
-			if (ev.type != FRAME_NEED_MORE) {
+			if (ev->type == FRAME_MESSAGE) {
+				s->msg_bytes = 0;
+				return 0;
+			}
+			if (ev->type != FRAME_NEED_MORE) {
 				/* Responses are never streamed; an 828-like event is a broken peer. */
 				log_fatal("%s: unexpected stream from the server", what);
 				return CX_SERVER;
 			}
 			continue;
 		}
+		wait = timeout_ms;
+		if ((flags & EX_ANY_ACK) && ack_pending(s)) {
+			if (ack_deadline == 0)
+				ack_deadline = clock_ms() + SESSION_ACK_WAIT_MS;
+			wait = (int)(ack_deadline - clock_ms());
+			if (wait <= 0) {
+				*how = "the rest did not come";
+				return 1;
+			}
+		}
 		s->in_off = s->in_len = 0;
-		if (net_recv(s->fd, s->in, sizeof(s->in), &got, timeout_ms) != 0)
+		r = net_recv(s->fd, s->in, sizeof(s->in), &got, wait);
+		if ((r != 0 || got == 0) && (flags & EX_ANY_ACK) && ack_pending(s)) {
+			*how = r != 0 && errno == ETIMEDOUT ? "the rest did not come" :
+			    "then the server closed the connection";
+			return 1;
+		}
+		if (r != 0)
 			return conn_error(s, what);
 		if (got == 0) {
 			log_fatal("%s: the server closed the connection", what);
@@ -210,6 +215,25 @@ read_reply(struct session *s, struct reply *rep, int *decoded, const char *what,
 		}
 		s->in_len = got;
 	}
+}
+
+/* Reads the next response. 0, or an exit status (connection lost, timeout, framing broken).
+ * *decoded: its payload has the size and form of its code. */
+static int
+read_reply(struct session *s, struct reply *rep, int *decoded, const char *what, int timeout_ms,
+    unsigned flags)
+{
+	struct frame_event ev;
+	const char *how = NULL;
+	long want;
+	int r;
+
+	memset(rep, 0, sizeof(*rep));
+	*decoded = 0;
+	if ((r = read_frame(s, &ev, what, timeout_ms, flags, &how)) == 1)
+		return ack_header_only(s, rep, how);
+	if (r != 0)
+		return r;
 	rep->h = *ev.header;
 	log_verbose("<- %u %s (%u payload bytes)", rep->h.code, msg_code_name(rep->h.code),
 	    rep->h.payload_size);
@@ -259,7 +283,7 @@ drain_errors(struct session *s)
 
 	while (s->in_off < s->in_len || net_wait_readable(s->fd, SESSION_DRAIN_MS)) {
 		if ((r = read_reply(s, &rep, &decoded, "reading the server's errors",
-		    s->cfg->timeout_ms)) != 0)
+		    s->cfg->timeout_ms, 0)) != 0)
 			return r;
 		if (rep.h.code != RESP_ERROR)
 			log_verbose("ignored a stray %u after an error", rep.h.code);
@@ -269,10 +293,10 @@ drain_errors(struct session *s)
 
 /* One step of SPEC.md 7: send, read the reply; on 1607, an unexpected code, a payload that does
  * not decode, or a check that fails: say so and send again, SESSION_MAX_ATTEMPTS times in all.
- * skip: a code to pass over silently while waiting (a stray 1604), or 0. */
+ * flags: EX_SKIP_ACKS, EX_ANY_ACK, or 0. */
 static int
 exchange(struct session *s, const char *what, send_fn send, void *ctx, const uint16_t *want,
-    size_t nwant, uint16_t skip, check_fn check, struct reply *rep)
+    size_t nwant, unsigned flags, check_fn check, struct reply *rep)
 {
 	int attempt, r, decoded, strays;
 	char cause[160] = "";
@@ -288,16 +312,20 @@ exchange(struct session *s, const char *what, send_fn send, void *ctx, const uin
 			return r;
 		strays = 0;
 		for (;;) {
-			if ((r = read_reply(s, rep, &decoded, what, s->cfg->timeout_ms)) != 0)
+			if ((r = read_reply(s, rep, &decoded, what, s->cfg->timeout_ms, flags)) != 0)
 				return r;
-			if (skip != 0 && rep->h.code == skip && strays < SESSION_MAX_STRAY_ACKS) {
-				log_verbose("skipped a stray %u %s", skip, msg_code_name(skip));
+			if ((flags & EX_SKIP_ACKS) && rep->h.code == RESP_ACK &&
+			    strays < SESSION_MAX_STRAY_ACKS) {
+				log_verbose("skipped a stray 1604 %s", msg_code_name(RESP_ACK));
 				strays++;
 				continue;
 			}
 			break;
 		}
-		if (rep->h.code == RESP_ERROR) {
+		if ((flags & EX_ANY_ACK) && rep->h.code == RESP_ACK) {
+			/* Whatever it carries: a 900 answered with 1604 is never sent again. */
+			return 0;
+		} else if (rep->h.code == RESP_ERROR) {
 			snprintf(cause, sizeof(cause), "the server answered 1607 (general error)");
 		} else if (!code_in(rep->h.code, want, nwant)) {
 			snprintf(cause, sizeof(cause), "unexpected reply %u (%s)", rep->h.code,
@@ -506,300 +534,59 @@ do_reconnect(struct session *s)
 
 /* ---- the file ---- */
 
+static void
+session_layout(const struct session_config *cfg, struct send_layout *l)
+{
+	memset(l, 0, sizeof(*l));
+	l->packet_size = cfg->packet_size;
+	l->packet_size_fixed = cfg->packet_size_fixed;
+	l->first_packet = cfg->first_packet;
+	l->pad_last_packet = cfg->pad_last_packet;
+	l->per_packet = cfg->per_packet;
+	l->single_packet = cfg->single_packet;
+	l->paced = cfg->paced;
+}
+
 int
 session_plan(const struct session_config *cfg, uint64_t plain_size, uint32_t *packet_size,
     uint32_t *packets, uint64_t *cipher_size)
 {
-	uint64_t ps = cfg->packet_size, c, n, unit;
+	struct send_layout l;
 
-	if (plain_size > UINT32_MAX)
-		return SD_ERR_TOO_LARGE;
-	c = aes_cbc_ciphertext_size(plain_size);
-	if (c > UINT32_MAX)
-		return SD_ERR_TOO_LARGE;
-	if (cfg->single_packet)
-		ps = c;
-	if (ps == 0)
-		return SD_ERR_INVALID_ARG;
-	unit = cfg->per_packet ? plain_size : c;
-	n = unit == 0 ? 1 : (unit + ps - 1) / ps;
-	if (n > MAX_TOTAL_PACKETS && !cfg->packet_size_fixed) {
-		/* Larger packets, rounded to whole AES blocks, so the count fits the u16. */
-		ps = (unit + MAX_TOTAL_PACKETS - 1) / MAX_TOTAL_PACKETS;
-		ps = (ps + AES_BLOCK_SIZE - 1) / AES_BLOCK_SIZE * AES_BLOCK_SIZE;
-		n = (unit + ps - 1) / ps;
-	}
-	if (n > MAX_TOTAL_PACKETS)
-		return SD_ERR_TOO_LARGE;
-	/* Each packet's payload (267 + content) must fit the u32 payload_size. */
-	if ((cfg->per_packet ? aes_cbc_ciphertext_size(ps) : ps) >
-	    (uint64_t)UINT32_MAX - FILE_PACKET_HEADER_SIZE)
-		return SD_ERR_TOO_LARGE;
-	*packet_size = (uint32_t)ps;
-	*packets = (uint32_t)n;
-	*cipher_size = c;
-	return 0;
+	session_layout(cfg, &l);
+	return send_plan(&l, plain_size, packet_size, packets, cipher_size);
 }
 
-/* Reads exactly n bytes of the file (fewer only at its end). */
-static int
-read_file(struct session *s, uint8_t *p, size_t n, size_t *got)
-{
-	ssize_t k;
-
-	*got = 0;
-	while (*got < n) {
-		k = read(s->file_fd, p + *got, n - *got);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k < 0) {
-			log_fatal("cannot read %s: %s", s->cfg->file_path, strerror(errno));
-			return CX_FILE;
-		}
-		if (k == 0)
-			break;
-		*got += (size_t)k;
-	}
-	return 0;
-}
-
-static int
-file_changed(struct session *s)
-{
-	log_fatal("%s changed size while it was being sent", s->cfg->file_path);
-	return CX_FILE;
-}
-
-/* After the announced size: anything more means the file grew. */
-static int
-check_file_end(struct session *s)
-{
-	uint8_t extra;
-	size_t got;
-	int r;
-
-	if ((r = read_file(s, &extra, 1, &got)) != 0)
-		return r;
-	return got != 0 ? file_changed(s) : 0;
-}
-
-static int
-put_packet_header(struct session *s, uint32_t content_size, uint32_t number, uint32_t total,
-    uint32_t content_len, int swapped)
-{
-	uint8_t mem[REQ_HEADER_SIZE + FILE_PACKET_HEADER_SIZE];
-	struct msg_file_packet f;
-	struct buf b;
-	int r;
-
-	memset(&f, 0, sizeof(f));
-	f.content_size = content_size;
-	f.orig_file_size = (uint32_t)s->file_size;
-	f.packet_number = (uint16_t)number;
-	f.total_packets = (uint16_t)total;
-	memcpy(f.file_name, s->file_name, sizeof(f.file_name));
-	buf_fixed(&b, mem, sizeof(mem));
-	if ((r = msg_put_file_packet_header(&b, s->id, &f, content_len, swapped)) != 0) {
-		log_fatal("cannot encode packet %u: %s", number, sd_strerror(r));
-		return CX_SERVER;
-	}
-	if (number == (uint32_t)s->cfg->first_packet || number + 1 == total + (uint32_t)s->cfg->
-	    first_packet)
-		log_verbose("-> 828 send file, packet %u of %u (%u content bytes)", number, total,
-		    content_len);
-	return out_put(s, buf_ptr(&b), buf_len(&b));
-}
-
-/* Packet cutter for one CBC stream (variants 1-4): ciphertext in, packets out. */
-struct cutter {
-	uint32_t ps;          /* content bytes per packet */
-	uint32_t packets;
-	uint64_t cipher;      /* total ciphertext */
-	uint32_t next;        /* index of the next packet to start */
-	uint64_t left;        /* real bytes still due in the current packet */
-	uint64_t pad;         /* zeros after them (--pad-last-packet) */
-};
-
-static int
-cut(struct session *s, struct cutter *c, const uint8_t *p, size_t n)
-{
-	uint64_t start, real;
-	size_t k;
-	int r;
-
-	while (n > 0) {
-		if (c->left == 0) {
-			if (c->next >= c->packets) {
-				log_fatal("internal error: more ciphertext than planned");
-				return CX_SERVER;
-			}
-			start = (uint64_t)c->next * c->ps;
-			real = c->cipher - start < c->ps ? c->cipher - start : c->ps;
-			c->pad = s->cfg->pad_last_packet ? c->ps - real : 0;
-			if ((r = put_packet_header(s, (uint32_t)c->cipher,
-			    c->next + (uint32_t)s->cfg->first_packet, c->packets,
-			    (uint32_t)(real + c->pad), 0)) != 0)
-				return r;
-			c->left = real;
-			c->next++;
-		}
-		k = n < c->left ? n : (size_t)c->left;
-		if ((r = out_put(s, p, k)) != 0)
-			return r;
-		c->left -= k;
-		p += k;
-		n -= k;
-		if (c->left == 0 && c->pad > 0) {
-			if ((r = out_zeros(s, c->pad)) != 0)
-				return r;
-			c->pad = 0;
-		}
-	}
-	return 0;
-}
-
-/* Reads the next want bytes of the file into the CRC and the cipher; s->cipher then holds
- * *clen bytes of ciphertext. A short read means the file shrank while being sent. */
-static int
-read_and_encrypt(struct session *s, struct aes_cbc *enc, struct cksum *ck, size_t want,
-    size_t *clen)
-{
-	size_t got;
-	int r;
-
-	if ((r = read_file(s, s->plain, want, &got)) != 0)
-		return r;
-	if (got < want)
-		return file_changed(s);
-	cksum_update(ck, s->plain, got);
-	if ((r = aes_cbc_update(enc, s->plain, got, s->cipher, clen)) != 0) {
-		log_fatal("encryption failed: %s", sd_strerror(r));
-		return CX_FILE;
-	}
-	return 0;
-}
-
-static int
-send_stream(struct session *s, struct aes_cbc *enc, struct cksum *ck, uint32_t ps,
-    uint32_t packets, uint64_t cipher)
-{
-	struct cutter c = { ps, packets, cipher, 0, 0, 0 };
-	uint64_t sent = 0;
-	size_t clen;
-	int r;
-
-	while (sent < s->file_size) {
-		size_t want = s->file_size - sent < SESSION_IO_CHUNK ?
-		    (size_t)(s->file_size - sent) : SESSION_IO_CHUNK;
-		if ((r = read_and_encrypt(s, enc, ck, want, &clen)) != 0 ||
-		    (r = cut(s, &c, s->cipher, clen)) != 0)
-			return r;
-		sent += want;
-		progress_update(&s->progress, sent);
-	}
-	if ((r = check_file_end(s)) != 0)
-		return r;
-	if ((r = aes_cbc_final(enc, s->cipher, &clen)) != 0) {
-		log_fatal("encryption failed: %s", sd_strerror(r));
-		return CX_FILE;
-	}
-	if ((r = cut(s, &c, s->cipher, clen)) != 0)
-		return r;
-	if (c.next != c.packets || c.left != 0) {
-		log_fatal("internal error: %u of %u packets sent", c.next, c.packets);
-		return CX_SERVER;
-	}
-	return 0;
-}
-
-/* Variant 5: each ps-byte plaintext chunk is its own CBC message in its own packet. */
-static int
-send_per_packet(struct session *s, struct aes_cbc *enc, struct cksum *ck, uint32_t ps,
-    uint32_t packets)
-{
-	uint64_t sent = 0, chunk, done_in_chunk;
-	uint32_t i, csize;
-	size_t clen, want;
-	int r;
-
-	for (i = 0; i < packets; i++) {
-		chunk = s->file_size - sent < ps ? s->file_size - sent : ps;
-		csize = (uint32_t)aes_cbc_ciphertext_size(chunk);
-		if ((r = put_packet_header(s, csize, i + (uint32_t)s->cfg->first_packet, packets,
-		    csize, 1)) != 0)
-			return r;
-		if ((r = aes_cbc_reset(enc)) != 0) {
-			log_fatal("encryption failed: %s", sd_strerror(r));
-			return CX_FILE;
-		}
-		for (done_in_chunk = 0; done_in_chunk < chunk; done_in_chunk += want) {
-			want = chunk - done_in_chunk < SESSION_IO_CHUNK ?
-			    (size_t)(chunk - done_in_chunk) : SESSION_IO_CHUNK;
-			if ((r = read_and_encrypt(s, enc, ck, want, &clen)) != 0 ||
-			    (r = out_put(s, s->cipher, clen)) != 0)
-				return r;
-			sent += want;
-			progress_update(&s->progress, sent);
-		}
-		if ((r = aes_cbc_final(enc, s->cipher, &clen)) != 0) {
-			log_fatal("encryption failed: %s", sd_strerror(r));
-			return CX_FILE;
-		}
-		if ((r = out_put(s, s->cipher, clen)) != 0)
-			return r;
-	}
-	return check_file_end(s);
-}
-
-/* One upload of the whole file: reads it from the start, so a resend after 901 or a retry
- * after 1607 sends it again in full. Sets s->crc. */
+/* One upload of the whole file (send.c): reads it from the start, so a resend after 901 or a
+ * retry after 1607 sends it again in full. Sets s->crc. */
 static int
 send_file_cb(struct session *s, void *ctx)
 {
-	struct aes_cbc *enc = NULL;
-	struct cksum ck;
-	struct stat st;
-	uint32_t ps, packets;
-	uint64_t cipher;
+	struct send_layout l;
+	struct send_job job;
 	char label[96];
 	int r;
 
 	(void)ctx;
-	if (lseek(s->file_fd, 0, SEEK_SET) != 0 || fstat(s->file_fd, &st) != 0) {
-		log_fatal("cannot read %s: %s", s->cfg->file_path, strerror(errno));
-		return CX_FILE;
-	}
-	if ((uint64_t)st.st_size != s->file_size)
-		return file_changed(s);
-	if (session_plan(s->cfg, s->file_size, &ps, &packets, &cipher) != 0) {
-		log_fatal("%s does not fit the protocol's packets with these options",
-		    s->cfg->file_path);
-		return CX_FILE;
-	}
-	if ((r = aes_cbc_new(&enc, s->aes_key, AES_ENCRYPT)) != 0) {
-		log_fatal("cannot start encryption: %s", sd_strerror(r));
-		return CX_FILE;
-	}
-	s->upload_no++;
-	log_verbose("upload %d: %llu bytes, %llu ciphertext bytes in %u packets of %u", s->upload_no,
-	    (unsigned long long)s->file_size, (unsigned long long)cipher, packets, ps);
+	session_layout(s->cfg, &l);
+	memset(&job, 0, sizeof(job));
+	job.sock = s->fd;
+	job.timeout_ms = s->cfg->timeout_ms;
+	job.file_fd = s->file_fd;
+	job.file_path = s->cfg->file_path;
+	job.file_size = s->file_size;
+	job.file_name = s->file_name;
+	job.client_id = s->id;
+	job.aes_key = s->aes_key;
+	job.upload_no = ++s->upload_no;
+	job.progress = &s->progress;
 	snprintf(label, sizeof(label), "sealdrop-client: %.60s", s->file_name);
 	progress_start(&s->progress, s->cfg->progress, s->file_size, label);
-	cksum_init(&ck);
-	s->out_len = 0;
-	if (s->cfg->per_packet)
-		r = send_per_packet(s, enc, &ck, ps, packets);
-	else
-		r = send_stream(s, enc, &ck, ps, packets, cipher);
+	r = send_file(&l, &job, &s->crc);
 	if (r == 0)
-		r = out_flush(s);
-	if (r == 0) {
-		s->crc = cksum_final(&ck);
 		progress_finish(&s->progress);
-	} else {
+	else
 		progress_clear(&s->progress);
-	}
-	aes_cbc_free(enc);
 	return r;
 }
 
@@ -814,7 +601,7 @@ crc_loop(struct session *s)
 
 	for (attempt = 1; attempt <= SESSION_MAX_UPLOADS; attempt++) {
 		if ((r = exchange(s, "sending the file (828)", send_file_cb, NULL, want_crc, 1,
-		    RESP_ACK, NULL, &rep)) != 0)
+		    EX_SKIP_ACKS, NULL, &rep)) != 0)
 			return r;
 		check_reply_id(s, rep.crc.client_id, RESP_FILE_CRC);
 		if (rep.crc.cksum == s->crc) {
@@ -822,7 +609,7 @@ crc_loop(struct session *s)
 			    rep.crc.content_size);
 			q.code = REQ_CRC_OK;
 			if ((r = exchange(s, "confirming the CRC (900)", send_name_cb, &q, want_ack,
-			    1, 0, NULL, &rep)) != 0)
+			    1, EX_ANY_ACK, NULL, &rep)) != 0)
 				return r;
 			log_note("%s sent; the server confirmed its CRC %u", s->file_name, s->crc);
 			return CX_OK;
@@ -837,8 +624,8 @@ crc_loop(struct session *s)
 		}
 	}
 	q.code = REQ_CRC_FAIL;
-	if ((r = exchange(s, "giving up on the CRC (902)", send_name_cb, &q, want_ack, 1, 0, NULL,
-	    &rep)) != 0)
+	if ((r = exchange(s, "giving up on the CRC (902)", send_name_cb, &q, want_ack, 1,
+	    EX_ANY_ACK, NULL, &rep)) != 0)
 		return r;
 	log_fatal("the CRC did not match after %d uploads; sent 902, the file stays unverified",
 	    SESSION_MAX_UPLOADS);
@@ -910,14 +697,6 @@ session_run(const struct session_config *cfg)
 	s->cfg = cfg;
 	s->fd = -1;
 	s->file_fd = -1;
-	s->out = malloc(SESSION_OUT_BUFFER);
-	s->plain = malloc(SESSION_IO_CHUNK);
-	s->cipher = malloc(SESSION_IO_CHUNK + AES_BLOCK_SIZE);
-	if (s->out == NULL || s->plain == NULL || s->cipher == NULL) {
-		log_fatal("out of memory");
-		r = CX_FILE;
-		goto out;
-	}
 	log_set_hook(progress_hook, &s->progress);
 
 	/* Everything local first: no connection for a session that cannot succeed. */
@@ -925,7 +704,7 @@ session_run(const struct session_config *cfg)
 		goto out;
 	if (session_plan(cfg, s->file_size, &ps, &packets, &cipher) != 0) {
 		log_fatal("%s needs more than %u packets of %u bytes; choose a larger "
-		    "--packet-size", cfg->file_path, MAX_TOTAL_PACKETS, cfg->packet_size);
+		    "--packet-size", cfg->file_path, SEND_MAX_PACKETS, cfg->packet_size);
 		r = CX_FILE;
 		goto out;
 	}
@@ -962,13 +741,6 @@ out:
 		close(s->file_fd);
 	me_info_clear(&s->me);
 	crypto_wipe(s->aes_key, sizeof(s->aes_key));
-	if (s->plain != NULL) {
-		crypto_wipe(s->plain, SESSION_IO_CHUNK);
-		free(s->plain);
-	}
-	if (s->cipher != NULL)
-		free(s->cipher);
-	free(s->out);
 	crypto_wipe(s, sizeof(*s));
 	free(s);
 	return r;

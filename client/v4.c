@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "../protocol/crypto.h"
+#include "../protocol/rsa.h"
 #include "../protocol/err.h"
 #include "../protocol/hex.h"
 #include "identity.h"

@@ -11,6 +11,7 @@
 #include "../protocol/tls.h"
 #include "files.h"
 #include "known_servers.h"
+#include "me_info.h"
 #include "options.h"
 #include "../protocol/msg4.h"
 #include "v4conn.h"

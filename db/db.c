@@ -438,6 +438,13 @@ enable_wal(struct db *db)
 int
 db_open(const char *path, enum db_open_mode mode, struct db **out)
 {
+	return db_open_why(path, mode, out, NULL, 0);
+}
+
+int
+db_open_why(const char *path, enum db_open_mode mode, struct db **out, char *why,
+    size_t why_cap)
+{
 	struct db *db = NULL;
 	struct stat st;
 	int flags, rc, r, state;
@@ -445,6 +452,8 @@ db_open(const char *path, enum db_open_mode mode, struct db **out)
 
 	if (out != NULL)
 		*out = NULL;
+	if (why != NULL && why_cap > 0)
+		why[0] = '\0';
 	if (path == NULL || out == NULL || (mode != DB_READ_WRITE && mode != DB_READ_ONLY))
 		return SD_ERR_INVALID_ARG;
 	/* SQLite says only "unable to open" for a missing file; tell missing from unreadable. */
@@ -500,6 +509,9 @@ db_open(const char *path, enum db_open_mode mode, struct db **out)
 	db = NULL;
 	r = 0;
 out:
+	if (why != NULL && why_cap > 0)
+		snprintf(why, why_cap, "%s", r != 0 && db != NULL ? db->errmsg :
+		    "");
 	db_close(db);
 	return r;
 }

@@ -21,6 +21,11 @@ enum db_open_mode {
 int db_open(const char *path, enum db_open_mode mode, struct db **out);
 /* (db_open's other results: SD_ERR_NOT_FOUND for a missing file in DB_READ_ONLY mode,
  * SD_ERR_IO when the file cannot be opened, SD_ERR_DB for other SQLite failures.) */
+/* The same, and on failure why in words (SQLite's message, or what is wrong with the schema)
+ * in why[0..why_cap), always NUL-terminated when why_cap > 0 ("" when there is nothing to
+ * add to the error code). On failure nothing is left to free, so db_errmsg() cannot tell. */
+int db_open_why(const char *path, enum db_open_mode mode, struct db **out, char *why,
+    size_t why_cap);
 /* Finalises statements and closes; accepts NULL. */
 void db_close(struct db *db);
 /* The last SQLite error message of this connection (for logs). */

@@ -1,6 +1,6 @@
 /* der.h: DER of RSA keys (X.509 SubjectPublicKeyInfo, PKCS#8 PrivateKeyInfo, PKCS#1
  * RSAPrivateKey) to and from big-endian integers, through libtasn1. Internal to protocol/:
- * crypto.c turns the integers into libgcrypt keys. No allocation is handed to the caller. */
+ * rsa.c turns the integers into libgcrypt keys. No allocation is handed to the caller. */
 #ifndef SD_DER_H
 #define SD_DER_H
 

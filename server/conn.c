@@ -1,62 +1,127 @@
-/* conn.c: one client connection: bytes from the socket go through the frame parser to the
- * handlers; replies wait in a bounded output buffer and go out as the socket accepts them. */
+/* conn.c: one client connection: bytes from its transport go through the frame parser to the
+ * handlers; replies wait in a bounded output buffer and go out as the transport accepts them.
+ * The connection also owns its identity, its log lines, its closing and its deadlines. */
 #include "conn.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "../db/db.h"
+#include "../protocol/aes.h"
 #include "../protocol/crypto.h"
 #include "../protocol/err.h"
+#include "../protocol/msg.h"
+#include "config.h"
 #include "handlers.h"
 #include "log.h"
-#include "loop.h"
-#include "upload.h"
+#include "receive.h"
 
 /* Largest file-packet payload the parser lets through: the reassembler checks the exact
  * sizes; this only keeps absurd claims out before a byte of content is read. A fixed-size
  * sender may zero-fill its last packet past the ciphertext, hence the slack. */
 #define CONN_STREAM_SLACK (1024u * 1024u)
+/* Before a client is known, a connection may send this many invalid requests; then it is
+ * closed (Redis-style lower caps before authentication). */
+#define CONN_UNKNOWN_MAX_ERRORS 32
+
+/* The plain-socket transport: nothing but the fd. */
+static ssize_t
+plain_read(struct conn_transport *t, uint8_t *buf, size_t cap)
+{
+	ssize_t n;
+
+	while ((n = recv(t->fd, buf, cap, 0)) < 0 && errno == EINTR)
+		;
+	if (n >= 0)
+		return n;
+	return errno == EAGAIN || errno == EWOULDBLOCK ? CONN_IO_AGAIN : CONN_IO_ERROR;
+}
+
+static ssize_t
+plain_write(struct conn_transport *t, const uint8_t *buf, size_t len)
+{
+	ssize_t n;
+
+	while ((n = send(t->fd, buf, len, MSG_NOSIGNAL)) < 0 && errno == EINTR)
+		;
+	if (n > 0)
+		return n;
+	return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) ? CONN_IO_AGAIN : CONN_IO_ERROR;
+}
+
+static unsigned
+plain_want(struct conn_transport *t)
+{
+	(void)t;
+	return 0;
+}
+
+static int
+plain_pending(struct conn_transport *t)
+{
+	(void)t;
+	return 0;
+}
+
+static void
+plain_close(struct conn_transport *t)
+{
+	if (t->fd >= 0)
+		close(t->fd);
+	t->fd = -1;
+}
+
+static const struct conn_transport_ops plain_ops = {
+	plain_read, plain_write, plain_want, plain_pending, plain_close,
+};
+
+void
+conn_transport_plain(struct conn_transport *t, int fd)
+{
+	t->ops = &plain_ops;
+	t->fd = fd;
+	t->ctx = NULL;
+}
 
 struct conn *
-conn_new(struct worker *w, int fd, const char *peer)
+conn_new(struct conn_env *env, const struct conn_transport *t, const char *peer)
 {
 	struct conn *c;
 	uint64_t max;
 
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return NULL;
-	c->w = w;
-	c->fd = fd;
+	c->env = env;
+	c->tr = *t;
 	snprintf(c->peer, sizeof(c->peer), "%s", peer);
-	c->last_rx_ms = w->now_ms;
-	c->last_tx_ms = w->now_ms;
+	c->reading = 1;
+	c->last_rx_ms = env->now_ms;
+	c->last_tx_ms = env->now_ms;
 	frame_init(&c->parser, FRAME_REQUESTS);
 	max = (uint64_t)FILE_PACKET_HEADER_SIZE +
-	    aes_cbc_ciphertext_size(w->cfg->max_file_size) + CONN_STREAM_SLACK;
+	    aes_cbc_ciphertext_size(env->cfg->max_file_size) + CONN_STREAM_SLACK;
 	c->parser.max_stream_payload = max > FILE_PAYLOAD_MAX ? FILE_PAYLOAD_MAX :
 	    (uint32_t)max;
 	buf_init(&c->out, CONN_OUT_MAX);
-	c->sf.fd = -1;
-	c->sf.dir_fd = -1;
-	c->corrupt_left = w->cfg->test_corrupt_crc;
+	c->corrupt_left = env->cfg->test_corrupt_crc;
 	return c;
 }
 
-void
-conn_abort_upload(struct conn *c)
+static void
+set_pending(struct conn *c, int more)
 {
-	/* The reassembler (with its 64 KiB buffer) exists only while an upload is in progress,
-	 * so that idle connections stay small. */
-	upload_free(c->up);
-	c->up = NULL;
-	if (c->storing) {
-		storage_abort(&c->sf);
-		c->storing = 0;
-	}
+	if (more == c->more_pending)
+		return;
+	c->more_pending = more;
+	if (more)
+		c->env->npending++;
+	else
+		c->env->npending--;
 }
 
 void
@@ -64,25 +129,149 @@ conn_free(struct conn *c)
 {
 	if (c == NULL)
 		return;
-	if (c->storing || (c->up != NULL && upload_in_progress(c->up)))
-		log_event(c->w->index, c->peer, c->known ? c->id : NULL,
-		    c->known ? c->name : NULL, "send file", "aborted: connection closed "
-		    "mid-upload; partial file removed");
-	conn_abort_upload(c);
-	if (c->fd >= 0)
-		close(c->fd);
+	if (c->recv != NULL)
+		conn_log_end(c, "send file", "aborted: connection closed mid-upload; partial file "
+		    "removed");
+	receive_abort(c);
+	set_pending(c, 0);
+	c->tr.ops->close(&c->tr);
 	buf_free(&c->out);
 	crypto_wipe(c->aes_key, sizeof(c->aes_key));
 	crypto_wipe(&c->parser, sizeof(c->parser));
 	free(c);
 }
 
+void
+conn_close_later(struct conn *c)
+{
+	if (c->closing)
+		return;
+	c->closing = 1;
+	c->env->nclosing++;
+	set_pending(c, 0);
+}
+
 int
 conn_busy(const struct conn *c)
 {
-	return !frame_idle(&c->parser) || c->storing ||
-	    (c->up != NULL && upload_in_progress(c->up)) || c->awaiting_verdict ||
+	return !frame_idle(&c->parser) || c->recv != NULL || c->awaiting_verdict ||
 	    buf_len(&c->out) > 0;
+}
+
+/* One log line with this connection's worker and peer; capped says whether it counts against
+ * CONN_LOG_MAX. */
+static void
+vlog(struct conn *c, int capped, const uint8_t *id, const char *name, const char *event,
+    const char *fmt, va_list ap) __attribute__((format(printf, 6, 0)));
+
+static void
+vlog(struct conn *c, int capped, const uint8_t *id, const char *name, const char *event,
+    const char *fmt, va_list ap)
+{
+	if (capped) {
+		if (c->logged > CONN_LOG_MAX)
+			return;
+		if (c->logged++ == CONN_LOG_MAX) {
+			log_event(c->env->index, c->peer, id, name, "log", "%u events logged for "
+			    "this connection; the rest are not", CONN_LOG_MAX);
+			return;
+		}
+	}
+	log_eventv(c->env->index, c->peer, id, name, event, fmt, ap);
+}
+
+void
+conn_log(struct conn *c, const char *event, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vlog(c, 1, c->known ? c->id : NULL, c->known ? c->name : NULL, event, fmt, ap);
+	va_end(ap);
+}
+
+void
+conn_log_as(struct conn *c, const uint8_t *id, const char *name, const char *event,
+    const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vlog(c, 1, id, name, event, fmt, ap);
+	va_end(ap);
+}
+
+void
+conn_log_end(struct conn *c, const char *event, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vlog(c, 0, c->known ? c->id : NULL, c->known ? c->name : NULL, event, fmt, ap);
+	va_end(ap);
+}
+
+void
+conn_queued(struct conn *c, int r)
+{
+	if (r != 0) {
+		conn_log(c, "reply", "failed: %s; closing", sd_strerror(r));
+		conn_close_later(c);
+	}
+}
+
+void
+conn_reply_error(struct conn *c)
+{
+	conn_queued(c, msg_put_empty_response(&c->out, RESP_ERROR));
+	c->errors++;
+	if (!c->known && c->errors > CONN_UNKNOWN_MAX_ERRORS) {
+		conn_log(c, "limit", "too many invalid requests before registration; closing");
+		conn_close_later(c);
+	}
+}
+
+void
+conn_touch(struct conn *c, const uint8_t id[CLIENT_ID_SIZE])
+{
+	int r = db_client_touch(c->env->db, id);
+
+	if (r != 0 && r != SD_ERR_NOT_FOUND)
+		conn_log(c, "lastseen", "failed: %s (%s)", sd_strerror(r),
+		    db_errmsg(c->env->db));
+	c->last_touch_ms = c->env->now_ms;
+}
+
+void
+conn_set_identity(struct conn *c, const uint8_t id[CLIENT_ID_SIZE], const char *name,
+    const uint8_t *key)
+{
+	if (!c->known || memcmp(c->id, id, CLIENT_ID_SIZE) != 0) {
+		receive_abort(c);
+		c->uploads_done = 0;
+		c->awaiting_verdict = 0;
+	}
+	c->known = 1;
+	memcpy(c->id, id, CLIENT_ID_SIZE);
+	if (name != c->name)
+		snprintf(c->name, sizeof(c->name), "%s", name);
+	if (key == NULL) {
+		c->has_key = 0;
+		crypto_wipe(c->aes_key, sizeof(c->aes_key));
+		return;
+	}
+	if (c->has_key && memcmp(c->aes_key, key, AES_KEY_SIZE) == 0)
+		return;
+	receive_abort(c);  /* a file under an older key cannot go on */
+	memcpy(c->aes_key, key, AES_KEY_SIZE);
+	c->has_key = 1;
+}
+
+/* 1 while an 828's content is arriving (for a file or to be dropped). */
+static int
+streaming(const struct conn *c)
+{
+	return c->skip_content || (c->recv != NULL && receive_in_packet(c->recv));
 }
 
 /* Hands every event that len bytes of input complete to the handlers. */
@@ -95,10 +284,8 @@ parse(struct conn *c, const uint8_t *in, size_t len)
 
 	for (;;) {
 		if ((r = frame_feed(&c->parser, in + off, len - off, &used, &ev)) != 0) {
-			log_event(c->w->index, c->peer, c->known ? c->id : NULL,
-			    c->known ? c->name : NULL, "framing",
-			    "broken: %s; closing", sd_strerror(r));
-			loop_mark_closing(c);
+			conn_log_end(c, "framing", "broken: %s; closing", sd_strerror(r));
+			conn_close_later(c);
 			return;
 		}
 		off += used;
@@ -106,20 +293,40 @@ parse(struct conn *c, const uint8_t *in, size_t len)
 		case FRAME_NEED_MORE:
 			return;
 		case FRAME_MESSAGE:
-			handle_message(c, &ev);
+			handlers_message(c, &ev);
 			break;
 		case FRAME_STREAM_START:
-			handle_stream_start(c, &ev);
+			receive_packet_start(c, &ev);
 			break;
 		case FRAME_STREAM_DATA:
-			handle_stream_data(c, &ev);
+			receive_packet_data(c, &ev);
 			break;
 		case FRAME_STREAM_END:
-			handle_stream_end(c, &ev);
+			receive_packet_end(c, &ev);
 			break;
 		}
 		if (c->closing)
 			return;
+	}
+}
+
+/* After n bytes were parsed: the deadlines that depend on what is pending. */
+static void
+update_progress(struct conn *c, size_t n)
+{
+	int64_t now = c->env->now_ms;
+
+	c->last_rx_ms = now;
+	if (frame_idle(&c->parser) || streaming(c))
+		c->partial_since_ms = 0;
+	else if (c->partial_since_ms == 0)
+		c->partial_since_ms = now;
+	if (!streaming(c)) {
+		c->stream_mark_ms = 0;
+	} else if (c->stream_mark_ms == 0 ||
+	    (c->stream_bytes += (uint64_t)n) >= CONN_STREAM_MIN_BYTES) {
+		c->stream_mark_ms = now;
+		c->stream_bytes = 0;
 	}
 }
 
@@ -132,41 +339,30 @@ conn_on_readable(struct conn *c)
 	for (i = 0; i < CONN_READS_PER_WAKE && !c->closing; i++) {
 		if (buf_len(&c->out) >= CONN_OUT_HIGH)
 			break;  /* backpressure: the peer must read its replies first */
-		n = recv(c->fd, c->w->rbuf, LOOP_READ_CHUNK, 0);
-		if (n == 0) {
-			if (!frame_idle(&c->parser) || c->storing)
-				log_event(c->w->index, c->peer, c->known ? c->id : NULL,
-				    c->known ? c->name : NULL, "connection",
-				    "closed by the peer mid-message");
-			loop_mark_closing(c);
+		n = c->tr.ops->read(&c->tr, c->env->rbuf, CONN_READ_CHUNK);
+		if (n == CONN_IO_EOF) {
+			if (!frame_idle(&c->parser) || c->recv != NULL)
+				conn_log_end(c, "connection", "closed by the peer mid-message");
+			conn_close_later(c);
 			break;
 		}
 		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno != EAGAIN && errno != EWOULDBLOCK)
-				loop_mark_closing(c);
+			if (n != CONN_IO_AGAIN)
+				conn_close_later(c);
 			break;
 		}
-		c->last_rx_ms = c->w->now_ms;
-		parse(c, c->w->rbuf, (size_t)n);
-		if (frame_idle(&c->parser) || c->stream != CONN_STREAM_NONE)
-			c->partial_since_ms = 0;
-		else if (c->partial_since_ms == 0)
-			c->partial_since_ms = c->w->now_ms;
-		if (c->stream == CONN_STREAM_NONE) {
-			c->stream_mark_ms = 0;
-		} else if (c->stream_mark_ms == 0 ||
-		    (c->stream_bytes += (uint64_t)n) >= CONN_STREAM_MIN_BYTES) {
-			c->stream_mark_ms = c->w->now_ms;
-			c->stream_bytes = 0;
-		}
-		if ((size_t)n < LOOP_READ_CHUNK)
-			break;  /* the socket is most likely empty now */
+		parse(c, c->env->rbuf, (size_t)n);
+		update_progress(c, (size_t)n);
+		/* A short read most likely emptied the socket; a transport that holds bytes of
+		 * its own (TLS) says so, and is read on. */
+		if ((size_t)n < CONN_READ_CHUNK && !c->tr.ops->pending(&c->tr))
+			break;
 	}
 	if (!c->closing) {
+		/* Out of turns with input still held by the transport: epoll will not report it,
+		 * so the loop comes back to this connection without waiting. */
+		set_pending(c, buf_len(&c->out) < CONN_OUT_HIGH && c->tr.ops->pending(&c->tr));
 		conn_flush(c);
-		loop_update_interest(c);
 	}
 }
 
@@ -176,16 +372,14 @@ conn_flush(struct conn *c)
 	ssize_t n;
 
 	while (buf_len(&c->out) > 0 && !c->closing) {
-		n = send(c->fd, buf_ptr(&c->out), buf_len(&c->out), MSG_NOSIGNAL);
+		n = c->tr.ops->write(&c->tr, buf_ptr(&c->out), buf_len(&c->out));
 		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno != EAGAIN && errno != EWOULDBLOCK)
-				loop_mark_closing(c);
+			if (n != CONN_IO_AGAIN)
+				conn_close_later(c);
 			return;
 		}
 		(void)buf_skip(&c->out, (size_t)n);
-		c->last_tx_ms = c->w->now_ms;
+		c->last_tx_ms = c->env->now_ms;
 	}
 	if (buf_len(&c->out) == 0) {
 		buf_reset(&c->out);  /* reuse the storage from its start */
@@ -197,7 +391,7 @@ conn_flush(struct conn *c)
 		buf_init(&fresh, CONN_OUT_MAX);
 		if (buf_put_bytes(&fresh, buf_ptr(&c->out), buf_len(&c->out)) != 0) {
 			buf_free(&fresh);
-			loop_mark_closing(c);
+			conn_close_later(c);
 			return;
 		}
 		buf_free(&c->out);
@@ -209,6 +403,47 @@ void
 conn_on_writable(struct conn *c)
 {
 	conn_flush(c);
-	if (!c->closing)
-		loop_update_interest(c);
+}
+
+unsigned
+conn_want(struct conn *c)
+{
+	size_t pending = buf_len(&c->out);
+	unsigned want = 0;
+
+	if (c->closing)
+		return 0;
+	/* Hysteresis: stop reading at CONN_OUT_HIGH, resume below half of it. */
+	c->reading = pending < CONN_OUT_HIGH / 2 || (c->reading && pending < CONN_OUT_HIGH);
+	if (c->reading)
+		want |= CONN_WANT_READ;
+	if (pending > 0)
+		want |= CONN_WANT_WRITE;
+	return want | c->tr.ops->want(&c->tr);
+}
+
+int
+conn_check_timeouts(struct conn *c, int64_t now)
+{
+	unsigned idle = c->env->cfg->idle_timeout;
+	int64_t limit = (int64_t)idle * 1000;
+	int64_t last = c->last_rx_ms > c->last_tx_ms ? c->last_rx_ms : c->last_tx_ms;
+
+	if (c->closing)
+		return 0;
+	if (c->partial_since_ms != 0 && now - c->partial_since_ms >= limit) {
+		/* Trickling a message byte by byte must not hold a connection forever. */
+		conn_log_end(c, "connection", "timed out: a message took longer than %u s to "
+		    "arrive", idle);
+	} else if (c->stream_mark_ms != 0 && now - c->stream_mark_ms >= limit) {
+		conn_log_end(c, "connection", "timed out: file content slower than %u KiB in "
+		    "%u s", CONN_STREAM_MIN_BYTES >> 10, idle);
+	} else if (now - last >= limit) {
+		conn_log_end(c, "connection", "timed out: no progress for %u s%s", idle,
+		    frame_idle(&c->parser) ? "" : " in the middle of a message");
+	} else {
+		return 0;
+	}
+	conn_close_later(c);
+	return 1;
 }

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "../protocol/hex.h"
+#include "../protocol/text.h"
 
 /* A log line never needs more; longer outcomes are cut. */
 #define LOG_LINE_MAX 1024
@@ -16,29 +17,7 @@
 void
 log_sanitize(const char *in, char *out, size_t cap)
 {
-	size_t i = 0, o = 0;
-
-	if (cap < 4) {
-		if (cap > 0)
-			out[0] = '\0';
-		return;
-	}
-	if (in == NULL)
-		in = "";
-	for (i = 0; in[i] != '\0'; i++) {
-		unsigned char ch = (unsigned char)in[i];
-		char c = (ch < 0x20 || ch >= 0x7f || ch == '"' || ch == '\\') ? '?' : (char)ch;
-
-		if (o + 1 >= cap || o >= LOG_NAME_MAX) {
-			/* Cut: replace the tail with "..." so the reader sees it was cut. */
-			size_t at = o >= 3 ? o - 3 : 0;
-			memcpy(out + at, "...", 3);
-			o = at + 3;
-			break;
-		}
-		out[o++] = c;
-	}
-	out[o] = '\0';
+	text_ascii_safe(in, out, cap < LOG_NAME_MAX + 1 ? cap : LOG_NAME_MAX + 1);
 }
 
 static size_t

@@ -7,6 +7,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,14 +19,32 @@
 #include <unistd.h>
 
 #include "../db/db.h"
-#include "../protocol/buf.h"
 #include "../protocol/err.h"
 #include "conn.h"
 #include "log.h"
 
 #define LOOP_MAX_EVENTS 64
+/* Milliseconds between timeout checks. */
+#define LOOP_TICK_MS 250
 #define LOOP_ACCEPTS_PER_WAKE 64
 #define LOOP_BACKLOG 4096
+
+/* One worker thread: its epoll set, its connections and what they share (env). */
+struct worker {
+	struct server *srv;
+	const struct server_config *cfg;
+	struct conn_env env;      /* database, clock, read buffer, closing count */
+	int index;
+	int epfd;
+	int wake_fd;              /* eventfd: the main thread asks for a graceful stop */
+	int listening;            /* 1 while the listening socket is in epfd */
+	struct conn *conns;       /* all connections of this worker (list) */
+	size_t nconns;
+	int draining;             /* a stop was asked: no accepts, close idle connections */
+	int64_t drain_deadline_ms;
+	pthread_t thread;
+	int started;
+};
 
 struct server {
 	struct server_config cfg;
@@ -49,39 +68,25 @@ mono_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-void
-loop_mark_closing(struct conn *c)
-{
-	if (c->closing)
-		return;
-	c->closing = 1;
-	c->w->nclosing++;
-}
-
-void
-loop_update_interest(struct conn *c)
+/* Makes epoll wait for what c wants now. */
+static void
+sync_interest(struct worker *w, struct conn *c)
 {
 	struct epoll_event ev;
-	uint32_t want = 0;
-	size_t pending = buf_len(&c->out);
+	unsigned want = conn_want(c);
+	uint32_t events = ((want & CONN_WANT_READ) ? EPOLLIN : 0u) |
+	    ((want & CONN_WANT_WRITE) ? EPOLLOUT : 0u);
 
-	if (c->closing)
-		return;
-	/* Hysteresis: stop reading at CONN_OUT_HIGH, resume below half of it. */
-	if (pending < CONN_OUT_HIGH / 2 || ((c->events & EPOLLIN) && pending < CONN_OUT_HIGH))
-		want |= EPOLLIN;
-	if (pending > 0)
-		want |= EPOLLOUT;
-	if (want == c->events)
+	if (c->closing || events == c->events)
 		return;
 	memset(&ev, 0, sizeof(ev));
-	ev.events = want;
+	ev.events = events;
 	ev.data.ptr = c;
-	if (epoll_ctl(c->w->epfd, EPOLL_CTL_MOD, c->fd, &ev) != 0) {
-		loop_mark_closing(c);
+	if (epoll_ctl(w->epfd, EPOLL_CTL_MOD, c->tr.fd, &ev) != 0) {
+		conn_close_later(c);
 		return;
 	}
-	c->events = want;
+	c->events = events;
 }
 
 static void
@@ -101,7 +106,7 @@ static void
 drop_conn(struct worker *w, struct conn *c)
 {
 	unlink_conn(w, c);
-	(void)epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+	(void)epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->tr.fd, NULL);
 	conn_free(c);
 	atomic_fetch_sub(&w->srv->nconns, 1u);
 }
@@ -112,17 +117,16 @@ reap(struct worker *w)
 {
 	struct conn *c, *next;
 
-	if (w->nclosing == 0)
+	if (w->env.nclosing == 0)
 		return;
 	for (c = w->conns; c != NULL; c = next) {
 		next = c->next;
 		if (!c->closing)
 			continue;
-		log_event(w->index, c->peer, c->known ? c->id : NULL, c->known ? c->name : NULL,
-		    "connection", "closed");
+		conn_log_end(c, "connection", "closed");
 		drop_conn(w, c);
 	}
-	w->nclosing = 0;
+	w->env.nclosing = 0;
 }
 
 static void
@@ -169,15 +173,44 @@ listen_resume(struct worker *w)
 		w->listening = 1;
 }
 
+/* A connection over the accepted socket fd, in w's list and epoll set; fd is closed on
+ * failure. 0 or -1. */
+static int
+add_conn(struct worker *w, int fd, const char *peer)
+{
+	struct conn_transport tr;
+	struct epoll_event ev;
+	struct conn *c;
+
+	conn_transport_plain(&tr, fd);
+	if ((c = conn_new(&w->env, &tr, peer)) == NULL) {
+		close(fd);
+		return -1;
+	}
+	c->next = w->conns;
+	if (w->conns != NULL)
+		w->conns->prev = c;
+	w->conns = c;
+	w->nconns++;
+	memset(&ev, 0, sizeof(ev));
+	ev.events = EPOLLIN;
+	ev.data.ptr = c;
+	if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+		unlink_conn(w, c);
+		conn_free(c);
+		return -1;
+	}
+	c->events = EPOLLIN;
+	return 0;
+}
+
 static void
 accept_some(struct worker *w)
 {
 	struct server *s = w->srv;
 	struct sockaddr_storage ss;
-	struct epoll_event ev;
 	char peer[CONN_PEER_MAX];
 	socklen_t sl;
-	struct conn *c;
 	int i, fd, one = 1;
 
 	for (i = 0; i < LOOP_ACCEPTS_PER_WAKE; i++) {
@@ -207,64 +240,24 @@ accept_some(struct worker *w)
 			continue;
 		}
 		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		if ((c = conn_new(w, fd, peer)) == NULL) {
-			atomic_fetch_sub(&s->nconns, 1u);
-			close(fd);
-			continue;
-		}
-		c->next = w->conns;
-		if (w->conns != NULL)
-			w->conns->prev = c;
-		w->conns = c;
-		w->nconns++;
-		memset(&ev, 0, sizeof(ev));
-		ev.events = EPOLLIN;
-		ev.data.ptr = c;
-		if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
-			unlink_conn(w, c);
-			conn_free(c);
+		if (add_conn(w, fd, peer) != 0) {
 			atomic_fetch_sub(&s->nconns, 1u);
 			continue;
 		}
-		c->events = EPOLLIN;
 		log_event(w->index, peer, NULL, NULL, "connection", "accepted");
 	}
 }
 
-/* Once per LOOP_TICK_MS: idle timeouts, the graceful stop, a paused listener. */
+/* Once per LOOP_TICK_MS: deadlines, the graceful stop, a paused listener. */
 static void
 tick(struct worker *w)
 {
-	int64_t limit = (int64_t)w->cfg->idle_timeout * 1000;
 	struct conn *c;
 
 	for (c = w->conns; c != NULL; c = c->next) {
-		int64_t last = c->last_rx_ms > c->last_tx_ms ? c->last_rx_ms : c->last_tx_ms;
-
-		if (c->closing)
-			continue;
-		if (c->partial_since_ms != 0 && w->now_ms - c->partial_since_ms >= limit) {
-			/* Trickling a message byte by byte must not hold a connection forever. */
-			log_event(w->index, c->peer, c->known ? c->id : NULL,
-			    c->known ? c->name : NULL, "connection",
-			    "timed out: a message took longer than %u s to arrive",
-			    w->cfg->idle_timeout);
-			loop_mark_closing(c);
-		} else if (c->stream_mark_ms != 0 && w->now_ms - c->stream_mark_ms >= limit) {
-			log_event(w->index, c->peer, c->known ? c->id : NULL,
-			    c->known ? c->name : NULL, "connection",
-			    "timed out: file content slower than %u KiB in %u s",
-			    CONN_STREAM_MIN_BYTES >> 10, w->cfg->idle_timeout);
-			loop_mark_closing(c);
-		} else if (w->now_ms - last >= limit) {
-			log_event(w->index, c->peer, c->known ? c->id : NULL,
-			    c->known ? c->name : NULL, "connection",
-			    "timed out: no progress for %u s%s", w->cfg->idle_timeout,
-			    frame_idle(&c->parser) ? "" : " in the middle of a message");
-			loop_mark_closing(c);
-		} else if (w->draining && !conn_busy(c)) {
-			loop_mark_closing(c);
-		}
+		if (conn_check_timeouts(c, w->env.now_ms) == 0 && w->draining && !c->closing &&
+		    !conn_busy(c))
+			conn_close_later(c);
 	}
 	if (!w->listening && !w->draining)
 		listen_resume(w);
@@ -280,9 +273,60 @@ start_drain(struct worker *w)
 	if (w->draining)
 		return;
 	w->draining = 1;
-	w->drain_deadline_ms = w->now_ms + (int64_t)w->cfg->grace * 1000;
+	w->drain_deadline_ms = w->env.now_ms + (int64_t)w->cfg->grace * 1000;
 	listen_pause(w);
 	tick(w);
+}
+
+/* One batch of readiness: accepts, the stop request, connections. A connection is only
+ * told what happened; what it wants polled next is asked afterwards. */
+static void
+dispatch(struct worker *w, const struct epoll_event *evs, int n)
+{
+	struct conn *c;
+	int i;
+
+	for (i = 0; i < n; i++) {
+		void *p = evs[i].data.ptr;
+		uint32_t e = evs[i].events;
+
+		if (p == &tag_listen) {
+			if (!w->draining)
+				accept_some(w);
+			continue;
+		}
+		if (p == &tag_wake) {
+			start_drain(w);
+			continue;
+		}
+		c = p;
+		if (c->closing)
+			continue;
+		if (e & (EPOLLIN | EPOLLHUP | EPOLLERR))
+			conn_on_readable(c);
+		if (!c->closing && (e & EPOLLOUT))
+			conn_on_writable(c);
+		/* A hang-up or error while reading is paused would be reported again and again:
+		 * the peer is gone, so is the connection. */
+		if (!c->closing && (e & (EPOLLHUP | EPOLLERR)))
+			conn_close_later(c);
+		sync_interest(w, c);
+	}
+}
+
+/* Connections whose transport holds input that epoll cannot signal (none with plain
+ * sockets; a TLS transport can hold decrypted records) are read again without an event. */
+static void
+read_pending(struct worker *w)
+{
+	struct conn *c;
+
+	for (c = w->conns; c != NULL && w->env.npending > 0; c = c->next) {
+		if (c->more_pending && !c->closing) {
+			conn_on_readable(c);
+			sync_interest(w, c);
+		}
+	}
 }
 
 static void *
@@ -292,12 +336,12 @@ worker_main(void *arg)
 	struct epoll_event evs[LOOP_MAX_EVENTS];
 	int64_t next_tick;
 	struct conn *c;
-	int n, i;
+	int n;
 
-	w->now_ms = mono_ms();
-	next_tick = w->now_ms + LOOP_TICK_MS;
+	w->env.now_ms = mono_ms();
+	next_tick = w->env.now_ms + LOOP_TICK_MS;
 	for (;;) {
-		int timeout = (int)(next_tick - w->now_ms);
+		int timeout = w->env.npending > 0 ? 0 : (int)(next_tick - w->env.now_ms);
 
 		n = epoll_wait(w->epfd, evs, LOOP_MAX_EVENTS, timeout < 0 ? 0 : timeout);
 		if (n < 0) {
@@ -308,45 +352,21 @@ worker_main(void *arg)
 			}
 			n = 0;
 		}
-		w->now_ms = mono_ms();
-		for (i = 0; i < n; i++) {
-			void *p = evs[i].data.ptr;
-			uint32_t e = evs[i].events;
-
-			if (p == &tag_listen) {
-				if (!w->draining)
-					accept_some(w);
-				continue;
-			}
-			if (p == &tag_wake) {
-				start_drain(w);
-				continue;
-			}
-			c = p;
-			if (c->closing)
-				continue;
-			if (e & (EPOLLIN | EPOLLHUP | EPOLLERR))
-				conn_on_readable(c);
-			if (!c->closing && (e & EPOLLOUT))
-				conn_on_writable(c);
-			/* A hang-up or error while reading is paused would be reported again and
-			 * again: the peer is gone, so is the connection. */
-			if (!c->closing && (e & (EPOLLHUP | EPOLLERR)))
-				loop_mark_closing(c);
-		}
+		w->env.now_ms = mono_ms();
+		dispatch(w, evs, n);
+		read_pending(w);
 		reap(w);
-		if (w->now_ms >= next_tick) {
+		if (w->env.now_ms >= next_tick) {
 			tick(w);
 			reap(w);
-			next_tick = w->now_ms + LOOP_TICK_MS;
+			next_tick = w->env.now_ms + LOOP_TICK_MS;
 		}
-		if (w->draining && (w->nconns == 0 || w->now_ms >= w->drain_deadline_ms))
+		if (w->draining && (w->nconns == 0 || w->env.now_ms >= w->drain_deadline_ms))
 			break;
 	}
 	/* Whatever is left past the grace period is aborted: temporary files removed. */
 	while ((c = w->conns) != NULL) {
-		log_event(w->index, c->peer, c->known ? c->id : NULL, c->known ? c->name : NULL,
-		    "connection", "closed: server stopping%s", conn_busy(c) ?
+		conn_log_end(c, "connection", "closed: server stopping%s", conn_busy(c) ?
 		    " (grace period over)" : "");
 		drop_conn(w, c);
 	}
@@ -392,23 +412,27 @@ open_listener(struct server *s)
 static int
 worker_init(struct server *s, struct worker *w, int index)
 {
+	char why[256];
 	struct epoll_event ev;
 	int r;
 
 	w->srv = s;
 	w->cfg = &s->cfg;
 	w->index = index;
+	w->env.cfg = &s->cfg;
+	w->env.index = index;
 	w->wake_fd = -1;
 	if ((w->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
 	    (w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
 		log_server("worker %d: %s", index, strerror(errno));
 		return SD_ERR_IO;
 	}
-	if ((w->rbuf = malloc(LOOP_READ_CHUNK)) == NULL)
+	if ((w->env.rbuf = malloc(CONN_READ_CHUNK)) == NULL)
 		return SD_ERR_ALLOC;
-	if ((r = db_open(s->cfg.db_path, DB_READ_WRITE, &w->db)) != 0) {
-		log_server("cannot open the database %s: %s (%s)", s->cfg.db_path,
-		    sd_strerror(r), w->db != NULL ? db_errmsg(w->db) : "");
+	if ((r = db_open_why(s->cfg.db_path, DB_READ_WRITE, &w->env.db, why,
+	    sizeof(why))) != 0) {
+		log_server("cannot open the database %s: %s%s%s", s->cfg.db_path,
+		    sd_strerror(r), why[0] != '\0' ? ": " : "", why);
 		return r;
 	}
 	memset(&ev, 0, sizeof(ev));
@@ -501,8 +525,8 @@ server_free(struct server *s)
 			close(w->epfd);
 		if (w->wake_fd >= 0)
 			close(w->wake_fd);
-		db_close(w->db);
-		free(w->rbuf);
+		db_close(w->env.db);
+		free(w->env.rbuf);
 	}
 	if (s->listen_fd >= 0)
 		close(s->listen_fd);

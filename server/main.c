@@ -71,7 +71,8 @@ number(const char *opt, const char *arg, uint64_t min, uint64_t max, uint64_t *o
 	return 0;
 }
 
-/* 0: run; 1: exit 0 (help, version); -1: exit 2 (bad usage). */
+/* 0: run; 1: exit 0 (help, version); -1: exit 2 (bad usage).
+ * Longer than 60 lines on purpose: one short case per option, read as the option table. */
 static int
 parse_options(int argc, char **argv, struct server_config *cfg, int *port_given)
 {
@@ -173,15 +174,45 @@ raise_fd_limit(void)
 		log_server("warning: cannot raise the descriptor limit: %s", strerror(errno));
 }
 
+/* The storage folder exists and holds no partial file of an earlier run; the database is
+ * created or checked once before the workers open their connections. 0 or -1 (logged). */
+static int
+prepare_storage_and_db(const struct server_config *cfg)
+{
+	struct db *db = NULL;
+	char why[256];
+	int r, stale;
+
+	if (mkdir(cfg->storage_dir, 0700) != 0 && errno != EEXIST) {
+		log_server("fatal: cannot create the storage folder %s: %s", cfg->storage_dir,
+		    strerror(errno));
+		return -1;
+	}
+	if ((stale = storage_remove_stale(cfg->storage_dir)) < 0) {
+		log_server("fatal: cannot clean the storage folder %s: %s", cfg->storage_dir,
+		    sd_strerror(stale));
+		return -1;
+	}
+	if (stale > 0)
+		log_server("removed %d partial file%s left by an earlier run", stale,
+		    stale == 1 ? "" : "s");
+	if ((r = db_open_why(cfg->db_path, DB_READ_WRITE, &db, why, sizeof(why))) != 0) {
+		log_server("fatal: cannot open the database %s: %s%s%s", cfg->db_path,
+		    sd_strerror(r), why[0] != '\0' ? ": " : "", why);
+		return -1;
+	}
+	db_close(db);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
 	struct server_config cfg;
 	struct server *srv = NULL;
-	struct db *db = NULL;
 	sigset_t sigs;
 	uint16_t port = 0;
-	int r, sig = 0, port_given, stale;
+	int r, sig = 0, port_given;
 
 	config_defaults(&cfg);
 	if ((r = parse_options(argc, argv, &cfg, &port_given)) != 0)
@@ -212,27 +243,8 @@ main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	if (mkdir(cfg.storage_dir, 0700) != 0 && errno != EEXIST) {
-		log_server("fatal: cannot create the storage folder %s: %s", cfg.storage_dir,
-		    strerror(errno));
+	if (prepare_storage_and_db(&cfg) != 0)
 		return 1;
-	}
-	if ((stale = storage_remove_stale(cfg.storage_dir)) < 0) {
-		log_server("fatal: cannot clean the storage folder %s: %s", cfg.storage_dir,
-		    sd_strerror(stale));
-		return 1;
-	}
-	if (stale > 0)
-		log_server("removed %d partial file%s left by an earlier run", stale,
-		    stale == 1 ? "" : "s");
-	/* Create or check the database once before the workers open their connections. */
-	if ((r = db_open(cfg.db_path, DB_READ_WRITE, &db)) != 0) {
-		log_server("fatal: cannot open the database %s: %s%s%s", cfg.db_path,
-		    sd_strerror(r), db != NULL ? ": " : "", db != NULL ? db_errmsg(db) : "");
-		db_close(db);
-		return 1;
-	}
-	db_close(db);
 
 	if (server_start(&cfg, &srv, &port) != 0) {
 		log_server("fatal: the server did not start");

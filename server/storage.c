@@ -14,79 +14,15 @@
 #include "../protocol/crypto.h"
 #include "../protocol/err.h"
 #include "../protocol/hex.h"
+#include "../protocol/text.h"
 
 #define TMP_RANDOM_BYTES 8u   /* hex-encoded after STORAGE_TMP_PREFIX */
 #define TMP_ATTEMPTS 8        /* O_EXCL collisions are practically impossible; bounded anyway */
 
-/* Length of the UTF-8 sequence at s (at most n bytes), or 0 if it is not well-formed
- * (overlong forms, surrogates and code points past U+10FFFF are refused). */
-static size_t
-utf8_len(const unsigned char *s, size_t n)
-{
-	unsigned char c = s[0];
-	size_t len, i;
-	uint32_t cp;
-
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf) {
-		len = 2;
-		cp = c & 0x1fu;
-	} else if (c >= 0xe0 && c <= 0xef) {
-		len = 3;
-		cp = c & 0x0fu;
-	} else if (c >= 0xf0 && c <= 0xf4) {
-		len = 4;
-		cp = c & 0x07u;
-	} else {
-		return 0;
-	}
-	if (len > n)
-		return 0;
-	for (i = 1; i < len; i++) {
-		if ((s[i] & 0xc0u) != 0x80u)
-			return 0;
-		cp = (cp << 6) | (s[i] & 0x3fu);
-	}
-	if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10ffff ||
-	    (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return len;
-}
-
 int
 storage_sanitize_name(const char *wire_name, char out[NAME_FIELD_SIZE])
 {
-	const unsigned char *s = (const unsigned char *)wire_name;
-	size_t n, i, step, base = 0;
-
-	if (out != NULL)
-		out[0] = '\0';
-	if (wire_name == NULL || out == NULL)
-		return SD_ERR_INVALID_ARG;
-	n = strnlen(wire_name, NAME_FIELD_SIZE);
-	if (n == 0 || n >= NAME_FIELD_SIZE)
-		return SD_ERR_BAD_STRING;
-	/* The whole name is checked, not just the part kept: the database stores it as sent. */
-	for (i = 0; i < n; i += step) {
-		if (s[i] < 0x20 || s[i] == 0x7f)
-			return SD_ERR_BAD_STRING;
-		if ((step = utf8_len(s + i, n - i)) == 0)
-			return SD_ERR_BAD_STRING;
-		/* '/' and '\\' are ASCII, never inside a multi-byte sequence, so cutting is safe.
-		 * Both count: Windows clients send paths with backslashes. */
-		if (s[i] == '/' || s[i] == '\\')
-			base = i + 1;
-	}
-	n -= base;
-	if (n == 0 || strcmp(wire_name + base, ".") == 0 || strcmp(wire_name + base, "..") == 0)
-		return SD_ERR_BAD_STRING;
-	/* Our own temporary files must never be a client's target (nor be removed as stale). */
-	if (strncmp(wire_name + base, STORAGE_TMP_PREFIX, strlen(STORAGE_TMP_PREFIX)) == 0)
-		return SD_ERR_BAD_STRING;
-	memcpy(out, wire_name + base, n);
-	out[n] = '\0';
-	return 0;
+	return text_file_name(wire_name, out, NULL);
 }
 
 static void

@@ -9,15 +9,15 @@
 #include <stdint.h>
 
 #include "../protocol/codes.h"
+#include "../protocol/text.h"
 
 /* Temporary files of uploads in progress start with this; the server removes leftovers at
- * start-up and the inspect tool does not count them as orphans. */
-#define STORAGE_TMP_PREFIX ".sealdrop-part-"
+ * start-up. The file-name rule (protocol/text.h) refuses it for stored names. */
+#define STORAGE_TMP_PREFIX TEXT_RESERVED_PREFIX
 #define STORAGE_PATH_MAX 1024u
 
-/* The last path component of a name from the wire (after the last '/' or '\\'). Refused with
- * SD_ERR_BAD_STRING: empty result, ".", "..", control characters (< 0x20, 0x7f), a name that
- * starts with STORAGE_TMP_PREFIX, invalid UTF-8. out gets the safe name, NUL-terminated. */
+/* The name a file from the wire is stored under: text_file_name() of protocol/text.h (the
+ * last path component; SD_ERR_BAD_STRING for what the rule refuses). */
 int storage_sanitize_name(const char *wire_name, char out[NAME_FIELD_SIZE]);
 
 struct storage_file {

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "../protocol/cksum.h"
+#include "../protocol/aes.h"
 #include "../protocol/crypto.h"
 #include "../protocol/err.h"
 
@@ -16,8 +17,7 @@
 #define UPLOAD_FILL_MAX (64u * 1024u)
 
 struct upload {
-	uint8_t key[AES_KEY_SIZE];
-	struct aes_cbc *aes;
+	struct aes_cbc *aes;       /* holds the key; the connection holds the only copy */
 	uint64_t max_file_size;
 
 	/* The upload in progress, fixed by its first packet. */
@@ -76,7 +76,6 @@ upload_new(struct upload **out, const uint8_t key[AES_KEY_SIZE], uint64_t max_fi
 	if ((u = calloc(1, sizeof(*u))) == NULL)
 		return SD_ERR_ALLOC;
 	u->max_file_size = max_file_size;
-	memcpy(u->key, key, AES_KEY_SIZE);
 	if ((r = aes_cbc_new(&u->aes, key, AES_DECRYPT)) != 0)
 		goto out;
 	*out = u;
@@ -95,23 +94,6 @@ upload_free(struct upload *u)
 	aes_cbc_free(u->aes);
 	crypto_wipe(u, sizeof(*u));
 	free(u);
-}
-
-int
-upload_set_key(struct upload *u, const uint8_t key[AES_KEY_SIZE])
-{
-	struct aes_cbc *aes = NULL;
-	int r;
-
-	if (u == NULL || key == NULL)
-		return SD_ERR_INVALID_ARG;
-	upload_reset(u);
-	if ((r = aes_cbc_new(&aes, key, AES_DECRYPT)) != 0)
-		return r;
-	aes_cbc_free(u->aes);
-	u->aes = aes;
-	memcpy(u->key, key, AES_KEY_SIZE);
-	return 0;
 }
 
 /* 1: name is a non-empty, NUL-terminated file name field. */

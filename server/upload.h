@@ -36,12 +36,11 @@ struct upload_result {
 
 struct upload;
 
-/* A reassembler for uploads decrypted with key (copied, wiped on free), refusing files whose
+/* A reassembler for uploads decrypted with key (its cipher holds it; wiped on free; a new
+ * key means a new reassembler), refusing files whose
  * orig_file_size passes max_file_size. Free with upload_free() (accepts NULL). */
 int upload_new(struct upload **out, const uint8_t key[AES_KEY_SIZE], uint64_t max_file_size);
 void upload_free(struct upload *u);
-/* Replaces the key (a new 1605 in the same connection); discards any upload in progress. */
-int upload_set_key(struct upload *u, const uint8_t key[AES_KEY_SIZE]);
 
 /* A packet's header, with content_len = its content bytes (payload_size - 267). The first
  * packet fixes the layout, numbering, name and sizes; a packet that does not continue the

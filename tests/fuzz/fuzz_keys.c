@@ -8,6 +8,7 @@
 #include "../../protocol/base64.h"
 #include "../../protocol/codes.h"
 #include "../../protocol/crypto.h"
+#include "../../protocol/rsa.h"
 #include "../../protocol/der.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

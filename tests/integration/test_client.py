@@ -419,6 +419,25 @@ class Failures(ClientTest):
         # Refused before connecting.
         self.assertEqual(len(self.peer.requests), n)
 
+    def test_names_the_server_refuses_are_refused_before_connecting(self):
+        # The server's own rules (protocol/text.c): a client name with a C1 control or bytes
+        # that are not UTF-8, and a file name the server reserves or cannot store.
+        _, me = self.prepare_registered()
+        n = len(self.peer.requests)
+        for name, words in ((b"C1 \xc2\x85 name", ("control character",)),
+                            (b"Latin-1 \xe9", ("not valid UTF-8",))):
+            with self.subTest(name=name):
+                with open(os.path.join(self.work, "transfer.info"), "wb") as f:
+                    f.write(b"127.0.0.1:%d\n%s\nupload.bin\n" % (self.peer.port, name))
+                self.assert_failure(TRANSFER_INFO, words=("the client name",) + words)
+        for fname in (".sealdrop-part-1234", "back\\"):
+            with self.subTest(file=fname):
+                make_file(os.path.join(self.work, fname), 10)
+                write_transfer_info(self.work, "127.0.0.1:%d" % self.peer.port, NAME, fname)
+                self.assert_failure(FILE, words=("the server refuses it",))
+        self.assertEqual(self.me_info(), me)
+        self.assertEqual(len(self.peer.requests), n)
+
     def test_file_that_shrinks_while_sent(self):
         # Truncated when the peer sees the first packet: the client, held back by the socket
         # buffers, has read only a few MiB of 64 MiB by then.

@@ -802,7 +802,9 @@ class PeerServer:
     (1607 to the first count requests of code), deny_reconnect (every 827 gets 1606 with a
     fresh pending ID; the name's old record is dropped), drop_on=code (close on it),
     stall_on=code (that request and all later ones on its connection get no answer),
-    ack_901 (answer 901 with 1604), name_taken (1601 to every 825).
+    ack_901 (answer 901 with 1604), name_taken (1601 to every 825), ack_payload=bytes (the
+    payload of the 1604 that answers 900 and 902, instead of the client ID), ack_cut=N (that
+    1604 announces 255 payload bytes, sends the ID's first N, and the connection closes).
     """
 
     POLL = 0.2           # socket timeout used to poll the stop flag
@@ -810,7 +812,7 @@ class PeerServer:
 
     def __init__(self, storage_dir, host="127.0.0.1", port=0, wrong_crc=0, error_replies=None,
                  deny_reconnect=False, drop_on=None, stall_on=None, ack_901=False,
-                 name_taken=False, max_content=MAX_CONTENT):
+                 name_taken=False, max_content=MAX_CONTENT, ack_payload=None, ack_cut=None):
         self.storage_dir = storage_dir
         self.host, self.port = host, port
         self.wrong_crc = wrong_crc
@@ -819,6 +821,7 @@ class PeerServer:
         self.drop_on, self.stall_on = drop_on, stall_on
         self.ack_901, self.name_taken = ack_901, name_taken
         self.max_content = max_content
+        self.ack_payload, self.ack_cut = ack_payload, ack_cut
         self.requests = []
         self.stored = {}
         self.clients = {}
@@ -1058,6 +1061,11 @@ class PeerServer:
             return encode_response(ERROR, b"")
         if code == CRC_OK:
             entry["verified"] = True
+        if self.ack_cut is not None:
+            state["close"] = True
+            return struct.pack("<BHI", VERSION, ACK, 255) + client["id"][:self.ack_cut]
+        if self.ack_payload is not None:
+            return encode_response(ACK, self.ack_payload)
         return encode_response(ACK, client["id"])
 
 

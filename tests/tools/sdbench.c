@@ -10,7 +10,9 @@
 #include <time.h>
 
 #include "../../protocol/cksum.h"
+#include "../../protocol/aes.h"
 #include "../../protocol/crypto.h"
+#include "../../protocol/rsa.h"
 #include "../../protocol/err.h"
 
 #define READ_SIZE (1u << 20) /* large reads, like GNU cksum's own buffered reads or larger */

@@ -6,7 +6,9 @@
 #include <string.h>
 
 #include "../../protocol/cksum.h"
+#include "../../protocol/aes.h"
 #include "../../protocol/crypto.h"
+#include "../../protocol/rsa.h"
 #include "../../protocol/err.h"
 
 #define MAX_FILE (64u << 20) /* test inputs are small; this only bounds a mistake */

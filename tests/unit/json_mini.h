@@ -10,7 +10,7 @@
  *   json_str(json_get(r, "dir"))   json_int(json_get(r, "size"), -1)
  *   json_free(root);
  * Every accessor accepts NULL and passes it on, so chains need one check at the end.
- * Fixture files are found under $SEALDROP_FIXTURES: json_load_fixture("clients/index.json"),
+ * Fixture files are found under json_fixtures_dir() ($SEALDROP_FIXTURES, else the default): json_load_fixture("clients/index.json"),
  * json_read_fixture("cryptopp/aes-key.bin", &len) for the binary ones. Hex fields are decoded
  * by protocol/hex.c (json_hex), so test programs link the protocol library. */
 #ifndef SD_TEST_JSON_MINI_H
@@ -464,15 +464,26 @@ static inline int json_u64(const struct json *v, uint64_t *out)
 	return 0;
 }
 
-/* $SEALDROP_FIXTURES/rel into out; 0, or -1 if the variable is unset or the path too long. */
-static inline int json_fixture_path(char *out, size_t cap, const char *rel)
+/* The Makefile compiles in the fixtures beside the source tree (../shared/fixtures), so a test
+ * program runs on its own, from any folder; $SEALDROP_FIXTURES overrides it. */
+#ifndef SEALDROP_FIXTURES_DEFAULT
+#define SEALDROP_FIXTURES_DEFAULT "../shared/fixtures"
+#endif
+
+/* The fixtures folder: $SEALDROP_FIXTURES if set, else SEALDROP_FIXTURES_DEFAULT. */
+static inline const char *json_fixtures_dir(void)
 {
 	const char *top = getenv("SEALDROP_FIXTURES");
+
+	return top != NULL && *top != '\0' ? top : SEALDROP_FIXTURES_DEFAULT;
+}
+
+/* json_fixtures_dir()/rel into out; 0, or -1 if the path is too long. */
+static inline int json_fixture_path(char *out, size_t cap, const char *rel)
+{
 	int n;
 
-	if (top == NULL || *top == '\0')
-		return -1;
-	n = snprintf(out, cap, "%s/%s", top, rel);
+	n = snprintf(out, cap, "%s/%s", json_fixtures_dir(), rel);
 	return n > 0 && (size_t)n < cap ? 0 : -1;
 }
 

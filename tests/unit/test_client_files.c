@@ -14,13 +14,19 @@
 #include <cmocka.h>
 
 #include "../../client/files.h"
+#include "../../client/me_info.h"
 #include "../../client/options.h"
 #include "../../client/session.h"
+#include "../../client/transfer.h"
 #include "../../protocol/base64.h"
 #include "../../protocol/crypto.h"
+#include "../../protocol/rsa.h"
 #include "../../protocol/err.h"
 #include "../../protocol/hex.h"
+#include "../../server/handlers.h"
+#include "../../server/storage.h"
 #include "json_mini.h"
+#include "test_util.h"
 
 /* ---- helpers ---- */
 
@@ -131,6 +137,9 @@ test_transfer_info_table(void **state)
 		{ "127.0.0.1:1256\nAl\tice\nfile\n", 0, NULL, NULL, NULL, NULL },
 		{ "127.0.0.1:1256\nAlice\nfile\nextra\n", 0, NULL, NULL, NULL, NULL },
 		{ with_101, 0, NULL, NULL, NULL, NULL },
+		{ "h:1\nc1 \xc2\x85\nf\n", 0, NULL, NULL, NULL, NULL },  /* C1: the server refuses */
+		{ "h:1\nLatin-1 \xe9\nf\n", 0, NULL, NULL, NULL, NULL },
+		{ "h:1\n\xc3\xa9l\xc3\xa8ve\nf\n", 1, "h", "1", "\xc3\xa9l\xc3\xa8ve", "f" },
 	};
 	struct transfer_info ti;
 	char why[WHY_MAX];
@@ -160,6 +169,80 @@ test_transfer_info_table(void **state)
 	}
 }
 
+/* The client refuses exactly the names the server refuses (its own 100-byte limit aside):
+ * a table of edge cases, then random strings of bytes chosen around the rule's edges. */
+static void
+test_names_match_the_server(void **state)
+{
+	static const char *const names[] = {
+		"Alice", "\xc3\xa9l\xc3\xa8ve", "\xc2\xa0", "\xf0\x9f\x98\x80", "", "a\tb", "del\x7f",
+		"c1 \xc2\x85", "\xc2\x9f", "\xc0\xaf", "\xe0\x80\xaf", "\xed\xa0\x80", "\xed\xbf\xbf",
+		"\xf4\x90\x80\x80", "\xf8\x88\x80\x80\x80", "ab\xc3", "\x80", "\xff",
+	};
+	static const uint8_t pool[] = { 'a', ' ', '/', '\\', '.', 0x01, 0x1f, 0x7f, 0x80, 0x85,
+		0x9f, 0xa0, 0xbf, 0xc0, 0xc2, 0xc3, 0xdf, 0xe0, 0xed, 0xef, 0xf0, 0xf4, 0xf5, 0xff };
+	char why[WHY_MAX], s[16], out[NAME_FIELD_SIZE];
+	size_t i, k, n;
+	int client, server;
+
+	(void)state;
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		client = transfer_name_check(names[i], why, sizeof(why)) == 0;
+		if (client != handlers_name_valid(names[i]))
+			fail_msg("name case %zu: client %d, server %d", i, client, !client);
+		if (!client)
+			assert_non_null(strstr(why, "the client name "));
+	}
+	for (i = 0; i < 200000; i++) {
+		n = 1 + tu_below(sizeof(s) - 1);
+		for (k = 0; k < n - 1; k++)
+			s[k] = (char)pool[tu_below(sizeof(pool))];
+		s[n - 1] = '\0';
+		client = transfer_name_check(s, why, sizeof(why)) == 0;
+		server = handlers_name_valid(s);
+		if (client != server)
+			fail_msg("name %zu: client %d, server %d", i, client, server);
+		/* A file without '/' is sent under its own name, so both see the same string. */
+		if (memchr(s, '/', n) != NULL)
+			continue;
+		client = transfer_file_check(s, why, sizeof(why)) == 0;
+		server = storage_sanitize_name(s, out) == 0;
+		if (client != server)
+			fail_msg("file %zu: client %d, server %d", i, client, server);
+	}
+}
+
+static void
+test_file_names(void **state)
+{
+	char why[WHY_MAX], long_path[400];
+
+	(void)state;
+	assert_int_equal(transfer_file_check("dir/report.pdf", why, sizeof(why)), 0);
+	assert_int_equal(transfer_file_check("/abs/dir/", why, sizeof(why)), 0);
+	assert_int_equal(transfer_file_check("win\\path.bin", why, sizeof(why)), 0);
+	assert_int_equal(transfer_file_check("c1 \xc2\x85", why, sizeof(why)), 0);
+	assert_int_equal(transfer_file_check("dir/.sealdrop-part-1", why, sizeof(why)),
+	    SD_ERR_BAD_STRING);
+	assert_non_null(strstr(why, "the server refuses it"));
+	assert_non_null(strstr(why, "reserved"));
+	assert_int_equal(transfer_file_check("trailing\\", why, sizeof(why)), SD_ERR_BAD_STRING);
+	assert_int_equal(transfer_file_check("x/..", why, sizeof(why)), SD_ERR_BAD_STRING);
+	assert_int_equal(transfer_file_check("/", why, sizeof(why)), SD_ERR_BAD_STRING);
+	assert_int_equal(transfer_file_check("bad\xed\xa0\x80", why, sizeof(why)),
+	    SD_ERR_BAD_STRING);
+	assert_non_null(strstr(why, "'bad\\xed\\xa0\\x80' is not valid UTF-8"));
+	assert_int_equal(transfer_file_check("esc\x1b[2J", why, sizeof(why)), SD_ERR_BAD_STRING);
+	assert_null(strchr(why, '\x1b'));  /* the message never carries the control byte */
+	memset(long_path, 'f', sizeof(long_path) - 1);
+	long_path[sizeof(long_path) - 1] = '\0';
+	assert_int_equal(transfer_file_check(long_path, why, sizeof(why)), SD_ERR_BAD_STRING);
+	long_path[100] = '/';
+	assert_int_equal(transfer_file_check(long_path, why, sizeof(why)), SD_ERR_BAD_STRING);
+	long_path[300] = '/';  /* the base after it has 98 bytes */
+	assert_int_equal(transfer_file_check(long_path, why, sizeof(why)), 0);
+}
+
 static void
 test_transfer_info_skip_and_load(void **state)
 {
@@ -171,7 +254,7 @@ test_transfer_info_skip_and_load(void **state)
 	(void)state;
 	/* Overridden lines are neither checked nor required. */
 	assert_int_not_equal(transfer_info_parse(t, strlen(t), 0, &ti, why, sizeof(why)), 0);
-	assert_int_equal(transfer_info_parse(t, strlen(t), TI_SKIP_SERVER | TI_SKIP_FILE, &ti,
+	assert_int_equal(transfer_info_parse(t, strlen(t), TRANSFER_SKIP_SERVER | TRANSFER_SKIP_FILE, &ti,
 	    why, sizeof(why)), 0);
 	assert_string_equal(ti.name, "Bob");
 
@@ -208,7 +291,7 @@ check_loaded(const struct me_info *mi, const char *id_hex, const char *spki)
 static void
 test_fixture_me_info(void **state)
 {
-	const char *fx = getenv("SEALDROP_FIXTURES");
+	const char *fx = json_fixtures_dir();
 	char dir[512], path[600], mepath[600], privpath[600];
 	char id_hex[64], spki[2 * PUBLIC_KEY_SIZE + 8], got[2 * PUBLIC_KEY_SIZE + 8], why[WHY_MAX];
 	char *me, *priv;
@@ -240,7 +323,7 @@ test_fixture_me_info(void **state)
 			assert_non_null(priv);
 			if (privn > 0 && (uint8_t)priv[0] == 0x30)
 				raw_der++;
-			assert_int_equal(priv_key_parse((const uint8_t *)priv, privn, &k, why,
+			assert_int_equal(me_info_parse_key((const uint8_t *)priv, privn, &k, why,
 			    sizeof(why)), 0);
 			spki_hex(k, got);
 			assert_string_equal(got, spki);
@@ -278,7 +361,7 @@ test_fixture_me_info(void **state)
 static void
 test_priv_key_only_me_info_on_disk(void **state)
 {
-	const char *fx = getenv("SEALDROP_FIXTURES");
+	const char *fx = json_fixtures_dir();
 	char src[600], dst[600], privdst[600], why[WHY_MAX], id_hex[64], spki[400];
 	char *me, *priv;
 	size_t men, privn;
@@ -550,6 +633,8 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_transfer_info_table),
+		cmocka_unit_test(test_names_match_the_server),
+		cmocka_unit_test(test_file_names),
 		cmocka_unit_test(test_transfer_info_skip_and_load),
 		cmocka_unit_test(test_fixture_me_info),
 		cmocka_unit_test(test_priv_key_only_me_info_on_disk),

@@ -12,7 +12,9 @@
 #include <cmocka.h>
 
 #include "../../protocol/base64.h"
+#include "../../protocol/aes.h"
 #include "../../protocol/crypto.h"
+#include "../../protocol/rsa.h"
 #include "../../protocol/der.h"
 #include "../../protocol/err.h"
 #include "../../protocol/hex.h"

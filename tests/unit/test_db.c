@@ -653,6 +653,36 @@ test_integrity_and_close(void **state)
 	assert_int_equal(db_open(NULL, DB_READ_WRITE, &db), SD_ERR_INVALID_ARG);
 }
 
+/* db_open_why: a failed open tells why in words, though it leaves no handle to ask. */
+static void
+test_open_why(void **state)
+{
+	struct tmp t;
+	struct db *db = NULL;
+	char why[256];
+
+	(void)state;
+	tmp_make(&t);
+	raw_sql(t.path, "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT);");
+	memset(why, 'x', sizeof(why));
+	assert_int_equal(db_open_why(t.path, DB_READ_WRITE, &db, why, sizeof(why)),
+	    SD_ERR_SCHEMA);
+	assert_null(db);
+	assert_non_null(strstr(why, "no sealdrop tables"));
+	/* A folder is no database file: SQLite's own message. */
+	memset(why, 'x', sizeof(why));
+	assert_int_not_equal(db_open_why("/", DB_READ_WRITE, &db, why, sizeof(why)), 0);
+	assert_null(db);
+	assert_true(why[0] != '\0' && strlen(why) < sizeof(why));
+	/* Success leaves it empty; a NULL why is allowed. */
+	assert_int_equal(db_open_why(":memory:", DB_READ_WRITE, &db, why, sizeof(why)), 0);
+	assert_string_equal(why, "");
+	db_close(db);
+	db = NULL;
+	assert_int_equal(db_open_why(t.path, DB_READ_ONLY, &db, NULL, 0), SD_ERR_SCHEMA);
+	tmp_remove(&t);
+}
+
 int
 main(void)
 {
@@ -669,6 +699,7 @@ main(void)
 		cmocka_unit_test(test_upgrade),
 		cmocka_unit_test(test_two_threads),
 		cmocka_unit_test(test_integrity_and_close),
+		cmocka_unit_test(test_open_why),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -26,13 +26,7 @@
 
 static const char *fixtures_dir(void)
 {
-	const char *d = getenv("SEALDROP_FIXTURES");
-
-	if (d == NULL || *d == '\0') {
-		print_error("SEALDROP_FIXTURES is not set (tests/run.sh sets it)\n");
-		fail();
-	}
-	return d;
+	return json_fixtures_dir();
 }
 
 static uint8_t *load(const char *dir, const char *name, size_t *len)

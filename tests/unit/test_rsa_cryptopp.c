@@ -1,4 +1,4 @@
-/* test_keys_cryptopp.c: our key code against keys written by Crypto++ (fixtures section 2:
+/* test_rsa_cryptopp.c: our RSA key code (protocol/rsa.c, der.c) against keys written by Crypto++ (fixtures section 2:
  * SPKI, PKCS#8, PKCS#1, base64 one-line and wrapped, the OAEP blob) and against the 16 recorded
  * client runs (priv.key and me.info load, unwrap the issued AES key, match the 826 key). */
 #include <setjmp.h>
@@ -12,7 +12,9 @@
 #include <cmocka.h>
 
 #include "../../protocol/base64.h"
+#include "../../protocol/aes.h"
 #include "../../protocol/crypto.h"
+#include "../../protocol/rsa.h"
 #include "../../protocol/der.h"
 #include "../../protocol/err.h"
 #include "json_mini.h"

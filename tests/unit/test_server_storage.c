@@ -1,4 +1,4 @@
-/* test_storage.c: file name sanitisation, the temp-file-then-rename life of a stored file, and
+/* test_server_storage.c: file name sanitisation, the temp-file-then-rename life of a stored file, and
  * that symlinks planted in the storage never let a write escape it. */
 #include <setjmp.h>
 #include <stdarg.h>

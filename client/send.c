@@ -1,0 +1,443 @@
+/* send.c: one upload of the file (send.h): read, CRC, encrypt and cut into 828 packets in one
+ * pass. Memory is fixed whatever the file size: one read chunk, its ciphertext, and the output
+ * buffer (a bounded struct buf) that gathers packet headers and content before each write. */
+#include "send.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../protocol/aes.h"
+#include "../protocol/buf.h"
+#include "../protocol/cksum.h"
+#include "../protocol/codes.h"
+#include "../protocol/crypto.h"
+#include "../protocol/err.h"
+#include "../protocol/msg.h"
+#include "log.h"
+#include "net.h"
+#include "options.h"
+
+/* One upload in progress. */
+struct sender {
+	const struct send_layout *l;
+	const struct send_job *job;
+	struct aes_cbc *enc;
+	struct cksum ck;
+	struct buf out;       /* wire bytes not yet written, at most SEND_OUT_BUFFER */
+	uint8_t *plain;       /* SEND_IO_CHUNK bytes read from the file */
+	uint8_t *cipher;      /* SEND_IO_CHUNK + AES_BLOCK_SIZE bytes: their ciphertext */
+	uint64_t read;        /* plaintext bytes read so far */
+};
+
+/* Packet cutter for one CBC stream (layouts 1-4): ciphertext in, packets out. */
+struct cutter {
+	uint32_t ps;          /* content bytes per packet */
+	uint32_t packets;
+	uint64_t cipher;      /* total ciphertext */
+	uint32_t next;        /* index of the next packet to start */
+	uint64_t left;        /* real bytes still due in the current packet */
+	uint64_t pad;         /* zeros after them (--pad-last-packet) */
+};
+
+int
+send_plan(const struct send_layout *l, uint64_t plain_size, uint32_t *packet_size,
+    uint32_t *packets, uint64_t *cipher_size)
+{
+	uint64_t ps = l->packet_size, c, n, unit;
+
+	if (plain_size > UINT32_MAX)
+		return SD_ERR_TOO_LARGE;
+	c = aes_cbc_ciphertext_size(plain_size);
+	if (c > UINT32_MAX)
+		return SD_ERR_TOO_LARGE;
+	if (l->single_packet)
+		ps = c;
+	if (ps == 0)
+		return SD_ERR_INVALID_ARG;
+	unit = l->per_packet ? plain_size : c;
+	n = unit == 0 ? 1 : (unit + ps - 1) / ps;
+	if (n > SEND_MAX_PACKETS && !l->packet_size_fixed) {
+		/* Larger packets, rounded to whole AES blocks, so the count fits the u16. */
+		ps = (unit + SEND_MAX_PACKETS - 1) / SEND_MAX_PACKETS;
+		ps = (ps + AES_BLOCK_SIZE - 1) / AES_BLOCK_SIZE * AES_BLOCK_SIZE;
+		n = (unit + ps - 1) / ps;
+	}
+	if (n > SEND_MAX_PACKETS)
+		return SD_ERR_TOO_LARGE;
+	/* Each packet's payload (267 + content) must fit the u32 payload_size. */
+	if ((l->per_packet ? aes_cbc_ciphertext_size(ps) : ps) >
+	    (uint64_t)UINT32_MAX - FILE_PACKET_HEADER_SIZE)
+		return SD_ERR_TOO_LARGE;
+	*packet_size = (uint32_t)ps;
+	*packets = (uint32_t)n;
+	*cipher_size = c;
+	return 0;
+}
+
+/* ---- output ---- */
+
+static int
+out_flush(struct sender *s)
+{
+	int r = 0;
+
+	if (buf_len(&s->out) == 0)
+		return 0;
+	/* --paced: this packet starts only when the previous one has left our send queue, so
+	 * that it travels alone, in one segment when it fits one. */
+	if (s->l->paced && net_wait_sent(s->job->sock, s->job->timeout_ms) != 0)
+		r = -1;
+	if (r == 0 && net_send2(s->job->sock, buf_ptr(&s->out), buf_len(&s->out), NULL, 0,
+	    s->job->timeout_ms) != 0)
+		r = -1;
+	buf_reset(&s->out);
+	if (r != 0) {
+		if (errno == ETIMEDOUT)
+			log_fatal("sending the file: the server took nothing for %d.%03d s (timeout)",
+			    s->job->timeout_ms / 1000, s->job->timeout_ms % 1000);
+		else
+			log_fatal("sending the file: connection lost (%s)", strerror(errno));
+		return CX_CONNECTION;
+	}
+	return 0;
+}
+
+/* Room for n more bytes in the output buffer, written out first if need be. */
+static int
+out_room(struct sender *s, size_t n)
+{
+	if (n <= s->out.max - buf_len(&s->out))
+		return 0;
+	return out_flush(s);
+}
+
+static int
+out_put(struct sender *s, const uint8_t *p, size_t n)
+{
+	size_t k;
+	int r;
+
+	while (n > 0) {
+		if ((r = out_room(s, 1)) != 0)
+			return r;
+		k = s->out.max - buf_len(&s->out);
+		if (k > n)
+			k = n;
+		if (buf_put_bytes(&s->out, p, k) != 0) {
+			log_fatal("out of memory");
+			return CX_FILE;
+		}
+		p += k;
+		n -= k;
+	}
+	return 0;
+}
+
+static int
+out_zeros(struct sender *s, uint64_t n)
+{
+	size_t k;
+	int r;
+
+	while (n > 0) {
+		if ((r = out_room(s, 1)) != 0)
+			return r;
+		k = s->out.max - buf_len(&s->out);
+		if (k > n)
+			k = (size_t)n;
+		if (buf_put_zeros(&s->out, k) != 0) {
+			log_fatal("out of memory");
+			return CX_FILE;
+		}
+		n -= k;
+	}
+	return 0;
+}
+
+/* The end of a packet: with --paced it goes out now, alone. */
+static int
+packet_done(struct sender *s)
+{
+	return s->l->paced ? out_flush(s) : 0;
+}
+
+static int
+put_packet_header(struct sender *s, uint32_t content_size, uint32_t number, uint32_t total,
+    uint32_t content_len, int swapped)
+{
+	struct msg_file_packet f;
+	int r;
+
+	memset(&f, 0, sizeof(f));
+	f.content_size = content_size;
+	f.orig_file_size = (uint32_t)s->job->file_size;
+	f.packet_number = (uint16_t)number;
+	f.total_packets = (uint16_t)total;
+	snprintf(f.file_name, sizeof(f.file_name), "%s", s->job->file_name);
+	if ((r = out_room(s, REQ_HEADER_SIZE + FILE_PACKET_HEADER_SIZE)) != 0)
+		return r;
+	if ((r = msg_put_file_packet_header(&s->out, s->job->client_id, &f, content_len,
+	    swapped)) != 0) {
+		log_fatal("cannot encode packet %u: %s", number, sd_strerror(r));
+		return CX_SERVER;
+	}
+	if (number == (uint32_t)s->l->first_packet ||
+	    number + 1 == total + (uint32_t)s->l->first_packet)
+		log_verbose("-> 828 send file, packet %u of %u (%u content bytes)", number, total,
+		    content_len);
+	return 0;
+}
+
+/* ---- input ---- */
+
+static int
+file_changed(struct sender *s)
+{
+	log_fatal("%s changed size while it was being sent", s->job->file_path);
+	return CX_FILE;
+}
+
+/* Reads exactly n bytes of the file (fewer only at its end). */
+static int
+read_file(struct sender *s, uint8_t *p, size_t n, size_t *got)
+{
+	ssize_t k;
+
+	*got = 0;
+	while (*got < n) {
+		k = read(s->job->file_fd, p + *got, n - *got);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0) {
+			log_fatal("cannot read %s: %s", s->job->file_path, strerror(errno));
+			return CX_FILE;
+		}
+		if (k == 0)
+			break;
+		*got += (size_t)k;
+	}
+	return 0;
+}
+
+/* After the announced size: anything more means the file grew. */
+static int
+check_file_end(struct sender *s)
+{
+	uint8_t extra;
+	size_t got;
+	int r;
+
+	if ((r = read_file(s, &extra, 1, &got)) != 0)
+		return r;
+	return got != 0 ? file_changed(s) : 0;
+}
+
+/* Reads the next want bytes of the file into the CRC and the cipher; s->cipher then holds
+ * *clen bytes of ciphertext. A short read means the file shrank while being sent. */
+static int
+read_and_encrypt(struct sender *s, size_t want, size_t *clen)
+{
+	size_t got;
+	int r;
+
+	if ((r = read_file(s, s->plain, want, &got)) != 0)
+		return r;
+	if (got < want)
+		return file_changed(s);
+	cksum_update(&s->ck, s->plain, got);
+	if ((r = aes_cbc_update(s->enc, s->plain, got, s->cipher, clen)) != 0) {
+		log_fatal("encryption failed: %s", sd_strerror(r));
+		return CX_FILE;
+	}
+	s->read += got;
+	progress_update(s->job->progress, s->read);
+	return 0;
+}
+
+static int
+encrypt_final(struct sender *s, size_t *clen)
+{
+	int r;
+
+	if ((r = aes_cbc_final(s->enc, s->cipher, clen)) != 0) {
+		log_fatal("encryption failed: %s", sd_strerror(r));
+		return CX_FILE;
+	}
+	return 0;
+}
+
+/* ---- the two senders ---- */
+
+static int
+cut(struct sender *s, struct cutter *c, const uint8_t *p, size_t n)
+{
+	uint64_t start, real;
+	size_t k;
+	int r;
+
+	while (n > 0) {
+		if (c->left == 0) {
+			if (c->next >= c->packets) {
+				log_fatal("internal error: more ciphertext than planned");
+				return CX_SERVER;
+			}
+			start = (uint64_t)c->next * c->ps;
+			real = c->cipher - start < c->ps ? c->cipher - start : c->ps;
+			c->pad = s->l->pad_last_packet ? c->ps - real : 0;
+			if ((r = put_packet_header(s, (uint32_t)c->cipher,
+			    c->next + (uint32_t)s->l->first_packet, c->packets,
+			    (uint32_t)(real + c->pad), 0)) != 0)
+				return r;
+			c->left = real;
+			c->next++;
+		}
+		k = n < c->left ? n : (size_t)c->left;
+		if ((r = out_put(s, p, k)) != 0)
+			return r;
+		c->left -= k;
+		p += k;
+		n -= k;
+		if (c->left == 0) {
+			if ((r = out_zeros(s, c->pad)) != 0 || (r = packet_done(s)) != 0)
+				return r;
+			c->pad = 0;
+		}
+	}
+	return 0;
+}
+
+/* Layouts 1-4: the file is one CBC stream, its ciphertext cut into packets. */
+static int
+send_stream(struct sender *s, uint32_t ps, uint32_t packets, uint64_t cipher)
+{
+	struct cutter c = { ps, packets, cipher, 0, 0, 0 };
+	uint64_t size = s->job->file_size;
+	size_t clen, want;
+	int r;
+
+	while (s->read < size) {
+		want = size - s->read < SEND_IO_CHUNK ? (size_t)(size - s->read) : SEND_IO_CHUNK;
+		if ((r = read_and_encrypt(s, want, &clen)) != 0 ||
+		    (r = cut(s, &c, s->cipher, clen)) != 0)
+			return r;
+	}
+	if ((r = check_file_end(s)) != 0 || (r = encrypt_final(s, &clen)) != 0 ||
+	    (r = cut(s, &c, s->cipher, clen)) != 0)
+		return r;
+	if (c.next != c.packets || c.left != 0) {
+		log_fatal("internal error: %u of %u packets sent", c.next, c.packets);
+		return CX_SERVER;
+	}
+	return 0;
+}
+
+/* Layout 5: each ps-byte plaintext chunk is its own CBC message in its own packet. */
+static int
+send_per_packet(struct sender *s, uint32_t ps, uint32_t packets)
+{
+	uint64_t chunk, end;
+	uint32_t i, csize;
+	size_t clen, want;
+	int r;
+
+	for (i = 0; i < packets; i++) {
+		chunk = s->job->file_size - s->read < ps ? s->job->file_size - s->read : ps;
+		csize = (uint32_t)aes_cbc_ciphertext_size(chunk);
+		if ((r = put_packet_header(s, csize, i + (uint32_t)s->l->first_packet, packets,
+		    csize, 1)) != 0)
+			return r;
+		if ((r = aes_cbc_reset(s->enc)) != 0) {
+			log_fatal("encryption failed: %s", sd_strerror(r));
+			return CX_FILE;
+		}
+		for (end = s->read + chunk; s->read < end;) {
+			want = end - s->read < SEND_IO_CHUNK ? (size_t)(end - s->read) :
+			    SEND_IO_CHUNK;
+			if ((r = read_and_encrypt(s, want, &clen)) != 0 ||
+			    (r = out_put(s, s->cipher, clen)) != 0)
+				return r;
+		}
+		if ((r = encrypt_final(s, &clen)) != 0 || (r = out_put(s, s->cipher, clen)) != 0 ||
+		    (r = packet_done(s)) != 0)
+			return r;
+	}
+	return check_file_end(s);
+}
+
+/* The largest packet on the wire, header included: with --paced it must fit the buffer. */
+static uint64_t
+packet_wire_size(const struct send_layout *l, uint32_t ps)
+{
+	return REQ_HEADER_SIZE + FILE_PACKET_HEADER_SIZE +
+	    (l->per_packet ? aes_cbc_ciphertext_size(ps) : ps);
+}
+
+int
+send_file(const struct send_layout *l, const struct send_job *job, uint32_t *crc)
+{
+	struct sender s;
+	struct stat st;
+	uint32_t ps, packets;
+	uint64_t cipher;
+	int r;
+
+	memset(&s, 0, sizeof(s));
+	s.l = l;
+	s.job = job;
+	buf_init(&s.out, SEND_OUT_BUFFER);
+	*crc = 0;
+	if (lseek(job->file_fd, 0, SEEK_SET) != 0 || fstat(job->file_fd, &st) != 0) {
+		log_fatal("cannot read %s: %s", job->file_path, strerror(errno));
+		r = CX_FILE;
+		goto out;
+	}
+	if ((uint64_t)st.st_size != job->file_size) {
+		r = file_changed(&s);
+		goto out;
+	}
+	if (send_plan(l, job->file_size, &ps, &packets, &cipher) != 0) {
+		log_fatal("%s does not fit the protocol's packets with these options",
+		    job->file_path);
+		r = CX_FILE;
+		goto out;
+	}
+	if (l->paced && packet_wire_size(l, ps) > SEND_OUT_BUFFER) {
+		log_fatal("--paced sends each packet in one write: packets of %u bytes do not fit "
+		    "its %u-byte buffer; choose a smaller --packet-size", ps, SEND_OUT_BUFFER);
+		r = CX_FILE;
+		goto out;
+	}
+	s.plain = malloc(SEND_IO_CHUNK);
+	s.cipher = malloc(SEND_IO_CHUNK + AES_BLOCK_SIZE);
+	if (s.plain == NULL || s.cipher == NULL) {
+		log_fatal("out of memory");
+		r = CX_FILE;
+		goto out;
+	}
+	if ((r = aes_cbc_new(&s.enc, job->aes_key, AES_ENCRYPT)) != 0) {
+		log_fatal("cannot start encryption: %s", sd_strerror(r));
+		r = CX_FILE;
+		goto out;
+	}
+	log_verbose("upload %d: %llu bytes, %llu ciphertext bytes in %u packets of %u%s",
+	    job->upload_no, (unsigned long long)job->file_size, (unsigned long long)cipher,
+	    packets, ps, l->paced ? ", paced" : "");
+	cksum_init(&s.ck);
+	r = l->per_packet ? send_per_packet(&s, ps, packets) : send_stream(&s, ps, packets, cipher);
+	if (r == 0)
+		r = out_flush(&s);
+	if (r == 0)
+		*crc = cksum_final(&s.ck);
+out:
+	aes_cbc_free(s.enc);
+	if (s.plain != NULL) {
+		crypto_wipe(s.plain, SEND_IO_CHUNK);
+		free(s.plain);
+	}
+	free(s.cipher);
+	buf_free(&s.out);
+	return r;
+}

@@ -1,0 +1,381 @@
+/* receive.c: a file being received on a connection: version 3's 828 packets go through the
+ * reassembler (upload.c) into a temporary file (storage.c); a complete file is stored,
+ * recorded in the database and answered with 1603. See receive.h for where a second kind of
+ * receive goes. */
+#include "receive.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../db/db.h"
+#include "../protocol/crypto.h"
+#include "../protocol/err.h"
+#include "../protocol/msg.h"
+#include "config.h"
+#include "conn.h"
+#include "log.h"
+#include "storage.h"
+#include "upload.h"
+
+/* LastSeen is written for an intermediate 828 packet at most this often. */
+#define RECEIVE_TOUCH_INTERVAL_MS 1000
+
+struct receive {
+	enum receive_kind kind;
+	struct storage_file sf;      /* the temporary file; sf.fd >= 0 while open */
+	char file[NAME_FIELD_SIZE];  /* the file of the attempt in progress (as sent) */
+
+	/* RECEIVE_V3_PACKETS */
+	struct upload *up;           /* the reassembler, under the connection's session key */
+	int in_packet;               /* an 828's content is arriving */
+};
+
+/* What the file turned out to be, whatever the kind: the input of store_and_reply(). */
+struct receive_done {
+	char file_name[NAME_FIELD_SIZE];  /* as sent */
+	uint64_t plain_size;
+	uint64_t wire_size;               /* 1603 content_size */
+	uint32_t cksum;
+	uint32_t packets;
+};
+
+/* An empty receive of kind; the caller makes it c->recv. */
+static struct receive *
+receive_new(enum receive_kind kind)
+{
+	struct receive *r;
+
+	if ((r = calloc(1, sizeof(*r))) == NULL)
+		return NULL;
+	r->kind = kind;
+	r->sf.fd = -1;
+	r->sf.dir_fd = -1;
+	return r;
+}
+
+/* What only one kind holds. */
+static void
+receive_free_kind(struct receive *r)
+{
+	switch (r->kind) {
+	case RECEIVE_V3_PACKETS:
+		upload_free(r->up);
+		r->up = NULL;
+		break;
+	}
+}
+
+void
+receive_abort(struct conn *c)
+{
+	struct receive *r = c->recv;
+
+	if (r == NULL)
+		return;
+	c->recv = NULL;
+	receive_free_kind(r);
+	storage_abort(&r->sf);  /* accepts a closed file */
+	crypto_wipe(r, sizeof(*r));
+	free(r);
+}
+
+int
+receive_in_packet(const struct receive *r)
+{
+	return r->in_packet;
+}
+
+/* The reassembler's sink: plaintext goes to the temporary file. */
+static int
+sink_write(void *ctx, const uint8_t *data, size_t n)
+{
+	struct receive *r = ctx;
+
+	if (r->sf.fd < 0)
+		return SD_ERR_INTERNAL;
+	return storage_write(&r->sf, data, n);
+}
+
+static void
+sink_of(struct receive *r, struct upload_sink *s)
+{
+	s->write = sink_write;
+	s->ctx = r;
+}
+
+/* A new attempt at file_name (the first packet, or a resend the reassembler recognised): a
+ * fresh temporary file under the sanitised name, replacing the attempt's old one. Every kind
+ * of receive starts its file here. */
+static int
+open_attempt_file(struct conn *c, struct receive *r, const char *file_name)
+{
+	char safe[NAME_FIELD_SIZE];
+	int e;
+
+	if (r->sf.fd >= 0) {
+		/* A new first packet mid-upload: a resend of the same file starts over silently;
+		 * another file means the one in progress was abandoned, and its sender is told. */
+		if (strcmp(r->file, file_name) != 0) {
+			conn_log(c, "send file", "upload abandoned for another file: 1607");
+			conn_reply_error(c);
+		}
+		storage_abort(&r->sf);
+	}
+	snprintf(r->file, sizeof(r->file), "%s", file_name);
+	if ((e = storage_sanitize_name(file_name, safe)) != 0) {
+		char shown[LOG_NAME_MAX + 4];
+
+		log_sanitize(file_name, shown, sizeof(shown));
+		conn_log(c, "send file", "refused: file name \"%s\" cannot be stored", shown);
+		return e;
+	}
+	if ((e = storage_begin(c->env->cfg->storage_dir, c->id, safe, &r->sf)) != 0) {
+		conn_log(c, "send file", "failed: cannot create the temporary file");
+		return e;
+	}
+	return 0;
+}
+
+/* The first packet of an upload: the client must hold an AES key (the one most recently
+ * issued, read from the database), the file name must be safe to store. Makes c->recv. */
+static int
+begin_upload(struct conn *c, const struct msg_file_packet *p, uint32_t content_len,
+    const uint8_t id[CLIENT_ID_SIZE])
+{
+	struct db_client cl;
+	struct receive *r;
+	int e;
+
+	memset(&cl, 0, sizeof(cl));
+	receive_abort(c);
+	if ((e = db_client_by_id(c->env->db, id, &cl)) != 0) {
+		conn_log_as(c, id, NULL, "send file", "refused: %s",
+		    e == SD_ERR_NOT_FOUND ? "unknown client ID" : db_errmsg(c->env->db));
+		goto out;
+	}
+	if (!cl.has_aes_key) {
+		conn_log_as(c, id, cl.name, "send file",
+		    "refused: no AES key was issued to this client");
+		e = SD_ERR_NOT_FOUND;
+		goto out;
+	}
+	conn_set_identity(c, cl.id, cl.name, cl.aes_key);
+	if ((c->recv = r = receive_new(RECEIVE_V3_PACKETS)) == NULL) {
+		e = SD_ERR_ALLOC;
+		conn_log(c, "send file", "failed: %s", sd_strerror(e));
+		goto out;
+	}
+	if ((e = upload_new(&r->up, c->aes_key, c->env->cfg->max_file_size)) != 0) {
+		conn_log(c, "send file", "failed: %s", sd_strerror(e));
+		goto out;
+	}
+	if ((e = upload_packet_begin(r->up, p, content_len)) != 0) {
+		conn_log(c, "send file", "refused first packet: %s", sd_strerror(e));
+		goto out;
+	}
+	if ((e = open_attempt_file(c, r, p->file_name)) != 0)
+		goto out;
+	conn_touch(c, c->id);
+	e = 0;
+out:
+	if (e != 0)
+		receive_abort(c);
+	crypto_wipe(&cl, sizeof(cl));
+	return e;
+}
+
+/* A packet that continues c->recv. */
+static int
+continue_upload(struct conn *c, const struct msg_file_packet *p, uint32_t content_len)
+{
+	struct receive *r = c->recv;
+	int e;
+
+	if ((e = upload_packet_begin(r->up, p, content_len)) != 0) {
+		conn_log(c, "send file", "refused packet: %s; upload discarded", sd_strerror(e));
+		return e;
+	}
+	/* The reassembler decides what restarts an attempt (a resend after 901, or a sender
+	 * that gave up mid-file): then the old temporary file goes. */
+	if (upload_packet_is_first(r->up) && (e = open_attempt_file(c, r, p->file_name)) != 0)
+		return e;
+	if (c->env->now_ms - c->last_touch_ms >= RECEIVE_TOUCH_INTERVAL_MS)
+		conn_touch(c, c->id);
+	return 0;
+}
+
+void
+receive_packet_start(struct conn *c, const struct frame_event *ev)
+{
+	const struct msg_header *h = ev->header;
+	struct msg_file_packet p;
+	uint32_t content_len;
+	int e;
+
+	c->skip_content = 1;  /* until the packet is accepted */
+	if (h->payload_size < FILE_PACKET_HEADER_SIZE) {
+		conn_reply_error(c);  /* not reachable: the parser sends these as messages */
+		return;
+	}
+	content_len = h->payload_size - FILE_PACKET_HEADER_SIZE;
+	if ((e = msg_file_packet_decode(ev->data, ev->len, &p)) != 0) {
+		conn_log(c, "send file", "refused: %s", sd_strerror(e));
+		receive_abort(c);
+		return;
+	}
+	if (c->recv != NULL && memcmp(h->client_id, c->id, CLIENT_ID_SIZE) != 0) {
+		conn_log(c, "send file", "refused: packet of another client ID mid-upload");
+		receive_abort(c);
+		return;
+	}
+	if (c->recv == NULL)
+		e = begin_upload(c, &p, content_len, h->client_id);
+	else if ((e = continue_upload(c, &p, content_len)) != 0)
+		receive_abort(c);
+	if (e != 0)
+		return;
+	c->skip_content = 0;
+	c->recv->in_packet = 1;
+}
+
+void
+receive_packet_data(struct conn *c, const struct frame_event *ev)
+{
+	struct upload_sink sink;
+	int e;
+
+	if (c->skip_content)
+		return;  /* a refused packet: its content is dropped as it arrives */
+	sink_of(c->recv, &sink);
+	if ((e = upload_packet_data(c->recv->up, ev->data, ev->len, &sink)) != 0) {
+		conn_log(c, "send file", "refused content: %s; upload discarded", sd_strerror(e));
+		receive_abort(c);
+		c->skip_content = 1;
+	}
+}
+
+/* The files row of the complete file d, stored as r's temporary file will be. 0, or -1
+ * (logged) when it cannot be recorded. */
+static int
+file_row(struct conn *c, const struct receive *r, const struct receive_done *d,
+    struct db_file *f)
+{
+	memset(f, 0, sizeof(*f));
+	/* The receive's count and the stored file's must agree; they can only differ through a
+	 * bug, and then the file is not recorded. */
+	if (d->plain_size != r->sf.written) {
+		conn_log(c, "send file", "failed: reassembly and stored bytes disagree");
+		return -1;
+	}
+	memcpy(f->owner, c->id, CLIENT_ID_SIZE);
+	snprintf(f->owner_name, sizeof(f->owner_name), "%s", c->name);
+	snprintf(f->file_name, sizeof(f->file_name), "%s", d->file_name);
+	if (strlen(r->sf.rel_path) >= sizeof(f->path_name)) {
+		conn_log(c, "send file", "failed: stored path too long for the database");
+		return -1;
+	}
+	memcpy(f->path_name, r->sf.rel_path, strlen(r->sf.rel_path) + 1);
+	f->verified = 0;
+	f->size = d->plain_size;
+	f->crc = d->cksum;
+	f->uploaded = (int64_t)time(NULL);
+	return 0;
+}
+
+/* A complete file, whatever the kind of receive: fsync and rename the temporary file, write
+ * its row (Verified = 0), queue 1603 with the CRC, end the receive. On failure the receive is
+ * aborted and 1607 queued. */
+static void
+store_and_reply(struct conn *c, const struct receive_done *d)
+{
+	struct receive *r = c->recv;
+	struct msg_file_crc crc;
+	struct db_file f;
+	char shown[LOG_NAME_MAX + 4];
+	int e;
+
+	memset(&crc, 0, sizeof(crc));
+	if (file_row(c, r, d, &f) != 0)
+		goto fail;
+	if ((e = storage_commit(&r->sf)) != 0) {
+		conn_log(c, "send file", "failed: storing the file: %s", sd_strerror(e));
+		goto fail;
+	}
+	if ((e = db_file_record(c->env->db, &f)) != 0) {
+		conn_log(c, "send file", "failed: recording the file: %s (%s)", sd_strerror(e),
+		    db_errmsg(c->env->db));
+		goto fail;
+	}
+	memcpy(crc.client_id, c->id, CLIENT_ID_SIZE);
+	crc.content_size = d->wire_size > UINT32_MAX ? UINT32_MAX : (uint32_t)d->wire_size;
+	memcpy(crc.file_name, d->file_name, sizeof(crc.file_name));
+	crc.cksum = d->cksum;
+	if (c->corrupt_left > 0) {
+		/* --test-corrupt-crc: lets tests and the demo show the client's retry loop. */
+		c->corrupt_left--;
+		crc.cksum = ~d->cksum;
+	}
+	c->uploads_done++;
+	c->awaiting_verdict = 1;
+	memcpy(c->last_file, d->file_name, sizeof(c->last_file));
+	receive_abort(c);  /* the file is stored: nothing is left to remove */
+	conn_touch(c, c->id);
+	log_sanitize(d->file_name, shown, sizeof(shown));
+	conn_log(c, "send file", "\"%s\" stored as %s: %llu bytes in %u packets, cksum %u%s: "
+	    "1603", shown, f.path_name, (unsigned long long)d->plain_size,
+	    (unsigned)d->packets, (unsigned)d->cksum, crc.cksum != d->cksum ?
+	    " (reported corrupted, test option)" : "");
+	conn_queued(c, msg_put_file_crc_response(&c->out, &crc));
+	return;
+fail:
+	receive_abort(c);
+	conn_reply_error(c);
+}
+
+/* The last 828 checked out: its outcome, then the shared end. */
+static void
+finish_upload(struct conn *c)
+{
+	struct upload_result res;
+	struct receive_done d;
+
+	memset(&d, 0, sizeof(d));
+	if (upload_result(c->recv->up, &res) != 0) {
+		conn_log(c, "send file", "failed: reassembly and stored bytes disagree");
+		receive_abort(c);
+		conn_reply_error(c);
+		return;
+	}
+	memcpy(d.file_name, res.file_name, sizeof(d.file_name));
+	d.plain_size = res.plain_size;
+	d.wire_size = res.ciphertext_size;
+	d.cksum = res.cksum;
+	d.packets = res.packets;
+	store_and_reply(c, &d);
+}
+
+void
+receive_packet_end(struct conn *c, const struct frame_event *ev)
+{
+	struct upload_sink sink;
+	int e, complete = 0;
+
+	(void)ev;
+	if (c->skip_content) {
+		c->skip_content = 0;
+		conn_reply_error(c);
+		return;
+	}
+	c->recv->in_packet = 0;
+	sink_of(c->recv, &sink);
+	if ((e = upload_packet_end(c->recv->up, &sink, &complete)) != 0) {
+		conn_log(c, "send file", "refused: %s; upload discarded", sd_strerror(e));
+		receive_abort(c);
+		conn_reply_error(c);
+		return;
+	}
+	if (complete)
+		finish_upload(c);
+}

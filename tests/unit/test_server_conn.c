@@ -1,0 +1,634 @@
+/* test_server_conn.c: the server's connection state machine without sockets: requests are fed
+ * through an in-memory transport (the seam TLS will use), replies read from what it was given
+ * to send, deadlines driven by a clock the test moves. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../../db/db.h"
+#include "../../protocol/aes.h"
+#include "../../protocol/buf.h"
+#include "../../protocol/cksum.h"
+#include "../../protocol/crypto.h"
+#include "../../protocol/err.h"
+#include "../../protocol/msg.h"
+#include "../../server/config.h"
+#include "../../server/conn.h"
+#include "../../server/receive.h"
+
+#define IN_MAX (1u << 20)
+#define OUT_MAX (1u << 16)
+
+/* The in-memory transport: reads hand out what the test queued, at most `slice` bytes a
+ * call; writes collect into out (or refuse with CONN_IO_AGAIN while `blocked`). */
+struct mem {
+	uint8_t in[IN_MAX];
+	size_t in_len, in_off, slice;
+	int eof;
+	int holds;          /* report queued input as pending (a TLS transport's records) */
+	uint8_t out[OUT_MAX];
+	size_t out_len;
+	int blocked;
+	int closed;
+};
+
+static ssize_t
+mem_read(struct conn_transport *t, uint8_t *buf, size_t cap)
+{
+	struct mem *m = t->ctx;
+	size_t n = m->in_len - m->in_off;
+
+	if (n == 0)
+		return m->eof ? CONN_IO_EOF : CONN_IO_AGAIN;
+	if (n > cap)
+		n = cap;
+	if (m->slice > 0 && n > m->slice)
+		n = m->slice;
+	memcpy(buf, m->in + m->in_off, n);
+	m->in_off += n;
+	return (ssize_t)n;
+}
+
+static ssize_t
+mem_write(struct conn_transport *t, const uint8_t *buf, size_t len)
+{
+	struct mem *m = t->ctx;
+
+	if (m->blocked)
+		return CONN_IO_AGAIN;
+	assert_true(len <= OUT_MAX - m->out_len);
+	memcpy(m->out + m->out_len, buf, len);
+	m->out_len += len;
+	return (ssize_t)len;
+}
+
+static unsigned
+mem_want(struct conn_transport *t)
+{
+	(void)t;
+	return 0;
+}
+
+static int
+mem_pending(struct conn_transport *t)
+{
+	struct mem *m = t->ctx;
+
+	return m->holds && m->in_off < m->in_len;
+}
+
+static void
+mem_close(struct conn_transport *t)
+{
+	struct mem *m = t->ctx;
+
+	m->closed = 1;
+}
+
+static const struct conn_transport_ops mem_ops = {
+	mem_read, mem_write, mem_want, mem_pending, mem_close,
+};
+
+/* One connection with everything it needs: a database in memory, a scratch storage folder,
+ * a clock starting at 1000 ms. */
+struct rig {
+	struct server_config cfg;
+	struct conn_env env;
+	struct mem *m;
+	struct conn *c;
+	char dir[64];
+};
+
+static int
+rig_setup(void **state)
+{
+	struct rig *g = calloc(1, sizeof(*g));
+	struct conn_transport t;
+
+	assert_non_null(g);
+	assert_non_null(g->m = calloc(1, sizeof(*g->m)));
+	snprintf(g->dir, sizeof(g->dir), "/tmp/sd-conn-XXXXXX");
+	assert_non_null(mkdtemp(g->dir));
+	config_defaults(&g->cfg);
+	g->cfg.storage_dir = g->dir;
+	g->cfg.idle_timeout = 10;
+	assert_int_equal(db_open(":memory:", DB_READ_WRITE, &g->env.db), 0);
+	assert_non_null(g->env.rbuf = malloc(CONN_READ_CHUNK));
+	g->env.cfg = &g->cfg;
+	g->env.now_ms = 1000;
+	t.ops = &mem_ops;
+	t.fd = -1;
+	t.ctx = g->m;
+	assert_non_null(g->c = conn_new(&g->env, &t, "test:1"));
+	*state = g;
+	return 0;
+}
+
+static int
+rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	return flag == FTW_DP ? rmdir(path) : unlink(path);
+}
+
+static int
+rig_teardown(void **state)
+{
+	struct rig *g = *state;
+
+	conn_free(g->c);
+	assert_true(g->m->closed);
+	assert_int_equal(g->env.npending, 0);
+	db_close(g->env.db);
+	free(g->env.rbuf);
+	assert_int_equal(nftw(g->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS), 0);
+	free(g->m);
+	free(g);
+	return 0;
+}
+
+/* Queues b's bytes as input and lets the connection read them. */
+static void
+feed(struct rig *g, struct buf *b)
+{
+	assert_true(buf_len(b) <= IN_MAX - g->m->in_len);
+	memcpy(g->m->in + g->m->in_len, buf_ptr(b), buf_len(b));
+	g->m->in_len += buf_len(b);
+	buf_free(b);
+	conn_on_readable(g->c);
+}
+
+/* The next reply: its code and payload (at most cap bytes; *len gets its size). */
+static uint16_t
+next_reply(struct rig *g, size_t *at, uint8_t *payload, size_t cap, size_t *len)
+{
+	struct buf b;
+	struct msg_header h;
+
+	buf_init(&b, OUT_MAX);
+	assert_int_equal(buf_put_bytes(&b, g->m->out + *at, g->m->out_len - *at), 0);
+	assert_int_equal(msg_response_header_decode(&b, &h), 0);
+	assert_true(h.payload_size <= cap && h.payload_size <= buf_len(&b));
+	memcpy(payload, buf_ptr(&b), h.payload_size);
+	*len = h.payload_size;
+	*at += RESP_HEADER_SIZE + h.payload_size;
+	buf_free(&b);
+	return h.code;
+}
+
+static const uint8_t zero_id[CLIENT_ID_SIZE];
+
+static void
+put_name(struct buf *b, const uint8_t *id, uint16_t code, const char *name)
+{
+	assert_int_equal(msg_put_name_request(b, id, code, name), 0);
+}
+
+/* 825 on a fresh connection: 1600 with a new ID, which becomes the connection's; an invalid
+ * name: 1601. */
+static void
+test_register(void **state)
+{
+	struct rig *g = *state;
+	uint8_t p[512], first[CLIENT_ID_SIZE];
+	size_t at = 0, len;
+	struct buf b;
+
+	buf_init(&b, 4096);
+	put_name(&b, zero_id, REQ_REGISTER, "alice");
+	feed(g, &b);
+	assert_int_equal(next_reply(g, &at, p, sizeof(p), &len), RESP_REGISTERED);
+	assert_int_equal(len, CLIENT_ID_SIZE);
+	assert_true(g->c->known);
+	assert_memory_equal(g->c->id, p, CLIENT_ID_SIZE);
+	assert_memory_not_equal(p, zero_id, CLIENT_ID_SIZE);
+	assert_int_equal(at, g->m->out_len);
+	memcpy(first, p, CLIENT_ID_SIZE);
+	/* The name is still pending (no public key): registering it again gives a new ID. */
+	buf_init(&b, 4096);
+	put_name(&b, zero_id, REQ_REGISTER, "alice");
+	feed(g, &b);
+	assert_int_equal(next_reply(g, &at, p, sizeof(p), &len), RESP_REGISTERED);
+	assert_memory_not_equal(p, first, CLIENT_ID_SIZE);
+	assert_memory_equal(g->c->id, p, CLIENT_ID_SIZE);
+	/* A name with a control character: 1601. */
+	buf_init(&b, 4096);
+	put_name(&b, zero_id, REQ_REGISTER, "al\x01ice");
+	feed(g, &b);
+	assert_int_equal(next_reply(g, &at, p, sizeof(p), &len), RESP_REGISTER_FAILED);
+	assert_int_equal(at, g->m->out_len);
+	assert_false(g->c->closing);
+	assert_false(conn_busy(g->c));
+}
+
+/* An 828 of a registered client that was never issued a key: its content is read and
+ * dropped, 1607 at its end, nothing is being received and the connection goes on. */
+static void
+test_packet_before_key(void **state)
+{
+	struct rig *g = *state;
+	struct msg_file_packet f;
+	uint8_t p[512], content[100];
+	size_t at = 0, len;
+	struct buf b;
+
+	buf_init(&b, 4096);
+	put_name(&b, zero_id, REQ_REGISTER, "bob");
+	feed(g, &b);
+	assert_int_equal(next_reply(g, &at, p, sizeof(p), &len), RESP_REGISTERED);
+	memset(&f, 0, sizeof(f));
+	f.content_size = sizeof(content);
+	f.orig_file_size = 90;
+	f.packet_number = 1;
+	f.total_packets = 1;
+	snprintf(f.file_name, sizeof(f.file_name), "x.bin");
+	memset(content, 0x5a, sizeof(content));
+	buf_init(&b, 4096);
+	assert_int_equal(msg_put_file_packet_header(&b, g->c->id, &f, sizeof(content), 0), 0);
+	assert_int_equal(buf_put_bytes(&b, content, sizeof(content)), 0);
+	g->m->slice = 37;  /* content in several slices, one per wake-up */
+	feed(g, &b);
+	while (g->m->in_off < g->m->in_len)
+		conn_on_readable(g->c);
+	assert_int_equal(next_reply(g, &at, p, sizeof(p), &len), RESP_ERROR);
+	assert_int_equal(at, g->m->out_len);
+	assert_null(g->c->recv);
+	assert_false(g->c->skip_content);
+	assert_false(g->c->closing);
+	assert_int_equal(g->c->errors, 1);
+}
+
+/* A header whose payload is over its code's limit breaks framing: closed, nothing sent. */
+static void
+test_bad_header_closes(void **state)
+{
+	struct rig *g = *state;
+	struct msg_header h;
+	struct buf b;
+
+	memset(&h, 0, sizeof(h));
+	h.version = PROTO_VERSION;
+	h.code = REQ_REGISTER;
+	h.payload_size = 1u << 20;
+	buf_init(&b, 4096);
+	assert_int_equal(msg_request_header_encode(&b, &h), 0);
+	feed(g, &b);
+	assert_true(g->c->closing);
+	assert_int_equal(g->env.nclosing, 1);
+	assert_int_equal(g->m->out_len, 0);
+	assert_int_equal(conn_want(g->c), 0);
+	conn_close_later(g->c);  /* idempotent */
+	assert_int_equal(g->env.nclosing, 1);
+}
+
+/* The peer closing its side closes the connection. */
+static void
+test_eof_closes(void **state)
+{
+	struct rig *g = *state;
+
+	g->m->eof = 1;
+	conn_on_readable(g->c);
+	assert_true(g->c->closing);
+	assert_int_equal(g->env.nclosing, 1);
+}
+
+/* No byte for the idle timeout closes; any byte received moves the deadline. */
+static void
+test_idle_timeout(void **state)
+{
+	struct rig *g = *state;
+	int64_t limit = (int64_t)g->cfg.idle_timeout * 1000;
+	struct buf b;
+
+	assert_int_equal(conn_check_timeouts(g->c, 1000 + limit - 1), 0);
+	g->env.now_ms = 1000 + limit - 1;
+	buf_init(&b, 4096);
+	put_name(&b, zero_id, REQ_REGISTER, "carol");
+	feed(g, &b);
+	assert_int_equal(conn_check_timeouts(g->c, 1000 + limit), 0);
+	assert_int_equal(conn_check_timeouts(g->c, g->env.now_ms + limit - 1), 0);
+	assert_false(g->c->closing);
+	assert_int_equal(conn_check_timeouts(g->c, g->env.now_ms + limit), 1);
+	assert_true(g->c->closing);
+	assert_int_equal(g->env.nclosing, 1);
+	/* A closing connection has no more deadlines. */
+	assert_int_equal(conn_check_timeouts(g->c, g->env.now_ms + 2 * limit), 0);
+}
+
+/* A message trickled byte by byte gets the idle timeout for the whole of it, not per byte. */
+static void
+test_partial_message_timeout(void **state)
+{
+	struct rig *g = *state;
+	int64_t limit = (int64_t)g->cfg.idle_timeout * 1000;
+	uint8_t whole[REQ_HEADER_SIZE + NAME_FIELD_SIZE];
+	struct buf b;
+	size_t i;
+
+	buf_init(&b, 4096);
+	put_name(&b, zero_id, REQ_REGISTER, "dave");
+	assert_int_equal(buf_len(&b), sizeof(whole));
+	memcpy(whole, buf_ptr(&b), sizeof(whole));
+	buf_free(&b);
+	for (i = 0; i < 10; i++) {
+		g->env.now_ms += limit / 20;  /* each byte well within the idle timeout */
+		g->m->in[g->m->in_len++] = whole[i];
+		conn_on_readable(g->c);
+		assert_int_equal(conn_check_timeouts(g->c, g->env.now_ms), 0);
+	}
+	assert_true(conn_busy(g->c));
+	/* 1000 + limit/20 is when the message began. */
+	assert_int_equal(conn_check_timeouts(g->c, 1000 + limit / 20 + limit - 1), 0);
+	assert_int_equal(conn_check_timeouts(g->c, 1000 + limit / 20 + limit), 1);
+	assert_true(g->c->closing);
+}
+
+/* Encrypts n bytes of plain under key (AES-256-CBC, zero IV, PKCS#7) into a new buffer. */
+static uint8_t *
+encrypt(const uint8_t key[AES_KEY_SIZE], const uint8_t *plain, size_t n, size_t *ct_len)
+{
+	struct aes_cbc *a = NULL;
+	uint8_t *ct = malloc(n + 2 * AES_BLOCK_SIZE);
+	size_t l1, l2;
+
+	assert_non_null(ct);
+	assert_int_equal(aes_cbc_new(&a, key, AES_ENCRYPT), 0);
+	assert_int_equal(aes_cbc_update(a, plain, n, ct, &l1), 0);
+	assert_int_equal(aes_cbc_final(a, ct + l1, &l2), 0);
+	aes_cbc_free(a);
+	*ct_len = l1 + l2;
+	return ct;
+}
+
+/* A client "erin" with a stored AES key (as after 1602), the connection not yet knowing it. */
+static void
+stored_client(struct rig *g, uint8_t id[CLIENT_ID_SIZE], uint8_t key[AES_KEY_SIZE])
+{
+	memset(id, 0x11, CLIENT_ID_SIZE);
+	memset(key, 0x22, AES_KEY_SIZE);
+	assert_int_equal(db_client_register(g->env.db, "erin", id), 0);
+	assert_int_equal(db_client_set_aes_key(g->env.db, id, key), 0);
+}
+
+/* Packet `number` (1-based) of `total` for ct, psize bytes of content each. */
+static void
+put_packet(struct buf *b, const uint8_t id[CLIENT_ID_SIZE], const uint8_t *ct, size_t ct_len,
+    size_t plain_len, size_t psize, uint16_t number, uint16_t total)
+{
+	struct msg_file_packet f;
+	size_t off = (size_t)(number - 1) * psize;
+	size_t n = ct_len - off < psize ? ct_len - off : psize;
+
+	memset(&f, 0, sizeof(f));
+	f.content_size = (uint32_t)ct_len;
+	f.orig_file_size = (uint32_t)plain_len;
+	f.packet_number = number;
+	f.total_packets = total;
+	snprintf(f.file_name, sizeof(f.file_name), "notes.txt");
+	assert_int_equal(msg_put_file_packet_header(b, id, &f, (uint32_t)n, 0), 0);
+	assert_int_equal(buf_put_bytes(b, ct + off, n), 0);
+}
+
+/* A whole upload in two packets under the stored key: 1603 with the file's cksum, the file
+ * under its name in the client's folder, then 900 -> 1604. */
+static void
+test_upload_and_verdict(void **state)
+{
+	struct rig *g = *state;
+	uint8_t id[CLIENT_ID_SIZE], key[AES_KEY_SIZE], plain[3000], p[512];
+	struct msg_file_crc crc;
+	size_t ct_len, at = 0, len;
+	uint8_t *ct;
+	char path[256];
+	struct stat st;
+	struct buf b;
+
+	stored_client(g, id, key);
+	memset(plain, 'q', sizeof(plain));
+	ct = encrypt(key, plain, sizeof(plain), &ct_len);
+	buf_init(&b, 8192);
+	put_packet(&b, id, ct, ct_len, sizeof(plain), 2048, 1, 2);
+	feed(g, &b);
+	assert_non_null(g->c->recv);
+	assert_true(conn_busy(g->c));
+	assert_int_equal(g->m->out_len, 0);
+	buf_init(&b, 8192);
+	put_packet(&b, id, ct, ct_len, sizeof(plain), 2048, 2, 2);
+	feed(g, &b);
+	free(ct);
+	assert_null(g->c->recv);
+	assert_int_equal(next_reply(g, &at, p, sizeof(p), &len), RESP_FILE_CRC);
+	assert_int_equal(msg_file_crc_decode(p, len, &crc), 0);
+	assert_int_equal(crc.cksum, cksum_buffer(plain, sizeof(plain)));
+	assert_int_equal(crc.content_size, ct_len);
+	assert_string_equal(crc.file_name, "notes.txt");
+	snprintf(path, sizeof(path), "%s/11111111111111111111111111111111/notes.txt", g->dir);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_size, sizeof(plain));
+	assert_true(g->c->awaiting_verdict);
+	buf_init(&b, 4096);
+	put_name(&b, id, REQ_CRC_OK, "notes.txt");
+	feed(g, &b);
+	assert_int_equal(next_reply(g, &at, p, sizeof(p), &len), RESP_ACK);
+	assert_memory_equal(p, id, CLIENT_ID_SIZE);
+	assert_false(conn_busy(g->c));
+}
+
+/* Counts the entries of the client's folder (the temporary file of an upload in progress). */
+static int
+entries(const struct rig *g)
+{
+	char path[256];
+	struct dirent *e;
+	DIR *d;
+	int n = 0;
+
+	snprintf(path, sizeof(path), "%s/11111111111111111111111111111111", g->dir);
+	assert_non_null(d = opendir(path));
+	while ((e = readdir(d)) != NULL)
+		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+			n++;
+	closedir(d);
+	return n;
+}
+
+/* A new key mid-upload (a 1605 on this connection) aborts the receive: its temporary file
+ * goes, the next continuation is refused with 1607. */
+static void
+test_new_key_aborts_receive(void **state)
+{
+	struct rig *g = *state;
+	uint8_t id[CLIENT_ID_SIZE], key[AES_KEY_SIZE], other[AES_KEY_SIZE], plain[3000], p[64];
+	size_t ct_len, at = 0, len;
+	uint8_t *ct;
+	struct buf b;
+
+	stored_client(g, id, key);
+	memset(plain, 'r', sizeof(plain));
+	ct = encrypt(key, plain, sizeof(plain), &ct_len);
+	buf_init(&b, 8192);
+	put_packet(&b, id, ct, ct_len, sizeof(plain), 2048, 1, 2);
+	feed(g, &b);
+	assert_non_null(g->c->recv);
+	assert_int_equal(entries(g), 1);
+	memset(other, 0x33, sizeof(other));
+	conn_set_identity(g->c, id, "erin", other);
+	assert_null(g->c->recv);
+	assert_int_equal(entries(g), 0);
+	/* The same key again keeps a receive; here there is none left to keep. */
+	conn_set_identity(g->c, id, "erin", other);
+	assert_null(g->c->recv);
+	buf_init(&b, 8192);
+	put_packet(&b, id, ct, ct_len, sizeof(plain), 2048, 2, 2);
+	feed(g, &b);
+	free(ct);
+	assert_int_equal(next_reply(g, &at, p, sizeof(p), &len), RESP_ERROR);
+	assert_null(g->c->recv);
+}
+
+/* File content slower than CONN_STREAM_MIN_BYTES per idle period closes, even though bytes
+ * keep coming (and so the idle deadline keeps moving). */
+static void
+test_slow_content_timeout(void **state)
+{
+	struct rig *g = *state;
+	int64_t limit = (int64_t)g->cfg.idle_timeout * 1000;
+	uint8_t id[CLIENT_ID_SIZE], key[AES_KEY_SIZE], *plain, *ct;
+	size_t ct_len, n = 200000;
+	struct buf b;
+	int i;
+
+	stored_client(g, id, key);
+	assert_non_null(plain = calloc(1, n));
+	ct = encrypt(key, plain, n, &ct_len);
+	buf_init(&b, ct_len + 4096);
+	put_packet(&b, id, ct, ct_len, n, ct_len, 1, 1);
+	free(ct);
+	free(plain);
+	memcpy(g->m->in, buf_ptr(&b), buf_len(&b));
+	buf_free(&b);
+	/* The headers and 1000 bytes of content, then 1000 bytes every tenth of a period. */
+	g->m->in_len = REQ_HEADER_SIZE + FILE_PACKET_HEADER_SIZE + 1000;
+	conn_on_readable(g->c);
+	assert_non_null(g->c->recv);
+	for (i = 0; i < 30; i++) {
+		g->env.now_ms += limit / 10;
+		if (conn_check_timeouts(g->c, g->env.now_ms))
+			break;
+		g->m->in_len += 1000;
+		conn_on_readable(g->c);
+		assert_int_equal(g->m->in_off, g->m->in_len);
+	}
+	assert_int_equal(i, 9);  /* one whole period after the content began */
+	assert_true(g->c->closing);
+}
+
+/* Backpressure and the transport seam: output that cannot be sent makes the connection want
+ * writing; a transport holding input it already took off the socket is read again. */
+static void
+test_want_and_pending(void **state)
+{
+	struct rig *g = *state;
+	struct buf b;
+	size_t i, before;
+
+	assert_int_equal(conn_want(g->c), CONN_WANT_READ);
+	g->m->blocked = 1;
+	buf_init(&b, 4096);
+	put_name(&b, zero_id, REQ_REGISTER, "frank");
+	feed(g, &b);
+	assert_int_equal(conn_want(g->c), CONN_WANT_READ | CONN_WANT_WRITE);
+	assert_true(conn_busy(g->c));
+	g->m->blocked = 0;
+	conn_on_writable(g->c);
+	assert_int_equal(g->m->out_len, RESP_HEADER_SIZE + CLIENT_ID_SIZE);
+	assert_int_equal(conn_want(g->c), CONN_WANT_READ);
+
+	/* Many 900s without an upload (each answered 1607), handed out a few bytes at a time by
+	 * a transport that says it holds more: one wake-up reads CONN_READS_PER_WAKE slices and
+	 * asks to be called again. */
+	buf_init(&b, 16384);
+	for (i = 0; i < 8; i++)
+		put_name(&b, g->c->id, REQ_CRC_OK, "x");
+	before = g->m->in_off;
+	g->m->holds = 1;
+	g->m->slice = 100;
+	feed(g, &b);
+	assert_true(g->c->more_pending);
+	assert_int_equal(g->env.npending, 1);
+	assert_int_equal(g->m->in_off - before, CONN_READS_PER_WAKE * 100);
+	while (g->c->more_pending)
+		conn_on_readable(g->c);
+	assert_int_equal(g->env.npending, 0);
+	assert_int_equal(g->m->in_off, g->m->in_len);
+	assert_int_equal(g->c->errors, 8);
+}
+
+/* A flood of refused requests from a known client: every one answered, at most CONN_LOG_MAX
+ * of them logged (plus the one line saying the rest are not). */
+static void
+test_log_cap(void **state)
+{
+	struct rig *g = *state;
+	unsigned i, n = CONN_LOG_MAX + 50;
+	int saved, devnull;
+	struct buf b;
+
+	buf_init(&b, 4096);
+	put_name(&b, zero_id, REQ_REGISTER, "grace");
+	feed(g, &b);
+	assert_int_equal(g->c->logged, 1);
+	/* The flood's log lines go nowhere; only the count is checked. */
+	assert_true((saved = dup(2)) >= 0);
+	assert_true((devnull = open("/dev/null", O_WRONLY)) >= 0);
+	assert_int_equal(dup2(devnull, 2), 2);
+	for (i = 0; i < n; i++) {
+		buf_init(&b, 4096);
+		put_name(&b, g->c->id, REQ_CRC_FAIL, "none");
+		feed(g, &b);
+	}
+	assert_int_equal(dup2(saved, 2), 2);
+	close(saved);
+	close(devnull);
+	assert_int_equal(g->c->errors, n);
+	assert_int_equal(g->m->out_len, RESP_HEADER_SIZE + CLIENT_ID_SIZE + n * RESP_HEADER_SIZE);
+	assert_int_equal(g->c->logged, CONN_LOG_MAX + 1);
+	assert_false(g->c->closing);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_register, rig_setup, rig_teardown),
+		cmocka_unit_test_setup_teardown(test_packet_before_key, rig_setup, rig_teardown),
+		cmocka_unit_test_setup_teardown(test_bad_header_closes, rig_setup, rig_teardown),
+		cmocka_unit_test_setup_teardown(test_eof_closes, rig_setup, rig_teardown),
+		cmocka_unit_test_setup_teardown(test_idle_timeout, rig_setup, rig_teardown),
+		cmocka_unit_test_setup_teardown(test_partial_message_timeout, rig_setup,
+		    rig_teardown),
+		cmocka_unit_test_setup_teardown(test_upload_and_verdict, rig_setup, rig_teardown),
+		cmocka_unit_test_setup_teardown(test_new_key_aborts_receive, rig_setup,
+		    rig_teardown),
+		cmocka_unit_test_setup_teardown(test_slow_content_timeout, rig_setup, rig_teardown),
+		cmocka_unit_test_setup_teardown(test_want_and_pending, rig_setup, rig_teardown),
+		cmocka_unit_test_setup_teardown(test_log_cap, rig_setup, rig_teardown),
+	};
+
+	if (crypto_init() != 0)
+		return 1;
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

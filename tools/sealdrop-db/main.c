@@ -1,0 +1,263 @@
+/* main.c: sealdrop-db, the read-only inspection tool for the server's database and storage
+ * folder (clients, files, show, check), as aligned text or JSON. Safe while the server runs.
+ * This file holds the command line; list.c the listings, check.c the storage check. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../../db/db.h"
+#include "../../protocol/crypto.h"
+#include "../../protocol/err.h"
+#include "check.h"
+#include "list.h"
+#include "output.h"
+
+#ifndef SEALDROP_VERSION
+#define SEALDROP_VERSION "unknown"
+#endif
+
+#define DEFAULT_DB "defensive.db"
+#define DEFAULT_STORAGE "files"
+
+struct opts {
+	const char *db_path;
+	const char *storage;
+	int json;
+	const char *client;
+	int unverified;
+	const char *cmd;
+	const char *arg;
+};
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: " PROG " [--db PATH] [--storage DIR] [--json] COMMAND\n"
+	    "Read-only inspection of a sealdrop server's database; safe while the server runs.\n"
+	    "\n"
+	    "commands:\n"
+	    "  clients                          every client: ID, name, key fingerprint, AES key\n"
+	    "                                   set, last seen (local time), number of files\n"
+	    "  files [--client NAME|ID] [--unverified]\n"
+	    "                                   file rows: owner, name, stored path, size, CRC,\n"
+	    "                                   verified, upload time\n"
+	    "  show NAME|ID                     one client and its files\n"
+	    "  check                            SQLite integrity check, and every file row has its\n"
+	    "                                   stored file and every stored file its row\n"
+	    "\n"
+	    "options:\n"
+	    "  --db PATH       the database (default " DEFAULT_DB ")\n"
+	    "  --storage DIR   the storage folder (default: " DEFAULT_STORAGE " next to the database)\n"
+	    "  --json          JSON instead of aligned text\n"
+	    "  --help, --version\n"
+	    "\n"
+	    "exit status: 0 ok, 1 problems found (check) or no such client, 2 usage error,\n"
+	    "3 database missing, unreadable or not a sealdrop database\n");
+}
+
+static int
+usage_error(const char *what, const char *arg)
+{
+	if (arg != NULL)
+		fprintf(stderr, PROG ": %s '%s'\n", what, arg);
+	else
+		fprintf(stderr, PROG ": %s\n", what);
+	fprintf(stderr, "Try '" PROG " --help'.\n");
+	return EXIT_USAGE;
+}
+
+/* Options may come before or after the command; "--" ends them. Returns -1 to go on, or an
+ * exit status. */
+static int
+parse_args(int argc, char **argv, struct opts *o)
+{
+	const char *pos[2];
+	int npos = 0, i, only_pos = 0, help = 0, version = 0;
+	const char **value;
+	const char *a, *eq;
+	size_t namelen;
+
+	memset(o, 0, sizeof(*o));
+	o->db_path = DEFAULT_DB;
+	for (i = 1; i < argc; i++) {
+		a = argv[i];
+		if (only_pos || a[0] != '-' || a[1] == '\0') {
+			if (npos == 2)
+				return usage_error("too many arguments at", a);
+			pos[npos++] = a;
+			continue;
+		}
+		if (strcmp(a, "--") == 0) {
+			only_pos = 1;
+			continue;
+		}
+		if (strcmp(a, "--json") == 0) {
+			o->json = 1;
+			continue;
+		}
+		if (strcmp(a, "--unverified") == 0) {
+			o->unverified = 1;
+			continue;
+		}
+		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+			help = 1;
+			continue;
+		}
+		if (strcmp(a, "--version") == 0 || strcmp(a, "-V") == 0) {
+			version = 1;
+			continue;
+		}
+		/* Options with a value: "--opt VALUE" or "--opt=VALUE". */
+		eq = strchr(a, '=');
+		namelen = eq != NULL ? (size_t)(eq - a) : strlen(a);
+		if (namelen == 4 && strncmp(a, "--db", 4) == 0)
+			value = &o->db_path;
+		else if (namelen == 9 && strncmp(a, "--storage", 9) == 0)
+			value = &o->storage;
+		else if (namelen == 8 && strncmp(a, "--client", 8) == 0)
+			value = &o->client;
+		else
+			return usage_error("unknown option", a);
+		if (eq != NULL)
+			*value = eq + 1;
+		else if (i + 1 < argc)
+			*value = argv[++i];
+		else
+			return usage_error("missing value after", a);
+		if (**value == '\0')
+			return usage_error("empty value for", a);
+	}
+	if (help) {
+		usage(stdout);
+		return EXIT_OK;
+	}
+	if (version) {
+		printf(PROG " " SEALDROP_VERSION "\n");
+		return EXIT_OK;
+	}
+	if (npos == 0)
+		return usage_error("no command given (clients, files, show, check)", NULL);
+	o->cmd = pos[0];
+	o->arg = npos > 1 ? pos[1] : NULL;
+	if (strcmp(o->cmd, "show") == 0) {
+		if (o->arg == NULL)
+			return usage_error("show needs a client name or ID", NULL);
+	} else if (strcmp(o->cmd, "clients") != 0 && strcmp(o->cmd, "files") != 0 &&
+	    strcmp(o->cmd, "check") != 0) {
+		return usage_error("unknown command", o->cmd);
+	} else if (o->arg != NULL) {
+		return usage_error("unexpected argument", o->arg);
+	}
+	if ((o->client != NULL || o->unverified) && strcmp(o->cmd, "files") != 0)
+		return usage_error("--client and --unverified go with the files command", NULL);
+	return -1;
+}
+
+/* The storage folder: --storage, else "files" in the database's folder (the server's
+ * default layout, wherever the tool is started from). Caller frees. */
+static char *
+storage_path(const struct opts *o)
+{
+	const char *slash;
+	char *p;
+	size_t n;
+
+	if (o->storage != NULL)
+		return strdup(o->storage);
+	if ((slash = strrchr(o->db_path, '/')) == NULL)
+		return strdup(DEFAULT_STORAGE);
+	n = (size_t)(slash - o->db_path) + 1;
+	if ((p = malloc(n + sizeof(DEFAULT_STORAGE))) == NULL)
+		return NULL;
+	memcpy(p, o->db_path, n);
+	memcpy(p + n, DEFAULT_STORAGE, sizeof(DEFAULT_STORAGE));
+	return p;
+}
+
+static int
+open_db(const char *path, struct db **db)
+{
+	int r = db_open(path, DB_READ_ONLY, db);
+	int fd = -1;
+	struct stat st;
+	char *clean;
+	const char *why;
+
+	if (r == 0)
+		return EXIT_OK;
+	switch (r) {
+	case SD_ERR_NOT_FOUND:
+		why = "no such database";
+		break;
+	case SD_ERR_IO:
+		/* SQLite does not keep errno; ask the file system ourselves. */
+		if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+			why = "is a directory, not a database";
+		else if ((fd = open(path, O_RDONLY)) < 0)
+			why = strerror(errno);
+		else
+			why = "cannot open";
+		if (fd >= 0)
+			close(fd);
+		break;
+	case SD_ERR_SCHEMA:
+		why = "not a sealdrop database";
+		break;
+	default:
+		why = sd_strerror(r);
+		break;
+	}
+	clean = out_clean(path);
+	fprintf(stderr, PROG ": %s: %s\n", clean != NULL ? clean : path, why);
+	free(clean);
+	return EXIT_NO_DB;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct opts o;
+	struct list_query q;
+	struct db *db = NULL;
+	char *storage = NULL;
+	int status;
+
+	if ((status = parse_args(argc, argv, &o)) >= 0)
+		return status;
+	if (crypto_init() != 0) {
+		fprintf(stderr, PROG ": cannot initialise libgcrypt\n");
+		return EXIT_PROBLEMS;
+	}
+	if ((status = open_db(o.db_path, &db)) != EXIT_OK)
+		return status;
+	q.db = db;
+	q.db_path = o.db_path;
+	q.json = o.json;
+	q.client = o.client;
+	q.unverified = o.unverified;
+	q.which = o.arg;
+	if (strcmp(o.cmd, "clients") == 0)
+		status = list_clients(&q);
+	else if (strcmp(o.cmd, "files") == 0)
+		status = list_files(&q);
+	else if (strcmp(o.cmd, "show") == 0)
+		status = list_show(&q);
+	else if ((storage = storage_path(&o)) == NULL) {
+		fprintf(stderr, PROG ": out of memory\n");
+		status = EXIT_PROBLEMS;
+	} else
+		status = check_storage(db, o.json, storage);
+	free(storage);
+	db_close(db);
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		fprintf(stderr, PROG ": writing the output: %s\n", strerror(errno));
+		if (status == EXIT_OK)
+			status = EXIT_PROBLEMS;
+	}
+	return status;
+}
