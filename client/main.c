@@ -91,7 +91,7 @@ main(int argc, char **argv)
 	}
 
 	/* A name the server would refuse fails here, before any connection. */
-	if (transfer_file_check(ti.file_path, why, sizeof(why)) != 0) {
+	if (o.command == CMD_SEND && transfer_file_check(ti.file_path, why, sizeof(why)) != 0) {
 		log_fatal("%s", why);
 		return CX_FILE;
 	}
