@@ -55,7 +55,7 @@ progress_set_stats(struct progress *p, uint64_t resumed, uint64_t plain, uint64_
 	p->wire = wire;
 }
 
-/* " resumed 1.0 MiB deflate 42%" or "" */
+/* " (resumed at 1.0 MiB) deflated to 2.0 MiB (41.7%)", or "" */
 static void
 extras(const struct progress *p, char *out, size_t cap)
 {
@@ -67,15 +67,17 @@ extras(const struct progress *p, char *out, size_t cap)
 		progress_format_bytes(p->resumed, res, sizeof(res));
 		n = snprintf(out, cap, " (resumed at %s)", res);
 	}
-	if (n >= 0 && (size_t)n < cap && p->plain > 0 && p->wire < p->plain)
-		snprintf(out + n, cap - (size_t)n, " deflate %u%%",
-		    (unsigned)(p->wire * 100 / p->plain));
+	if (n >= 0 && (size_t)n < cap && p->plain > 0 && p->wire < p->plain) {
+		progress_format_bytes(p->wire, res, sizeof(res));
+		snprintf(out + n, cap - (size_t)n, " deflated to %s (%.1f%%)", res,
+		    100.0 * (double)p->wire / (double)p->plain);
+	}
 }
 
 static void
 draw(struct progress *p, long long now)
 {
-	char done[32], total[32], rate[32], left[32], bar[BAR_WIDTH + 1], extra[64];
+	char done[32], total[32], rate[32], left[32], bar[BAR_WIDTH + 1], extra[96];
 	double secs = (double)(now - p->start_ms) / 1000.0;
 	uint64_t moved = p->done >= p->resumed ? p->done - p->resumed : 0;
 	double bps = secs > 0.0 ? (double)moved / secs : 0.0;
@@ -133,7 +135,7 @@ progress_clear(struct progress *p)
 void
 progress_finish(struct progress *p)
 {
-	char total[32], rate[32], extra[64];
+	char total[32], rate[32], extra[96];
 	uint64_t moved;
 	long long now;
 	double secs;

@@ -149,6 +149,9 @@ load_identities(struct v4_client *c)
 	r = me_info_load(cfg->me_path, cfg->priv_path, &c->me, why, sizeof(why));
 	if (r == 0) {
 		c->have_me = 1;
+		if (strcmp(c->me.name, cfg->name) != 0)
+			log_warn("%s holds the name '%s'; the account is that one, not '%s' from "
+			    "transfer.info", cfg->me_path, c->me.name, cfg->name);
 	} else if (r != SD_ERR_NOT_FOUND) {
 		log_fatal("%s (fix or remove it to register anew)", why);
 		return CX_ME_INFO;
