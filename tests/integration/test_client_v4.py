@@ -9,7 +9,10 @@ import hashlib
 import json
 import os
 import re
+import select
+import socket
 import stat
+import threading
 import unittest
 
 import harness
@@ -36,6 +39,77 @@ def read(path, mode="rb"):
 def compressible(size):
     line = b"sealdrop version 4 deflates this line of text again and again and again\n"
     return (line * (size // len(line) + 1))[:size]
+
+
+class CuttingProxy:
+    """A TCP relay on 127.0.0.1 in front of the server that cuts its first `cuts`
+    connections once `after` bytes have passed in one direction ("up": client to server,
+    "down": server to client), closing both sides; later connections pass whole. TLS passes
+    through untouched (the client pins the server's key)."""
+
+    def __init__(self, target_port, after, direction="up", cuts=1):
+        self.target_port, self.after, self.direction, self.cuts = \
+            target_port, after, direction, cuts
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(8)
+        self.listener.settimeout(0.2)
+        self.port = self.listener.getsockname()[1]
+        self.stop_event = threading.Event()
+        self.cut_done = 0
+        self.threads = []
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self):
+        while not self.stop_event.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            cut = self.cut_done < self.cuts
+            if cut:
+                self.cut_done += 1
+            t = threading.Thread(target=self._relay, args=(conn, cut), daemon=True)
+            t.start()
+            self.threads.append(t)
+
+    def _relay(self, client, cut):
+        server = socket.create_connection(("127.0.0.1", self.target_port), timeout=10)
+        moved = 0
+        try:
+            while not self.stop_event.is_set():
+                ready, _, _ = select.select([client, server], [], [], 0.2)
+                for src in ready:
+                    dst = server if src is client else client
+                    data = src.recv(65536)
+                    if not data:
+                        return
+                    counted = (src is client) == (self.direction == "up")
+                    if cut and counted:
+                        if moved + len(data) >= self.after:
+                            dst.sendall(data[:self.after - moved])
+                            return
+                        moved += len(data)
+                    dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (client, server):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                sock.close()
+
+    def close(self):
+        self.stop_event.set()
+        self.listener.close()
+        self.thread.join(5)
+        for t in self.threads:
+            t.join(5)
 
 
 @skip_unless_built(CLIENT_BIN)
@@ -364,6 +438,46 @@ class Resume(V4Test):
         self.assertEqual([o["offset"] for o in self.events("put_open")], [0, 300000])
         self.assertEqual(self.events("put_done")[-1]["plain_in"], len(data))
         self.assertEqual(self.stored(), data)
+
+
+class CutConnections(V4Test):
+    """Connections cut by a relay at a byte count (not by the server): the client reconnects
+    by itself and resumes."""
+
+    server_args = {"max_chunk": 65536}
+
+    def proxy(self, after, direction):
+        p = CuttingProxy(self.port, after, direction)
+        self.addCleanup(p.close)
+        self.address = "127.0.0.1:%d" % p.port
+        return p
+
+    def test_upload_cut_midway_resumes(self):
+        self.proxy(700000, "up")
+        data = self.put_file(gen_bytes(2 * MiB, 21))
+        res = self.client(["--compress", "no"])
+        self.assertIn("reconnecting", res.stderr)
+        opens = [o["offset"] for o in self.events("put_open")]
+        self.assertEqual(len(opens), 2)
+        self.assertEqual(opens[0], 0)
+        self.assertGreater(opens[1], 0)
+        self.assertEqual(self.events("put_done")[-1]["plain_in"], len(data))
+        self.assertEqual(self.stored(), data)
+
+    def test_download_cut_midway_resumes(self):
+        data = self.put_file(gen_bytes(2 * MiB, 22), "dl.bin")
+        self.client()
+        self.proxy(900000, "down")
+        self.transfer("dl.bin")  # through the relay
+        res = self.client(["get", "dl.bin", "-o", "copy.bin"])
+        self.assertIn("resuming the download", res.stderr)
+        # The peer logs a GET once it has written it all (the cut one only if the relay
+        # took every byte before cutting): the last is the resumed one.
+        offsets = [g["offset"] for g in self.events("get")]
+        self.assertIn(len(offsets), (1, 2))
+        self.assertEqual(offsets[:-1], [0] * (len(offsets) - 1))
+        self.assertTrue(0 < offsets[-1] < len(data), offsets)
+        self.assertEqual(read(os.path.join(self.work, "copy.bin")), data)
 
 
 @unittest.skipUnless(os.environ.get("SEALDROP_BIG") == "1", "SEALDROP_BIG=1: a 4 GiB + 1 file")
