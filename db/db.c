@@ -16,7 +16,7 @@
 /* Generated from db/schema.sql by the Makefile. */
 extern const char db_schema_sql[];
 
-#define DB_SCHEMA_VERSION 1
+#define DB_SCHEMA_VERSION 2
 /* How long a statement waits for another connection's write lock before giving up. */
 #define DB_BUSY_TIMEOUT_MS 5000
 /* Switching to WAL needs a moment alone with the file; other openers may hold it briefly. */
@@ -29,27 +29,58 @@ enum stmt_id {
 	ST_ROLLBACK,
 	ST_CLIENT_BY_NAME,
 	ST_CLIENT_BY_ID,
+	ST_CLIENT_BY_FINGERPRINT,
 	ST_CLIENT_DELETE_PENDING,
+	ST_CLIENT_DELETE_PENDING_ID,
+	ST_CLIENT_EXPIRE_PENDING,
 	ST_CLIENT_INSERT,
+	ST_CLIENT_INSERT_V4,
 	ST_CLIENT_SET_PUBKEY,
 	ST_CLIENT_SET_AES,
+	ST_CLIENT_SET_FINGERPRINT,
 	ST_CLIENT_TOUCH,
 	ST_FILE_DELETE_SAME_PATH,
 	ST_FILE_RECORD,
 	ST_FILE_SET_VERIFIED,
+	ST_FILE_SET_SHA256,
 	ST_FILE_GET,
+	ST_FILE_DELETE,
 	ST_EACH_CLIENT,
 	ST_EACH_FILE,
+	ST_EACH_VERIFIED_FILE,
+	ST_COMMIT_ADD,
+	ST_COMMIT_GET,
+	ST_COMMIT_NEXT,
+	ST_COMMIT_DELETE_SAME_PATH,
+	ST_COMMIT_PUBLISH,
+	ST_COMMIT_DELETE,
+	ST_UPLOAD_GET,
+	ST_UPLOAD_PUT,
+	ST_UPLOAD_SET_OFFSET,
+	ST_UPLOAD_DELETE,
+	ST_UPLOAD_NEXT,
 	ST_INTEGRITY,
 	ST_COUNT
 };
 
-/* Every client SELECT yields: ID, Name, PublicKey, AESKey, LastSeen as Unix seconds. */
-#define CLIENT_COLS "c.ID, c.Name, c.PublicKey, c.AESKey, " \
-	"CAST(strftime('%s', c.LastSeen) AS INTEGER)"
-/* Every file SELECT yields: ID, owner Name, FileName, PathName, Verified, Size, CRC, Uploaded. */
+/* A stored time as Unix seconds (NULL stays NULL), and Unix seconds as stored time. */
+#define UNIX(col) "CAST(strftime('%s', " col ") AS INTEGER)"
+#define STORED(param) "datetime(" param ", 'unixepoch')"
+/* Every client SELECT yields: ID, Name, PublicKey, AESKey, LastSeen as Unix seconds,
+ * Fingerprint. */
+#define CLIENT_COLS "c.ID, c.Name, c.PublicKey, c.AESKey, " UNIX("c.LastSeen") ", c.Fingerprint"
+#define CLIENT_NCOLS 6
+/* Every file SELECT yields: ID, owner Name, FileName, PathName, Verified, Size, CRC, Uploaded,
+ * SHA256. */
 #define FILE_COLS "f.ID, c.Name, f.FileName, f.PathName, f.Verified, f.Size, f.CRC, " \
-	"CAST(strftime('%s', f.Uploaded) AS INTEGER)"
+	UNIX("f.Uploaded") ", f.SHA256"
+/* Every commit SELECT yields: ID, FileName, TempPath, PathName, Size, CRC, SHA256, Verified,
+ * Created, rowid. */
+#define COMMIT_COLS "m.ID, m.FileName, m.TempPath, m.PathName, m.Size, m.CRC, m.SHA256, " \
+	"m.Verified, " UNIX("m.Created") ", m.rowid"
+/* Every upload SELECT yields: ID, FileName, Size, Offset, TempPath, Expires, Created, rowid. */
+#define UPLOAD_COLS "u.ID, u.FileName, u.Size, u.\"Offset\", u.TempPath, " UNIX("u.Expires") \
+	", " UNIX("u.Created") ", u.rowid"
 
 static const char *const stmt_sql[ST_COUNT] = {
 	[ST_BEGIN] = "BEGIN IMMEDIATE",
@@ -57,28 +88,79 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_ROLLBACK] = "ROLLBACK",
 	[ST_CLIENT_BY_NAME] = "SELECT " CLIENT_COLS " FROM clients c WHERE c.Name = ?1",
 	[ST_CLIENT_BY_ID] = "SELECT " CLIENT_COLS " FROM clients c WHERE c.ID = ?1",
+	[ST_CLIENT_BY_FINGERPRINT] = "SELECT " CLIENT_COLS " FROM clients c "
+	    "WHERE c.Fingerprint = ?1",
 	[ST_CLIENT_DELETE_PENDING] = "DELETE FROM clients WHERE Name = ?1 AND PublicKey IS NULL",
+	[ST_CLIENT_DELETE_PENDING_ID] = "DELETE FROM clients WHERE Name = ?1 AND ID = ?2 "
+	    "AND PublicKey IS NULL",
+	/* A LastSeen that SQLite cannot read as a time is left alone (a database of another
+	 * server); one that is NULL never saw a request. */
+	[ST_CLIENT_EXPIRE_PENDING] = "DELETE FROM clients WHERE PublicKey IS NULL AND "
+	    "(LastSeen IS NULL OR " UNIX("LastSeen") " < " UNIX("'now'") " - ?1)",
 	[ST_CLIENT_INSERT] = "INSERT INTO clients (ID, Name, LastSeen) "
 	    "VALUES (?1, ?2, datetime('now'))",
+	[ST_CLIENT_INSERT_V4] = "INSERT INTO clients (ID, Name, PublicKey, Fingerprint, LastSeen) "
+	    "VALUES (?1, ?2, ?3, ?4, datetime('now'))",
 	[ST_CLIENT_SET_PUBKEY] = "UPDATE clients SET PublicKey = ?2, LastSeen = datetime('now') "
 	    "WHERE ID = ?1 AND PublicKey IS NULL",
 	[ST_CLIENT_SET_AES] = "UPDATE clients SET AESKey = ?2, LastSeen = datetime('now') "
 	    "WHERE ID = ?1",
+	[ST_CLIENT_SET_FINGERPRINT] = "UPDATE clients SET Fingerprint = ?2, "
+	    "LastSeen = datetime('now') WHERE ID = ?1",
 	[ST_CLIENT_TOUCH] = "UPDATE clients SET LastSeen = datetime('now') WHERE ID = ?1",
 	[ST_FILE_DELETE_SAME_PATH] = "DELETE FROM files WHERE ID = ?1 AND PathName = ?2 "
 	    "AND FileName <> ?3",
-	[ST_FILE_RECORD] = "INSERT INTO files (ID, FileName, PathName, Verified, Size, CRC, Uploaded) "
-	    "VALUES (?1, ?2, ?3, 0, ?4, ?5, COALESCE(datetime(?6, 'unixepoch'), datetime('now'))) "
+	[ST_FILE_RECORD] = "INSERT INTO files (ID, FileName, PathName, Verified, Size, CRC, Uploaded, "
+	    "SHA256) VALUES (?1, ?2, ?3, 0, ?4, ?5, COALESCE(" STORED("?6") ", datetime('now')), ?7) "
 	    "ON CONFLICT (ID, FileName) DO UPDATE SET PathName = excluded.PathName, Verified = 0, "
-	    "Size = excluded.Size, CRC = excluded.CRC, Uploaded = excluded.Uploaded",
+	    "Size = excluded.Size, CRC = excluded.CRC, Uploaded = excluded.Uploaded, "
+	    "SHA256 = excluded.SHA256",
 	[ST_FILE_SET_VERIFIED] = "UPDATE files SET Verified = ?3 WHERE ID = ?1 AND FileName = ?2",
+	/* Only while the row still describes the file that was hashed. */
+	[ST_FILE_SET_SHA256] = "UPDATE files SET SHA256 = ?7 WHERE ID = ?1 AND FileName = ?2 "
+	    "AND PathName = ?3 AND Size = ?4 AND CRC = ?5 "
+	    "AND COALESCE(" UNIX("Uploaded") ", 0) = ?6",
 	[ST_FILE_GET] = "SELECT " FILE_COLS " FROM files f LEFT JOIN clients c ON c.ID = f.ID "
 	    "WHERE f.ID = ?1 AND f.FileName = ?2",
+	[ST_FILE_DELETE] = "DELETE FROM files WHERE ID = ?1 AND FileName = ?2",
 	[ST_EACH_CLIENT] = "SELECT " CLIENT_COLS ", "
 	    "(SELECT count(*) FROM files f WHERE f.ID = c.ID) FROM clients c ORDER BY c.Name, c.ID",
 	[ST_EACH_FILE] = "SELECT " FILE_COLS " FROM files f LEFT JOIN clients c ON c.ID = f.ID "
 	    "WHERE (?1 IS NULL OR f.ID = ?1) AND (?2 = 0 OR f.Verified = 0) "
 	    "ORDER BY c.Name, f.ID, f.FileName",
+	[ST_EACH_VERIFIED_FILE] = "SELECT " FILE_COLS " FROM files f LEFT JOIN clients c "
+	    "ON c.ID = f.ID WHERE f.ID = ?1 AND f.Verified = 1 ORDER BY f.FileName",
+	[ST_COMMIT_ADD] = "INSERT INTO commits (ID, FileName, TempPath, PathName, Size, CRC, SHA256, "
+	    "Verified, Created) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
+	    "COALESCE(" STORED("?9") ", datetime('now')))",
+	[ST_COMMIT_GET] = "SELECT " COMMIT_COLS " FROM commits m WHERE m.ID = ?1 AND m.FileName = ?2",
+	/* Walks by rowid, one row per run, so that the caller may change the table in between. */
+	[ST_COMMIT_NEXT] = "SELECT " COMMIT_COLS " FROM commits m WHERE m.rowid > ?1 "
+	    "ORDER BY m.rowid LIMIT 1",
+	[ST_COMMIT_DELETE_SAME_PATH] = "DELETE FROM files WHERE ID = ?1 AND FileName <> ?2 AND "
+	    "PathName = (SELECT PathName FROM commits WHERE ID = ?1 AND FileName = ?2)",
+	/* (The WHERE tells SQLite's parser that ON starts the upsert, not a join.) */
+	[ST_COMMIT_PUBLISH] = "INSERT INTO files (ID, FileName, PathName, Verified, Size, CRC, "
+	    "Uploaded, SHA256) SELECT ID, FileName, PathName, Verified, Size, CRC, Created, SHA256 "
+	    "FROM commits WHERE ID = ?1 AND FileName = ?2 "
+	    "ON CONFLICT (ID, FileName) DO UPDATE SET PathName = excluded.PathName, "
+	    "Verified = excluded.Verified, Size = excluded.Size, CRC = excluded.CRC, "
+	    "Uploaded = excluded.Uploaded, SHA256 = excluded.SHA256",
+	[ST_COMMIT_DELETE] = "DELETE FROM commits WHERE ID = ?1 AND FileName = ?2",
+	[ST_UPLOAD_GET] = "SELECT " UPLOAD_COLS " FROM uploads u WHERE u.ID = ?1 AND u.FileName = ?2",
+	[ST_UPLOAD_PUT] = "INSERT INTO uploads (ID, FileName, Size, \"Offset\", TempPath, Expires, "
+	    "Created) VALUES (?1, ?2, ?3, ?4, ?5, " STORED("?6") ", datetime('now')) "
+	    "ON CONFLICT (ID, FileName) DO UPDATE SET Size = excluded.Size, "
+	    "\"Offset\" = excluded.\"Offset\", TempPath = excluded.TempPath, "
+	    "Expires = excluded.Expires, Created = excluded.Created",
+	[ST_UPLOAD_SET_OFFSET] = "UPDATE uploads SET \"Offset\" = ?3, "
+	    "Expires = COALESCE(" STORED("?4") ", Expires) "
+	    "WHERE ID = ?1 AND FileName = ?2 AND \"Offset\" <= ?3 AND ?3 <= Size",
+	[ST_UPLOAD_DELETE] = "DELETE FROM uploads WHERE ID = ?1 AND FileName = ?2",
+	/* ?2: one owner or NULL; ?3: expired at that Unix time, or NULL. */
+	[ST_UPLOAD_NEXT] = "SELECT " UPLOAD_COLS " FROM uploads u WHERE u.rowid > ?1 "
+	    "AND (?2 IS NULL OR u.ID = ?2) AND (?3 IS NULL OR u.Expires <= " STORED("?3") ") "
+	    "ORDER BY u.rowid LIMIT 1",
 	[ST_INTEGRITY] = "PRAGMA integrity_check",
 };
 
@@ -99,18 +181,33 @@ struct column {
 static const struct column client_columns[] = {
 	{ "ID", NULL }, { "Name", NULL }, { "PublicKey", NULL }, { "LastSeen", NULL },
 	{ "AESKey", NULL },
+	{ "Fingerprint", "ALTER TABLE clients ADD COLUMN Fingerprint TEXT" },
 };
 static const struct column file_columns[] = {
 	{ "ID", NULL }, { "FileName", NULL }, { "PathName", NULL }, { "Verified", NULL },
 	{ "Size", "ALTER TABLE files ADD COLUMN Size INTEGER NOT NULL DEFAULT 0" },
 	{ "CRC", "ALTER TABLE files ADD COLUMN CRC INTEGER NOT NULL DEFAULT 0" },
 	{ "Uploaded", "ALTER TABLE files ADD COLUMN Uploaded timestamp" },
+	{ "SHA256", "ALTER TABLE files ADD COLUMN SHA256 BLOB(32) "
+	    "CHECK (SHA256 IS NULL OR length(SHA256) = 32)" },
 };
 /* Databases of other servers of the protocol may lack the constraints our statements rely on
- * (a unique name, one row per owner and file name); an upgrade adds them as indexes. */
-static const char upgrade_index_sql[] =
-	"CREATE UNIQUE INDEX IF NOT EXISTS clients_name ON clients (Name);"
-	"CREATE UNIQUE INDEX IF NOT EXISTS files_owner_name ON files (ID, FileName);";
+ * (a unique name, one row per owner and file name); an upgrade adds them as indexes, unless
+ * a unique index on those columns exists (ours: from UNIQUE in CREATE TABLE). */
+struct unique_index {
+	const char *table;
+	const char *columns;  /* as group_concat(name, ',') of pragma_index_info lists them */
+	const char *create_sql;
+};
+static const struct unique_index upgrade_indexes[] = {
+	{ "clients", "Name", "CREATE UNIQUE INDEX IF NOT EXISTS clients_name ON clients (Name)" },
+	{ "files", "ID,FileName",
+	    "CREATE UNIQUE INDEX IF NOT EXISTS files_owner_name ON files (ID, FileName)" },
+};
+/* Tables of version 2 that an upgrade creates whole (db_schema_sql, run again). */
+#define DB_V2_TABLES_SQL "SELECT count(*) FROM sqlite_master WHERE type = 'table' " \
+	"AND name IN ('commits', 'uploads')"
+#define DB_V2_TABLES 2
 
 /* Clears a copy of key material in a way the compiler keeps (the db library stands alone, so
  * it does not borrow crypto_wipe). */
@@ -159,12 +256,47 @@ stmt_exec(struct db *db, sqlite3_stmt *s)
 	int r = 0;
 
 	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
-		r = (rc & 0xff) == SQLITE_CONSTRAINT ? SD_ERR_EXISTS : sql_fail(db, rc);
-		if (r == SD_ERR_EXISTS)
+		if ((rc & 0xff) == SQLITE_CONSTRAINT) {
 			save_errmsg(db);
+			/* Our foreign keys all name the owner: no such client. Any other constraint
+			 * is a unique one: the record exists. */
+			r = sqlite3_extended_errcode(db->sql) == SQLITE_CONSTRAINT_FOREIGNKEY ?
+			    SD_ERR_NOT_FOUND : SD_ERR_EXISTS;
+		} else
+			r = sql_fail(db, rc);
 	}
 	stmt_done(s);
 	return r;
+}
+
+/* Transactions. Every write of more than one statement runs between tx_begin and tx_commit;
+ * on any failure the caller goes to its exit and calls tx_abort. */
+static int
+tx_begin(struct db *db)
+{
+	/* IMMEDIATE takes the write lock first, so what we read inside stays true. */
+	return stmt_exec(db, db->st[ST_BEGIN]);
+}
+
+static int
+tx_commit(struct db *db)
+{
+	return stmt_exec(db, db->st[ST_COMMIT]);
+}
+
+/* Ends a failed transaction, unless SQLite has ended it already: after some errors (a full
+ * disk, I/O errors) it rolls back by itself, and a ROLLBACK then only fails with "cannot
+ * rollback - no transaction is active". Never touches db->errmsg: the first error's message
+ * is the one that says why. */
+static void
+tx_abort(struct db *db)
+{
+	sqlite3_stmt *s = db->st[ST_ROLLBACK];
+
+	if (sqlite3_get_autocommit(db->sql))
+		return;
+	(void)sqlite3_step(s);
+	sqlite3_reset(s);
 }
 
 /* Binds text of at most NAME_MAX_LEN bytes (the longest string field of the protocol). */
@@ -187,6 +319,68 @@ bind_id(sqlite3_stmt *s, int i, const uint8_t id[CLIENT_ID_SIZE])
 	if (id == NULL)
 		return SD_ERR_INVALID_ARG;
 	return sqlite3_bind_blob(s, i, id, CLIENT_ID_SIZE, SQLITE_STATIC) == SQLITE_OK ? 0 :
+	    SD_ERR_DB;
+}
+
+/* A fingerprint in the one spelling SPEC-v4.md 1 gives it: "SHA256:" and 43 characters of
+ * standard base64 without padding, the last one canonical (its two unused bits zero), so that
+ * one certificate cannot be bound twice under two spellings. */
+static int
+valid_fingerprint(const char *fp)
+{
+	static const char prefix[] = "SHA256:";
+	static const char b64[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	const char *p = NULL;
+	size_t i;
+
+	if (fp == NULL || strnlen(fp, DB_FINGERPRINT_LEN + 1) != DB_FINGERPRINT_LEN ||
+	    strncmp(fp, prefix, sizeof(prefix) - 1) != 0)
+		return 0;
+	for (i = sizeof(prefix) - 1; i < DB_FINGERPRINT_LEN; i++)
+		if ((p = strchr(b64, fp[i])) == NULL)
+			return 0;
+	/* 256 bits: 42 characters of 6 bits, then one with the last 4 bits and 2 zero bits. */
+	return ((p - b64) & 3) == 0;
+}
+
+static int
+bind_fingerprint(sqlite3_stmt *s, int i, const char *fp)
+{
+	if (!valid_fingerprint(fp))
+		return SD_ERR_INVALID_ARG;
+	return sqlite3_bind_text(s, i, fp, (int)DB_FINGERPRINT_LEN, SQLITE_STATIC) == SQLITE_OK ?
+	    0 : SD_ERR_DB;
+}
+
+/* A SHA-256, or NULL when has is 0. */
+static int
+bind_sha256(sqlite3_stmt *s, int i, int has, const uint8_t sha[DB_SHA256_SIZE])
+{
+	int rc = has ? sqlite3_bind_blob(s, i, sha, DB_SHA256_SIZE, SQLITE_STATIC) :
+	    sqlite3_bind_null(s, i);
+
+	return rc == SQLITE_OK ? 0 : SD_ERR_DB;
+}
+
+/* A size or offset: SQLite integers are signed 64-bit. */
+static int
+bind_u64(sqlite3_stmt *s, int i, uint64_t v)
+{
+	if (v > (uint64_t)INT64_MAX)
+		return SD_ERR_INVALID_ARG;
+	return sqlite3_bind_int64(s, i, (sqlite3_int64)v) == SQLITE_OK ? 0 : SD_ERR_DB;
+}
+
+/* Unix seconds that datetime() can store (up to 9999-12-31 23:59:59); 0 binds NULL ("now" or
+ * "keep", as the statement says). */
+#define DB_TIME_MAX 253402300799
+static int
+bind_time(sqlite3_stmt *s, int i, int64_t t)
+{
+	if (t < 0 || t > DB_TIME_MAX)
+		return SD_ERR_INVALID_ARG;
+	return (t == 0 ? sqlite3_bind_null(s, i) : sqlite3_bind_int64(s, i, t)) == SQLITE_OK ? 0 :
 	    SD_ERR_DB;
 }
 
@@ -240,6 +434,26 @@ read_client(sqlite3_stmt *s, struct db_client *c)
 		col_blob(s, 3, c->aes_key, sizeof(c->aes_key));
 	}
 	c->last_seen = sqlite3_column_int64(s, 4);
+	col_text(s, 5, c->fingerprint, sizeof(c->fingerprint));
+}
+
+/* A SHA256 column: *has is 1 only for a blob of exactly DB_SHA256_SIZE bytes. */
+static void
+col_sha256(sqlite3_stmt *s, int i, int *has, uint8_t out[DB_SHA256_SIZE])
+{
+	*has = sqlite3_column_type(s, i) == SQLITE_BLOB &&
+	    sqlite3_column_bytes(s, i) == (int)DB_SHA256_SIZE;
+	if (*has)
+		col_blob(s, i, out, DB_SHA256_SIZE);
+}
+
+/* A size column as uint64_t (a negative value, only from another writer, reads as 0). */
+static uint64_t
+col_u64(sqlite3_stmt *s, int i)
+{
+	sqlite3_int64 v = sqlite3_column_int64(s, i);
+
+	return v > 0 ? (uint64_t)v : 0;
 }
 
 static void
@@ -257,6 +471,35 @@ read_file(sqlite3_stmt *s, struct db_file *f)
 	f->size = size > 0 ? (uint64_t)size : 0;
 	f->crc = (uint32_t)((uint64_t)crc & 0xffffffffu);
 	f->uploaded = sqlite3_column_int64(s, 7);
+	col_sha256(s, 8, &f->has_sha256, f->sha256);
+}
+
+static void
+read_commit(sqlite3_stmt *s, struct db_commit *c)
+{
+	memset(c, 0, sizeof(*c));
+	col_blob(s, 0, c->owner, sizeof(c->owner));
+	col_text(s, 1, c->file_name, sizeof(c->file_name));
+	col_text(s, 2, c->temp_path, sizeof(c->temp_path));
+	col_text(s, 3, c->path_name, sizeof(c->path_name));
+	c->size = col_u64(s, 4);
+	c->crc = (uint32_t)((uint64_t)sqlite3_column_int64(s, 5) & 0xffffffffu);
+	col_sha256(s, 6, &c->has_sha256, c->sha256);
+	c->verified = sqlite3_column_int(s, 7) != 0;
+	c->created = sqlite3_column_int64(s, 8);
+}
+
+static void
+read_upload(sqlite3_stmt *s, struct db_upload *u)
+{
+	memset(u, 0, sizeof(*u));
+	col_blob(s, 0, u->owner, sizeof(u->owner));
+	col_text(s, 1, u->file_name, sizeof(u->file_name));
+	u->size = col_u64(s, 2);
+	u->offset = col_u64(s, 3);
+	col_text(s, 4, u->temp_path, sizeof(u->temp_path));
+	u->expires = sqlite3_column_int64(s, 5);
+	u->created = sqlite3_column_int64(s, 6);
 }
 
 /* Runs SQL text that is ours (the schema, fixed upgrade statements), never built from input. */
@@ -344,17 +587,19 @@ count_required(const struct column *cols, size_t n)
 #define NCOLS(a) (sizeof(a) / sizeof((a)[0]))
 
 /* Looks at what the file holds. *state: 0 empty (no tables of ours, nothing else either),
- * 1 complete, 2 upgradable (the names of SPEC.md 8 are there, some extra columns are not).
- * A file with other tables only, or with our tables missing required columns: SD_ERR_SCHEMA. */
+ * 1 complete, 2 upgradable (the names of SPEC.md 8 are there, some extra columns or tables of
+ * a later version are not). A file with other tables only, or with our tables missing
+ * required columns: SD_ERR_SCHEMA. */
 static int
 inspect_schema(struct db *db, int *state)
 {
 	size_t cf, cr, ff, fr;
-	int version, tables, r;
+	int version, tables, v2_tables, r;
 
 	*state = 0;
 	if ((r = pragma_int(db, "PRAGMA user_version", &version)) != 0 ||
 	    (r = pragma_int(db, "SELECT count(*) FROM sqlite_master", &tables)) != 0 ||
+	    (r = pragma_int(db, DB_V2_TABLES_SQL, &v2_tables)) != 0 ||
 	    (r = count_columns(db, "clients", client_columns, NCOLS(client_columns), &cf, &cr)) != 0 ||
 	    (r = count_columns(db, "files", file_columns, NCOLS(file_columns), &ff, &fr)) != 0)
 		return r;
@@ -371,17 +616,86 @@ inspect_schema(struct db *db, int *state)
 		return SD_ERR_SCHEMA;
 	}
 	*state = (cf == NCOLS(client_columns) && ff == NCOLS(file_columns) &&
-	    version == DB_SCHEMA_VERSION) ? 1 : 2;
+	    v2_tables == DB_V2_TABLES && version == DB_SCHEMA_VERSION) ? 1 : 2;
 	return 0;
 }
 
-/* Creates or upgrades the schema in one write transaction. Another connection may have done
- * it between our look and our lock, so we look again once we hold the lock. */
+/* Is there a unique index (not partial) on exactly these columns of the table? */
+static int
+has_unique_index(struct db *db, const struct unique_index *u, int *found)
+{
+	sqlite3_stmt *s = NULL;
+	int rc, r;
+
+	*found = 0;
+	if ((rc = sqlite3_prepare_v2(db->sql, "SELECT count(*) FROM pragma_index_list(?1) l "
+	    "WHERE l.\"unique\" = 1 AND l.partial = 0 AND (SELECT group_concat(i.name, ',') "
+	    "FROM pragma_index_info(l.name) i) = ?2", -1, &s, NULL)) != SQLITE_OK) {
+		r = sql_fail(db, rc);
+		goto out;
+	}
+	if (sqlite3_bind_text(s, 1, u->table, -1, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_bind_text(s, 2, u->columns, -1, SQLITE_STATIC) != SQLITE_OK) {
+		r = sql_fail(db, SQLITE_ERROR);
+		goto out;
+	}
+	if ((rc = sqlite3_step(s)) != SQLITE_ROW) {
+		r = sql_fail(db, rc);
+		goto out;
+	}
+	*found = sqlite3_column_int(s, 0) > 0;
+	r = 0;
+out:
+	sqlite3_finalize(s);
+	return r;
+}
+
+/* Runs one upgrade statement. What the file holds decides whether it can work (duplicate
+ * names where we add a unique index, a table or index of another shape under one of our
+ * names): those failures mean "not a sealdrop database we can serve"; a full disk or an I/O
+ * error stays what it is. */
+static int
+exec_upgrade(struct db *db, const char *sql)
+{
+	int rc = sqlite3_exec(db->sql, sql, NULL, NULL, NULL);
+
+	if (rc == SQLITE_OK)
+		return 0;
+	if (rc == SQLITE_ERROR || rc == SQLITE_CONSTRAINT) {
+		save_errmsg(db);
+		return SD_ERR_SCHEMA;
+	}
+	return sql_fail(db, rc);
+}
+
+/* Adds the columns of one table that a later version brought. */
+static int
+add_columns(struct db *db, const char *table, const struct column *cols, size_t n)
+{
+	size_t i, cf, cr;
+	int r;
+
+	for (i = 0; i < n; i++) {
+		if (cols[i].add_sql == NULL)
+			continue;
+		if ((r = count_columns(db, table, &cols[i], 1, &cf, &cr)) != 0)
+			return r;
+		if (cf == 0 && (r = exec_upgrade(db, cols[i].add_sql)) != 0)
+			return r;
+	}
+	return 0;
+}
+
+/* Creates or upgrades the schema in one write transaction: a failure anywhere leaves the file
+ * as it was. Another connection may have done it between our look and our lock, so we look
+ * again once we hold the lock. An upgrade adds the missing columns (to version 1 or to a
+ * reference server's tables), the unique indexes a foreign database lacks, then runs the
+ * schema again (every statement of it is idempotent: new tables, new indexes, the version). */
 static int
 create_or_upgrade(struct db *db)
 {
-	int state, r, in_tx = 0;
-	size_t i, cf, cr;
+	int state, found, r, in_tx = 0;
+	size_t i;
 
 	if ((r = exec_fixed(db, "BEGIN IMMEDIATE")) != 0)
 		goto out;
@@ -392,20 +706,17 @@ create_or_upgrade(struct db *db)
 		if ((r = exec_fixed(db, db_schema_sql)) != 0)
 			goto out;
 	} else if (state == 2) {
-		for (i = 0; i < NCOLS(file_columns); i++) {
-			if (file_columns[i].add_sql == NULL)
-				continue;
-			if ((r = count_columns(db, "files", &file_columns[i], 1, &cf, &cr)) != 0)
-				goto out;
-			if (cf == 0 && (r = exec_fixed(db, file_columns[i].add_sql)) != 0)
-				goto out;
-		}
-		if ((r = exec_fixed(db, upgrade_index_sql)) != 0) {
-			/* Duplicate names or rows: not something we can serve from. */
-			r = SD_ERR_SCHEMA;
+		if ((r = add_columns(db, "clients", client_columns, NCOLS(client_columns))) != 0 ||
+		    (r = add_columns(db, "files", file_columns, NCOLS(file_columns))) != 0)
 			goto out;
+		for (i = 0; i < NCOLS(upgrade_indexes); i++) {
+			if ((r = has_unique_index(db, &upgrade_indexes[i], &found)) != 0)
+				goto out;
+			/* Duplicate names or rows: not something we can serve from. */
+			if (!found && (r = exec_upgrade(db, upgrade_indexes[i].create_sql)) != 0)
+				goto out;
 		}
-		if ((r = exec_fixed(db, "PRAGMA user_version = 1")) != 0)
+		if ((r = exec_upgrade(db, db_schema_sql)) != 0)
 			goto out;
 	}
 	if ((r = exec_fixed(db, "COMMIT")) != 0)
@@ -413,7 +724,8 @@ create_or_upgrade(struct db *db)
 	in_tx = 0;
 	r = 0;
 out:
-	if (in_tx)
+	/* As tx_abort: not after SQLite ended the transaction itself, and keep the message. */
+	if (in_tx && !sqlite3_get_autocommit(db->sql))
 		sqlite3_exec(db->sql, "ROLLBACK", NULL, NULL, NULL);
 	return r;
 }
@@ -622,12 +934,12 @@ db_client_register(struct db *db, const char *name, const uint8_t id[CLIENT_ID_S
 		goto out;
 	/* The pending row must go and the new one come in together, or a crash in between
 	 * would lose the name; IMMEDIATE takes the write lock first so no one slips in. */
-	if ((r = stmt_exec(db, db->st[ST_BEGIN])) != 0)
+	if ((r = tx_begin(db)) != 0)
 		goto out;
 	in_tx = 1;
 	if ((r = stmt_exec(db, del)) != 0 || (r = stmt_exec(db, ins)) != 0)
 		goto out;
-	if ((r = stmt_exec(db, db->st[ST_COMMIT])) != 0)
+	if ((r = tx_commit(db)) != 0)
 		goto out;
 	in_tx = 0;
 	r = 0;
@@ -635,7 +947,7 @@ out:
 	stmt_done(del);
 	stmt_done(ins);
 	if (in_tx)
-		stmt_exec(db, db->st[ST_ROLLBACK]);
+		tx_abort(db);
 	return r;
 }
 
@@ -737,7 +1049,8 @@ db_file_record(struct db *db, const struct db_file *f)
 	    (r = bind_path(del, 2, f->path_name, sizeof(f->path_name))) != 0 ||
 	    (r = bind_name(del, 3, f->file_name)) != 0 ||
 	    (r = bind_id(s, 1, f->owner)) != 0 || (r = bind_name(s, 2, f->file_name)) != 0 ||
-	    (r = bind_path(s, 3, f->path_name, sizeof(f->path_name))) != 0)
+	    (r = bind_path(s, 3, f->path_name, sizeof(f->path_name))) != 0 ||
+	    (r = bind_sha256(s, 7, f->has_sha256, f->sha256)) != 0)
 		goto out;
 	if (sqlite3_bind_int64(s, 4, (sqlite3_int64)f->size) != SQLITE_OK ||
 	    sqlite3_bind_int64(s, 5, (sqlite3_int64)f->crc) != SQLITE_OK ||
@@ -749,7 +1062,7 @@ db_file_record(struct db *db, const struct db_file *f)
 	/* Names that differ on the wire ("a/x", "b/x") can be stored under one path: the row of
 	 * the file now on disk replaces theirs, in one transaction, so that no row describes
 	 * bytes that are no longer there. */
-	if ((r = stmt_exec(db, db->st[ST_BEGIN])) != 0)
+	if ((r = tx_begin(db)) != 0)
 		goto out;
 	in_tx = 1;
 	if ((r = stmt_exec(db, del)) != 0)
@@ -760,14 +1073,14 @@ db_file_record(struct db *db, const struct db_file *f)
 			r = SD_ERR_NOT_FOUND;
 		goto out;
 	}
-	if ((r = stmt_exec(db, db->st[ST_COMMIT])) != 0)
+	if ((r = tx_commit(db)) != 0)
 		goto out;
 	in_tx = 0;
 out:
 	stmt_done(del);
 	stmt_done(s);
 	if (in_tx)
-		stmt_exec(db, db->st[ST_ROLLBACK]);
+		tx_abort(db);
 	return r;
 }
 
@@ -826,7 +1139,7 @@ db_each_client(struct db *db, db_client_cb cb, void *ctx)
 	s = db->st[ST_EACH_CLIENT];
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		read_client(s, &c);
-		r = cb(ctx, &c, (long)sqlite3_column_int64(s, 5));
+		r = cb(ctx, &c, (long)sqlite3_column_int64(s, CLIENT_NCOLS));
 		if (r != 0)
 			break;
 	}
@@ -895,4 +1208,494 @@ db_integrity_check(struct db *db)
 	}
 	stmt_done(s);
 	return r;
+}
+
+/* ---- version-4 accounts and pending registrations ---- */
+
+int
+db_client_by_fingerprint(struct db *db, const char *fingerprint, struct db_client *out)
+{
+	sqlite3_stmt *s;
+	int r;
+
+	if (out != NULL)
+		memset(out, 0, sizeof(*out));
+	if (db == NULL || out == NULL)
+		return SD_ERR_INVALID_ARG;
+	s = db->st[ST_CLIENT_BY_FINGERPRINT];
+	if ((r = bind_fingerprint(s, 1, fingerprint)) != 0) {
+		stmt_done(s);
+		return r == SD_ERR_INVALID_ARG ? SD_ERR_NOT_FOUND : r;
+	}
+	return one_client(db, s, out);
+}
+
+int
+db_client_register_conn(struct db *db, const char *name, const uint8_t id[CLIENT_ID_SIZE],
+    const uint8_t *pending_id)
+{
+	sqlite3_stmt *del, *ins;
+	int r, in_tx = 0;
+
+	if (db == NULL || id == NULL)
+		return SD_ERR_INVALID_ARG;
+	del = db->st[ST_CLIENT_DELETE_PENDING_ID];
+	ins = db->st[ST_CLIENT_INSERT];
+	if ((pending_id != NULL && ((r = bind_name(del, 1, name)) != 0 ||
+	    (r = bind_id(del, 2, pending_id)) != 0)) ||
+	    (r = bind_id(ins, 1, id)) != 0 || (r = bind_name(ins, 2, name)) != 0)
+		goto out;
+	/* The connection's own pending row goes and the new one comes in together; any other
+	 * row holding the name stays and makes the INSERT fail. */
+	if ((r = tx_begin(db)) != 0)
+		goto out;
+	in_tx = 1;
+	if ((pending_id != NULL && (r = stmt_exec(db, del)) != 0) || (r = stmt_exec(db, ins)) != 0)
+		goto out;
+	if ((r = tx_commit(db)) != 0)
+		goto out;
+	in_tx = 0;
+out:
+	stmt_done(del);
+	stmt_done(ins);
+	if (in_tx)
+		tx_abort(db);
+	return r;
+}
+
+int
+db_client_expire_pending(struct db *db, int64_t ttl_seconds, long *removed)
+{
+	sqlite3_stmt *s;
+	int r;
+
+	if (removed != NULL)
+		*removed = 0;
+	if (db == NULL || ttl_seconds < 0 || ttl_seconds > DB_TIME_MAX)
+		return SD_ERR_INVALID_ARG;
+	s = db->st[ST_CLIENT_EXPIRE_PENDING];
+	if (sqlite3_bind_int64(s, 1, ttl_seconds) != SQLITE_OK) {
+		stmt_done(s);
+		return SD_ERR_DB;
+	}
+	if ((r = stmt_exec(db, s)) == 0 && removed != NULL)
+		*removed = (long)sqlite3_changes(db->sql);
+	return r;
+}
+
+/* Inside a transaction: SD_ERR_BOUND when the fingerprint belongs to an account other than id
+ * (id NULL: to any account), 0 otherwise. */
+static int
+fingerprint_free(struct db *db, const char *fingerprint, const uint8_t *id)
+{
+	struct db_client c;
+	int r = db_client_by_fingerprint(db, fingerprint, &c);
+
+	if (r == 0)
+		r = id != NULL && memcmp(c.id, id, CLIENT_ID_SIZE) == 0 ? 0 : SD_ERR_BOUND;
+	else if (r == SD_ERR_NOT_FOUND)
+		r = 0;
+	wipe(&c, sizeof(c));
+	return r;
+}
+
+int
+db_client_register_v4(struct db *db, const char *name, const uint8_t id[CLIENT_ID_SIZE],
+    const uint8_t *public_key, size_t key_len, const char *fingerprint)
+{
+	sqlite3_stmt *ins;
+	int r, in_tx = 0;
+
+	if (db == NULL || public_key == NULL || key_len == 0 || key_len > PUBLIC_KEY_SIZE ||
+	    !valid_fingerprint(fingerprint))
+		return SD_ERR_INVALID_ARG;
+	ins = db->st[ST_CLIENT_INSERT_V4];
+	if ((r = bind_id(ins, 1, id)) != 0 || (r = bind_name(ins, 2, name)) != 0 ||
+	    (r = sqlite3_bind_blob(ins, 3, public_key, (int)key_len, SQLITE_STATIC) == SQLITE_OK ?
+	    0 : SD_ERR_DB) != 0 || (r = bind_fingerprint(ins, 4, fingerprint)) != 0)
+		goto out;
+	/* The lock is held from the look at the fingerprint to the INSERT: the unique index
+	 * would refuse a second binding anyway, but could not say which constraint it was. */
+	if ((r = tx_begin(db)) != 0)
+		goto out;
+	in_tx = 1;
+	if ((r = fingerprint_free(db, fingerprint, NULL)) != 0 || (r = stmt_exec(db, ins)) != 0)
+		goto out;
+	if ((r = tx_commit(db)) != 0)
+		goto out;
+	in_tx = 0;
+out:
+	stmt_done(ins);
+	if (in_tx)
+		tx_abort(db);
+	return r;
+}
+
+int
+db_client_bind_fingerprint(struct db *db, const uint8_t id[CLIENT_ID_SIZE],
+    const char *fingerprint)
+{
+	sqlite3_stmt *s;
+	int r, in_tx = 0;
+
+	if (db == NULL || !valid_fingerprint(fingerprint))
+		return SD_ERR_INVALID_ARG;
+	s = db->st[ST_CLIENT_SET_FINGERPRINT];
+	if ((r = bind_id(s, 1, id)) != 0 || (r = bind_fingerprint(s, 2, fingerprint)) != 0)
+		goto out;
+	if ((r = tx_begin(db)) != 0)
+		goto out;
+	in_tx = 1;
+	if ((r = fingerprint_free(db, fingerprint, id)) != 0 || (r = update_one(db, s)) != 0)
+		goto out;
+	if ((r = tx_commit(db)) != 0)
+		goto out;
+	in_tx = 0;
+out:
+	stmt_done(s);
+	if (in_tx)
+		tx_abort(db);
+	return r;
+}
+
+/* ---- files: SHA-256, deletion, LIST ---- */
+
+/* Binds (owner, file_name) as ?1, ?2 of s. */
+static int
+bind_key(sqlite3_stmt *s, const uint8_t *owner, const char *file_name)
+{
+	int r;
+
+	if ((r = bind_id(s, 1, owner)) != 0)
+		return r;
+	return bind_name(s, 2, file_name);
+}
+
+/* A DELETE by (owner, file_name) as ?1, ?2: SD_ERR_NOT_FOUND when there was no such row. */
+static int
+delete_by_key(struct db *db, enum stmt_id id, const uint8_t *owner, const char *file_name)
+{
+	sqlite3_stmt *s;
+	int r;
+
+	if (db == NULL)
+		return SD_ERR_INVALID_ARG;
+	s = db->st[id];
+	if ((r = bind_key(s, owner, file_name)) != 0) {
+		stmt_done(s);
+		/* A name no row can have (empty, too long) has no row. */
+		return r == SD_ERR_INVALID_ARG && owner != NULL ? SD_ERR_NOT_FOUND : r;
+	}
+	return update_one(db, s);
+}
+
+int
+db_file_set_sha256(struct db *db, const struct db_file *seen,
+    const uint8_t sha256[DB_SHA256_SIZE])
+{
+	sqlite3_stmt *s;
+	int r;
+
+	if (db == NULL || seen == NULL || sha256 == NULL || seen->size > (uint64_t)INT64_MAX)
+		return SD_ERR_INVALID_ARG;
+	s = db->st[ST_FILE_SET_SHA256];
+	if ((r = bind_id(s, 1, seen->owner)) != 0 || (r = bind_name(s, 2, seen->file_name)) != 0 ||
+	    (r = bind_path(s, 3, seen->path_name, sizeof(seen->path_name))) != 0 ||
+	    (r = bind_u64(s, 4, seen->size)) != 0 || (r = bind_sha256(s, 7, 1, sha256)) != 0) {
+		stmt_done(s);
+		return r;
+	}
+	if (sqlite3_bind_int64(s, 5, (sqlite3_int64)seen->crc) != SQLITE_OK ||
+	    sqlite3_bind_int64(s, 6, seen->uploaded) != SQLITE_OK) {
+		stmt_done(s);
+		return SD_ERR_DB;
+	}
+	return update_one(db, s);
+}
+
+int
+db_file_delete(struct db *db, const uint8_t owner[CLIENT_ID_SIZE], const char *file_name)
+{
+	return delete_by_key(db, ST_FILE_DELETE, owner, file_name);
+}
+
+int
+db_each_verified_file(struct db *db, const uint8_t owner[CLIENT_ID_SIZE], db_file_cb cb,
+    void *ctx)
+{
+	struct db_file f;
+	sqlite3_stmt *s;
+	int rc, r = 0;
+
+	if (db == NULL || owner == NULL || cb == NULL)
+		return SD_ERR_INVALID_ARG;
+	s = db->st[ST_EACH_VERIFIED_FILE];
+	if ((r = bind_id(s, 1, owner)) != 0) {
+		stmt_done(s);
+		return r;
+	}
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		read_file(s, &f);
+		if ((r = cb(ctx, &f)) != 0)
+			break;
+	}
+	if (r == 0 && rc != SQLITE_DONE)
+		r = sql_fail(db, rc);
+	stmt_done(s);
+	return r;
+}
+
+/* ---- commit intents ---- */
+
+int
+db_commit_add(struct db *db, const struct db_commit *c)
+{
+	sqlite3_stmt *s;
+	int r;
+
+	if (db == NULL || c == NULL)
+		return SD_ERR_INVALID_ARG;
+	s = db->st[ST_COMMIT_ADD];
+	if ((r = bind_key(s, c->owner, c->file_name)) != 0 ||
+	    (r = bind_path(s, 3, c->temp_path, sizeof(c->temp_path))) != 0 ||
+	    (r = bind_path(s, 4, c->path_name, sizeof(c->path_name))) != 0 ||
+	    (r = bind_u64(s, 5, c->size)) != 0 ||
+	    (r = bind_sha256(s, 7, c->has_sha256, c->sha256)) != 0 ||
+	    (r = bind_time(s, 9, c->created)) != 0)
+		goto fail;
+	if (sqlite3_bind_int64(s, 6, (sqlite3_int64)c->crc) != SQLITE_OK ||
+	    sqlite3_bind_int(s, 8, c->verified != 0) != SQLITE_OK) {
+		r = SD_ERR_DB;
+		goto fail;
+	}
+	/* One statement: its own transaction. A second intent for the key or the path fails on
+	 * the primary key or commits_path (SD_ERR_EXISTS), a missing owner on the foreign key. */
+	return stmt_exec(db, s);
+fail:
+	stmt_done(s);
+	return r;
+}
+
+int
+db_commit_get(struct db *db, const uint8_t owner[CLIENT_ID_SIZE], const char *file_name,
+    struct db_commit *out)
+{
+	sqlite3_stmt *s;
+	int r, rc;
+
+	if (out != NULL)
+		memset(out, 0, sizeof(*out));
+	if (db == NULL || out == NULL)
+		return SD_ERR_INVALID_ARG;
+	s = db->st[ST_COMMIT_GET];
+	if ((r = bind_key(s, owner, file_name)) != 0)
+		goto out;
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		read_commit(s, out);
+		r = 0;
+	} else
+		r = rc == SQLITE_DONE ? SD_ERR_NOT_FOUND : sql_fail(db, rc);
+out:
+	stmt_done(s);
+	return r;
+}
+
+int
+db_commit_publish(struct db *db, const uint8_t owner[CLIENT_ID_SIZE], const char *file_name)
+{
+	sqlite3_stmt *drop, *pub, *del;
+	int r, in_tx = 0;
+
+	if (db == NULL)
+		return SD_ERR_INVALID_ARG;
+	drop = db->st[ST_COMMIT_DELETE_SAME_PATH];
+	pub = db->st[ST_COMMIT_PUBLISH];
+	del = db->st[ST_COMMIT_DELETE];
+	if ((r = bind_key(drop, owner, file_name)) != 0 || (r = bind_key(pub, owner, file_name)) != 0 ||
+	    (r = bind_key(del, owner, file_name)) != 0)
+		goto out;
+	/* Rows of other names stored under the same path described the bytes now replaced; the
+	 * row of this name becomes the intent's; the intent goes. All or nothing. */
+	if ((r = tx_begin(db)) != 0)
+		goto out;
+	in_tx = 1;
+	if ((r = stmt_exec(db, drop)) != 0 || (r = update_one(db, pub)) != 0 ||
+	    (r = update_one(db, del)) != 0)
+		goto out;
+	if ((r = tx_commit(db)) != 0)
+		goto out;
+	in_tx = 0;
+out:
+	stmt_done(drop);
+	stmt_done(pub);
+	stmt_done(del);
+	if (in_tx)
+		tx_abort(db);
+	return r;
+}
+
+int
+db_commit_delete(struct db *db, const uint8_t owner[CLIENT_ID_SIZE], const char *file_name)
+{
+	return delete_by_key(db, ST_COMMIT_DELETE, owner, file_name);
+}
+
+int
+db_each_commit(struct db *db, db_commit_cb cb, void *ctx)
+{
+	struct db_commit c;
+	sqlite3_stmt *s;
+	sqlite3_int64 last = 0;
+	int rc, r;
+
+	if (db == NULL || cb == NULL)
+		return SD_ERR_INVALID_ARG;
+	s = db->st[ST_COMMIT_NEXT];
+	for (;;) {
+		/* One row per run of the statement, reset before the callback: the callback may
+		 * change the table, the next run starts after the last rowid seen. */
+		if (sqlite3_bind_int64(s, 1, last) != SQLITE_OK) {
+			r = SD_ERR_DB;
+			break;
+		}
+		if ((rc = sqlite3_step(s)) != SQLITE_ROW) {
+			r = rc == SQLITE_DONE ? 0 : sql_fail(db, rc);
+			break;
+		}
+		read_commit(s, &c);
+		last = sqlite3_column_int64(s, 9);
+		stmt_done(s);
+		if ((r = cb(ctx, &c)) != 0)
+			break;
+	}
+	stmt_done(s);
+	return r;
+}
+
+/* ---- partial version-4 uploads ---- */
+
+int
+db_upload_get(struct db *db, const uint8_t owner[CLIENT_ID_SIZE], const char *file_name,
+    struct db_upload *out)
+{
+	sqlite3_stmt *s;
+	int r, rc;
+
+	if (out != NULL)
+		memset(out, 0, sizeof(*out));
+	if (db == NULL || out == NULL)
+		return SD_ERR_INVALID_ARG;
+	s = db->st[ST_UPLOAD_GET];
+	if ((r = bind_key(s, owner, file_name)) != 0)
+		goto out;
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		read_upload(s, out);
+		r = 0;
+	} else
+		r = rc == SQLITE_DONE ? SD_ERR_NOT_FOUND : sql_fail(db, rc);
+out:
+	stmt_done(s);
+	return r;
+}
+
+int
+db_upload_put(struct db *db, const struct db_upload *u)
+{
+	sqlite3_stmt *s;
+	int r;
+
+	if (db == NULL || u == NULL || u->offset > u->size || u->expires <= 0)
+		return SD_ERR_INVALID_ARG;
+	s = db->st[ST_UPLOAD_PUT];
+	if ((r = bind_key(s, u->owner, u->file_name)) != 0 || (r = bind_u64(s, 3, u->size)) != 0 ||
+	    (r = bind_u64(s, 4, u->offset)) != 0 ||
+	    (r = bind_path(s, 5, u->temp_path, sizeof(u->temp_path))) != 0 ||
+	    (r = bind_time(s, 6, u->expires)) != 0) {
+		stmt_done(s);
+		return r;
+	}
+	/* An upsert: one statement, so one transaction; a missing owner fails its foreign key. */
+	return stmt_exec(db, s);
+}
+
+int
+db_upload_set_offset(struct db *db, const uint8_t owner[CLIENT_ID_SIZE], const char *file_name,
+    uint64_t offset, int64_t expires)
+{
+	struct db_upload u;
+	sqlite3_stmt *s;
+	int r;
+
+	if (db == NULL)
+		return SD_ERR_INVALID_ARG;
+	s = db->st[ST_UPLOAD_SET_OFFSET];
+	if ((r = bind_key(s, owner, file_name)) != 0 || (r = bind_u64(s, 3, offset)) != 0 ||
+	    (r = bind_time(s, 4, expires)) != 0) {
+		stmt_done(s);
+		return r;
+	}
+	/* The WHERE keeps the offset from going back or past the size; when it matched
+	 * nothing, find out why. */
+	if ((r = update_one(db, s)) != SD_ERR_NOT_FOUND)
+		return r;
+	if ((r = db_upload_get(db, owner, file_name, &u)) == 0)
+		r = SD_ERR_BAD_FIELD;
+	return r;
+}
+
+int
+db_upload_delete(struct db *db, const uint8_t owner[CLIENT_ID_SIZE], const char *file_name)
+{
+	return delete_by_key(db, ST_UPLOAD_DELETE, owner, file_name);
+}
+
+/* Walks uploads one row per run of ST_UPLOAD_NEXT (see db_each_commit), filtered by owner
+ * (NULL: all) and by expiry at now (0: all). */
+static int
+each_upload(struct db *db, const uint8_t *owner, int64_t now, db_upload_cb cb, void *ctx)
+{
+	struct db_upload u;
+	sqlite3_stmt *s;
+	sqlite3_int64 last = 0;
+	int rc, r;
+
+	if (db == NULL || cb == NULL)
+		return SD_ERR_INVALID_ARG;
+	s = db->st[ST_UPLOAD_NEXT];
+	for (;;) {
+		if ((owner != NULL && (r = bind_id(s, 2, owner)) != 0) ||
+		    (r = bind_time(s, 3, now)) != 0)
+			break;
+		if (sqlite3_bind_int64(s, 1, last) != SQLITE_OK) {
+			r = SD_ERR_DB;
+			break;
+		}
+		if ((rc = sqlite3_step(s)) != SQLITE_ROW) {
+			r = rc == SQLITE_DONE ? 0 : sql_fail(db, rc);
+			break;
+		}
+		read_upload(s, &u);
+		last = sqlite3_column_int64(s, 7);
+		stmt_done(s);
+		if ((r = cb(ctx, &u)) != 0)
+			break;
+	}
+	stmt_done(s);
+	return r;
+}
+
+int
+db_each_upload(struct db *db, const uint8_t *owner, db_upload_cb cb, void *ctx)
+{
+	return each_upload(db, owner, 0, cb, ctx);
+}
+
+int
+db_each_expired_upload(struct db *db, int64_t now, db_upload_cb cb, void *ctx)
+{
+	if (now <= 0)
+		return SD_ERR_INVALID_ARG;
+	return each_upload(db, NULL, now, cb, ctx);
 }

@@ -19,12 +19,11 @@ import time
 import unittest
 
 import harness
-from harness import PYTHON, TOP, gen_bytes, run_tests, tmpdir
+from harness import PEER4, PEER4_SERVER, PYTHON, gen_bytes, run_tests, tmpdir
 import sdpeer
 import sdpeer4
 from sdpeer4 import ALPN, Client4, Identity, RemoteError, Server4
 
-PEER4 = os.path.join(TOP, "tests", "peer", "sdpeer4.py")
 MiB = 1 << 20
 
 
@@ -575,6 +574,17 @@ class ServerFaults(unittest.TestCase):
             with self.assertRaises((ssl.SSLError, OSError)):
                 c.connect()
             self.assertTrue(any(e["event"] == "v3_only_refused" for e in old.events))
+            old.stop()
+            closer = self.serve(d, port=s.port, v3_only="close")
+            c = Client4("127.0.0.1", closer.port, identity=Identity.generate())
+            with self.assertRaises((ssl.SSLError, OSError)):
+                c.connect()
+            self.assertEqual([e["how"] for e in closer.events
+                              if e["event"] == "v3_only_refused"], ["close"])
+            # version 3 itself is still served there
+            with sdpeer.PeerClient("127.0.0.1", closer.port) as v3:
+                v3.connect()
+                self.assertEqual(v3.full_session("oldie", "f", b"abc")["step"], "crc_ok")
 
 
 GNUTLS_CLI, GNUTLS_SERV, CERTTOOL = (shutil.which(x) for x in
@@ -697,7 +707,7 @@ class CLI(unittest.TestCase):
         with tmpdir() as d:
             me = os.path.join(d, "me")
             os.mkdir(me)
-            srv = harness.Server(d, binary=[PYTHON, PEER4, "serve"], args=["--storage", "st",
+            srv = harness.Server(d, binary=PEER4_SERVER, args=["--storage", "st",
                                                                           "--forget", "0"])
             with srv:
                 addr = srv.address
@@ -747,7 +757,7 @@ class CLI(unittest.TestCase):
             # The server forgets the account: LINK gets ERROR 3, the client registers anew.
             with open(os.path.join(me, "me.info")) as fh:
                 old_id = fh.read().split("\n")[1]
-            srv = harness.Server(d, binary=[PYTHON, PEER4, "serve"],
+            srv = harness.Server(d, binary=PEER4_SERVER,
                                  args=["--storage", "st", "--forget", "1"])
             with srv:
                 # a fresh port: a new known_servers line (same key file, so same key)

@@ -15,7 +15,7 @@ the version-3 server) and adds:
   - Server4: a version-4 server on pyOpenSSL that also serves version 3 on the same port
     (first byte 0x16 and the ClientHello shape: TLS), with fault switches for testing a
     client;
-  - a CLI printing JSON lines (see usage() / main()).
+  - a CLI printing JSON lines (USAGE below).
 
 Everything is bounded: sockets carry timeouts, handshakes deadlines, threads are joined with
 timeouts.
@@ -45,7 +45,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import sdpeer  # noqa: E402  (version 3: framing, RSA, OAEP, cksum, the v3 server)
 
 from cryptography import x509  # noqa: E402
-from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
+from cryptography.hazmat.primitives import serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import ed25519  # noqa: E402
 from cryptography.x509.oid import NameOID  # noqa: E402
 
@@ -385,7 +385,10 @@ class Client4:
             raise
         self.sock = s
         der = s.getpeercert(binary_form=True)
-        fp = fingerprint_of_cert_der(der) if der else None
+        if not der:
+            self.close()
+            raise sdpeer.PeerError("the server presented no certificate")
+        fp = fingerprint_of_cert_der(der)
         pin = "none"
         if self.expect_fp is not None:
             if fp != self.expect_fp:
@@ -453,12 +456,15 @@ class Client4:
     def request(self, code, payload=b"", version=VERSION4):
         self.send_frame(request4(code, payload, version))
 
-    def recv(self):
-        """One response: (code, payload). Sizes are bounded per code."""
+    def recv(self, strict=True):
+        """One response: (code, payload). Sizes are bounded per code; strict: the version
+        byte must be 4 and the code a version-4 response (else PeerError)."""
         if self.sock is None:
             raise sdpeer.PeerError("not connected")
         raw = sdpeer.recv_exact(self.sock, sdpeer.RESP_HEADER_SIZE)
         version, code, size = struct.unpack("<BHI", raw)
+        if strict and (version != VERSION4 or code not in RESPONSE_CODES):
+            raise sdpeer.PeerError("response version %d code %d inside TLS" % (version, code))
         if code == GET_DATA:
             limit = 8 + MAX_CHUNK
         elif code == LISTING:
@@ -532,6 +538,8 @@ class Client4:
         r = Reader(self.expect(PUT_STATE)[1])
         st = {"offset": r.u64(), "prefix_sha256": r.take(SHA_SIZE), "max_chunk": r.u32()}
         r.done()
+        if not MIN_CHUNK <= st["max_chunk"] <= MAX_CHUNK or st["offset"] > size:
+            raise sdpeer.PeerError("PUT_STATE out of range: %r" % st)
         return st
 
     def put_data(self, offset, flags, plain_len, data):
@@ -830,7 +838,8 @@ class Server4(sdpeer.PeerServer):
     storage_dir/<id hex>/, partial uploads in storage_dir/.partial/, and the server key in
     tls_key (default storage_dir/server.pem, made on first start) unless mitm.
 
-    Fault switches: v3_only (answer a ClientHello with 1607 and close, like an old server),
+    Fault switches: v3_only (answer a ClientHello with 1607 and close, like an old server;
+    v3_only="close": close without answering),
     mitm (a fresh key of its own instead of tls_key's), forget=N (the next N WHOAMI/LINK
     drop the account first: UNKNOWN / ERROR 3), drop_upload_after=N (close the connection
     once N bytes of an upload are held; drop_times uploads), wrong_done_sha=N (the first N
@@ -1023,13 +1032,16 @@ class Server4(sdpeer.PeerServer):
 
     def _serve_tls(self, conn):
         if self.v3_only:
-            # An old server reads the ClientHello as a request header and answers 1607.
+            # An old server reads the ClientHello as a request header and answers 1607
+            # (v3_only="close": it just closes).
             try:
                 conn.recv(4096)
-                conn.sendall(sdpeer.encode_response(sdpeer.ERROR, b""))
+                if self.v3_only != "close":
+                    conn.sendall(sdpeer.encode_response(sdpeer.ERROR, b""))
             except OSError:
                 pass
-            self._event(event="v3_only_refused")
+            self._event(event="v3_only_refused", how="close" if self.v3_only == "close"
+                        else "1607")
             return
         tls = SSL.Connection(self.ctx, conn)
         tls.set_accept_state()
@@ -1466,12 +1478,24 @@ class Server4(sdpeer.PeerServer):
 # CLI
 
 USAGE = """\
-sdpeer4.py serve [--port N] [--bind ADDR] [--storage DIR] [--tls-key PEM] [--mitm]
-                 [--v3-only] [--forget N] [--drop-upload-after N] [--drop-times K]
-                 [--wrong-done-sha N] [--max-chunk N] [--max-file-size N]
+sdpeer4.py serve [--port N] [--bind ADDR] [--storage DIR] [--tls-key PEM] [--fresh]
+                 [--mitm] [--v3-only [1607|close]] [--forget N] [--drop-upload-after N]
+                 [--drop-times K] [--wrong-done-sha N] [--max-chunk N] [--max-file-size N]
+    prints "listening on ADDR:PORT", then one JSON object a line per event
+    (listening with the fingerprint, tls, welcome, put_open, put_done with data_in and
+    plain_in, refused_*, prove_refused, handshake_failed, v3_request, ...)
 sdpeer4.py fingerprint [--tls-key PEM]
-sdpeer4.py [client options] COMMAND HOST:PORT ...
-  login | whoami | register NAME | link | put FILE | list | get NAME | rm NAME | raw CODE
+sdpeer4.py COMMAND HOST:PORT [ARGS] [--dir DIR] [--name NAME] [--server-key SHA256:..]
+           [--no-known-servers] [--timeout S] [--no-login] [--no-cert] [--no-alpn]
+           [--alpn PROTO]... [--tls12] [--drop-after BYTES]
+    COMMAND: login | whoami | list | register NAME | link [--wrong-nonce] [--prove-twice]
+             | put FILE [--as NAME] [--compress no|yes|auto] [--chunk N] [--fault F]
+             | abort FILE [--as NAME] | get NAME -o PATH [--offset N] | rm NAME
+             | raw CODE [--version V] [--payload-hex HEX]
+    F: wrong_offset | wrong_sha | bomb | oversize | short_inflate | bad_flags
+    prints JSON lines: a "tls" event, then one "result" (ok, exit, error, reason, ...);
+    exit 0 ok, 1 ERROR from the server / dropped, 2 TLS or connection failure,
+    3 local file problem, 10 fingerprint mismatch (nothing sent)
 """
 
 
@@ -1558,7 +1582,7 @@ def _client_cli(args):
         elif args.cmd == "raw":
             payload = bytes.fromhex(args.payload_hex)
             c.send_frame(request4(args.code, payload, args.version))
-            code, payload = c.recv()
+            code, payload = c.recv(strict=False)
             result.update(code=code, payload_hex=payload.hex(), version=c.last_version)
             if code == ERROR:
                 rd = Reader(payload)
@@ -1631,7 +1655,8 @@ def main(argv=None):
     sv.add_argument("--storage", default="peer4-files")
     sv.add_argument("--tls-key", metavar="PEM", help="default STORAGE/server.pem")
     sv.add_argument("--mitm", action="store_true")
-    sv.add_argument("--v3-only", action="store_true")
+    sv.add_argument("--v3-only", nargs="?", const="1607", choices=("1607", "close"),
+                    help="act as a version-3 server: a ClientHello gets 1607 (or a close)")
     sv.add_argument("--forget", type=int, default=0, metavar="N")
     sv.add_argument("--drop-upload-after", type=int, metavar="N")
     sv.add_argument("--drop-times", type=int, default=1, metavar="K")

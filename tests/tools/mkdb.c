@@ -2,7 +2,11 @@
  * inspect tool need no server. Usage: mkdb DB < script. One command a line, fields split by
  * tabs; in a field \xNN is that byte, \\ a backslash, \t a tab, \n a newline:
  *   client NAME IDHEX [PUBKEYHEX|-] [AESHEX|-]
- *   file IDHEX FILENAME PATHNAME SIZE CRC VERIFIED(0|1) [UPLOADED_UNIX_SECONDS]
+ *   client4 NAME IDHEX PUBKEYHEX FINGERPRINT       (a version-4 REGISTER)
+ *   bind IDHEX FINGERPRINT                         (a version-4 LINK + PROVE)
+ *   file IDHEX FILENAME PATHNAME SIZE CRC VERIFIED(0|1) [UPLOADED_UNIX_SECONDS|0] [SHA256HEX]
+ *   commit IDHEX FILENAME TEMPPATH PATHNAME SIZE CRC VERIFIED(0|1) [SHA256HEX|-]
+ *   upload IDHEX FILENAME SIZE OFFSET TEMPPATH EXPIRES_UNIX_SECONDS
  *   touch IDHEX
  * Exit status 0, or 1 with "mkdb: line N: reason" on stderr. */
 #include <stdio.h>
@@ -62,6 +66,8 @@ run_line(struct db *db, char **f, int nf, const char **why)
 {
 	uint8_t id[CLIENT_ID_SIZE], key[PUBLIC_KEY_SIZE], aes[AES_KEY_SIZE];
 	struct db_file file;
+	struct db_commit commit;
+	struct db_upload upload;
 	size_t keylen;
 	int r;
 
@@ -85,7 +91,59 @@ run_line(struct db *db, char **f, int nf, const char **why)
 		}
 		return 0;
 	}
-	if (strcmp(f[0], "file") == 0 && (nf == 7 || nf == 8)) {
+	if (strcmp(f[0], "client4") == 0 && nf == 5) {
+		if (unhex(f[2], id, CLIENT_ID_SIZE, CLIENT_ID_SIZE, NULL) != 0 ||
+		    unhex(f[3], key, 0, sizeof(key), &keylen) != 0)
+			return -1;
+		if ((r = db_client_register_v4(db, f[1], id, key, keylen, f[4])) != 0)
+			goto db_fail;
+		return 0;
+	}
+	if (strcmp(f[0], "bind") == 0 && nf == 3) {
+		if (unhex(f[1], id, CLIENT_ID_SIZE, CLIENT_ID_SIZE, NULL) != 0)
+			return -1;
+		if ((r = db_client_bind_fingerprint(db, id, f[2])) != 0)
+			goto db_fail;
+		return 0;
+	}
+	if (strcmp(f[0], "commit") == 0 && (nf == 8 || nf == 9)) {
+		memset(&commit, 0, sizeof(commit));
+		if (unhex(f[1], commit.owner, CLIENT_ID_SIZE, CLIENT_ID_SIZE, NULL) != 0 ||
+		    strlen(f[2]) >= sizeof(commit.file_name) ||
+		    strlen(f[3]) >= sizeof(commit.temp_path) ||
+		    strlen(f[4]) >= sizeof(commit.path_name))
+			return -1;
+		strcpy(commit.file_name, f[2]);
+		strcpy(commit.temp_path, f[3]);
+		strcpy(commit.path_name, f[4]);
+		commit.size = strtoull(f[5], NULL, 10);
+		commit.crc = (uint32_t)strtoul(f[6], NULL, 10);
+		commit.verified = strcmp(f[7], "1") == 0;
+		if (nf == 9 && strcmp(f[8], "-") != 0) {
+			if (unhex(f[8], commit.sha256, DB_SHA256_SIZE, DB_SHA256_SIZE, NULL) != 0)
+				return -1;
+			commit.has_sha256 = 1;
+		}
+		if ((r = db_commit_add(db, &commit)) != 0)
+			goto db_fail;
+		return 0;
+	}
+	if (strcmp(f[0], "upload") == 0 && nf == 7) {
+		memset(&upload, 0, sizeof(upload));
+		if (unhex(f[1], upload.owner, CLIENT_ID_SIZE, CLIENT_ID_SIZE, NULL) != 0 ||
+		    strlen(f[2]) >= sizeof(upload.file_name) ||
+		    strlen(f[5]) >= sizeof(upload.temp_path))
+			return -1;
+		strcpy(upload.file_name, f[2]);
+		upload.size = strtoull(f[3], NULL, 10);
+		upload.offset = strtoull(f[4], NULL, 10);
+		strcpy(upload.temp_path, f[5]);
+		upload.expires = strtoll(f[6], NULL, 10);
+		if ((r = db_upload_put(db, &upload)) != 0)
+			goto db_fail;
+		return 0;
+	}
+	if (strcmp(f[0], "file") == 0 && nf >= 7 && nf <= 9) {
 		memset(&file, 0, sizeof(file));
 		if (unhex(f[1], file.owner, CLIENT_ID_SIZE, CLIENT_ID_SIZE, NULL) != 0 ||
 		    strlen(f[2]) >= sizeof(file.file_name) || strlen(f[3]) >= sizeof(file.path_name))
@@ -94,7 +152,12 @@ run_line(struct db *db, char **f, int nf, const char **why)
 		strcpy(file.path_name, f[3]);
 		file.size = strtoull(f[4], NULL, 10);
 		file.crc = (uint32_t)strtoul(f[5], NULL, 10);
-		file.uploaded = nf == 8 ? strtoll(f[7], NULL, 10) : 0;
+		file.uploaded = nf >= 8 ? strtoll(f[7], NULL, 10) : 0;
+		if (nf == 9) {
+			if (unhex(f[8], file.sha256, DB_SHA256_SIZE, DB_SHA256_SIZE, NULL) != 0)
+				return -1;
+			file.has_sha256 = 1;
+		}
 		if ((r = db_file_record(db, &file)) != 0 ||
 		    (strcmp(f[6], "1") == 0 &&
 		    (r = db_file_set_verified(db, file.owner, file.file_name, 1)) != 0))

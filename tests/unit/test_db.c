@@ -640,6 +640,76 @@ test_two_threads(void **state)
 	tmp_remove(&t);
 }
 
+/* A full disk, made with a small max_page_count on every connection SQLite opens (an
+ * auto-extension, so the db API needs no test hook). */
+static int full_max_pages;
+
+static int
+limit_pages(sqlite3 *s, const char **err, const struct sqlite3_api_routines *api)
+{
+	char sql[64];
+
+	(void)err;
+	(void)api;
+	snprintf(sql, sizeof(sql), "PRAGMA max_page_count = %d", full_max_pages);
+	return sqlite3_exec(s, sql, NULL, NULL, NULL);
+}
+
+/* Registers long names until the database is full; returns the failing result. */
+static int
+fill_until_full(struct db *db, int *count)
+{
+	uint8_t id[CLIENT_ID_SIZE];
+	char name[NAME_MAX_LEN + 1];
+	int i, r = 0;
+
+	for (i = 0; i < 100000 && r == 0; i++) {
+		memset(name, 'a' + i % 26, NAME_MAX_LEN);
+		snprintf(name + NAME_MAX_LEN - 8, 9, "%08d", i);
+		memset(id, 0, sizeof(id));
+		memcpy(id, &i, sizeof(i));
+		r = db_client_register(db, name, id);
+	}
+	*count = i - 1;
+	return r;
+}
+
+/* Issue 9 item 6: SQLite ends the transaction itself when the disk is full; our rollback must
+ * not replace its message with "cannot rollback - no transaction is active". */
+static void
+test_full_disk_message(void **state)
+{
+	static const char *const paths[] = { NULL, ":memory:" };
+	struct tmp t;
+	struct db *db = NULL;
+	size_t k;
+	int n, m, r;
+
+	(void)state;
+	for (k = 0; k < sizeof(paths) / sizeof(paths[0]); k++) {
+		if (paths[k] == NULL)
+			tmp_make(&t);
+		full_max_pages = 12;
+		assert_int_equal(sqlite3_auto_extension((void (*)(void))limit_pages), SQLITE_OK);
+		r = db_open(paths[k] != NULL ? paths[k] : t.path, DB_READ_WRITE, &db);
+		sqlite3_reset_auto_extension();
+		assert_int_equal(r, 0);
+		r = fill_until_full(db, &n);
+		assert_int_equal(r, SD_ERR_DB);
+		assert_true(n > 0);
+		assert_string_equal(db_errmsg(db), "database or disk is full");
+		/* The connection is still usable: what was committed is there, the last is not. */
+		assert_int_equal(db_integrity_check(db), 0);
+		m = 0;
+		assert_int_equal(db_each_client(db, count_client, &m), 0);
+		assert_int_equal(m, n);
+		db_close(db);
+		db = NULL;
+		if (paths[k] == NULL)
+			tmp_remove(&t);
+	}
+}
+
 static void
 test_integrity_and_close(void **state)
 {
@@ -698,6 +768,7 @@ main(void)
 		cmocka_unit_test(test_foreign_files),
 		cmocka_unit_test(test_upgrade),
 		cmocka_unit_test(test_two_threads),
+		cmocka_unit_test(test_full_disk_message),
 		cmocka_unit_test(test_integrity_and_close),
 		cmocka_unit_test(test_open_why),
 	};
