@@ -16,8 +16,8 @@ BUILD ?= build-san
 BINDIR ?= bin-san
 endif
 
-# zlib is linked for version 4's compression (SPEC-v4.md); nothing calls it yet. GnuTLS is
-# version 4's TLS, used by protocol/tls.c only.
+# gnutls: version 4's TLS (protocol/tls.c only); zlib: version 4's upload compression
+# (client/commands.c).
 PKGS := libgcrypt libtasn1 sqlite3 zlib gnutls
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
