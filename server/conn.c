@@ -328,7 +328,10 @@ parse(struct conn *c, const uint8_t *in, size_t len)
 	for (;;) {
 		if ((r = frame_feed(&c->parser, in + off, len - off, &used, &ev)) != 0) {
 			conn_log_end(c, "framing", "broken: %s; closing", sd_strerror(r));
-			conn_close_later(c);
+			if (c->v4)  /* version 4 says why before it closes */
+				handlers_v4_fail(c, V4_REASON_BAD_REQUEST, "bad frame");
+			else
+				conn_close_later(c);
 			return;
 		}
 		off += used;
