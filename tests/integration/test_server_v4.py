@@ -16,6 +16,7 @@ import ssl
 import stat
 import struct
 import subprocess
+import threading
 import time
 import unittest
 
@@ -361,6 +362,39 @@ class ServerV4(unittest.TestCase):
         c.sock.sendall(b"".join(v4_frame(sdpeer4.WHOAMI) for _ in range(n)))
         for _ in range(n):
             self.assertEqual(c.recv()[0], sdpeer4.UNKNOWN)
+
+    def test_several_records_in_one_segment(self):
+        # Five TLS records in one TCP segment: each answered, none left waiting in GnuTLS.
+        for _ in range(5):
+            c = self.client()
+            c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+            for _ in range(5):
+                c.sock.sendall(v4_frame(sdpeer4.WHOAMI))
+            c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 0)
+            for _ in range(5):
+                self.assertEqual(c.recv()[0], sdpeer4.UNKNOWN)
+
+    def test_backpressure_inside_tls(self):
+        # A client that sends 12,000 requests before it reads a reply, through a small
+        # receive buffer: the server stops reading while its output waits and goes on when
+        # the client reads; every request is answered, in order.
+        raw = socket.socket()
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        raw.settimeout(20)
+        raw.connect(("127.0.0.1", self.port))
+        c = sdpeer4.Client4("127.0.0.1", self.port, identity=sdpeer4.Identity.generate(),
+                            timeout=20)
+        c.sock = c._context().wrap_socket(raw, server_hostname=None)
+        self.addCleanup(c.close)
+        n = 12000  # 84 KiB of replies: more than the output limit of 64 KiB
+        sender = threading.Thread(target=c.sock.sendall, args=(v4_frame(sdpeer4.WHOAMI) * n,))
+        sender.start()
+        time.sleep(1.0)
+        got = 0
+        while got < n and c.recv()[0] == sdpeer4.UNKNOWN:
+            got += 1
+        sender.join(20)
+        self.assertEqual(got, n)
 
 
 @unittest.skipIf(sdpeer4 is None, "sdpeer4 needs pyOpenSSL")
