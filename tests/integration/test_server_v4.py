@@ -287,7 +287,14 @@ class ServerV4(unittest.TestCase):
                 c.whoami()
         finally:
             c.close()
-        self.assertIsNotNone(self.srv.wait_for_log(r"tls TLS handshake failed: ", 5))
+        # Each refusal is logged with GnuTLS's reason.
+        self.assertIsNotNone(self.srv.wait_for_log(r"tls handshake failed: Certificate is "
+                                                   r"required; closing", 5))
+        log = self.srv.log(since_start=True)
+        self.assertGreaterEqual(len(harness.re.findall(
+            r"tls handshake failed: No common application protocol could be negotiated; "
+            r"closing", log)), 3)
+        self.assertGreaterEqual(len(harness.re.findall(r"tls handshake failed: ", log)), 5)
         self.assertEqual(self.client().whoami(), None)
         sh.assert_serves(self, self.port)
 
