@@ -38,6 +38,7 @@ struct tls_session {
 	int mismatch;                          /* the verify function refused a pinned key */
 	char expected[TLS_FP_TEXT_SIZE];       /* client: pinned fingerprint, or "" */
 	char peer_fp[TLS_FP_TEXT_SIZE];
+	size_t retry_len;                      /* a write that would block: its length */
 };
 
 /* --- Detection ----------------------------------------------------------------------- */
@@ -616,15 +617,22 @@ int tls_write(struct tls_session *s, const void *data, size_t len, size_t *sent)
 		*sent = 0;
 	if (s == NULL || data == NULL || sent == NULL || len == 0)
 		return SD_ERR_INVALID_ARG;
-	if (!s->handshake_done)
+	if (!s->handshake_done || len < s->retry_len)
 		return SD_ERR_INVALID_ARG;
+	/* GnuTLS has encrypted the bytes of a write that would block: it must be called again
+	 * with exactly those; bytes the caller added after them wait for the next call. */
+	if (s->retry_len > 0)
+		len = s->retry_len;
 	n = gnutls_record_send(s->gs, data, len);
+	if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED) {
+		s->retry_len = len;
+		return would_block(s->gs);
+	}
+	s->retry_len = 0;
 	if (n > 0) {
 		*sent = (size_t)n;
 		return 0;
 	}
-	if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED)
-		return would_block(s->gs);
 	if (n == GNUTLS_E_PUSH_ERROR || n == GNUTLS_E_PREMATURE_TERMINATION)
 		return SD_ERR_EOF;
 	return SD_ERR_TLS;

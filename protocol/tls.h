@@ -98,7 +98,8 @@ int tls_handshake(struct tls_session *s);
 
 /* After the handshake. Read: 0 with *got > 0 bytes; SD_ERR_WANT_*; SD_ERR_EOF (the peer
  * closed, with or without close_notify); SD_ERR_TLS. Write: 0 with *sent (1..len, at most
- * one record); after SD_ERR_WANT_* call again with the same bytes. */
+ * one record); after SD_ERR_WANT_* call again with the same bytes first (more may follow
+ * them: an output buffer that grew meanwhile is fine; fewer is SD_ERR_INVALID_ARG). */
 int tls_read(struct tls_session *s, void *buf, size_t cap, size_t *got);
 int tls_write(struct tls_session *s, const void *data, size_t len, size_t *sent);
 /* Decrypted bytes that GnuTLS holds already: they do not make the fd readable, so an epoll
