@@ -28,6 +28,7 @@ config_defaults(struct server_config *c)
 	c->grace = CONFIG_DEFAULT_GRACE;
 	c->max_file_size = CONFIG_DEFAULT_MAX_FILE_SIZE;
 	c->test_corrupt_crc = 0;
+	c->pending_ttl = CONFIG_DEFAULT_PENDING_TTL;
 }
 
 int

@@ -5,6 +5,8 @@
 
 #include <stdint.h>
 
+struct tls_creds;
+
 #define CONFIG_DEFAULT_PORT 1256u
 #define CONFIG_PORT_FILE "port.info"
 #define CONFIG_DEFAULT_DB "defensive.db"
@@ -15,6 +17,8 @@
 #define CONFIG_DEFAULT_GRACE 10u             /* seconds uploads may finish after SIGTERM */
 #define CONFIG_DEFAULT_MAX_FILE_SIZE 4294967295ull  /* the 32-bit size field's ceiling */
 #define CONFIG_MAX_WORKERS 256u
+#define CONFIG_DEFAULT_PENDING_TTL 600u      /* seconds a registration without a key lives */
+#define CONFIG_PENDING_SWEEP_MAX 60u         /* seconds between sweeps of expired ones, at most */
 
 /* Strings point into argv or static defaults: they live as long as the process. */
 struct server_config {
@@ -28,6 +32,13 @@ struct server_config {
 	unsigned grace;              /* seconds */
 	uint64_t max_file_size;      /* plaintext bytes */
 	unsigned test_corrupt_crc;   /* test only: first N 1603 of each connection carry a bad CRC */
+	unsigned pending_ttl;        /* seconds: pending registrations (no key) older go */
+	const char *tls_key_path;    /* NULL: server.key beside the database */
+	const char *tls_cert_path;   /* NULL: server.crt beside the database */
+	int no_v4;                   /* --no-v4: version 3 only, no TLS */
+	/* The server's TLS credentials (made by main.c from the identity files, shared read-only
+	 * by every worker and connection); NULL serves version 3 only. */
+	const struct tls_creds *tls_creds;
 };
 
 void config_defaults(struct server_config *c);

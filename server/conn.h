@@ -15,7 +15,9 @@
 #include "../protocol/buf.h"
 #include "../protocol/codes.h"
 #include "../protocol/frame.h"
+#include "../protocol/tls.h"
 
+struct commit_staged;
 struct db;
 struct receive;
 struct server_config;
@@ -76,6 +78,12 @@ struct conn_transport_ops {
 	int (*pending)(struct conn_transport *t);
 	/* Ends the transport and closes its socket. */
 	void (*close)(struct conn_transport *t);
+	/* The peer's key fingerprint once a TLS session is established (the connection then
+	 * speaks version 4); NULL for a plain socket or before the handshake completed. */
+	const char *(*peer_key)(struct conn_transport *t);
+	/* Why read() or write() last answered CONN_IO_ERROR, for the log; NULL when there is
+	 * nothing to say (a plain socket's errors are the peer's resets). */
+	const char *(*failure)(struct conn_transport *t);
 };
 
 struct conn_transport {
@@ -123,10 +131,26 @@ struct conn {
 	                                 * id, a change of identity or key aborts it */
 	int skip_content;               /* a refused 828: its content is dropped as it arrives,
 	                                 * 1607 at its end */
+	int refused;                    /* an attempt was refused: its later packets (same ID
+	                                 * and name, not a first packet) are skipped unlogged */
+	uint8_t refused_id[CLIENT_ID_SIZE];
+	char refused_file[NAME_FIELD_SIZE];
+	struct commit_staged *staged;   /* the last file received, fsynced under its temporary
+	                                 * name until its verdict (commit.h); NULL: none */
 	int uploads_done;               /* completed uploads: 900/901/902 need one */
 	char last_file[NAME_FIELD_SIZE];  /* the file named in the last 1603 (as sent) */
 	int awaiting_verdict;           /* 1603 sent, no 900/902 yet */
 	unsigned corrupt_left;          /* --test-corrupt-crc replies still to corrupt */
+
+	/* Version 4 (handlers_v4.c): a TLS connection, from its finished handshake on. Its
+	 * identity (known, id, name above) is the account WELCOME named. */
+	int v4;                         /* the parser is in version-4 mode */
+	char fingerprint[TLS_FP_TEXT_SIZE];  /* the client certificate's */
+	int challenge_set;              /* a CHALLENGE is outstanding: one PROVE may use it */
+	uint8_t challenge_id[CLIENT_ID_SIZE];       /* the account LINK named */
+	uint8_t challenge_nonce[V4_NONCE_SIZE];     /* wiped when used and on free */
+	int finishing;                  /* the reply that ends the connection is queued: read
+	                                 * nothing more, close once it is sent */
 };
 
 /* A connection over transport t (taken over: conn_free closes it), living in env.
@@ -149,6 +173,10 @@ unsigned conn_want(struct conn *c);
 
 /* Marks c closing (idempotent); its owner frees it after the current batch. */
 void conn_close_later(struct conn *c);
+/* Stops reading from c and closes it once the replies queued so far are sent (an ERROR
+ * that ends a version-4 connection); a peer that does not read them meets the idle
+ * timeout. */
+void conn_close_after_reply(struct conn *c);
 /* Closes c (with a log line) if one of its deadlines passed at now (monotonic ms):
  * no progress for --idle-timeout, a message not complete within it, or file content slower
  * than CONN_STREAM_MIN_BYTES per period. 1 when it did. */

@@ -21,7 +21,9 @@
 #include "../db/db.h"
 #include "../protocol/err.h"
 #include "conn.h"
+#include "handlers.h"
 #include "log.h"
+#include "transport.h"
 
 #define LOOP_MAX_EVENTS 64
 /* Milliseconds between timeout checks. */
@@ -42,6 +44,7 @@ struct worker {
 	size_t nconns;
 	int draining;             /* a stop was asked: no accepts, close idle connections */
 	int64_t drain_deadline_ms;
+	int64_t next_expiry_ms;   /* worker 0: next sweep of expired pending registrations */
 	pthread_t thread;
 	int started;
 };
@@ -182,9 +185,15 @@ add_conn(struct worker *w, int fd, const char *peer)
 	struct epoll_event ev;
 	struct conn *c;
 
-	conn_transport_plain(&tr, fd);
-	if ((c = conn_new(&w->env, &tr, peer)) == NULL) {
+	/* Version 4 on: the first bytes tell TLS from version 3 (transport.h). */
+	if (w->cfg->tls_creds == NULL)
+		conn_transport_plain(&tr, fd);
+	else if (transport_detect(&tr, fd, w->cfg->tls_creds) != 0) {
 		close(fd);
+		return -1;
+	}
+	if ((c = conn_new(&w->env, &tr, peer)) == NULL) {
+		tr.ops->close(&tr);
 		return -1;
 	}
 	c->next = w->conns;
@@ -261,6 +270,11 @@ tick(struct worker *w)
 	}
 	if (!w->listening && !w->draining)
 		listen_resume(w);
+	if (w->index == 0 && w->env.now_ms >= w->next_expiry_ms) {
+		if (w->next_expiry_ms != 0)  /* the start swept already */
+			handlers_expire_pending(&w->env);
+		w->next_expiry_ms = w->env.now_ms + handlers_pending_sweep_ms(&w->env);
+	}
 }
 
 static void

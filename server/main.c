@@ -13,7 +13,11 @@
 #include "../db/db.h"
 #include "../protocol/crypto.h"
 #include "../protocol/err.h"
+#include "../protocol/tls.h"
+#include "commit.h"
 #include "config.h"
+#include "crash.h"
+#include "identity.h"
 #include "log.h"
 #include "loop.h"
 #include "storage.h"
@@ -24,8 +28,12 @@
 
 enum {
 	OPT_BIND = 256, OPT_DB, OPT_STORAGE, OPT_WORKERS, OPT_MAX_CONN, OPT_IDLE, OPT_MAX_FILE,
-	OPT_GRACE, OPT_CORRUPT,
+	OPT_GRACE, OPT_CORRUPT, OPT_PENDING_TTL, OPT_TLS_KEY, OPT_TLS_CERT, OPT_FINGERPRINT,
+	OPT_NO_V4,
 };
+
+/* What main() does after the options: serve, or print the fingerprint. */
+enum run_mode { RUN_SERVE, RUN_FINGERPRINT };
 
 static void
 usage(FILE *f)
@@ -33,8 +41,9 @@ usage(FILE *f)
 	fprintf(f,
 	    "Usage: sealdrop-server [options]\n"
 	    "Serves the version-3 file-upload protocol (register, RSA-wrapped AES key,\n"
-	    "encrypted upload, cksum confirmation). Runs in the foreground and logs one\n"
-	    "line per event to stderr. Stop it with SIGINT or SIGTERM.\n"
+	    "encrypted upload, cksum confirmation) and, on the same port, version 4 (TLS 1.3\n"
+	    "with pinned keys). Runs in the foreground and logs one line per event to\n"
+	    "stderr. Stop it with SIGINT or SIGTERM.\n"
 	    "\n"
 	    "Options:\n"
 	    "  -p, --port N             TCP port (default: port.info in the working folder,\n"
@@ -50,6 +59,15 @@ usage(FILE *f)
 	    "      --max-file-size N    largest file accepted, in bytes (default %llu)\n"
 	    "      --grace SECS         on SIGINT/SIGTERM, time given to uploads in flight\n"
 	    "                           (default %u)\n"
+	    "      --pending-ttl SECS   a registration that got no key within SECS seconds\n"
+	    "                           is removed, freeing its name (default %u)\n"
+	    "      --tls-key PATH       version 4: the server's Ed25519 key (default\n"
+	    "                           server.key beside the database; made on first start)\n"
+	    "      --tls-cert PATH      version 4: its certificate (default server.crt beside\n"
+	    "                           the database; made with the key)\n"
+	    "      --fingerprint        print the server's key fingerprint (SHA256:...) for\n"
+	    "                           clients to pin, and exit (makes the key if missing)\n"
+	    "      --no-v4              serve version 3 only (no TLS)\n"
 	    "      --test-corrupt-crc N TEST ONLY: the first N 1603 replies of each\n"
 	    "                           connection carry a wrong CRC, to show a client's\n"
 	    "                           retry loop. Never use it in production.\n"
@@ -57,7 +75,8 @@ usage(FILE *f)
 	    "  -V, --version            the version\n",
 	    CONFIG_DEFAULT_PORT, CONFIG_DEFAULT_BIND, CONFIG_DEFAULT_DB, CONFIG_DEFAULT_STORAGE,
 	    CONFIG_DEFAULT_MAX_CONNECTIONS, CONFIG_DEFAULT_IDLE_TIMEOUT,
-	    (unsigned long long)CONFIG_DEFAULT_MAX_FILE_SIZE, CONFIG_DEFAULT_GRACE);
+	    (unsigned long long)CONFIG_DEFAULT_MAX_FILE_SIZE, CONFIG_DEFAULT_GRACE,
+	    CONFIG_DEFAULT_PENDING_TTL);
 }
 
 static int
@@ -74,7 +93,8 @@ number(const char *opt, const char *arg, uint64_t min, uint64_t max, uint64_t *o
 /* 0: run; 1: exit 0 (help, version); -1: exit 2 (bad usage).
  * Longer than 60 lines on purpose: one short case per option, read as the option table. */
 static int
-parse_options(int argc, char **argv, struct server_config *cfg, int *port_given)
+parse_options(int argc, char **argv, struct server_config *cfg, int *port_given,
+    enum run_mode *mode)
 {
 	static const struct option opts[] = {
 		{ "port", required_argument, NULL, 'p' },
@@ -87,6 +107,11 @@ parse_options(int argc, char **argv, struct server_config *cfg, int *port_given)
 		{ "max-file-size", required_argument, NULL, OPT_MAX_FILE },
 		{ "grace", required_argument, NULL, OPT_GRACE },
 		{ "test-corrupt-crc", required_argument, NULL, OPT_CORRUPT },
+		{ "pending-ttl", required_argument, NULL, OPT_PENDING_TTL },
+		{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
+		{ "tls-cert", required_argument, NULL, OPT_TLS_CERT },
+		{ "fingerprint", no_argument, NULL, OPT_FINGERPRINT },
+		{ "no-v4", no_argument, NULL, OPT_NO_V4 },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -95,6 +120,7 @@ parse_options(int argc, char **argv, struct server_config *cfg, int *port_given)
 	int ch;
 
 	*port_given = 0;
+	*mode = RUN_SERVE;
 	while ((ch = getopt_long(argc, argv, "p:hV", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'p':
@@ -143,6 +169,23 @@ parse_options(int argc, char **argv, struct server_config *cfg, int *port_given)
 				return -1;
 			cfg->test_corrupt_crc = (unsigned)v;
 			break;
+		case OPT_PENDING_TTL:
+			if (number("--pending-ttl", optarg, 1, 30u * 86400u, &v) != 0)
+				return -1;
+			cfg->pending_ttl = (unsigned)v;
+			break;
+		case OPT_TLS_KEY:
+			cfg->tls_key_path = optarg;
+			break;
+		case OPT_TLS_CERT:
+			cfg->tls_cert_path = optarg;
+			break;
+		case OPT_FINGERPRINT:
+			*mode = RUN_FINGERPRINT;
+			break;
+		case OPT_NO_V4:
+			cfg->no_v4 = 1;
+			break;
 		case 'h':
 			usage(stdout);
 			return 1;
@@ -174,8 +217,34 @@ raise_fd_limit(void)
 		log_server("warning: cannot raise the descriptor limit: %s", strerror(errno));
 }
 
-/* The storage folder exists and holds no partial file of an earlier run; the database is
- * created or checked once before the workers open their connections. 0 or -1 (logged). */
+/* Start-up work on the database: every commit intent rolled forward (before the temporary
+ * files they name are removed as stale), expired pending registrations removed. 0 or -1
+ * (logged). */
+static int
+recover_db(const struct server_config *cfg, struct db *db)
+{
+	long rolled, dropped, expired = 0;
+	int r;
+
+	if ((r = commit_recover(db, cfg->storage_dir, &rolled, &dropped)) != 0) {
+		log_server("fatal: cannot roll the interrupted commits forward: %s (%s)",
+		    sd_strerror(r), db_errmsg(db));
+		return -1;
+	}
+	if (rolled > 0 || dropped > 0)
+		log_server("interrupted commits: %ld rolled forward, %ld dropped", rolled, dropped);
+	if ((r = db_client_expire_pending(db, (int64_t)cfg->pending_ttl, &expired)) != 0)
+		log_server("warning: cannot remove expired pending registrations: %s (%s)",
+		    sd_strerror(r), db_errmsg(db));
+	else if (expired > 0)
+		log_server("removed %ld pending registration%s older than %u s", expired,
+		    expired == 1 ? "" : "s", cfg->pending_ttl);
+	return 0;
+}
+
+/* The storage folder exists, the database is created or checked once before the workers open
+ * their connections, interrupted commits are rolled forward, and then no partial file of an
+ * earlier run is left. 0 or -1 (logged). */
 static int
 prepare_storage_and_db(const struct server_config *cfg)
 {
@@ -188,6 +257,15 @@ prepare_storage_and_db(const struct server_config *cfg)
 		    strerror(errno));
 		return -1;
 	}
+	if ((r = db_open_why(cfg->db_path, DB_READ_WRITE, &db, why, sizeof(why))) != 0) {
+		log_server("fatal: cannot open the database %s: %s%s%s", cfg->db_path,
+		    sd_strerror(r), why[0] != '\0' ? ": " : "", why);
+		return -1;
+	}
+	r = recover_db(cfg, db);
+	db_close(db);
+	if (r != 0)
+		return -1;
 	if ((stale = storage_remove_stale(cfg->storage_dir)) < 0) {
 		log_server("fatal: cannot clean the storage folder %s: %s", cfg->storage_dir,
 		    sd_strerror(stale));
@@ -196,13 +274,47 @@ prepare_storage_and_db(const struct server_config *cfg)
 	if (stale > 0)
 		log_server("removed %d partial file%s left by an earlier run", stale,
 		    stale == 1 ? "" : "s");
-	if ((r = db_open_why(cfg->db_path, DB_READ_WRITE, &db, why, sizeof(why))) != 0) {
-		log_server("fatal: cannot open the database %s: %s%s%s", cfg->db_path,
-		    sd_strerror(r), why[0] != '\0' ? ": " : "", why);
-		return -1;
-	}
-	db_close(db);
 	return 0;
+}
+
+/* The server's identity (identity.h) at the configured paths, or beside the database; NULL
+ * after logging why (why starts with "fatal"). The fingerprint goes to fp. */
+static struct tls_identity *
+server_identity(const struct server_config *cfg, char fp[TLS_FP_TEXT_SIZE])
+{
+	char key_path[IDENTITY_PATH_MAX], cert_path[IDENTITY_PATH_MAX], why[IDENTITY_PATH_MAX];
+	struct tls_identity *id = NULL;
+	int r, created, loose;
+
+	if (cfg->tls_key_path != NULL)
+		snprintf(key_path, sizeof(key_path), "%s", cfg->tls_key_path);
+	else if (identity_path_beside(cfg->db_path, IDENTITY_KEY_FILE, key_path,
+	    sizeof(key_path)) != 0)
+		key_path[0] = '\0';
+	if (cfg->tls_cert_path != NULL)
+		snprintf(cert_path, sizeof(cert_path), "%s", cfg->tls_cert_path);
+	else if (identity_path_beside(cfg->db_path, IDENTITY_CERT_FILE, cert_path,
+	    sizeof(cert_path)) != 0)
+		cert_path[0] = '\0';
+	if (key_path[0] == '\0' || cert_path[0] == '\0') {
+		log_server("fatal: the database path is too long to put the TLS key beside it");
+		return NULL;
+	}
+	r = identity_load_or_create(key_path, cert_path, &id, &created, &loose, why,
+	    sizeof(why));
+	if (r == 0)
+		r = tls_identity_fingerprint(id, fp);
+	if (r != 0) {
+		log_server("fatal: the server's TLS identity: %s", why[0] != '\0' ? why :
+		    sd_strerror(r));
+		tls_identity_free(id);
+		return NULL;
+	}
+	if (created)
+		log_server("made a new TLS identity: %s, %s", key_path, cert_path);
+	if (loose)
+		log_server("warning: %s can be read by other users (chmod 600 it)", key_path);
+	return id;
 }
 
 int
@@ -210,13 +322,25 @@ main(int argc, char **argv)
 {
 	struct server_config cfg;
 	struct server *srv = NULL;
+	struct tls_identity *id = NULL;
+	struct tls_creds *creds = NULL;
+	char fp[TLS_FP_TEXT_SIZE];
+	enum run_mode mode;
 	sigset_t sigs;
+	const char *armed;
 	uint16_t port = 0;
 	int r, sig = 0, port_given;
 
 	config_defaults(&cfg);
-	if ((r = parse_options(argc, argv, &cfg, &port_given)) != 0)
+	if ((r = parse_options(argc, argv, &cfg, &port_given, &mode)) != 0)
 		return r > 0 ? 0 : 2;
+	if (mode == RUN_FINGERPRINT) {
+		if ((id = server_identity(&cfg, fp)) == NULL)
+			return 1;
+		printf("%s\n", fp);
+		tls_identity_free(id);
+		return 0;
+	}
 	if (!port_given) {
 		r = config_read_port_file(CONFIG_PORT_FILE, &cfg.port);
 		if (r == SD_ERR_NOT_FOUND)
@@ -226,6 +350,9 @@ main(int argc, char **argv)
 			log_server("warning: %s does not hold a valid port; using port %u",
 			    CONFIG_PORT_FILE, CONFIG_DEFAULT_PORT);
 	}
+	if ((armed = crash_init()) != NULL)
+		log_server("warning: SEALDROP_CRASH_AT: the server exits at step %s (test only)",
+		    armed);
 	if (cfg.test_corrupt_crc > 0)
 		log_server("warning: --test-corrupt-crc %u: the first %u CRC replies of each "
 		    "connection are wrong on purpose (test only)", cfg.test_corrupt_crc,
@@ -245,13 +372,30 @@ main(int argc, char **argv)
 
 	if (prepare_storage_and_db(&cfg) != 0)
 		return 1;
+	if (!cfg.no_v4) {
+		/* One set of credentials, read-only, shared by every worker and connection. */
+		if ((id = server_identity(&cfg, fp)) == NULL)
+			return 1;
+		r = tls_creds_new(id, &creds);
+		tls_identity_free(id);
+		if (r != 0) {
+			log_server("fatal: TLS credentials: %s", sd_strerror(r));
+			return 1;
+		}
+		cfg.tls_creds = creds;
+	}
 
 	if (server_start(&cfg, &srv, &port) != 0) {
 		log_server("fatal: the server did not start");
+		tls_creds_free(creds);
 		return 1;
 	}
 	log_server("sealdrop-server %s: database %s, storage %s/, %u workers",
 	    SEALDROP_VERSION, cfg.db_path, cfg.storage_dir, config_workers(&cfg));
+	if (creds != NULL)
+		log_server("version 4 (TLS 1.3) on the same port; server key fingerprint %s", fp);
+	else
+		log_server("version 3 only (--no-v4)");
 	log_server("listening on %s:%u", cfg.bind_addr, (unsigned)port);
 
 	while (sigwait(&sigs, &sig) != 0)
@@ -260,6 +404,7 @@ main(int argc, char **argv)
 	    sig == SIGINT ? "SIGINT" : "SIGTERM", cfg.grace);
 	server_stop(srv);
 	server_free(srv);
+	tls_creds_free(creds);
 	log_server("stopped");
 	return 0;
 }

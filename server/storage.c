@@ -21,7 +21,8 @@
 #define TMP_RANDOM_BYTES 8u   /* hex-encoded after STORAGE_TMP_PREFIX */
 #define TMP_ATTEMPTS 8        /* O_EXCL collisions are practically impossible; bounded anyway */
 /* Several servers may share the storage folder (docs/deployment.md). A live server holds an
- * flock on each temporary file from creation to rename, so the start-up clean-up of another
+ * flock on each temporary file from creation until it is synced and closed (just before the
+ * rename; see docs/deployment.md for that window), so the start-up clean-up of another
  * server skips it; a killed server's locks are gone with it. An empty file younger than this
  * may be one created an instant ago and not locked yet: it is left too. */
 #define TMP_FRESH_SECONDS 5
@@ -117,8 +118,11 @@ storage_begin(const char *root, const uint8_t owner[CLIENT_ID_SIZE], const char 
 out:
 	close_keep_errno(root_fd);
 	if (r != 0) {
+		int saved = errno;
+
 		close_keep_errno(f->dir_fd);
 		closed_file(f);
+		f->err = saved;
 	}
 	return r;
 }
@@ -135,6 +139,7 @@ storage_write(struct storage_file *f, const void *data, size_t n)
 		if ((w = write(f->fd, p, n)) < 0) {
 			if (errno == EINTR)
 				continue;
+			f->err = errno;
 			return SD_ERR_IO;
 		}
 		p += w;
@@ -154,34 +159,62 @@ storage_write(struct storage_file *f, const void *data, size_t n)
 int
 storage_commit(struct storage_file *f)
 {
-	int r = SD_ERR_IO, fd;
+	int r;
+
+	/* The data is on disk before the name points at it: a crash never shows a short file
+	 * under its final name. */
+	if ((r = storage_finish(f)) == 0 && (r = storage_rename(f)) == 0)
+		r = storage_sync_folder(f);
+	storage_abort(f);
+	return r;
+}
+
+int
+storage_finish(struct storage_file *f)
+{
+	int fd;
 
 	if (f == NULL || f->fd < 0 || f->dir_fd < 0)
 		return SD_ERR_INVALID_ARG;
 	fd = f->fd;
 	f->fd = -1;
-	/* The data is on disk before the name points at it: a crash never shows a short file
-	 * under its final name. */
 	if (fsync(fd) != 0) {
-		close_keep_errno(fd);
-		goto out;
+		f->err = errno;
+		(void)close(fd);
+		return SD_ERR_IO;
 	}
+	if (close(fd) != 0) {
+		f->err = errno;
+		return SD_ERR_IO;
+	}
+	return 0;
+}
+
+int
+storage_rename(struct storage_file *f)
+{
+	if (f == NULL || f->fd >= 0 || f->dir_fd < 0 || f->tmp_name[0] == '\0')
+		return SD_ERR_INVALID_ARG;
 	/* renameat replaces whatever has the final name, a planted symlink included, without
-	 * following it. The file stays open (locked) until it has its final name, so another
-	 * server's clean-up never takes it. */
+	 * following it. */
 	if (renameat(f->dir_fd, f->tmp_name, f->dir_fd, f->final_name) != 0) {
-		close_keep_errno(fd);
-		goto out;
+		f->err = errno;
+		return SD_ERR_IO;
 	}
 	f->tmp_name[0] = '\0';
-	if (close(fd) != 0)
-		goto out;
-	if (fsync(f->dir_fd) != 0)
-		goto out;
-	r = 0;
-out:
-	storage_abort(f);
-	return r;
+	return 0;
+}
+
+int
+storage_sync_folder(struct storage_file *f)
+{
+	if (f == NULL || f->dir_fd < 0)
+		return SD_ERR_INVALID_ARG;
+	if (fsync(f->dir_fd) != 0) {
+		f->err = errno;
+		return SD_ERR_IO;
+	}
+	return 0;
 }
 
 void

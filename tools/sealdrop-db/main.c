@@ -31,6 +31,7 @@ struct opts {
 	int json;
 	const char *client;
 	int unverified;
+	int no_crc;
 	const char *cmd;
 	const char *arg;
 	const char *from;       /* migrate */
@@ -52,8 +53,10 @@ usage(FILE *f)
 	    "                                   file rows: owner, name, stored path, size, CRC,\n"
 	    "                                   verified, upload time\n"
 	    "  show NAME|ID                     one client and its files\n"
-	    "  check                            database integrity check, and every file row has its\n"
-	    "                                   stored file and every stored file its row\n"
+	    "  check [--no-crc]                 database integrity check, and every file row has its\n"
+	    "                                   stored file (same size; a verified row's CRC is\n"
+	    "                                   compared with the file's cksum unless --no-crc)\n"
+	    "                                   and every stored file its row\n"
 	    "  migrate --from SRC --to DST      copy clients, files, commit intents and partial\n"
 	    "                                   uploads of SRC into DST (e.g. SQLite into\n"
 	    "                                   PostgreSQL; again: no change), then check both\n"
@@ -111,6 +114,10 @@ parse_args(int argc, char **argv, struct opts *o)
 		}
 		if (strcmp(a, "--unverified") == 0) {
 			o->unverified = 1;
+			continue;
+		}
+		if (strcmp(a, "--crc") == 0 || strcmp(a, "--no-crc") == 0) {
+			o->no_crc = a[2] == 'n';  /* --crc is the default, accepted as such */
 			continue;
 		}
 		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -175,6 +182,8 @@ parse_args(int argc, char **argv, struct opts *o)
 	}
 	if ((o->client != NULL || o->unverified) && strcmp(o->cmd, "files") != 0)
 		return usage_error("--client and --unverified go with the files command", NULL);
+	if (o->no_crc && strcmp(o->cmd, "check") != 0)
+		return usage_error("--no-crc goes with the check command", NULL);
 	return -1;
 }
 
@@ -279,7 +288,7 @@ main(int argc, char **argv)
 		fprintf(stderr, PROG ": out of memory\n");
 		status = EXIT_PROBLEMS;
 	} else
-		status = check_storage(db, o.json, storage);
+		status = check_storage(db, o.json, !o.no_crc, storage);
 	free(storage);
 	db_close(db);
 	if (fflush(stdout) != 0 || ferror(stdout)) {
