@@ -22,10 +22,10 @@
 #include "../../protocol/crypto.h"
 #include "../../protocol/rsa.h"
 
-/* Each block starts with a header: a mark, its size and whether it is secure. */
-#define MARK 0x5ea1d809u
+/* Each block starts with a header: the list of live blocks, its size and whether it is
+ * secure. */
 struct hdr {
-	size_t mark;
+	struct hdr *prev, *next;
 	size_t size;
 	size_t secure;
 	size_t internal;  /* allocated inside gcry_pk_encrypt or gcry_pk_decrypt */
@@ -33,13 +33,8 @@ struct hdr {
 };
 #define HDR offsetof(struct hdr, align)
 
-/* The key to look for, in ordinary memory that h_is_secure tells apart from its blocks (the
- * bytes before it carry no mark). */
-static struct {
-	char before[HDR];
-	uint8_t key[AES_KEY_SIZE];
-} plain;
-#define watched plain.key
+static struct hdr live;  /* the live blocks (a ring through live) */
+static uint8_t watched[AES_KEY_SIZE];
 static int watching;
 static unsigned found;  /* freed ordinary blocks of ours that held the watched key */
 static unsigned found_internal;  /* the same, libgcrypt's own copies */
@@ -48,11 +43,17 @@ static int in_pk;
 static void *
 block_alloc(size_t n, size_t secure)
 {
-	struct hdr *h = malloc(HDR + (n > 0 ? n : 1));
+	/* Zeroed, so that scanning a block never reads uninitialised bytes (valgrind). */
+	struct hdr *h = calloc(1, HDR + (n > 0 ? n : 1));
 
 	if (h == NULL)
 		return NULL;
-	h->mark = MARK;
+	if (live.next == NULL)
+		live.next = live.prev = &live;
+	h->next = live.next;
+	h->prev = &live;
+	live.next->prev = h;
+	live.next = h;
 	h->size = n;
 	h->secure = secure;
 	h->internal = (size_t)in_pk;
@@ -71,16 +72,16 @@ h_alloc_secure(size_t n)
 	return block_alloc(n, 1);
 }
 
-/* Only what these handlers allocated has a header (libgcrypt asks about any pointer). */
+/* libgcrypt asks about any pointer: only the live blocks have a header. */
 static int
 h_is_secure(const void *p)
 {
 	const struct hdr *h;
 
-	if (p == NULL || (const char *)p == (const char *)watched)
-		return 0;
-	h = (const struct hdr *)(const void *)((const char *)p - HDR);
-	return h->mark == MARK && h->secure;
+	for (h = live.next; p != NULL && h != NULL && h != &live; h = h->next)
+		if ((const char *)h + HDR == (const char *)p)
+			return h->secure != 0;
+	return 0;
 }
 
 static void
@@ -100,6 +101,8 @@ h_free(void *p)
 		else
 			found++;
 	}
+	h->prev->next = h->next;
+	h->next->prev = h->prev;
 	free(h);
 }
 
