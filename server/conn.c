@@ -403,7 +403,9 @@ conn_on_readable(struct conn *c)
 		if (n == CONN_IO_EOF) {
 			if (!frame_idle(&c->parser) || c->recv != NULL)
 				conn_log_end(c, "connection", "closed by the peer mid-message");
-			conn_close_later(c);
+			/* A half-close after the last request still waits for its replies (1603,
+			 * 1604): close once they are sent (conn_flush below). */
+			conn_close_after_reply(c);
 			break;
 		}
 		if (n < 0) {

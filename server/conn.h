@@ -160,8 +160,9 @@ struct conn *conn_new(struct conn_env *env, const struct conn_transport *t, cons
  * the key and frees; accepts NULL. The caller unlinks c from its list first. */
 void conn_free(struct conn *c);
 
-/* The transport is readable (or hung up): read, parse, handle. Marks c closing on EOF,
- * transport errors or broken framing. */
+/* The transport is readable (or hung up): read, parse, handle. Marks c closing on transport
+ * errors or broken framing; on EOF (the peer shut its side) once the replies queued so far
+ * are sent (reading stops; --idle-timeout bounds a peer that does not read them). */
 void conn_on_readable(struct conn *c);
 /* The transport is writable: send pending output. */
 void conn_on_writable(struct conn *c);

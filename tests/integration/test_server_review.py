@@ -1,7 +1,10 @@
 """The real sealdrop-server on defects found by the review: client-supplied text in log lines
-goes through the display sanitiser (C1 controls never reach the log)."""
+goes through the display sanitiser (C1 controls never reach the log); a client that
+half-closes after its last packet still gets every reply queued for it."""
 
 import os
+import socket
+import time
 import unittest
 
 import harness
@@ -36,6 +39,47 @@ class LogSanitising(unittest.TestCase):
             self.assertNotIn("\u0085".encode("utf-8"), log)
             self.assertNotIn(b"\x1b", log)
 
+
+
+@harness.skip_unless_built(harness.SERVER_BIN)
+class HalfClose(unittest.TestCase):
+    def test_replies_flushed_after_shutdown_wr(self):
+        # Requests whose replies the client does not read at first (a small receive buffer:
+        # they back up in the server's output, below the point where it stops reading), then
+        # an upload and shutdown(SHUT_WR): the server reads EOF while replies are still
+        # queued, and must send them all, the 1603 last, before closing. (Loopback's socket
+        # buffers often take all the replies before the EOF is read; test_server_conn's
+        # test_eof_flushes_first covers the blocked output deterministically.)
+        n = 2000
+        with sh.server() as (srv, d):
+            pc = sdpeer.PeerClient("127.0.0.1", srv.port, timeout=20)
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
+            sock.settimeout(20)
+            sock.connect(("127.0.0.1", srv.port))
+            pc.sock = sock
+            with pc:
+                self.assertEqual(pc.register("half closer")[0], sdpeer.REGISTERED)
+                code, _ = pc.send_public_key("half closer", sdpeer.RSAKey.generate())
+                self.assertEqual(code, sdpeer.AES_KEY)
+                data = harness.gen_bytes(20000)
+                flood = b"".join(sdpeer.encode_request(pc.client_id, sdpeer.CRC_OK,
+                                                       sdpeer.name_field("none"))
+                                 for _ in range(n))
+                pc.sock.sendall(flood)
+                pc.send_packets("last.bin", data, pc.aes_key)
+                pc.sock.shutdown(socket.SHUT_WR)
+                time.sleep(1.0)  # the server reads everything, EOF included
+                codes = []
+                for _ in range(n + 1):
+                    try:
+                        codes.append(pc.recv()[0])
+                    except sdpeer.PeerError as e:
+                        self.fail("after %d replies: %s" % (len(codes), e))
+                self.assertEqual(codes.count(sdpeer.ERROR), n)
+                self.assertEqual(codes[-1], sdpeer.FILE_CRC)
+                # Then the server closes: EOF, no more bytes.
+                self.assertEqual(pc.sock.recv(1), b"")
 
 if __name__ == "__main__":
     unittest.main()

@@ -316,6 +316,54 @@ test_eof_closes(void **state)
 	assert_int_equal(g->env.nclosing, 1);
 }
 
+/* A request and then EOF (a client that half-closes after its last packet) while the reply
+ * cannot be sent yet: reading stops, the reply is sent when the socket is writable, then the
+ * connection closes; a peer that never reads it is closed by the idle timeout. */
+static void
+test_eof_flushes_first(void **state)
+{
+	struct rig *g = *state;
+	uint8_t p[512];
+	size_t at = 0, len;
+	struct buf b;
+
+	g->m->blocked = 1;
+	g->m->eof = 1;
+	buf_init(&b, 4096);
+	put_name(&b, zero_id, REQ_REGISTER, "ivy");
+	feed(g, &b);
+	conn_on_readable(g->c);  /* the EOF after the request */
+	assert_false(g->c->closing);
+	assert_true(g->c->finishing);
+	assert_int_equal(conn_want(g->c), CONN_WANT_WRITE);
+	conn_on_readable(g->c);  /* EOF again (a level-triggered wake-up): nothing changes */
+	assert_false(g->c->closing);
+	g->m->blocked = 0;
+	conn_on_writable(g->c);
+	assert_int_equal(next_reply(g, &at, p, sizeof(p), &len), RESP_REGISTERED);
+	assert_true(g->c->closing);
+	assert_int_equal(g->env.nclosing, 1);
+}
+
+static void
+test_eof_unread_reply_times_out(void **state)
+{
+	struct rig *g = *state;
+	struct buf b;
+
+	g->m->blocked = 1;
+	g->m->eof = 1;
+	buf_init(&b, 4096);
+	put_name(&b, zero_id, REQ_REGISTER, "jay");
+	feed(g, &b);
+	conn_on_readable(g->c);
+	assert_true(g->c->finishing);
+	assert_false(g->c->closing);
+	assert_int_equal(conn_check_timeouts(g->c, g->env.now_ms + 9000), 0);
+	assert_int_equal(conn_check_timeouts(g->c, g->env.now_ms + 10000), 1);
+	assert_true(g->c->closing);
+}
+
 /* No byte for the idle timeout closes; any byte received moves the deadline. */
 static void
 test_idle_timeout(void **state)
@@ -1037,6 +1085,9 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_packet_before_key, rig_setup, rig_teardown),
 		cmocka_unit_test_setup_teardown(test_bad_header_closes, rig_setup, rig_teardown),
 		cmocka_unit_test_setup_teardown(test_eof_closes, rig_setup, rig_teardown),
+		cmocka_unit_test_setup_teardown(test_eof_flushes_first, rig_setup, rig_teardown),
+		cmocka_unit_test_setup_teardown(test_eof_unread_reply_times_out, rig_setup,
+		    rig_teardown),
 		cmocka_unit_test_setup_teardown(test_idle_timeout, rig_setup, rig_teardown),
 		cmocka_unit_test_setup_teardown(test_partial_message_timeout, rig_setup,
 		    rig_teardown),
