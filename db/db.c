@@ -748,6 +748,16 @@ enable_wal(struct db *db)
 }
 
 int
+db_set_busy_timeout(struct db *db, unsigned ms)
+{
+	if (db == NULL || ms > INT32_MAX)
+		return SD_ERR_INVALID_ARG;
+	if (sqlite3_busy_timeout(db->sql, (int)ms) != SQLITE_OK)
+		return sql_fail(db, SQLITE_ERROR);
+	return 0;
+}
+
+int
 db_open(const char *path, enum db_open_mode mode, struct db **out)
 {
 	return db_open_why(path, mode, out, NULL, 0);

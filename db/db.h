@@ -31,6 +31,9 @@ enum db_open_mode {
 /* Opens (and in DB_READ_WRITE mode creates or upgrades) the database at path (":memory:"
  * works for tests). SD_ERR_SCHEMA if the file is not a sealdrop database. */
 int db_open(const char *path, enum db_open_mode mode, struct db **out);
+/* How long each statement waits for another connection's write lock before it fails with
+ * SD_ERR_DB ("database is locked"); db_open sets DB_BUSY_TIMEOUT_MS (5 s). */
+int db_set_busy_timeout(struct db *db, unsigned ms);
 /* (db_open's other results: SD_ERR_NOT_FOUND for a missing file in DB_READ_ONLY mode,
  * SD_ERR_IO when the file cannot be opened, SD_ERR_DB for other SQLite failures.)
  * DB_READ_WRITE upgrades an older schema (version 1, or a reference server's tables) in place

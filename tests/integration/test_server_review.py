@@ -1,9 +1,11 @@
 """The real sealdrop-server on defects found by the review: client-supplied text in log lines
 goes through the display sanitiser (C1 controls never reach the log); a client that
-half-closes after its last packet still gets every reply queued for it."""
+half-closes after its last packet still gets every reply queued for it; a database locked by
+another process costs a request a 1607 within a bound, and the server serves on afterwards."""
 
 import os
 import socket
+import sqlite3
 import time
 import unittest
 
@@ -80,6 +82,37 @@ class HalfClose(unittest.TestCase):
                 self.assertEqual(codes[-1], sdpeer.FILE_CRC)
                 # Then the server closes: EOF, no more bytes.
                 self.assertEqual(pc.sock.recv(1), b"")
+
+
+@harness.skip_unless_built(harness.SERVER_BIN)
+class LockedDatabase(unittest.TestCase):
+    def test_held_lock_costs_1607_quickly(self):
+        with sh.server(["--workers", "1"]) as (srv, d):
+            with sh.registered(srv.port, "before lock") as pc:
+                self.assertEqual(pc.upload("a.bin", harness.gen_bytes(1000), pc.aes_key)["code"],
+                                 sdpeer.FILE_CRC)
+                self.assertEqual(pc.crc_ok("a.bin"), sdpeer.ACK)
+            lock = sqlite3.connect(sh.db_path(d), timeout=10, isolation_level=None)
+            try:
+                lock.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+                with sdpeer.PeerClient("127.0.0.1", srv.port, timeout=20) as pc:
+                    t0 = time.monotonic()
+                    code, _ = pc.register("while locked")
+                    elapsed = time.monotonic() - t0
+                self.assertEqual(code, sdpeer.ERROR)
+                # The worker's busy timeout (1 s), not db_open's 5 s, and it did wait.
+                self.assertGreaterEqual(elapsed, 0.8)
+                self.assertLess(elapsed, 3.0)
+            finally:
+                lock.execute("ROLLBACK")
+                lock.close()
+            # The lock is gone: the same worker serves new connections as before.
+            with sh.registered(srv.port, "after lock") as pc:
+                r = pc.upload("b.bin", harness.gen_bytes(2000), pc.aes_key)
+                self.assertEqual(r["code"], sdpeer.FILE_CRC)
+                self.assertEqual(pc.crc_ok("b.bin"), sdpeer.ACK)
+            self.assertEqual(len(sh.query(d, "SELECT 1 FROM files WHERE Verified = 1")), 2)
+
 
 if __name__ == "__main__":
     unittest.main()
