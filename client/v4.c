@@ -13,6 +13,7 @@
 #include "../protocol/rsa.h"
 #include "../protocol/err.h"
 #include "../protocol/hex.h"
+#include "../protocol/text.h"
 #include "identity.h"
 #include "log.h"
 
@@ -79,19 +80,15 @@ v4_call(struct v4_client *c, uint16_t code, const struct buf *req, struct v4_rep
 unsigned
 v4_error_reply(struct v4_client *c, const struct v4_reply *rep, const char *what)
 {
-	char msg[V4_MESSAGE_BUF];
-	size_t i;
+	char msg[TEXT_ESCAPE_SIZE(V4_MESSAGE_BUF)];
 
 	if (msg4_error_decode(rep->p, rep->n, &c->last_error) != 0) {
 		log_error("%s: the server answered ERROR (malformed payload)", what);
 		memset(&c->last_error, 0, sizeof(c->last_error));
 		return 0;
 	}
-	/* The message is the server's text: print it without control characters. */
-	for (i = 0; c->last_error.message[i] != '\0'; i++)
-		msg[i] = ((unsigned char)c->last_error.message[i] < 0x20 ||
-		    c->last_error.message[i] == 0x7f) ? '?' : c->last_error.message[i];
-	msg[i] = '\0';
+	/* The message is the server's text: through the display sanitiser (C0, DEL, C1). */
+	text_escape(c->last_error.message, msg, sizeof(msg));
 	log_error("%s: the server answered ERROR %u (%s)%s%s", what, c->last_error.reason,
 	    msg4_reason_name(c->last_error.reason), msg[0] != '\0' ? ": " : "", msg);
 	return c->last_error.reason;

@@ -553,5 +553,47 @@ class Files(V4Test):
         self.assertEqual(read(os.path.join(self.work, "out.bin")), data)
 
 
+class ServerNames(V4Test):
+    """Names from the server (LISTING, PUT_DONE) and NAME arguments of get are text from
+    elsewhere: shown through the display sanitiser, written only by the file-name rule."""
+
+    def rename_stored(self, old, new):
+        """Renames a stored file in the peer server (its own uploads refuse C1 names, ours
+        allows them: the file-name rule of text.h)."""
+        with self.server.lock:
+            c = self.server.clients[NAME]
+            folder = self.server._folder(c)
+            c["v4files"][new] = c["v4files"].pop(old)
+            os.rename(os.path.join(folder, old), os.path.join(folder, new))
+
+    def test_list_escapes_c1_controls(self):
+        name = "x\u009b31mred\u0085.bin"
+        data = self.put_file(gen_bytes(5000, 3), "a.bin")
+        self.client()
+        self.rename_stored("a.bin", name)
+        res = harness.run_client(self.work, ["list"], timeout=120)
+        self.assertEqual(res.returncode, OK, res.stderr)
+        self.assertNotIn("\u009b", res.stdout)
+        self.assertNotIn("\u0085", res.stdout)
+        self.assertIn("x\\xc2\\x9b31mred\\xc2\\x85.bin", res.stdout)
+        raw = self.client(["list", "--json"]).stdout
+        self.assertNotIn("\u009b", raw)  # escaped as JSON allows
+        self.assertEqual([f["name"] for f in json.loads(raw)], [name])
+        self.client(["get", name])
+        self.assertEqual(read(os.path.join(self.work, name)), data)
+
+    def test_get_refuses_names_that_are_no_file_name_here(self):
+        self.put_file(gen_bytes(100, 3), "a.bin")
+        self.client()
+        for bad in ("dir/..", "a\x01b", ".sealdrop-part-1", "sub/", "x\\.."):
+            with self.subTest(name=bad):
+                res = self.client(["get", bad], status=USAGE)
+                self.assertIn("no file name to write here; use -o PATH", res.stderr)
+        self.assertEqual(self.events("get"), [])
+        # The last component is what is written, by the server's rule ('\\' as well).
+        self.client(["get", "dir\\a.bin"], status=NOT_FOUND)
+        self.assertFalse(os.path.exists(os.path.join(self.work, "dir\\a.bin.part")))
+
+
 if __name__ == "__main__":
     run_tests()
