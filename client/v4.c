@@ -413,10 +413,17 @@ v4_disconnect(struct v4_client *c)
 	c->conn = NULL;
 }
 
+/* --protocol auto's first TLS attempt to a server not pinned waits this long (at most
+ * --timeout) for the handshake: a version-3 server may neither answer a ClientHello nor close,
+ * waiting for the rest of what it took for a request, and the fallback should not wait the
+ * whole --timeout (30 s). A TLS server answers a ClientHello at once. */
+#define V4_PROBE_HANDSHAKE_MS 5000
+
 /* The first connection of a run, before any fallback decision, reports a server that does
- * not speak TLS as CX_OK with *not_tls = 1. */
+ * not speak TLS as CX_OK with *not_tls = 1. probe: the handshake deadline is
+ * V4_PROBE_HANDSHAKE_MS. */
 static int
-open_conn(struct v4_client *c, int *not_tls)
+open_conn(struct v4_client *c, int *not_tls, int probe)
 {
 	const struct v4_config *cfg = c->cfg;
 	struct v4conn_config cc;
@@ -430,6 +437,8 @@ open_conn(struct v4_client *c, int *not_tls)
 	cc.port = cfg->port;
 	cc.connect_timeout_ms = cfg->connect_timeout_ms;
 	cc.timeout_ms = cfg->timeout_ms;
+	if (probe && cfg->timeout_ms > V4_PROBE_HANDSHAKE_MS)
+		cc.handshake_timeout_ms = V4_PROBE_HANDSHAKE_MS;
 	cc.creds = c->creds;
 	cc.expected_fp = c->pinned[0] != '\0' ? c->pinned : NULL;
 	why[0] = '\0';
@@ -494,7 +503,7 @@ v4_connect(struct v4_client *c)
 	int r, not_tls;
 
 	v4_disconnect(c);
-	if ((r = open_conn(c, &not_tls)) != 0)
+	if ((r = open_conn(c, &not_tls, 0)) != 0)
 		return r;
 	if (not_tls) {
 		log_warn("%s no longer answers TLS", c->server_key);
@@ -520,7 +529,9 @@ v4_run(const struct v4_config *cfg, int allow_fallback, int *not_v4)
 	c->cfg = cfg;
 	if ((r = load_pin(c)) != 0 || (r = load_identities(c)) != 0)
 		goto out;
-	r = open_conn(c, &not_tls);
+	/* Only a fallback needs the short deadline: without one (--protocol 4) or to a pinned
+	 * server (no fallback either way) the handshake has the whole --timeout. */
+	r = open_conn(c, &not_tls, allow_fallback && c->pinned[0] == '\0');
 	if (r == CX_CONNECTION && c->conn == NULL) {
 		/* The handshake timed out: a server that does not speak TLS may be waiting for
 		 * the rest of what it took for a version-3 request. */

@@ -13,6 +13,7 @@ import select
 import socket
 import stat
 import threading
+import time
 import unittest
 
 import harness
@@ -324,8 +325,45 @@ class Pinning(V4Test):
         self.assertEqual(self.v4_requests(), [])
 
 
+class SilentFirstProxy(CuttingProxy):
+    """Its first connection takes every byte and answers nothing, never closing (a version-3
+    server waiting for the rest of a request); later connections pass whole."""
+
+    def __init__(self, target_port):
+        super().__init__(target_port, 0, cuts=1)
+
+    def _relay(self, client, cut):
+        if not cut:
+            return super()._relay(client, False)
+        try:
+            while not self.stop_event.is_set():
+                ready, _, _ = select.select([client], [], [], 0.2)
+                if ready and not client.recv(65536):
+                    return
+        except OSError:
+            pass
+        finally:
+            client.close()
+
+
 class V3OnlyServer(V4Test):
     server_args = {"v3_only": True}
+
+    def test_silent_server_falls_back_after_the_probe_deadline(self):
+        # The first TLS attempt meets silence: the fallback starts after 5 s, not --timeout.
+        data = self.put_file(gen_bytes(3000, 6))
+        proxy = SilentFirstProxy(self.port)
+        try:
+            harness.write_transfer_info(self.work, "127.0.0.1:%d" % proxy.port, NAME,
+                                        "upload.bin")
+            t0 = time.monotonic()
+            self.client(["--timeout", "30"])
+            elapsed = time.monotonic() - t0
+        finally:
+            proxy.close()
+        self.assertGreaterEqual(elapsed, 4.5)
+        self.assertLess(elapsed, 15)
+        self.assertEqual(self.stored(), data)
 
     def test_fallback_to_version_3_when_not_pinned(self):
         data = self.put_file(gen_bytes(3000, 5))
