@@ -1009,6 +1009,29 @@ db_client_set_aes_key(struct db *db, const uint8_t id[CLIENT_ID_SIZE],
 }
 
 int
+db_client_set_keys(struct db *db, const uint8_t id[CLIENT_ID_SIZE], const uint8_t *public_key,
+    size_t len, const uint8_t aes_key[AES_KEY_SIZE])
+{
+	int r, in_tx = 0;
+
+	if (db == NULL || public_key == NULL || aes_key == NULL)
+		return SD_ERR_INVALID_ARG;
+	if ((r = tx_begin(db)) != 0)
+		goto out;
+	in_tx = 1;
+	if ((r = db_client_set_public_key(db, id, public_key, len)) != 0 ||
+	    (r = db_client_set_aes_key(db, id, aes_key)) != 0)
+		goto out;
+	if ((r = tx_commit(db)) != 0)
+		goto out;
+	in_tx = 0;
+out:
+	if (in_tx)
+		tx_abort(db);
+	return r;
+}
+
+int
 db_client_touch(struct db *db, const uint8_t id[CLIENT_ID_SIZE])
 {
 	sqlite3_stmt *s;

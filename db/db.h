@@ -105,6 +105,10 @@ int db_client_set_public_key(struct db *db, const uint8_t id[CLIENT_ID_SIZE],
 /* Stores the AES key most recently issued to the client. */
 int db_client_set_aes_key(struct db *db, const uint8_t id[CLIENT_ID_SIZE],
     const uint8_t key[AES_KEY_SIZE]);
+/* Both of the above in one transaction (one commit for an 826): the public key of a client
+ * that has none and its AES key; on any failure (the same errors) neither is stored. */
+int db_client_set_keys(struct db *db, const uint8_t id[CLIENT_ID_SIZE],
+    const uint8_t *public_key, size_t len, const uint8_t aes_key[AES_KEY_SIZE]);
 /* LastSeen = now. SD_ERR_NOT_FOUND if no such client. */
 int db_client_touch(struct db *db, const uint8_t id[CLIENT_ID_SIZE]);
 

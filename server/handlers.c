@@ -58,9 +58,10 @@ issue_key(struct conn *c, uint16_t code, const uint8_t id[CLIENT_ID_SIZE], const
 	crypto_random(key, sizeof(key));
 	if ((r = rsa_oaep_wrap(pub, key, reply.wrapped_key)) != 0)
 		goto out;
-	if (store_spki && (r = db_client_set_public_key(c->env->db, id, spki, spki_len)) != 0)
-		goto out;
-	if ((r = db_client_set_aes_key(c->env->db, id, key)) != 0)
+	/* One commit: both keys, or (a key already there) neither. */
+	r = store_spki ? db_client_set_keys(c->env->db, id, spki, spki_len, key) :
+	    db_client_set_aes_key(c->env->db, id, key);
+	if (r != 0)
 		goto out;
 	conn_set_identity(c, id, name, key);
 	memcpy(reply.client_id, id, CLIENT_ID_SIZE);
