@@ -36,6 +36,14 @@ def fingerprint_of_cert(cert):
     return "SHA256:" + base64.b64encode(hashlib.sha256(spki).digest()).decode().rstrip("=")
 
 
+def valid_time(cert, which):
+    """not_valid_before/after as an aware datetime, on old and new python3-cryptography."""
+    t = getattr(cert, "not_valid_%s_utc" % which, None)
+    if t is None:
+        t = getattr(cert, "not_valid_" + which).replace(tzinfo=datetime.timezone.utc)
+    return t
+
+
 def run(*args, ok=True):
     p = subprocess.run([SDTLS] + list(args), capture_output=True, timeout=TIMEOUT)
     if ok and p.returncode != 0:
@@ -93,8 +101,8 @@ class TLSAgainstPython(unittest.TestCase):
         # Self-signed: its own key verifies its signature (raises if not).
         cert.public_key().verify(cert.signature, cert.tbs_certificate_bytes)
         now = datetime.datetime.now(datetime.timezone.utc)
-        self.assertLessEqual(cert.not_valid_before_utc, now)
-        self.assertGreater(cert.not_valid_after_utc, now + datetime.timedelta(days=3650))
+        self.assertLessEqual(valid_time(cert, "before"), now)
+        self.assertGreater(valid_time(cert, "after"), now + datetime.timedelta(days=3650))
         # The private key belongs to the certificate; me.key is key, then certificate.
         with open(key_path, "rb") as f:
             key = serialization.load_pem_private_key(f.read(), password=None)
