@@ -7,6 +7,7 @@
 #include "err.h"
 #include "msg.h"
 #include "msg4.h"
+#include "text.h"
 
 /* The largest message built in one piece: a 1619 with the longest message. */
 #define MSG4_ENCODE_MAX (RESP_HEADER_SIZE + V4_ERROR_PAYLOAD_MAX)
@@ -104,39 +105,13 @@ const char *msg4_reason_name(uint16_t reason)
 
 /* --- Strings ------------------------------------------------------------------------- */
 
-/* Well-formed UTF-8 (RFC 3629: no overlong forms, no surrogates, at most U+10FFFF) with no
- * NUL. */
+/* Well-formed UTF-8 (text.h's decoder, the one both sides use) with no NUL. */
 static int utf8_valid(const uint8_t *s, size_t n)
 {
-	size_t i = 0, k, len;
-	uint32_t cp, min;
+	size_t i = 0, len;
 
 	while (i < n) {
-		uint8_t c = s[i];
-
-		if (c == 0)
-			return 0;
-		if (c < 0x80) {
-			i++;
-			continue;
-		}
-		if (c >= 0xc2 && c <= 0xdf) {
-			len = 2; cp = c & 0x1fu; min = 0x80;
-		} else if (c >= 0xe0 && c <= 0xef) {
-			len = 3; cp = c & 0x0fu; min = 0x800;
-		} else if (c >= 0xf0 && c <= 0xf4) {
-			len = 4; cp = c & 0x07u; min = 0x10000;
-		} else {
-			return 0;
-		}
-		if (len > n - i)
-			return 0;
-		for (k = 1; k < len; k++) {
-			if ((s[i + k] & 0xc0) != 0x80)
-				return 0;
-			cp = cp << 6 | (s[i + k] & 0x3fu);
-		}
-		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		if (s[i] == 0 || (len = text_utf8_len(s + i, n - i)) == 0)
 			return 0;
 		i += len;
 	}
