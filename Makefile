@@ -14,8 +14,9 @@ BUILD ?= build-san
 endif
 BINDIR ?= bin
 
-# zlib is linked for version 4's compression (SPEC-v4.md); nothing calls it yet.
-PKGS := libgcrypt libtasn1 sqlite3 zlib
+# zlib is linked for version 4's compression (SPEC-v4.md); nothing calls it yet. GnuTLS is
+# version 4's TLS, used by protocol/tls.c only.
+PKGS := libgcrypt libtasn1 sqlite3 zlib gnutls
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CMOCKA_CFLAGS = $(shell pkg-config --cflags cmocka 2>/dev/null)

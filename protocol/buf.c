@@ -199,6 +199,21 @@ int buf_get_u32(struct buf *b, uint32_t *v)
 	return 0;
 }
 
+int buf_get_u64(struct buf *b, uint64_t *v)
+{
+	uint8_t x[8];
+	int i, r;
+
+	if (v == NULL)
+		return SD_ERR_INVALID_ARG;
+	*v = 0;
+	if ((r = buf_get_bytes(b, x, sizeof(x))) != 0)
+		return r;
+	for (i = 7; i >= 0; i--)
+		*v = *v << 8 | x[i];
+	return 0;
+}
+
 int buf_get_string(struct buf *b, char *out, size_t field_size)
 {
 	const uint8_t *p, *nul;
@@ -258,6 +273,16 @@ int buf_put_u32(struct buf *b, uint32_t v)
 {
 	uint8_t x[4] = { (uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24) };
 
+	return buf_put_bytes(b, x, sizeof(x));
+}
+
+int buf_put_u64(struct buf *b, uint64_t v)
+{
+	uint8_t x[8];
+	int i;
+
+	for (i = 0; i < 8; i++)
+		x[i] = (uint8_t)(v >> (8 * i));
 	return buf_put_bytes(b, x, sizeof(x));
 }
 

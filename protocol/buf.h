@@ -36,6 +36,7 @@ const uint8_t *buf_ptr(const struct buf *b);    /* first readable byte */
 int buf_get_u8(struct buf *b, uint8_t *v);
 int buf_get_u16(struct buf *b, uint16_t *v);
 int buf_get_u32(struct buf *b, uint32_t *v);
+int buf_get_u64(struct buf *b, uint64_t *v);
 int buf_get_bytes(struct buf *b, void *out, size_t n);
 int buf_skip(struct buf *b, size_t n);
 /* A fixed-size string field of field_size bytes: it must hold a NUL; out (field_size bytes)
@@ -47,6 +48,7 @@ int buf_get_string(struct buf *b, char *out, size_t field_size);
 int buf_put_u8(struct buf *b, uint8_t v);
 int buf_put_u16(struct buf *b, uint16_t v);
 int buf_put_u32(struct buf *b, uint32_t v);
+int buf_put_u64(struct buf *b, uint64_t v);
 int buf_put_bytes(struct buf *b, const void *data, size_t n);
 int buf_put_zeros(struct buf *b, size_t n);
 /* s zero-padded to field_size bytes; SD_ERR_BAD_STRING if strlen(s) >= field_size. */

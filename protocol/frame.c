@@ -1,5 +1,6 @@
 /* frame.c: the incremental frame parser (frame.h): a state machine that gathers a header, checks
- * its sizes at once, then gathers a small payload or streams an 828; no allocation, ever. */
+ * its sizes at once, then gathers a small payload or streams a large one (828 in version 3;
+ * 851, 1615, 1616 in version 4); no allocation, ever. */
 #include <string.h>
 
 #include "err.h"
@@ -9,9 +10,9 @@
 enum {
 	ST_HEADER = 0,     /* gathering a header into head[] (have bytes so far) */
 	ST_SMALL,          /* gathering a whole small payload into small[] */
-	ST_STREAM_HEAD,    /* 828: gathering its 267-byte packet header into small[] */
-	ST_STREAM_DATA,    /* 828: content passing through, remaining bytes to come */
-	ST_STREAM_END,     /* 828: content complete, FRAME_STREAM_END not yet reported */
+	ST_STREAM_HEAD,    /* streamed: gathering its head (head_size bytes) into small[] */
+	ST_STREAM_DATA,    /* streamed: content passing through, remaining bytes to come */
+	ST_STREAM_END,     /* streamed: content complete, FRAME_STREAM_END not yet reported */
 };
 
 void frame_init(struct frame_parser *p, enum frame_direction dir)
@@ -22,6 +23,16 @@ void frame_init(struct frame_parser *p, enum frame_direction dir)
 	p->dir = dir;
 	p->max_stream_payload = FILE_PAYLOAD_MAX;
 	p->state = ST_HEADER;
+}
+
+void frame_init_v4(struct frame_parser *p, enum frame_direction dir)
+{
+	if (p == NULL)
+		return;
+	frame_init(p, dir);
+	p->v4 = 1;
+	p->max_stream_payload = dir == FRAME_REQUESTS ? V4_PUT_DATA_PAYLOAD_MAX :
+	    V4_GET_DATA_PAYLOAD_MAX;
 }
 
 int frame_idle(const struct frame_parser *p)
@@ -50,6 +61,33 @@ static void gather(uint8_t *dst, size_t *have, size_t want, const uint8_t *in, s
 	*pos += n;
 }
 
+/* Version 4: each version-4 code of this direction within its own limit; streamed codes
+ * stream; anything else is small (a request the server answers with ERROR). */
+static int header_done_v4(struct frame_parser *p, uint32_t size)
+{
+	uint16_t code = p->header.code;
+	int known = p->dir == FRAME_REQUESTS ? msg4_is_request_code(code) :
+	    msg4_is_response_code(code);
+	uint32_t head = known ? msg4_stream_head_size(code) : 0;
+	uint32_t limit;
+
+	if (p->dir == FRAME_RESPONSES && !known)
+		return SD_ERR_UNKNOWN_CODE;
+	if (head > 0) {
+		/* 851 and 1616 by the caller's limit, 1615 by its own. */
+		limit = code == RESP4_LISTING ? msg4_payload_max(code) : p->max_stream_payload;
+		if (size > limit)
+			return SD_ERR_TOO_LARGE;
+		p->head_size = head;
+		p->state = size >= head ? ST_STREAM_HEAD : ST_SMALL;
+		return 0;
+	}
+	if ((known && size > msg4_payload_max(code)) || size > FRAME_SMALL_PAYLOAD_MAX)
+		return SD_ERR_TOO_LARGE;
+	p->state = ST_SMALL;
+	return 0;
+}
+
 /* The header is complete in head[]: decode it and choose how its payload travels, checking
  * every size against its limit before a byte of payload is accepted. */
 static int header_done(struct frame_parser *p)
@@ -66,12 +104,15 @@ static int header_done(struct frame_parser *p)
 	size = p->header.payload_size;
 	p->have = 0;
 	p->remaining = size;
+	if (p->v4)
+		return header_done_v4(p, size);
 	if (p->dir == FRAME_RESPONSES && !msg_is_response_code(p->header.code))
 		return SD_ERR_UNKNOWN_CODE;
 	if (p->dir == FRAME_REQUESTS && p->header.code == REQ_SEND_FILE) {
 		if (size > p->max_stream_payload)
 			return SD_ERR_TOO_LARGE;
 		/* Shorter than its packet header: a small message that the decoder will reject. */
+		p->head_size = FILE_PACKET_HEADER_SIZE;
 		p->state = size >= FILE_PACKET_HEADER_SIZE ? ST_STREAM_HEAD : ST_SMALL;
 		return 0;
 	}
@@ -136,11 +177,11 @@ int frame_feed(struct frame_parser *p, const uint8_t *in, size_t len, size_t *us
 			p->remaining = 0;
 			goto done;
 		case ST_STREAM_HEAD:
-			gather(p->small, &p->have, FILE_PACKET_HEADER_SIZE, in, len, &pos);
-			if (p->have < FILE_PACKET_HEADER_SIZE)
+			gather(p->small, &p->have, p->head_size, in, len, &pos);
+			if (p->have < p->head_size)
 				goto done;
-			set_event(p, ev, FRAME_STREAM_START, p->small, FILE_PACKET_HEADER_SIZE);
-			p->remaining -= FILE_PACKET_HEADER_SIZE;
+			set_event(p, ev, FRAME_STREAM_START, p->small, p->head_size);
+			p->remaining -= p->head_size;
 			p->have = 0;
 			p->state = p->remaining > 0 ? ST_STREAM_DATA : ST_STREAM_END;
 			goto done;

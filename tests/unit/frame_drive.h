@@ -23,7 +23,8 @@ struct fd_event {
 	struct msg_header header;
 	size_t offset;  /* MESSAGE and STREAM_START: stream offset of the message's header;
 	                 * STREAM_DATA: of the first content byte; STREAM_END: where it ended */
-	size_t len;     /* MESSAGE: payload size; STREAM_START: 267; STREAM_DATA: bytes in total */
+	size_t len;     /* MESSAGE: payload size; STREAM_START: the head (267 for 828);
+	                 * STREAM_DATA: bytes in total */
 };
 
 struct fd_log {
@@ -97,11 +98,23 @@ static inline size_t fd_next_slice(enum fd_split split, uint32_t *seed, size_t l
 	}
 }
 
-/* Feeds in[0..n) to a fresh parser of direction dir (max_stream limits an 828 payload) and
- * fills log. A broken parser promise is returned as a message naming it (NULL: all kept):
- * used within the slice, zero copy in place for stream data, message bytes equal to the input,
- * a bounded number of calls, and a sticky error. */
-static inline const char *fd_run(enum frame_direction dir, uint32_t max_stream,
+/* The head a streamed code must start with: 267 for 828 in version 3; 13, 4, 8 for 851, 1615,
+ * 1616 in version 4; 0 when the code is not streamed in that version and direction. */
+static inline size_t fd_stream_head(int v4, enum frame_direction dir, uint16_t code)
+{
+	if (!v4)
+		return dir == FRAME_REQUESTS && code == REQ_SEND_FILE ? FILE_PACKET_HEADER_SIZE : 0;
+	if (dir == FRAME_REQUESTS)
+		return code == REQ4_PUT_DATA ? V4_PUT_DATA_HEAD_SIZE : 0;
+	return code == RESP4_LISTING || code == RESP4_GET_DATA ? msg4_stream_head_size(code) : 0;
+}
+
+/* Feeds in[0..n) to a fresh parser of direction dir, version 3 (v4 = 0) or 4 (max_stream
+ * limits an 828, or an 851 / 1616 payload) and fills log. A broken parser promise is
+ * returned as a message naming it (NULL: all kept): used within the slice, zero copy in
+ * place for stream data, message bytes equal to the input, a bounded number of calls, and a
+ * sticky error. */
+static inline const char *fd_run_version(int v4, enum frame_direction dir, uint32_t max_stream,
     const uint8_t *in, size_t n, enum fd_split split, uint32_t seed, struct fd_log *log)
 {
 	struct frame_parser *p;
@@ -115,7 +128,10 @@ static inline const char *fd_run(enum frame_direction dir, uint32_t max_stream,
 	/* The parser is about 4 KiB: on the heap, like a server's per-connection state. */
 	if ((p = malloc(sizeof(*p))) == NULL)
 		return "out of memory";
-	frame_init(p, dir);
+	if (v4)
+		frame_init_v4(p, dir);
+	else
+		frame_init(p, dir);
 	p->max_stream_payload = max_stream;
 	hsize = dir == FRAME_REQUESTS ? REQ_HEADER_SIZE : RESP_HEADER_SIZE;
 	for (;;) {
@@ -172,7 +188,7 @@ static inline const char *fd_run(enum frame_direction dir, uint32_t max_stream,
 				e.len = ev.len;
 				break;
 			case FRAME_STREAM_START:
-				if (ev.len != FILE_PACKET_HEADER_SIZE || ev.header->code != REQ_SEND_FILE ||
+				if (ev.len == 0 || ev.len != fd_stream_head(v4, dir, ev.header->code) ||
 				    memcmp(ev.data, in + pos + off - ev.len, ev.len) != 0) {
 					why = "stream start differs from the input";
 					goto out;
@@ -215,6 +231,13 @@ out:
 	log->idle = frame_idle(p);
 	free(p);
 	return why;
+}
+
+/* Version 3, as before version 4. */
+static inline const char *fd_run(enum frame_direction dir, uint32_t max_stream,
+    const uint8_t *in, size_t n, enum fd_split split, uint32_t seed, struct fd_log *log)
+{
+	return fd_run_version(0, dir, max_stream, in, n, split, seed, log);
 }
 
 /* Field by field: the struct has padding that assignment need not copy. */
