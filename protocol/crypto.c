@@ -74,3 +74,62 @@ void crypto_sha256(const void *data, size_t n, uint8_t out[32])
 	(void)crypto_init();
 	gcry_md_hash_buffer(GCRY_MD_SHA256, out, data, n);
 }
+
+struct sha256_ctx {
+	gcry_md_hd_t md;
+};
+
+int
+sha256_new(struct sha256_ctx **out)
+{
+	struct sha256_ctx *c;
+
+	if (out == NULL)
+		return SD_ERR_INVALID_ARG;
+	*out = NULL;
+	(void)crypto_init();
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return SD_ERR_ALLOC;
+	if (gcry_md_open(&c->md, GCRY_MD_SHA256, 0) != 0) {
+		free(c);
+		return SD_ERR_CRYPTO;
+	}
+	*out = c;
+	return 0;
+}
+
+void
+sha256_update(struct sha256_ctx *c, const void *data, size_t n)
+{
+	if (c != NULL && n > 0)
+		gcry_md_write(c->md, data, n);
+}
+
+int
+sha256_peek(const struct sha256_ctx *c, uint8_t out[32])
+{
+	gcry_md_hd_t copy;
+	const unsigned char *d;
+
+	if (c == NULL || out == NULL)
+		return SD_ERR_INVALID_ARG;
+	/* Reading a digest finalises the handle: read a copy so the original can go on. */
+	if (gcry_md_copy(&copy, c->md) != 0)
+		return SD_ERR_CRYPTO;
+	if ((d = gcry_md_read(copy, GCRY_MD_SHA256)) == NULL) {
+		gcry_md_close(copy);
+		return SD_ERR_CRYPTO;
+	}
+	memcpy(out, d, 32);
+	gcry_md_close(copy);
+	return 0;
+}
+
+void
+sha256_free(struct sha256_ctx *c)
+{
+	if (c == NULL)
+		return;
+	gcry_md_close(c->md);
+	free(c);
+}

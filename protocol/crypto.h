@@ -25,4 +25,15 @@ void crypto_wipe(void *p, size_t n);
 /* SHA-256 (key fingerprints for the inspect tool). */
 void crypto_sha256(const void *data, size_t n, uint8_t out[32]);
 
+/* Streaming SHA-256 over slices of any size (version-4 files: whole-file and prefix hashes).
+ * sha256_new() hands over a context on success (*out NULL on failure); sha256_free() accepts
+ * NULL. sha256_peek() writes the digest of what was hashed so far and leaves the context able
+ * to go on (call it at the end for the final digest). */
+struct sha256_ctx;
+
+int sha256_new(struct sha256_ctx **out);
+void sha256_update(struct sha256_ctx *c, const void *data, size_t n);
+int sha256_peek(const struct sha256_ctx *c, uint8_t out[32]);
+void sha256_free(struct sha256_ctx *c);
+
 #endif
