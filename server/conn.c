@@ -17,9 +17,12 @@
 #include "../protocol/err.h"
 #include "../protocol/msg.h"
 #include "config.h"
+#include "fetch.h"
 #include "handlers.h"
 #include "log.h"
+#include "put.h"
 #include "receive.h"
+#include "xfer.h"
 
 /* Largest file-packet payload the parser lets through: the reassembler checks the exact
  * sizes; this only keeps absurd claims out before a byte of content is read. A fixed-size
@@ -133,6 +136,8 @@ conn_free(struct conn *c)
 		conn_log_end(c, "send file", "aborted: connection closed mid-upload; partial file "
 		    "removed");
 	receive_abort(c);
+	put_release(c);
+	fetch_end(c);
 	set_pending(c, 0);
 	c->tr.ops->close(&c->tr);
 	buf_free(&c->out);
@@ -155,7 +160,7 @@ int
 conn_busy(const struct conn *c)
 {
 	return !frame_idle(&c->parser) || c->recv != NULL || c->awaiting_verdict ||
-	    buf_len(&c->out) > 0;
+	    buf_len(&c->out) > 0 || c->put != NULL || c->get != NULL;
 }
 
 /* One log line with this connection's worker and peer; capped says whether it counts against
@@ -267,10 +272,21 @@ conn_set_identity(struct conn *c, const uint8_t id[CLIENT_ID_SIZE], const char *
 	c->has_key = 1;
 }
 
-/* 1 while an 828's content is arriving (for a file or to be dropped). */
+void
+conn_enter_v4(struct conn *c)
+{
+	receive_abort(c);
+	c->v4 = 1;
+	frame_init_v4(&c->parser, FRAME_REQUESTS);
+	c->parser.max_stream_payload = V4_PUT_DATA_HEAD_SIZE + PUT_MAX_CHUNK + V4_CHUNK_SLACK;
+}
+
+/* 1 while an 828's or 851's content is arriving (for a file or to be dropped). */
 static int
 streaming(const struct conn *c)
 {
+	if (c->v4)
+		return put_in_chunk(c);
 	return c->skip_content || (c->recv != NULL && receive_in_packet(c->recv));
 }
 
@@ -293,16 +309,26 @@ parse(struct conn *c, const uint8_t *in, size_t len)
 		case FRAME_NEED_MORE:
 			return;
 		case FRAME_MESSAGE:
-			handlers_message(c, &ev);
+			if (!c->v4 || !xfer_message(c, &ev))
+				handlers_message(c, &ev);
 			break;
 		case FRAME_STREAM_START:
-			receive_packet_start(c, &ev);
+			if (c->v4)
+				put_data_start(c, &ev);
+			else
+				receive_packet_start(c, &ev);
 			break;
 		case FRAME_STREAM_DATA:
-			receive_packet_data(c, &ev);
+			if (c->v4)
+				put_data_slice(c, &ev);
+			else
+				receive_packet_data(c, &ev);
 			break;
 		case FRAME_STREAM_END:
-			receive_packet_end(c, &ev);
+			if (c->v4)
+				put_data_end(c, &ev);
+			else
+				receive_packet_end(c, &ev);
 			break;
 		}
 		if (c->closing)
@@ -337,8 +363,8 @@ conn_on_readable(struct conn *c)
 	int i;
 
 	for (i = 0; i < CONN_READS_PER_WAKE && !c->closing; i++) {
-		if (buf_len(&c->out) >= CONN_OUT_HIGH)
-			break;  /* backpressure: the peer must read its replies first */
+		if (buf_len(&c->out) >= CONN_OUT_HIGH || c->get != NULL)
+			break;  /* backpressure: the peer must read its replies (or download) first */
 		n = c->tr.ops->read(&c->tr, c->env->rbuf, CONN_READ_CHUNK);
 		if (n == CONN_IO_EOF) {
 			if (!frame_idle(&c->parser) || c->recv != NULL)
@@ -403,6 +429,10 @@ void
 conn_on_writable(struct conn *c)
 {
 	conn_flush(c);
+	if (c->get != NULL && !c->closing) {
+		fetch_pump(c);  /* a download refills the output as it drains */
+		conn_flush(c);
+	}
 }
 
 unsigned
@@ -414,11 +444,12 @@ conn_want(struct conn *c)
 	if (c->closing)
 		return 0;
 	/* Hysteresis: stop reading at CONN_OUT_HIGH, resume below half of it. */
-	c->reading = pending < CONN_OUT_HIGH / 2 || (c->reading && pending < CONN_OUT_HIGH);
+	c->reading = c->get == NULL &&
+	    (pending < CONN_OUT_HIGH / 2 || (c->reading && pending < CONN_OUT_HIGH));
 	if (c->reading)
 		want |= CONN_WANT_READ;
-	if (pending > 0)
-		want |= CONN_WANT_WRITE;
+	if (pending > 0 || c->get != NULL)
+		want |= CONN_WANT_WRITE;  /* a download goes on as soon as the transport takes it */
 	return want | c->tr.ops->want(&c->tr);
 }
 
@@ -431,6 +462,8 @@ conn_check_timeouts(struct conn *c, int64_t now)
 
 	if (c->closing)
 		return 0;
+	if (put_check(c))
+		return 1;  /* its upload was taken over: ERROR 8, closed */
 	if (c->partial_since_ms != 0 && now - c->partial_since_ms >= limit) {
 		/* Trickling a message byte by byte must not hold a connection forever. */
 		conn_log_end(c, "connection", "timed out: a message took longer than %u s to "

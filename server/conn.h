@@ -17,6 +17,8 @@
 #include "../protocol/frame.h"
 
 struct db;
+struct fetch;
+struct put;
 struct receive;
 struct server_config;
 
@@ -127,6 +129,11 @@ struct conn {
 	char last_file[NAME_FIELD_SIZE];  /* the file named in the last 1603 (as sent) */
 	int awaiting_verdict;           /* 1603 sent, no 900/902 yet */
 	unsigned corrupt_left;          /* --test-corrupt-crc replies still to corrupt */
+
+	/* Version 4 (inside TLS): the account is id/name above (known). */
+	int v4;                         /* version-4 framing and requests */
+	struct put *put;                /* the upload in progress (put.h), NULL: none */
+	struct fetch *get;              /* the download in progress (fetch.h), NULL: none */
 };
 
 /* A connection over transport t (taken over: conn_free closes it), living in env.
@@ -163,6 +170,10 @@ int conn_busy(const struct conn *c);
  * file being received. */
 void conn_set_identity(struct conn *c, const uint8_t id[CLIENT_ID_SIZE], const char *name,
     const uint8_t *key);
+/* Switches c to version 4 (after the TLS handshake): the version-4 frame parser, whose
+ * PUT_DATA limit follows the max_chunk this server announces, and the transfer requests. */
+void conn_enter_v4(struct conn *c);
+
 /* Writes LastSeen of client id now (errors are logged, not fatal). */
 void conn_touch(struct conn *c, const uint8_t id[CLIENT_ID_SIZE]);
 

@@ -22,6 +22,7 @@
 #include "../protocol/err.h"
 #include "conn.h"
 #include "log.h"
+#include "put.h"
 
 #define LOOP_MAX_EVENTS 64
 /* Milliseconds between timeout checks. */
@@ -261,6 +262,7 @@ tick(struct worker *w)
 	}
 	if (!w->listening && !w->draining)
 		listen_resume(w);
+	put_expire_tick(w->env.db, w->cfg->storage_dir, w->env.now_ms, w->index);
 }
 
 static void

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "../db/db.h"
 #include "../protocol/crypto.h"
@@ -16,6 +17,7 @@
 #include "config.h"
 #include "log.h"
 #include "loop.h"
+#include "put.h"
 #include "storage.h"
 
 #ifndef SEALDROP_VERSION
@@ -24,7 +26,7 @@
 
 enum {
 	OPT_BIND = 256, OPT_DB, OPT_STORAGE, OPT_WORKERS, OPT_MAX_CONN, OPT_IDLE, OPT_MAX_FILE,
-	OPT_GRACE, OPT_CORRUPT,
+	OPT_GRACE, OPT_CORRUPT, OPT_RESUME_TTL,
 };
 
 static void
@@ -47,7 +49,10 @@ usage(FILE *f)
 	    "      --max-connections N  open connections at most (default %u)\n"
 	    "      --idle-timeout SECS  close a connection that sent nothing for SECS\n"
 	    "                           seconds (default %u)\n"
-	    "      --max-file-size N    largest file accepted, in bytes (default %llu)\n"
+	    "      --max-file-size N    largest file accepted, in bytes (default %llu;\n"
+	    "                           version 4: 2^63 - 1)\n"
+	    "      --resume-ttl SECS    a partial version-4 upload is kept this long\n"
+	    "                           (default %u)\n"
 	    "      --grace SECS         on SIGINT/SIGTERM, time given to uploads in flight\n"
 	    "                           (default %u)\n"
 	    "      --test-corrupt-crc N TEST ONLY: the first N 1603 replies of each\n"
@@ -57,7 +62,8 @@ usage(FILE *f)
 	    "  -V, --version            the version\n",
 	    CONFIG_DEFAULT_PORT, CONFIG_DEFAULT_BIND, CONFIG_DEFAULT_DB, CONFIG_DEFAULT_STORAGE,
 	    CONFIG_DEFAULT_MAX_CONNECTIONS, CONFIG_DEFAULT_IDLE_TIMEOUT,
-	    (unsigned long long)CONFIG_DEFAULT_MAX_FILE_SIZE, CONFIG_DEFAULT_GRACE);
+	    (unsigned long long)CONFIG_DEFAULT_MAX_FILE_SIZE, CONFIG_DEFAULT_RESUME_TTL,
+	    CONFIG_DEFAULT_GRACE);
 }
 
 static int
@@ -87,6 +93,7 @@ parse_options(int argc, char **argv, struct server_config *cfg, int *port_given)
 		{ "max-file-size", required_argument, NULL, OPT_MAX_FILE },
 		{ "grace", required_argument, NULL, OPT_GRACE },
 		{ "test-corrupt-crc", required_argument, NULL, OPT_CORRUPT },
+		{ "resume-ttl", required_argument, NULL, OPT_RESUME_TTL },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -128,10 +135,12 @@ parse_options(int argc, char **argv, struct server_config *cfg, int *port_given)
 			cfg->idle_timeout = (unsigned)v;
 			break;
 		case OPT_MAX_FILE:
-			if (number("--max-file-size", optarg, 0, CONFIG_DEFAULT_MAX_FILE_SIZE,
+			if (number("--max-file-size", optarg, 0, CONFIG_DEFAULT_MAX_FILE_SIZE_V4,
 			    &v) != 0)
 				return -1;
-			cfg->max_file_size = v;
+			cfg->max_file_size = v < CONFIG_DEFAULT_MAX_FILE_SIZE ? v :
+			    CONFIG_DEFAULT_MAX_FILE_SIZE;
+			cfg->max_file_size_v4 = v;
 			break;
 		case OPT_GRACE:
 			if (number("--grace", optarg, 0, 3600, &v) != 0)
@@ -142,6 +151,11 @@ parse_options(int argc, char **argv, struct server_config *cfg, int *port_given)
 			if (number("--test-corrupt-crc", optarg, 0, 1000, &v) != 0)
 				return -1;
 			cfg->test_corrupt_crc = (unsigned)v;
+			break;
+		case OPT_RESUME_TTL:
+			if (number("--resume-ttl", optarg, 1, 365u * 86400u, &v) != 0)
+				return -1;
+			cfg->resume_ttl = (unsigned)v;
 			break;
 		case 'h':
 			usage(stdout);
@@ -174,6 +188,27 @@ raise_fd_limit(void)
 		log_server("warning: cannot raise the descriptor limit: %s", strerror(errno));
 }
 
+/* Version 4's partial uploads made true again after a crash (put.h), the expired ones gone.
+ * 0 or -1 (logged). */
+static int
+reconcile_uploads(const struct server_config *cfg, struct db *db)
+{
+	long kept = 0, dropped = 0, expired = 0;
+	int r;
+
+	if ((r = put_reconcile(db, cfg->storage_dir, &kept, &dropped)) != 0) {
+		log_server("fatal: cannot check the partial uploads: %s (%s)", sd_strerror(r),
+		    db_errmsg(db));
+		return -1;
+	}
+	if ((r = put_expire(db, cfg->storage_dir, (int64_t)time(NULL), &expired)) != 0)
+		log_server("warning: cannot delete expired partial uploads: %s", sd_strerror(r));
+	if (kept > 0 || dropped > 0 || expired > 0)
+		log_server("partial uploads: %ld kept, %ld dropped, %ld expired", kept, dropped,
+		    expired);
+	return 0;
+}
+
 /* The storage folder exists and holds no partial file of an earlier run; the database is
  * created or checked once before the workers open their connections. 0 or -1 (logged). */
 static int
@@ -201,8 +236,9 @@ prepare_storage_and_db(const struct server_config *cfg)
 		    sd_strerror(r), why[0] != '\0' ? ": " : "", why);
 		return -1;
 	}
+	r = reconcile_uploads(cfg, db);
 	db_close(db);
-	return 0;
+	return r;
 }
 
 int
