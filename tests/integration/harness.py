@@ -36,6 +36,9 @@ PEER = os.path.join(TOP, "tests", "peer", "sdpeer.py")
 PYTHON = os.environ.get("PYTHON") or "/usr/bin/python3"
 # The Python reference server as a Server binary: Server(dir, binary=PEER_SERVER).
 PEER_SERVER = [PYTHON, PEER, "serve"]
+# The version-4 peer (tests/peer/sdpeer4.py; also serves version 3 on the same port).
+PEER4 = os.path.join(TOP, "tests", "peer", "sdpeer4.py")
+PEER4_SERVER = [PYTHON, PEER4, "serve"]
 
 LISTEN_RE = re.compile(r"listening on 127\.0\.0\.1:(\d+)")
 # SEALDROP_WRAP: a command put before our own programs (e.g. "valgrind -q --error-exitcode=99"),
