@@ -971,6 +971,69 @@ test_reconcile_and_expire(void **state)
 	assert_int_equal(db_upload_get(g->env.db, id_a, "long", &u), SD_ERR_NOT_FOUND);
 }
 
+/* SEALDROP_BIG=1: a file over 4 GiB, resumed past 4 GiB from a sparse temporary file
+ * (recorded as durable, as a long upload leaves it): the prefix hash, the offsets and
+ * PUT_DONE's size are 64-bit through. */
+static void
+test_big_resume_past_4gib(void **state)
+{
+	struct rig *g = *state;
+	const uint64_t prefix = (4ull << 30) + 4096u, size = prefix + 70000u;
+	uint8_t *tail = pattern(70000, 10), *zeros, sha[32];
+	struct sha256_ctx *h;
+	struct msg4_put_state st;
+	struct msg4_put_done d;
+	struct db_upload u;
+	char hex[33], path[600];
+	uint8_t *pl;
+	size_t len;
+	uint64_t at;
+	int fd;
+
+	if (getenv("SEALDROP_BIG") == NULL || strcmp(getenv("SEALDROP_BIG"), "1") != 0) {
+		free(tail);
+		skip();
+	}
+	hex_encode(id_a, CLIENT_ID_SIZE, hex);
+	snprintf(path, sizeof(path), "%s/%s", g->dir, hex);
+	assert_int_equal(mkdir(path, 0700), 0);
+	memset(&u, 0, sizeof(u));
+	memcpy(u.owner, id_a, CLIENT_ID_SIZE);
+	snprintf(u.file_name, sizeof(u.file_name), "huge.iso");
+	u.size = size;
+	u.offset = prefix;
+	snprintf(u.temp_path, sizeof(u.temp_path), "%s/%sbig", hex, STORAGE_RESUME_PREFIX);
+	u.expires = (int64_t)time(NULL) + 3600;
+	snprintf(path, sizeof(path), "%s/%s", g->dir, u.temp_path);
+	assert_true((fd = open(path, O_RDWR | O_CREAT, 0600)) >= 0);
+	assert_int_equal(ftruncate(fd, (off_t)prefix), 0);  /* sparse: zeros */
+	close(fd);
+	assert_int_equal(db_upload_put(g->env.db, &u), 0);
+
+	assert_non_null(zeros = calloc(1, 1u << 20));
+	assert_int_equal(sha256_new(&h), 0);
+	for (at = 0; at < prefix; at += len) {
+		len = prefix - at < (1u << 20) ? (size_t)(prefix - at) : (1u << 20);
+		sha256_update(h, zeros, len);
+	}
+	assert_int_equal(sha256_peek(h, sha), 0);
+	req_open(g, 0, "huge.iso", size, &st);
+	assert_int_equal(st.offset, prefix);
+	assert_memory_equal(st.prefix_sha256, sha, 32);
+	req_data(g, 0, prefix, 0, 70000, tail, 70000);
+	sha256_update(h, tail, 70000);
+	assert_int_equal(sha256_peek(h, sha), 0);
+	req_finish(g, 0, sha);
+	assert_int_equal(reply(g, 0, &pl, &len), RESP4_PUT_DONE);
+	assert_int_equal(msg4_put_done_decode(pl, len, &d), 0);
+	assert_int_equal(d.size, size);
+	assert_memory_equal(d.sha256, sha, 32);
+	free(pl);
+	sha256_free(h);
+	free(zeros);
+	free(tail);
+}
+
 int
 main(void)
 {
@@ -990,6 +1053,7 @@ main(void)
 		    rig_teardown),
 		cmocka_unit_test_setup_teardown(test_abort, rig_setup, rig_teardown),
 		cmocka_unit_test_setup_teardown(test_reconcile_and_expire, rig_setup, rig_teardown),
+		cmocka_unit_test_setup_teardown(test_big_resume_past_4gib, rig_setup, rig_teardown),
 	};
 
 	crypto_init();
