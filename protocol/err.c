@@ -26,13 +26,13 @@ const char *sd_strerror(int err)
 	case SD_ERR_DB: return "database error";
 	case SD_ERR_IO: return "I/O error";
 	case SD_ERR_SCHEMA: return "not a sealdrop database";
+	case SD_ERR_BOUND: return "certificate bound to another account";
 	case SD_ERR_WANT_READ: return "would block (wants to read)";
 	case SD_ERR_WANT_WRITE: return "would block (wants to write)";
 	case SD_ERR_EOF: return "connection closed by peer";
 	case SD_ERR_TLS: return "TLS failure";
 	case SD_ERR_PEER_KEY: return "peer key does not match the pinned fingerprint";
 	case SD_ERR_NOT_TLS: return "peer does not speak TLS";
-	case SD_ERR_BOUND: return "certificate bound to another account";
 	}
 	return "unknown error";
 }

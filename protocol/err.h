@@ -26,13 +26,13 @@ enum sd_err {
 	SD_ERR_DB = -19,           /* SQLite failed */
 	SD_ERR_IO = -20,           /* a system call on a file failed (errno tells more) */
 	SD_ERR_SCHEMA = -21,       /* database exists but is not a sealdrop database */
-	SD_ERR_WANT_READ = -22,    /* would block: call again when the fd is readable */
-	SD_ERR_WANT_WRITE = -23,   /* would block: call again when the fd is writable */
-	SD_ERR_EOF = -24,          /* the peer closed the connection (cleanly) */
-	SD_ERR_TLS = -25,          /* TLS failed: handshake, alert, bad record (GnuTLS) */
-	SD_ERR_PEER_KEY = -26,     /* the peer's key fingerprint is not the pinned one */
-	SD_ERR_NOT_TLS = -27,      /* the peer answered a TLS hello with something else */
-	SD_ERR_BOUND = -28,        /* the certificate is bound to another account already */
+	SD_ERR_BOUND = -22,        /* the certificate is bound to another account already */
+	SD_ERR_WANT_READ = -23,    /* would block: call again when the fd is readable */
+	SD_ERR_WANT_WRITE = -24,   /* would block: call again when the fd is writable */
+	SD_ERR_EOF = -25,          /* the peer closed the connection (cleanly) */
+	SD_ERR_TLS = -26,          /* TLS failed: handshake, alert, bad record (GnuTLS) */
+	SD_ERR_PEER_KEY = -27,     /* the peer's key fingerprint is not the pinned one */
+	SD_ERR_NOT_TLS = -28,      /* the peer answered a TLS hello with something else */
 };
 
 /* A short, static, human-readable description of an sd_err code (never NULL). */

@@ -1,8 +1,11 @@
 /* tls.c: the version-4 transport on GnuTLS (tls.h): identities (Ed25519 key + self-signed
  * certificate, PEM in and out, SPKI fingerprint), credentials, and TLS 1.3 sessions with
  * mandatory ALPN whose peer certificate is checked by our own verify function. */
+#include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include <gnutls/abstract.h>
@@ -38,6 +41,11 @@ struct tls_session {
 	int mismatch;                          /* the verify function refused a pinned key */
 	char expected[TLS_FP_TEXT_SIZE];       /* client: pinned fingerprint, or "" */
 	char peer_fp[TLS_FP_TEXT_SIZE];
+	size_t retry_len;                      /* a write that would block: its length */
+	int last_error;                        /* GnuTLS code of the last failure, or 0 */
+	int fd;                                /* tls_server_new_after: the socket */
+	uint8_t first[TLS_SNIFF_MAX];          /* ... and the bytes read before the session */
+	size_t first_len, first_off;
 };
 
 /* --- Detection ----------------------------------------------------------------------- */
@@ -521,6 +529,67 @@ int tls_server_new(const struct tls_creds *c, int fd, struct tls_session **out)
 	return session_new(c, fd, 0, NULL, out);
 }
 
+/* tls_server_new_after's transport: the bytes read before the session first, then the
+ * socket. */
+static ssize_t first_pull(gnutls_transport_ptr_t ptr, void *buf, size_t len)
+{
+	struct tls_session *s = ptr;
+	size_t n = s->first_len - s->first_off;
+	ssize_t got;
+
+	if (n > 0) {
+		if (n > len)
+			n = len;
+		memcpy(buf, s->first + s->first_off, n);
+		s->first_off += n;
+		return (ssize_t)n;
+	}
+	while ((got = recv(s->fd, buf, len, 0)) < 0 && errno == EINTR)
+		;
+	if (got < 0)
+		gnutls_transport_set_errno(s->gs, errno);
+	return got;
+}
+
+static int first_pull_timeout(gnutls_transport_ptr_t ptr, unsigned ms)
+{
+	struct tls_session *s = ptr;
+	struct pollfd pfd = { s->fd, POLLIN, 0 };
+	int r;
+
+	if (s->first_off < s->first_len)
+		return 1;
+	r = poll(&pfd, 1, ms == GNUTLS_INDEFINITE_TIMEOUT ? -1 : (int)ms);
+	if (r < 0)
+		gnutls_transport_set_errno(s->gs, errno);
+	return r;
+}
+
+int tls_server_new_after(const struct tls_creds *c, int fd, const uint8_t *first, size_t n,
+    struct tls_session **out)
+{
+	struct tls_session *s = NULL;
+	int r;
+
+	if (out != NULL)
+		*out = NULL;
+	if (n > TLS_SNIFF_MAX || (first == NULL && n > 0))
+		return SD_ERR_INVALID_ARG;
+	if ((r = session_new(c, fd, 0, NULL, &s)) != 0)
+		return r;
+	if (n > 0) {
+		s->fd = fd;
+		memcpy(s->first, first, n);
+		s->first_len = n;
+		/* Reads come through first_pull; writes stay GnuTLS's own on the fd. */
+		gnutls_transport_set_ptr2(s->gs, s, (gnutls_transport_ptr_t)(intptr_t)fd);
+		gnutls_transport_set_pull_function(s->gs, first_pull);
+		gnutls_transport_set_pull_timeout_function(s->gs, first_pull_timeout);
+	}
+	*out = s;
+	return 0;
+}
+
 int tls_client_new(const struct tls_creds *c, int fd, const char *expected_fp,
     struct tls_session **out)
 {
@@ -566,6 +635,7 @@ int tls_handshake(struct tls_session *s)
 	if (e == GNUTLS_E_AGAIN || e == GNUTLS_E_INTERRUPTED)
 		return would_block(s->gs);
 	if (e < 0) {
+		s->last_error = e;
 		/* Tell the peer why (no_application_protocol, bad_certificate, ...); best effort: on
 		 * a full socket the alert is lost, the close says enough. */
 		if (e != GNUTLS_E_FATAL_ALERT_RECEIVED && e != GNUTLS_E_PREMATURE_TERMINATION &&
@@ -605,6 +675,7 @@ int tls_read(struct tls_session *s, void *buf, size_t cap, size_t *got)
 		return SD_ERR_EOF;
 	if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED)
 		return would_block(s->gs);
+	s->last_error = (int)n;
 	return SD_ERR_TLS;
 }
 
@@ -616,15 +687,23 @@ int tls_write(struct tls_session *s, const void *data, size_t len, size_t *sent)
 		*sent = 0;
 	if (s == NULL || data == NULL || sent == NULL || len == 0)
 		return SD_ERR_INVALID_ARG;
-	if (!s->handshake_done)
+	if (!s->handshake_done || len < s->retry_len)
 		return SD_ERR_INVALID_ARG;
+	/* GnuTLS has encrypted the bytes of a write that would block: it must be called again
+	 * with exactly those; bytes the caller added after them wait for the next call. */
+	if (s->retry_len > 0)
+		len = s->retry_len;
 	n = gnutls_record_send(s->gs, data, len);
+	if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED) {
+		s->retry_len = len;
+		return would_block(s->gs);
+	}
+	s->retry_len = 0;
 	if (n > 0) {
 		*sent = (size_t)n;
 		return 0;
 	}
-	if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED)
-		return would_block(s->gs);
+	s->last_error = (int)n;
 	if (n == GNUTLS_E_PUSH_ERROR || n == GNUTLS_E_PREMATURE_TERMINATION)
 		return SD_ERR_EOF;
 	return SD_ERR_TLS;
@@ -647,6 +726,13 @@ int tls_bye(struct tls_session *s)
 	if (e == GNUTLS_E_AGAIN || e == GNUTLS_E_INTERRUPTED)
 		return would_block(s->gs);
 	return e < 0 ? SD_ERR_TLS : 0;
+}
+
+const char *tls_last_error(const struct tls_session *s)
+{
+	if (s == NULL || s->last_error == 0)
+		return "";
+	return gnutls_strerror(s->last_error);
 }
 
 const char *tls_peer_fingerprint(const struct tls_session *s)

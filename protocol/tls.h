@@ -81,6 +81,12 @@ struct tls_session;
 /* Server side over a connected (non-blocking) fd: requests and requires a client
  * certificate, accepts any that parses (the caller decides by tls_peer_fingerprint()). */
 int tls_server_new(const struct tls_creds *c, int fd, struct tls_session **out);
+/* The same for a server that read the first bytes of the connection itself to tell TLS
+ * from version 3 (tls_sniff): the session takes those n bytes (at most TLS_SNIFF_MAX) before
+ * anything more from fd, as if they had never been read. */
+#define TLS_SNIFF_MAX 6u
+int tls_server_new_after(const struct tls_creds *c, int fd, const uint8_t *first, size_t n,
+    struct tls_session **out);
 /* Client side over a connected fd. expected_fp: the pinned server fingerprint (a mismatch
  * fails the handshake with SD_ERR_PEER_KEY before any application byte is sent), or NULL
  * to accept any server certificate (trust on first use: read tls_peer_fingerprint()). */
@@ -98,7 +104,8 @@ int tls_handshake(struct tls_session *s);
 
 /* After the handshake. Read: 0 with *got > 0 bytes; SD_ERR_WANT_*; SD_ERR_EOF (the peer
  * closed, with or without close_notify); SD_ERR_TLS. Write: 0 with *sent (1..len, at most
- * one record); after SD_ERR_WANT_* call again with the same bytes. */
+ * one record); after SD_ERR_WANT_* call again with the same bytes first (more may follow
+ * them: an output buffer that grew meanwhile is fine; fewer is SD_ERR_INVALID_ARG). */
 int tls_read(struct tls_session *s, void *buf, size_t cap, size_t *got);
 int tls_write(struct tls_session *s, const void *data, size_t len, size_t *sent);
 /* Decrypted bytes that GnuTLS holds already: they do not make the fd readable, so an epoll
@@ -114,6 +121,9 @@ const char *tls_peer_fingerprint(const struct tls_session *s);
 /* "TLS1.3 AES-256-GCM (ECDHE-X25519, EdDSA-Ed25519)" or so, for --verbose; "" before the
  * handshake. */
 void tls_describe(const struct tls_session *s, char *out, size_t cap);
+/* Why the last handshake, read or write failed, in GnuTLS's words (for a log line); "" when
+ * nothing failed. Valid until tls_session_free(). */
+const char *tls_last_error(const struct tls_session *s);
 /* Frees the session (GnuTLS wipes its keys); does not close the fd. */
 void tls_session_free(struct tls_session *s);
 

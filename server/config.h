@@ -5,6 +5,8 @@
 
 #include <stdint.h>
 
+struct tls_creds;
+
 #define CONFIG_DEFAULT_PORT 1256u
 #define CONFIG_PORT_FILE "port.info"
 #define CONFIG_DEFAULT_DB "defensive.db"
@@ -34,6 +36,12 @@ struct server_config {
 	                              * sets both; version 3's field is 32 bits anyway) */
 	unsigned resume_ttl;         /* seconds a partial version-4 upload is kept */
 	unsigned test_corrupt_crc;   /* test only: first N 1603 of each connection carry a bad CRC */
+	const char *tls_key_path;    /* NULL: server.key beside the database */
+	const char *tls_cert_path;   /* NULL: server.crt beside the database */
+	int no_v4;                   /* --no-v4: version 3 only, no TLS */
+	/* The server's TLS credentials (made by main.c from the identity files, shared read-only
+	 * by every worker and connection); NULL serves version 3 only. */
+	const struct tls_creds *tls_creds;
 };
 
 void config_defaults(struct server_config *c);

@@ -19,6 +19,7 @@
 #include "config.h"
 #include "fetch.h"
 #include "handlers.h"
+#include "handlers_v4.h"
 #include "log.h"
 #include "put.h"
 #include "receive.h"
@@ -79,8 +80,16 @@ plain_close(struct conn_transport *t)
 	t->fd = -1;
 }
 
+static const char *
+plain_nothing(struct conn_transport *t)
+{
+	(void)t;
+	return NULL;
+}
+
 static const struct conn_transport_ops plain_ops = {
-	plain_read, plain_write, plain_want, plain_pending, plain_close,
+	plain_read, plain_write, plain_want, plain_pending, plain_close, plain_nothing,
+	plain_nothing,
 };
 
 void
@@ -142,6 +151,7 @@ conn_free(struct conn *c)
 	c->tr.ops->close(&c->tr);
 	buf_free(&c->out);
 	crypto_wipe(c->aes_key, sizeof(c->aes_key));
+	crypto_wipe(c->challenge_nonce, sizeof(c->challenge_nonce));
 	crypto_wipe(&c->parser, sizeof(c->parser));
 	free(c);
 }
@@ -217,6 +227,13 @@ conn_log_end(struct conn *c, const char *event, const char *fmt, ...)
 }
 
 void
+conn_close_after_reply(struct conn *c)
+{
+	c->finishing = 1;
+	set_pending(c, 0);
+}
+
+void
 conn_queued(struct conn *c, int r)
 {
 	if (r != 0) {
@@ -275,10 +292,37 @@ conn_set_identity(struct conn *c, const uint8_t id[CLIENT_ID_SIZE], const char *
 void
 conn_enter_v4(struct conn *c)
 {
+	/* What check_tls() does once a handshake is done, for tests that drive a connection
+	 * without TLS. */
 	receive_abort(c);
 	c->v4 = 1;
 	frame_init_v4(&c->parser, FRAME_REQUESTS);
-	c->parser.max_stream_payload = V4_PUT_DATA_HEAD_SIZE + PUT_MAX_CHUNK + V4_CHUNK_SLACK;
+}
+
+/* A transport that ended in an error: its reason in the log (TLS says why), then closing. */
+static void
+transport_failed(struct conn *c)
+{
+	const char *why = c->tr.ops->failure(&c->tr);
+
+	if (why != NULL)
+		conn_log_end(c, "tls", "%s; closing", why);
+	conn_close_later(c);
+}
+
+/* After each read: a transport that has just established TLS makes this a version-4
+ * connection before any of its application bytes is parsed. */
+static void
+check_tls(struct conn *c)
+{
+	const char *fp = c->tr.ops->peer_key(&c->tr);
+
+	if (fp == NULL)
+		return;
+	c->v4 = 1;
+	frame_init_v4(&c->parser, FRAME_REQUESTS);
+	c->last_rx_ms = c->env->now_ms;  /* a finished handshake is progress */
+	handlers_v4_start(c, fp);
 }
 
 /* 1 while an 828's or 851's content is arriving (for a file or to be dropped). */
@@ -301,7 +345,10 @@ parse(struct conn *c, const uint8_t *in, size_t len)
 	for (;;) {
 		if ((r = frame_feed(&c->parser, in + off, len - off, &used, &ev)) != 0) {
 			conn_log_end(c, "framing", "broken: %s; closing", sd_strerror(r));
-			conn_close_later(c);
+			if (c->v4)  /* version 4 says why before it closes */
+				handlers_v4_fail(c, V4_REASON_BAD_REQUEST, "bad frame");
+			else
+				conn_close_later(c);
 			return;
 		}
 		off += used;
@@ -309,29 +356,28 @@ parse(struct conn *c, const uint8_t *in, size_t len)
 		case FRAME_NEED_MORE:
 			return;
 		case FRAME_MESSAGE:
-			if (!c->v4 || !xfer_message(c, &ev))
+			if (c->v4)
+				handlers_v4_message(c, &ev);
+			else if (c->env->cfg->tls_creds != NULL &&
+			    msg4_is_request_code(ev.header->code))
+				handlers_v4_outside_tls(c, &ev);
+			else
 				handlers_message(c, &ev);
 			break;
 		case FRAME_STREAM_START:
-			if (c->v4)
-				put_data_start(c, &ev);
-			else
-				receive_packet_start(c, &ev);
-			break;
 		case FRAME_STREAM_DATA:
-			if (c->v4)
-				put_data_slice(c, &ev);
-			else
-				receive_packet_data(c, &ev);
-			break;
 		case FRAME_STREAM_END:
 			if (c->v4)
-				put_data_end(c, &ev);
+				handlers_v4_stream(c, &ev);
+			else if (ev.type == FRAME_STREAM_START)
+				receive_packet_start(c, &ev);
+			else if (ev.type == FRAME_STREAM_DATA)
+				receive_packet_data(c, &ev);
 			else
 				receive_packet_end(c, &ev);
 			break;
 		}
-		if (c->closing)
+		if (c->closing || c->finishing)
 			return;
 	}
 }
@@ -362,10 +408,12 @@ conn_on_readable(struct conn *c)
 	ssize_t n;
 	int i;
 
-	for (i = 0; i < CONN_READS_PER_WAKE && !c->closing; i++) {
+	for (i = 0; i < CONN_READS_PER_WAKE && !c->closing && !c->finishing; i++) {
 		if (buf_len(&c->out) >= CONN_OUT_HIGH || c->get != NULL)
 			break;  /* backpressure: the peer must read its replies (or download) first */
 		n = c->tr.ops->read(&c->tr, c->env->rbuf, CONN_READ_CHUNK);
+		if (!c->v4)
+			check_tls(c);
 		if (n == CONN_IO_EOF) {
 			if (!frame_idle(&c->parser) || c->recv != NULL)
 				conn_log_end(c, "connection", "closed by the peer mid-message");
@@ -374,7 +422,7 @@ conn_on_readable(struct conn *c)
 		}
 		if (n < 0) {
 			if (n != CONN_IO_AGAIN)
-				conn_close_later(c);
+				transport_failed(c);
 			break;
 		}
 		parse(c, c->env->rbuf, (size_t)n);
@@ -387,7 +435,8 @@ conn_on_readable(struct conn *c)
 	if (!c->closing) {
 		/* Out of turns with input still held by the transport: epoll will not report it,
 		 * so the loop comes back to this connection without waiting. */
-		set_pending(c, buf_len(&c->out) < CONN_OUT_HIGH && c->tr.ops->pending(&c->tr));
+		set_pending(c, !c->finishing && c->get == NULL && buf_len(&c->out) < CONN_OUT_HIGH &&
+		    c->tr.ops->pending(&c->tr));
 		conn_flush(c);
 	}
 }
@@ -401,7 +450,7 @@ conn_flush(struct conn *c)
 		n = c->tr.ops->write(&c->tr, buf_ptr(&c->out), buf_len(&c->out));
 		if (n < 0) {
 			if (n != CONN_IO_AGAIN)
-				conn_close_later(c);
+				transport_failed(c);
 			return;
 		}
 		(void)buf_skip(&c->out, (size_t)n);
@@ -409,6 +458,8 @@ conn_flush(struct conn *c)
 	}
 	if (buf_len(&c->out) == 0) {
 		buf_reset(&c->out);  /* reuse the storage from its start */
+		if (c->finishing)
+			conn_close_later(c);  /* the reply that ends the connection is out */
 	} else if (c->out.off >= CONN_OUT_HIGH) {
 		/* A slow reader: move what is left to a fresh buffer so the sent part does not
 		 * count against the limit. */
@@ -428,11 +479,22 @@ conn_flush(struct conn *c)
 void
 conn_on_writable(struct conn *c)
 {
+	/* A TLS handshake step or record read may wait for the socket to take bytes: it goes
+	 * on now (conn_on_readable flushes as well). */
+	if (!c->finishing && (c->tr.ops->want(&c->tr) & CONN_WANT_WRITE)) {
+		conn_on_readable(c);
+		return;
+	}
 	conn_flush(c);
 	if (c->get != NULL && !c->closing) {
 		fetch_pump(c);  /* a download refills the output as it drains */
 		conn_flush(c);
 	}
+	/* Input the transport holds was left alone while output was backed up; epoll will not
+	 * report it, so the loop must come back for it now that output drained. */
+	if (!c->closing && !c->finishing && c->get == NULL && buf_len(&c->out) < CONN_OUT_HIGH &&
+	    c->tr.ops->pending(&c->tr))
+		set_pending(c, 1);
 }
 
 unsigned
@@ -443,6 +505,8 @@ conn_want(struct conn *c)
 
 	if (c->closing)
 		return 0;
+	if (c->finishing)  /* only the last reply goes out */
+		return (pending > 0 ? CONN_WANT_WRITE : 0u) | c->tr.ops->want(&c->tr);
 	/* Hysteresis: stop reading at CONN_OUT_HIGH, resume below half of it. */
 	c->reading = c->get == NULL &&
 	    (pending < CONN_OUT_HIGH / 2 || (c->reading && pending < CONN_OUT_HIGH));

@@ -15,6 +15,7 @@
 #include "../protocol/buf.h"
 #include "../protocol/codes.h"
 #include "../protocol/frame.h"
+#include "../protocol/tls.h"
 
 struct db;
 struct fetch;
@@ -78,6 +79,12 @@ struct conn_transport_ops {
 	int (*pending)(struct conn_transport *t);
 	/* Ends the transport and closes its socket. */
 	void (*close)(struct conn_transport *t);
+	/* The peer's key fingerprint once a TLS session is established (the connection then
+	 * speaks version 4); NULL for a plain socket or before the handshake completed. */
+	const char *(*peer_key)(struct conn_transport *t);
+	/* Why read() or write() last answered CONN_IO_ERROR, for the log; NULL when there is
+	 * nothing to say (a plain socket's errors are the peer's resets). */
+	const char *(*failure)(struct conn_transport *t);
 };
 
 struct conn_transport {
@@ -130,8 +137,15 @@ struct conn {
 	int awaiting_verdict;           /* 1603 sent, no 900/902 yet */
 	unsigned corrupt_left;          /* --test-corrupt-crc replies still to corrupt */
 
-	/* Version 4 (inside TLS): the account is id/name above (known). */
-	int v4;                         /* version-4 framing and requests */
+	/* Version 4 (handlers_v4.c): a TLS connection, from its finished handshake on. Its
+	 * identity (known, id, name above) is the account WELCOME named. */
+	int v4;                         /* the parser is in version-4 mode */
+	char fingerprint[TLS_FP_TEXT_SIZE];  /* the client certificate's */
+	int challenge_set;              /* a CHALLENGE is outstanding: one PROVE may use it */
+	uint8_t challenge_id[CLIENT_ID_SIZE];       /* the account LINK named */
+	uint8_t challenge_nonce[V4_NONCE_SIZE];     /* wiped when used and on free */
+	int finishing;                  /* the reply that ends the connection is queued: read
+	                                 * nothing more, close once it is sent */
 	struct put *put;                /* the upload in progress (put.h), NULL: none */
 	struct fetch *get;              /* the download in progress (fetch.h), NULL: none */
 };
@@ -156,6 +170,10 @@ unsigned conn_want(struct conn *c);
 
 /* Marks c closing (idempotent); its owner frees it after the current batch. */
 void conn_close_later(struct conn *c);
+/* Stops reading from c and closes it once the replies queued so far are sent (an ERROR
+ * that ends a version-4 connection); a peer that does not read them meets the idle
+ * timeout. */
+void conn_close_after_reply(struct conn *c);
 /* Closes c (with a log line) if one of its deadlines passed at now (monotonic ms):
  * no progress for --idle-timeout, a message not complete within it, or file content slower
  * than CONN_STREAM_MIN_BYTES per period. 1 when it did. */

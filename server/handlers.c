@@ -20,15 +20,14 @@ reply_id(struct conn *c, uint16_t code, const uint8_t id[CLIENT_ID_SIZE])
 	conn_queued(c, msg_put_client_id_response(&c->out, code, id));
 }
 
-/* A fresh client ID from the strong RNG; never all zeros (what 825 headers carry). */
-static void
-new_client_id(uint8_t id[CLIENT_ID_SIZE])
+void
+handlers_new_client_id(uint8_t id[CLIENT_ID_SIZE])
 {
 	static const uint8_t zero[CLIENT_ID_SIZE];
 
 	do
 		crypto_random(id, CLIENT_ID_SIZE);
-	while (memcmp(id, zero, CLIENT_ID_SIZE) == 0);
+	while (memcmp(id, zero, CLIENT_ID_SIZE) == 0 || id[0] == HANDLERS_ID_NEVER_FIRST);
 }
 
 int
@@ -88,7 +87,7 @@ handle_register(struct conn *c, const struct frame_event *ev)
 		conn_queued(c, msg_put_empty_response(&c->out, RESP_REGISTER_FAILED));
 		return;
 	}
-	new_client_id(id);
+	handlers_new_client_id(id);
 	if ((r = db_client_register(c->env->db, name, id)) != 0) {
 		char safe[LOG_NAME_MAX + 4];
 
@@ -172,7 +171,7 @@ handle_reconnect(struct conn *c, const struct frame_event *ev)
 	if (r == SD_ERR_NOT_FOUND) {
 		/* Unknown name: a pending registration whose ID travels in 1606, so that clients
 		 * going on with 826 and clients going on with 825 both carry on. */
-		new_client_id(id);
+		handlers_new_client_id(id);
 		if ((r = db_client_register(c->env->db, name, id)) != 0) {
 			conn_log(c, "reconnect", "name \"%s\" unknown; registering failed: %s", safe,
 			    sd_strerror(r));

@@ -7,6 +7,7 @@
 #define SD_SERVER_HANDLERS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "../protocol/codes.h"
 #include "../protocol/frame.h"
@@ -15,6 +16,12 @@ struct conn;
 
 /* A complete small message (825, 826, 827, 900, 901, 902, unknown codes, a short 828). */
 void handlers_message(struct conn *c, const struct frame_event *ev);
+
+/* A fresh client ID from the strong RNG (825, 827's pending registration, version 4's
+ * REGISTER): never all zeros (what 825 headers carry), never starting with the byte that
+ * starts a TLS record (SPEC-v4.md 1: such an ID could look like a ClientHello). */
+#define HANDLERS_ID_NEVER_FIRST 0x16u
+void handlers_new_client_id(uint8_t id[CLIENT_ID_SIZE]);
 
 /* 1 when name (NUL-terminated, as decoded) is a valid client name: 1 to NAME_MAX_LEN bytes of
  * UTF-8 (shortest forms, no surrogates) without control characters (C0, DEL, C1). */

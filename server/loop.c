@@ -23,6 +23,7 @@
 #include "conn.h"
 #include "log.h"
 #include "put.h"
+#include "transport.h"
 
 #define LOOP_MAX_EVENTS 64
 /* Milliseconds between timeout checks. */
@@ -183,9 +184,15 @@ add_conn(struct worker *w, int fd, const char *peer)
 	struct epoll_event ev;
 	struct conn *c;
 
-	conn_transport_plain(&tr, fd);
-	if ((c = conn_new(&w->env, &tr, peer)) == NULL) {
+	/* Version 4 on: the first bytes tell TLS from version 3 (transport.h). */
+	if (w->cfg->tls_creds == NULL)
+		conn_transport_plain(&tr, fd);
+	else if (transport_detect(&tr, fd, w->cfg->tls_creds) != 0) {
 		close(fd);
+		return -1;
+	}
+	if ((c = conn_new(&w->env, &tr, peer)) == NULL) {
+		tr.ops->close(&tr);
 		return -1;
 	}
 	c->next = w->conns;

@@ -14,7 +14,9 @@
 #include "../db/db.h"
 #include "../protocol/crypto.h"
 #include "../protocol/err.h"
+#include "../protocol/tls.h"
 #include "config.h"
+#include "identity.h"
 #include "log.h"
 #include "loop.h"
 #include "put.h"
@@ -26,8 +28,12 @@
 
 enum {
 	OPT_BIND = 256, OPT_DB, OPT_STORAGE, OPT_WORKERS, OPT_MAX_CONN, OPT_IDLE, OPT_MAX_FILE,
-	OPT_GRACE, OPT_CORRUPT, OPT_RESUME_TTL,
+	OPT_GRACE, OPT_CORRUPT, OPT_RESUME_TTL, OPT_TLS_KEY, OPT_TLS_CERT, OPT_FINGERPRINT,
+	OPT_NO_V4,
 };
+
+/* What main() does after the options: serve, or print the fingerprint. */
+enum run_mode { RUN_SERVE, RUN_FINGERPRINT };
 
 static void
 usage(FILE *f)
@@ -35,8 +41,9 @@ usage(FILE *f)
 	fprintf(f,
 	    "Usage: sealdrop-server [options]\n"
 	    "Serves the version-3 file-upload protocol (register, RSA-wrapped AES key,\n"
-	    "encrypted upload, cksum confirmation). Runs in the foreground and logs one\n"
-	    "line per event to stderr. Stop it with SIGINT or SIGTERM.\n"
+	    "encrypted upload, cksum confirmation) and, on the same port, version 4 (TLS 1.3\n"
+	    "with pinned keys). Runs in the foreground and logs one line per event to\n"
+	    "stderr. Stop it with SIGINT or SIGTERM.\n"
 	    "\n"
 	    "Options:\n"
 	    "  -p, --port N             TCP port (default: port.info in the working folder,\n"
@@ -55,6 +62,13 @@ usage(FILE *f)
 	    "                           (default %u)\n"
 	    "      --grace SECS         on SIGINT/SIGTERM, time given to uploads in flight\n"
 	    "                           (default %u)\n"
+	    "      --tls-key PATH       version 4: the server's Ed25519 key (default\n"
+	    "                           server.key beside the database; made on first start)\n"
+	    "      --tls-cert PATH      version 4: its certificate (default server.crt beside\n"
+	    "                           the database; made with the key)\n"
+	    "      --fingerprint        print the server's key fingerprint (SHA256:...) for\n"
+	    "                           clients to pin, and exit (makes the key if missing)\n"
+	    "      --no-v4              serve version 3 only (no TLS)\n"
 	    "      --test-corrupt-crc N TEST ONLY: the first N 1603 replies of each\n"
 	    "                           connection carry a wrong CRC, to show a client's\n"
 	    "                           retry loop. Never use it in production.\n"
@@ -80,7 +94,8 @@ number(const char *opt, const char *arg, uint64_t min, uint64_t max, uint64_t *o
 /* 0: run; 1: exit 0 (help, version); -1: exit 2 (bad usage).
  * Longer than 60 lines on purpose: one short case per option, read as the option table. */
 static int
-parse_options(int argc, char **argv, struct server_config *cfg, int *port_given)
+parse_options(int argc, char **argv, struct server_config *cfg, int *port_given,
+    enum run_mode *mode)
 {
 	static const struct option opts[] = {
 		{ "port", required_argument, NULL, 'p' },
@@ -94,6 +109,10 @@ parse_options(int argc, char **argv, struct server_config *cfg, int *port_given)
 		{ "grace", required_argument, NULL, OPT_GRACE },
 		{ "test-corrupt-crc", required_argument, NULL, OPT_CORRUPT },
 		{ "resume-ttl", required_argument, NULL, OPT_RESUME_TTL },
+		{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
+		{ "tls-cert", required_argument, NULL, OPT_TLS_CERT },
+		{ "fingerprint", no_argument, NULL, OPT_FINGERPRINT },
+		{ "no-v4", no_argument, NULL, OPT_NO_V4 },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -102,6 +121,7 @@ parse_options(int argc, char **argv, struct server_config *cfg, int *port_given)
 	int ch;
 
 	*port_given = 0;
+	*mode = RUN_SERVE;
 	while ((ch = getopt_long(argc, argv, "p:hV", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'p':
@@ -156,6 +176,18 @@ parse_options(int argc, char **argv, struct server_config *cfg, int *port_given)
 			if (number("--resume-ttl", optarg, 1, 365u * 86400u, &v) != 0)
 				return -1;
 			cfg->resume_ttl = (unsigned)v;
+			break;
+		case OPT_TLS_KEY:
+			cfg->tls_key_path = optarg;
+			break;
+		case OPT_TLS_CERT:
+			cfg->tls_cert_path = optarg;
+			break;
+		case OPT_FINGERPRINT:
+			*mode = RUN_FINGERPRINT;
+			break;
+		case OPT_NO_V4:
+			cfg->no_v4 = 1;
 			break;
 		case 'h':
 			usage(stdout);
@@ -241,18 +273,69 @@ prepare_storage_and_db(const struct server_config *cfg)
 	return r;
 }
 
+/* The server's identity (identity.h) at the configured paths, or beside the database; NULL
+ * after logging why (why starts with "fatal"). The fingerprint goes to fp. */
+static struct tls_identity *
+server_identity(const struct server_config *cfg, char fp[TLS_FP_TEXT_SIZE])
+{
+	char key_path[IDENTITY_PATH_MAX], cert_path[IDENTITY_PATH_MAX], why[IDENTITY_PATH_MAX];
+	struct tls_identity *id = NULL;
+	int r, created, loose;
+
+	if (cfg->tls_key_path != NULL)
+		snprintf(key_path, sizeof(key_path), "%s", cfg->tls_key_path);
+	else if (identity_path_beside(cfg->db_path, IDENTITY_KEY_FILE, key_path,
+	    sizeof(key_path)) != 0)
+		key_path[0] = '\0';
+	if (cfg->tls_cert_path != NULL)
+		snprintf(cert_path, sizeof(cert_path), "%s", cfg->tls_cert_path);
+	else if (identity_path_beside(cfg->db_path, IDENTITY_CERT_FILE, cert_path,
+	    sizeof(cert_path)) != 0)
+		cert_path[0] = '\0';
+	if (key_path[0] == '\0' || cert_path[0] == '\0') {
+		log_server("fatal: the database path is too long to put the TLS key beside it");
+		return NULL;
+	}
+	r = identity_load_or_create(key_path, cert_path, &id, &created, &loose, why,
+	    sizeof(why));
+	if (r == 0)
+		r = tls_identity_fingerprint(id, fp);
+	if (r != 0) {
+		log_server("fatal: the server's TLS identity: %s", why[0] != '\0' ? why :
+		    sd_strerror(r));
+		tls_identity_free(id);
+		return NULL;
+	}
+	if (created)
+		log_server("made a new TLS identity: %s, %s", key_path, cert_path);
+	if (loose)
+		log_server("warning: %s can be read by other users (chmod 600 it)", key_path);
+	return id;
+}
+
 int
 main(int argc, char **argv)
 {
 	struct server_config cfg;
 	struct server *srv = NULL;
+	struct tls_identity *id = NULL;
+	struct tls_creds *creds = NULL;
+	char fp[TLS_FP_TEXT_SIZE];
+	enum run_mode mode;
 	sigset_t sigs;
 	uint16_t port = 0;
 	int r, sig = 0, port_given;
 
 	config_defaults(&cfg);
-	if ((r = parse_options(argc, argv, &cfg, &port_given)) != 0)
+	if ((r = parse_options(argc, argv, &cfg, &port_given, &mode)) != 0)
 		return r > 0 ? 0 : 2;
+	if (mode == RUN_FINGERPRINT) {
+		if ((id = server_identity(&cfg, fp)) == NULL)
+			return 1;
+		printf("%s\n", fp);
+		tls_identity_free(id);
+		return 0;
+	}
 	if (!port_given) {
 		r = config_read_port_file(CONFIG_PORT_FILE, &cfg.port);
 		if (r == SD_ERR_NOT_FOUND)
@@ -281,13 +364,30 @@ main(int argc, char **argv)
 
 	if (prepare_storage_and_db(&cfg) != 0)
 		return 1;
+	if (!cfg.no_v4) {
+		/* One set of credentials, read-only, shared by every worker and connection. */
+		if ((id = server_identity(&cfg, fp)) == NULL)
+			return 1;
+		r = tls_creds_new(id, &creds);
+		tls_identity_free(id);
+		if (r != 0) {
+			log_server("fatal: TLS credentials: %s", sd_strerror(r));
+			return 1;
+		}
+		cfg.tls_creds = creds;
+	}
 
 	if (server_start(&cfg, &srv, &port) != 0) {
 		log_server("fatal: the server did not start");
+		tls_creds_free(creds);
 		return 1;
 	}
 	log_server("sealdrop-server %s: database %s, storage %s/, %u workers",
 	    SEALDROP_VERSION, cfg.db_path, cfg.storage_dir, config_workers(&cfg));
+	if (creds != NULL)
+		log_server("version 4 (TLS 1.3) on the same port; server key fingerprint %s", fp);
+	else
+		log_server("version 3 only (--no-v4)");
 	log_server("listening on %s:%u", cfg.bind_addr, (unsigned)port);
 
 	while (sigwait(&sigs, &sig) != 0)
@@ -296,6 +396,7 @@ main(int argc, char **argv)
 	    sig == SIGINT ? "SIGINT" : "SIGTERM", cfg.grace);
 	server_stop(srv);
 	server_free(srv);
+	tls_creds_free(creds);
 	log_server("stopped");
 	return 0;
 }

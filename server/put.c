@@ -25,6 +25,7 @@
 #include "../protocol/msg4.h"
 #include "config.h"
 #include "conn.h"
+#include "handlers_v4.h"
 #include "log.h"
 #include "storage.h"
 
@@ -158,11 +159,10 @@ put_reply_error(struct conn *c, uint16_t reason, int close, const char *message)
 {
 	conn_log(c, "v4", "ERROR %u (%s): %s%s", (unsigned)reason, msg4_reason_name(reason),
 	    message, close ? "; closing" : "");
-	conn_queued(c, msg4_put_error(&c->out, reason, message));
-	if (close && !c->closing) {
-		conn_flush(c);  /* the peer should learn why, as far as the transport takes it */
-		conn_close_later(c);
-	}
+	if (close)
+		handlers_v4_fail(c, reason, message);
+	else
+		handlers_v4_error(c, reason, message);
 }
 
 /* --- The upload's life ----------------------------------------------------------------- */

@@ -47,8 +47,8 @@ void put_release(struct conn *c);
 /* Closes c with ERROR 8 when another connection took its upload over. 1 when it did. */
 int put_check(struct conn *c);
 
-/* Queues ERROR reason (message text for the peer and the log) on c; close: then closes c
- * after sending what the transport takes now. */
+/* Queues ERROR reason (message text for the peer and the log) on c (handlers_v4.h); close:
+ * c closes once it is sent. */
 void put_reply_error(struct conn *c, uint16_t reason, int close, const char *message);
 
 /* Start-up, before any connection (root: the storage folder): every partial upload checked

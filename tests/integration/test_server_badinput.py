@@ -51,7 +51,8 @@ class BadInput(unittest.TestCase):
                 self.assertFalse(parts[2].startswith(".."), rel)
             else:
                 self.assertIn(rel, ("defensive.db", "defensive.db-wal", "defensive.db-shm",
-                                    "server.log"), "unexpected file %s" % rel)
+                                    "server.log", "server.key", "server.crt"),
+                              "unexpected file %s" % rel)
 
     def fresh(self, base="bad"):
         return sh.registered(self.port, "%s-%s" % (base, os.urandom(3).hex()))

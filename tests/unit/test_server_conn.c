@@ -96,8 +96,15 @@ mem_close(struct conn_transport *t)
 	m->closed = 1;
 }
 
+static const char *
+mem_nothing(struct conn_transport *t)
+{
+	(void)t;
+	return NULL;
+}
+
 static const struct conn_transport_ops mem_ops = {
-	mem_read, mem_write, mem_want, mem_pending, mem_close,
+	mem_read, mem_write, mem_want, mem_pending, mem_close, mem_nothing, mem_nothing,
 };
 
 /* One connection with everything it needs: a database in memory, a scratch storage folder,

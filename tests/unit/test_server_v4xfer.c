@@ -93,8 +93,15 @@ mem_close(struct conn_transport *t)
 	m->closed = 1;
 }
 
+static const char *
+mem_nothing(struct conn_transport *t)
+{
+	(void)t;
+	return NULL;
+}
+
 static const struct conn_transport_ops mem_ops = {
-	mem_read, mem_write, mem_want, mem_pending, mem_close,
+	mem_read, mem_write, mem_want, mem_pending, mem_close, mem_nothing, mem_nothing,
 };
 
 static const char fp_a[] = "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
@@ -658,6 +665,8 @@ test_takeover(void **state)
 	peer_open(g, 2, id_a, "alice");
 	req_open(g, 2, "t2", 10, &st);
 	assert_int_equal(conn_check_timeouts(g->p[1].c, g->env.now_ms), 1);
+	assert_true(conn_want(g->p[1].c) & CONN_WANT_WRITE);  /* the ERROR goes out, then it closes */
+	conn_on_writable(g->p[1].c);
 	expect_error(g, 1, V4_REASON_BUSY);
 	assert_true(g->p[1].c->closing);
 	/* Another account's upload of the same name is its own. */
