@@ -76,9 +76,12 @@ static ssize_t
 fail(struct tr_tls *x, const char *what, int r)
 {
 	const char *detail = x->s != NULL ? tls_last_error(x->s) : "";
+	size_t n;
 
 	snprintf(x->why, sizeof(x->why), "%s: %s", what, detail[0] != '\0' ? detail :
 	    sd_strerror(r));
+	if ((n = strlen(x->why)) > 0 && x->why[n - 1] == '.')
+		x->why[n - 1] = '\0';  /* GnuTLS's sentences end in a full stop; log lines do not */
 	return CONN_IO_ERROR;
 }
 
@@ -96,7 +99,7 @@ tls_step(struct tr_tls *x, uint8_t *buf, size_t cap)
 			return CONN_IO_AGAIN;
 		}
 		if (r != 0)
-			return fail(x, "TLS handshake failed", r);
+			return fail(x, "handshake failed", r);
 		x->hs_want = 0;
 		x->state = TR_OPEN;
 	}
@@ -108,7 +111,7 @@ tls_step(struct tr_tls *x, uint8_t *buf, size_t cap)
 		return CONN_IO_AGAIN;
 	if (r == SD_ERR_EOF)
 		return CONN_IO_EOF;
-	return fail(x, "TLS record refused", r);
+	return fail(x, "bad record", r);
 }
 
 static ssize_t
@@ -139,7 +142,7 @@ tr_read(struct conn_transport *t, uint8_t *buf, size_t cap)
 		break;
 	}
 	if ((r = tls_server_new_after(x->creds, t->fd, x->first, x->nfirst, &x->s)) != 0)
-		return fail(x, "TLS session", r);
+		return fail(x, "cannot start a session", r);
 	x->state = TR_HANDSHAKE;
 	return tls_step(x, buf, cap);
 }
@@ -161,7 +164,7 @@ tr_write(struct conn_transport *t, const uint8_t *buf, size_t len)
 		return (ssize_t)sent;
 	if (r == SD_ERR_WANT_READ || r == SD_ERR_WANT_WRITE)
 		return CONN_IO_AGAIN;
-	return fail(x, "TLS write failed", r);
+	return fail(x, "write failed", r);
 }
 
 static unsigned
