@@ -114,7 +114,10 @@ $(BUILD)/tests/test_%: $(BUILD)/tests/test_%.o $(ALL_LIBS)
 # Test tools: small programs that the Python tests drive (e.g. our crypto against Python's).
 $(BUILD)/tests/tools/%: tests/tools/%.c $(ALL_LIBS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(ALL_LIBS) $(LDLIBS)
+	$(CC) $(CFLAGS) $(TOOL_CFLAGS) $(LDFLAGS) -o $@ $< $(ALL_LIBS) $(LDLIBS) $(TOOL_LIBS)
+# sdbench measures AES-GCM and SHA-256 as version 4's TLS does them: through GnuTLS.
+$(BUILD)/tests/tools/sdbench: TOOL_CFLAGS = $(shell pkg-config --cflags gnutls 2>/dev/null)
+$(BUILD)/tests/tools/sdbench: TOOL_LIBS = $(shell pkg-config --libs gnutls 2>/dev/null)
 
 # Fuzz targets: replayed over their saved corpus by `make test` with a plain driver;
 # `make fuzz` builds the libFuzzer versions with clang.

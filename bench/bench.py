@@ -1,15 +1,29 @@
 #!/usr/bin/env python3
-"""bench.py: sealdrop's benchmarks (`make bench`). Each figure is reported next to a limit
-measured in the same run on the same machine: our CRC against GNU cksum, one upload against
-AES-256-CBC on one core and against scp, server memory against file size, many connections
-and concurrent uploads, registrations per second. Nothing here passes or fails on speed; it
-prints a table and writes bench/results.txt.
+"""bench.py: sealdrop's benchmarks (`make bench`, issue 12). Every figure is printed next to a
+limit measured in the same run on the same machine by our own tools (tests/tools/sdbench,
+tests/tools/sdload), as a ratio, with the issue's target beside it. Nothing here passes or
+fails on speed; it prints a table and writes bench/results.txt.
 
-Environment: SEALDROP_BIN (programs), SEALDROP_TOOLS (sdbench), BENCH_MB (size of the large
-file, default 1024), BENCH_CONNS (idle connections, default 2000), BENCH_UPLOADS (concurrent
-uploads, default 200), BENCH_SCP=0 to skip the scp comparison.
+Sections: the unavoidable cost per GiB (AES-256-CBC and AES-256-GCM both ways, SHA-256, cksum,
+memcpy, writing into a folder); a large version-3 upload to tmpfs and to disk (each side's CPU
+seconds per GiB against its unavoidable cost, wall-clock throughput, scp of the same file);
+registrations and 1,000 concurrent 1 MiB uploads from the C load generator; memory per idle
+connection; and the version-4 rows, which print "–" until version 4 exists (each is one
+function below, v4_*, to fill in).
+
+CPU time is user + system: /proc/<pid>/stat for the server, wait4's rusage for the client,
+CLOCK_PROCESS_CPUTIME_ID inside the tools. CPU figures stay meaningful when other programs
+share the machine; wall-clock figures do not, so the load average is printed with the table.
+
+Environment: SEALDROP_BIN (programs), SEALDROP_TOOLS (sdbench, sdload), BENCH_MB (the large
+file, default 1024), BENCH_REPEAT (runs of each large upload, the best reported, default 2),
+BENCH_LIMIT_MB (bytes per in-memory limit, default BENCH_MB),
+BENCH_UPLOADS (concurrent 1 MiB uploads, default 1000), BENCH_REGS (registrations, default
+5000), BENCH_CONNS (idle connections, default 2000), BENCH_SCP=0 (skip scp), BENCH_TMPFS (a
+tmpfs folder, default /dev/shm), BENCH_DISK (a folder on disk, default TMPDIR or /var/tmp).
 """
 import os
+import platform
 import re
 import resource
 import shutil
@@ -18,7 +32,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -27,30 +40,50 @@ import sdpeer  # noqa: E402  the independent Python implementation of the protoc
 
 BIN = os.environ.get("SEALDROP_BIN", os.path.join(TOP, "bin"))
 TOOLS = os.environ.get("SEALDROP_TOOLS", os.path.join(TOP, "build", "tests", "tools"))
+SDBENCH = os.path.join(TOOLS, "sdbench")
+SDLOAD = os.path.join(TOOLS, "sdload")
 MB = int(os.environ.get("BENCH_MB", "1024"))
+REPEAT = max(1, int(os.environ.get("BENCH_REPEAT", "2")))
+LIMIT_MB = int(os.environ.get("BENCH_LIMIT_MB", str(MB)))
+UPLOADS = int(os.environ.get("BENCH_UPLOADS", "1000"))
+REGS = int(os.environ.get("BENCH_REGS", "5000"))
 CONNS = int(os.environ.get("BENCH_CONNS", "2000"))
-UPLOADS = int(os.environ.get("BENCH_UPLOADS", "200"))
-results = []
+TMPFS = os.environ.get("BENCH_TMPFS", "/dev/shm")
+DISK = os.environ.get("BENCH_DISK", os.environ.get("TMPDIR", "/var/tmp"))
+GIB = float(1 << 30)
+DASH = "\u2013"
+V4_NOTE = "version 4 not built yet"
+
+lines = []
 
 
-def report(name, value, limit=None, note=""):
-    line = f"{name:<44} {value:>14}"
-    if limit is not None:
-        line += f"   limit {limit:>14}"
-    if note:
-        line += f"   {note}"
-    print(line, flush=True)
-    results.append(line)
+def out(text=""):
+    print(text, flush=True)
+    lines.append(text)
 
 
-def timed(cmd, **kw):
-    t = time.monotonic()
-    subprocess.run(cmd, check=True, **kw)
-    return time.monotonic() - t
+def row(figure, value, limit=None, ratio=None, target=None, note=""):
+    """One line of the table: the figure, what was measured, the limit from this run, their
+    ratio, the issue's target, a note. None prints as a dash."""
+    cell = lambda v: DASH if v is None else v  # noqa: E731
+    out(f"{figure:<50} {cell(value):>15} {cell(limit):>15} {cell(ratio):>6} "
+        f"{target or '':>9}  {note}".rstrip())
 
+
+def section(title):
+    out()
+    out(f"## {title}")
+    out(f"{'figure':<50} {'measured':>15} {'limit':>15} {'ratio':>6} {'target':>9}  note")
+
+
+def fmt_ratio(a, b):
+    return f"{a / b:.2f}" if a is not None and b else None
+
+
+# ---- processes ----
 
 def cpu_seconds(pid):
-    """User + system CPU time of a process so far."""
+    """User + system CPU time of a process (all its threads) so far."""
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -64,10 +97,39 @@ def vm_kib(pid, field):
     return 0
 
 
+def run_measured(cmd, cwd=None):
+    """Runs cmd; returns (exit status, wall seconds, CPU seconds, peak RSS KiB, stdout, stderr)
+    from wait4's rusage of that child alone."""
+    with tempfile.TemporaryFile() as so, tempfile.TemporaryFile() as se:
+        t = time.monotonic()
+        proc = subprocess.Popen(cmd, cwd=cwd, stdout=so, stderr=se, stdin=subprocess.DEVNULL)
+        _, status, ru = os.wait4(proc.pid, 0)
+        wall = time.monotonic() - t
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        so.seek(0)
+        se.seek(0)
+        return (proc.returncode, wall, ru.ru_utime + ru.ru_stime, ru.ru_maxrss,
+                so.read().decode(errors="replace"), se.read().decode(errors="replace"))
+
+
+def tool(*args):
+    """Runs sdbench; returns {name: (bytes, cpu, wall, extra dict)} of its figure lines."""
+    res = subprocess.run([SDBENCH, *args], capture_output=True, text=True, check=True).stdout
+    figures = {}
+    for line in res.splitlines():
+        parts = line.split()
+        if len(parts) < 4 or not parts[1].startswith("bytes="):
+            continue
+        kv = dict(p.split("=", 1) for p in parts[1:] if "=" in p)
+        figures[parts[0]] = (int(kv["bytes"]), float(kv["cpu"]), float(kv["wall"]), kv)
+    return figures
+
+
 class Server:
-    """The real server on a free loopback port, in its own folder."""
+    """The real server on a free loopback port, in its own folder (database and files)."""
 
     def __init__(self, workdir, *args):
+        os.makedirs(workdir, exist_ok=True)
         self.workdir = workdir
         self.log = open(os.path.join(workdir, "server.log"), "w+")
         self.proc = subprocess.Popen(
@@ -86,14 +148,34 @@ class Server:
             self.stop()
             raise RuntimeError("server did not start")
 
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def cpu(self):
+        return cpu_seconds(self.proc.pid)
+
     def stop(self):
         self.proc.send_signal(signal.SIGTERM)
         try:
-            self.proc.wait(20)
+            self.proc.wait(30)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
         self.log.close()
+
+
+def fs_type(path):
+    """The file system type of the mount holding path (from /proc/mounts)."""
+    path = os.path.realpath(path)
+    best, kind = "", "?"
+    with open("/proc/mounts") as f:
+        for line in f:
+            parts = line.split()
+            mnt = parts[1]
+            if (path == mnt or path.startswith(mnt.rstrip("/") + "/")) and len(mnt) >= len(best):
+                best, kind = mnt, parts[2]
+    return kind
 
 
 def make_big_file(path, mb):
@@ -102,79 +184,170 @@ def make_big_file(path, mb):
             dst.write(src.read(1 << 20))
 
 
-def bench_crc_and_aes(big):
-    sdbench = os.path.join(TOOLS, "sdbench")
-    size_mb = os.path.getsize(big) / 1e6
-    subprocess.run(["cat", big], stdout=subprocess.DEVNULL, check=True)  # warm the page cache
-    gnu = min(timed(["cksum", big], stdout=subprocess.DEVNULL) for _ in range(2))
-    out = subprocess.run([sdbench, "cksum", big], capture_output=True, text=True, check=True).stdout
-    ours = float(re.search(r"([\d.]+)\s*MB/s", out).group(1))
-    report("cksum CRC (ours vs GNU cksum)", f"{ours:.0f} MB/s", f"{size_mb / gnu:.0f} MB/s",
-           f"ratio {ours / (size_mb / gnu):.2f}")
-    out = subprocess.run([sdbench, "aes", big], capture_output=True, text=True, check=True).stdout
-    aes = float(re.search(r"([\d.]+)\s*MB/s", out).group(1))
-    report("AES-256-CBC encrypt, one core", f"{aes:.0f} MB/s")
-    return aes
+# ---- the machine ----
 
-
-def bench_disk(big, tmp):
-    """Context for the upload figure: copying the file with one fsync at the end (a virtual
-    disk with its own cache makes this noisy; the server starts writeback as it goes)."""
-    copy = os.path.join(tmp, "disk-copy.bin")
-    os.sync()
-    t = time.monotonic()
-    with open(big, "rb") as src, open(copy, "wb") as dst:
-        while True:
-            chunk = src.read(1 << 20)
-            if not chunk:
+def machine_header():
+    model = "?"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
                 break
-            dst.write(chunk)
-        dst.flush()
-        os.fsync(dst.fileno())
-    mbs = os.path.getsize(big) / 1e6 / (time.monotonic() - t)
-    os.unlink(copy)
-    os.sync()
-    report("disk: copy of the file with fsync", f"{mbs:.0f} MB/s")
-    return mbs
+    flags = set()
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    have = [x for x in ("aes", "vaes", "pclmulqdq", "vpclmulqdq", "sha_ni", "avx2") if x in flags]
+    out(f"# sealdrop `make bench`, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    out(f"machine: nproc {os.cpu_count()}, CPU {model} ({' '.join(have)}), "
+        f"kernel {platform.release()}, load average at start {os.getloadavg()[0]:.2f}")
+    out(f"storage: tmpfs {TMPFS} ({fs_type(TMPFS)}), disk {DISK} ({fs_type(DISK)}); "
+        f"large file {MB} MiB")
+    out("Figures are ratios to limits measured in the same run on this machine (sdbench, "
+        "sdload); targets are issue 12's.")
+    out("Costs are CPU seconds (user + system) per GiB; rates per CPU-second are what one core "
+        "does; wall-clock figures share the cores with whatever else runs.")
 
 
-def bench_upload(big, aes_mbs, disk_mbs, tmp):
-    srvdir = os.path.join(tmp, "srv")
-    cli = os.path.join(tmp, "cli")
-    os.makedirs(srvdir)
+# ---- unavoidable costs ----
+
+def per_gib(fig):
+    return fig[1] / (fig[0] / GIB)
+
+
+def mbs_cpu(fig):
+    return fig[0] / 1e6 / fig[1]
+
+
+def bench_limits(big, dirs):
+    """The unavoidable cost per GiB; returns a dict of seconds per GiB (and copy MB/s)."""
+    section("Unavoidable cost per GiB (sdbench, one core, this run)")
+    f = tool("limits", str(LIMIT_MB))
+    L = {}
+    for name, label in (("memcpy", "memcpy (1 MiB slices from 64 MiB)"),
+                        ("cksum", "cksum, ours (in memory)"),
+                        ("aes-cbc-encrypt", "AES-256-CBC encrypt (protocol/crypto.c)"),
+                        ("aes-cbc-decrypt", "AES-256-CBC decrypt (protocol/crypto.c)"),
+                        ("aes-gcm-encrypt", "AES-256-GCM encrypt (GnuTLS, 16 KiB records)"),
+                        ("aes-gcm-decrypt", "AES-256-GCM decrypt (GnuTLS, 16 KiB records)"),
+                        ("sha256-gcrypt", "SHA-256 (libgcrypt, crypto_sha256)"),
+                        ("sha256-gnutls", "SHA-256 (GnuTLS)")):
+        L[name] = per_gib(f[name])
+        row(label, f"{L[name]:.3f} s/GiB", note=f"{mbs_cpu(f[name]):.0f} MB/s per CPU-second")
+    L["sha256"] = min(L["sha256-gcrypt"], L["sha256-gnutls"])
+
+    # Our cksum against GNU's over the same file (both read() it from the page cache).
+    subprocess.run(["cat", big], stdout=subprocess.DEVNULL, check=True)
+    ours = min(per_gib(tool("cksum", big)["cksum-file"]) for _ in range(2))
+    L["cksum-file"] = ours
+    gnu = min(run_measured(["cksum", big])[2] for _ in range(2)) / (os.path.getsize(big) / GIB)
+    row("cksum of the file, ours / GNU cksum", f"{ours:.3f} s/GiB", f"{gnu:.3f} s/GiB",
+        fmt_ratio(ours, gnu), "<= 1", "both read() the file from the page cache")
+
+    # Writing the same bytes into a new file of each folder, best of two (the first writes into
+    # memory this virtual machine may not have touched yet: see the touch row).
+    for kind, d in dirs.items():
+        for sync in ("", "-fsync"):
+            figs = [tool("write", d, str(MB), *(["fsync"] if sync else []))[f"write{sync}"]
+                    for _ in range(2)]
+            cpu = min(per_gib(x) for x in figs)
+            wall = max(x[0] / 1e6 / x[2] for x in figs)
+            L[f"write{sync}-{kind}"] = cpu
+            row(f"write {MB} MiB into a new file, {kind}{', fsync' if sync else ''}",
+                f"{cpu:.3f} s/GiB", note=f"{wall:.0f} MB/s wall (best of 2)")
+    figs = [tool("copy", big, dirs["disk"])["copy-fsync"] for _ in range(2)]
+    L["copy-disk-mbs"] = max(x[0] / 1e6 / x[2] for x in figs)
+    row(f"copy the {MB} MiB file on disk with fsync", f"{L['copy-disk-mbs']:.0f} MB/s",
+        note="wall clock, best of 2: the disk's limit for an upload to disk")
+    t = tool("touch", "256")["touch"]
+    row("first write to newly mapped memory (page faults)", f"{per_gib(t):.3f} s/GiB",
+        note="context: what memory new to a process costs in this VM (free page reporting "
+        "is on here); reused memory costs about a memcpy")
+    return L
+
+
+# ---- version 3 upload ----
+
+def bench_upload(big, kind, d, L, scratch):
+    """One BENCH_MB upload with the server's folder in d; returns the figures."""
+    cli = os.path.join(scratch, f"cli-{kind}")
     os.makedirs(cli)
-    srv = Server(srvdir)
+    small = os.path.join(cli, "small.bin")
+    with open(small, "wb") as f:
+        f.write(os.urandom(1000))
+    srv = Server(os.path.join(d, f"srv-{kind}"))
     try:
+        client = [os.path.join(BIN, "sealdrop-client"), "--quiet"]
+        # Register first with a small file: the large upload then reconnects (827), so its
+        # figures hold no RSA key generation.
+        with open(os.path.join(cli, "transfer.info"), "w") as f:
+            f.write(f"127.0.0.1:{srv.port}\nBench User\n{small}\n")
+        if run_measured(client, cwd=cli)[0] != 0:
+            raise RuntimeError("the registering upload failed")
         with open(os.path.join(cli, "transfer.info"), "w") as f:
             f.write(f"127.0.0.1:{srv.port}\nBench User\n{big}\n")
-        rss0 = vm_kib(srv.proc.pid, "VmRSS")
-        t = time.monotonic()
-        res = subprocess.run(["/usr/bin/time", "-f", "%M", os.path.join(BIN, "sealdrop-client"),
-                              "--quiet"], cwd=cli, capture_output=True, text=True)
-        elapsed = time.monotonic() - t
-        if res.returncode != 0:
-            raise RuntimeError("client failed: " + res.stderr)
-        client_kib = int(res.stderr.strip().splitlines()[-1])
-        hwm = vm_kib(srv.proc.pid, "VmHWM")
-        mbs = os.path.getsize(big) / 1e6 / elapsed
-        report(f"one {MB} MiB upload on loopback", f"{mbs:.0f} MB/s", f"{aes_mbs:.0f} MB/s",
-               f"ratio to AES {mbs / aes_mbs:.2f}; includes register and the final fsync "
-               f"(disk copy with fsync: {disk_mbs:.0f} MB/s)")
-        report("server peak RSS during the upload", f"{hwm // 1024} MiB",
-               note=f"file {MB} MiB, RSS before {rss0 // 1024} MiB")
-        report("client peak RSS during the upload", f"{client_kib // 1024} MiB", note=f"file {MB} MiB")
-        return mbs
+        cpu0 = srv.cpu()
+        rc, wall, ccpu, cmaxrss, _, err = run_measured(client, cwd=cli)
+        scpu = srv.cpu() - cpu0
+        if rc != 0:
+            raise RuntimeError(f"client failed ({rc}): {err}")
+        gib = os.path.getsize(big) / GIB
+        return {"mbs": os.path.getsize(big) / 1e6 / wall, "wall": wall,
+                "client": ccpu / gib, "server": scpu / gib, "client_kib": cmaxrss,
+                "server_kib": vm_kib(srv.pid, "VmHWM")}
     finally:
         srv.stop()
+        shutil.rmtree(os.path.join(d, f"srv-{kind}"), ignore_errors=True)
+        shutil.rmtree(cli, ignore_errors=True)
 
 
-def bench_scp(big, ours_mbs, tmp):
-    """scp of the same file to a throw-away sshd on loopback, for comparison."""
+def bench_v3_uploads(big, dirs, L, scratch):
+    section(f"Version 3: one {MB} MiB upload on loopback (sealdrop-client -> sealdrop-server)")
+    aes_mbs = GIB / 1e6 / L["aes-cbc-encrypt"]  # MB per CPU-second of one core
+    up = {}
+    for kind, d in dirs.items():
+        runs = [bench_upload(big, kind, d, L, scratch) for _ in range(REPEAT)]
+        # Best of REPEAT for each figure: other programs on the machine only ever slow it.
+        up[kind] = {key: (max if key == "mbs" else min)(r[key] for r in runs)
+                    for key in runs[0]}
+    t, k = up["tmpfs"], up["disk"]
+    client_lim = L["aes-cbc-encrypt"] + L["cksum-file"]
+    row("client CPU per GiB, v3 upload (tmpfs run)", f"{t['client']:.3f} s/GiB",
+        f"{client_lim:.3f} s/GiB", fmt_ratio(t["client"], client_lim), "<= 1.15",
+        f"limit: AES-CBC encrypt + cksum of the file (read included); best of {REPEAT}")
+    row("client CPU per GiB, v3 upload (disk run)", f"{k['client']:.3f} s/GiB",
+        f"{client_lim:.3f} s/GiB", fmt_ratio(k["client"], client_lim), "<= 1.15")
+    for kind, u in up.items():
+        lim = L["aes-cbc-decrypt"] + L["cksum"] + L[f"write-fsync-{kind}"]
+        row(f"server CPU per GiB, v3 upload to {kind}", f"{u['server']:.3f} s/GiB",
+            f"{lim:.3f} s/GiB", fmt_ratio(u["server"], lim), "<= 1.3",
+            f"limit: AES-CBC decrypt + cksum + write with fsync into {kind}")
+    row("v3 upload to tmpfs / AES-CBC encrypt on one core", f"{t['mbs']:.0f} MB/s",
+        f"{aes_mbs:.0f} MB/s", fmt_ratio(t["mbs"], aes_mbs), ">= 0.7",
+        f"{MB} MiB in {t['wall']:.2f} s wall, with reconnect, CRC and the final fsync; "
+        "limit per CPU-second")
+    row("v3 upload to disk / disk copy with fsync", f"{k['mbs']:.0f} MB/s",
+        f"{L['copy-disk-mbs']:.0f} MB/s", fmt_ratio(k["mbs"], L["copy-disk-mbs"]), ">= 0.9",
+        f"{MB} MiB in {k['wall']:.2f} s wall")
+    row("server peak RSS during the upload (tmpfs / disk)",
+        f"{t['server_kib'] // 1024} / {k['server_kib'] // 1024} MiB", note=f"file {MB} MiB")
+    row("client peak RSS during the upload (tmpfs / disk)",
+        f"{t['client_kib'] // 1024} / {k['client_kib'] // 1024} MiB", note=f"file {MB} MiB")
+    return up
+
+
+def bench_scp(big, ours_mbs, scratch):
+    """scp of the same file to a throw-away sshd on loopback, into a folder on disk."""
     sshd = shutil.which("sshd") or "/usr/sbin/sshd"
     if os.environ.get("BENCH_SCP", "1") == "0" or not os.path.exists(sshd):
-        report("scp on loopback", "skipped", note="no sshd (apt-get install openssh-server)")
+        why = ("BENCH_SCP=0" if os.path.exists(sshd)
+               else "no sshd (`make bench` installs openssh-server)")
+        row("sealdrop v3 / scp, same file", f"{ours_mbs:.0f} MB/s", None, None, ">= 3",
+            f"scp skipped: {why}")
         return
-    d = os.path.join(tmp, "ssh")
+    d = os.path.join(scratch, "ssh")
     os.makedirs(d)
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", f"{d}/host"], check=True)
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", f"{d}/user"], check=True)
@@ -192,138 +365,189 @@ def bench_scp(big, ours_mbs, tmp):
     try:
         time.sleep(0.5)
         t = time.monotonic()
-        subprocess.run(["scp", "-q", "-P", str(port), "-i", f"{d}/user", "-o", "StrictHostKeyChecking=no",
-                        "-o", f"UserKnownHostsFile={d}/known", big, f"127.0.0.1:{d}/copy"], check=True)
+        subprocess.run(["scp", "-q", "-P", str(port), "-i", f"{d}/user", "-o",
+                        "StrictHostKeyChecking=no", "-o", f"UserKnownHostsFile={d}/known", big,
+                        f"127.0.0.1:{d}/copy"], check=True)
         mbs = os.path.getsize(big) / 1e6 / (time.monotonic() - t)
-        report("scp of the same file on loopback", f"{mbs:.0f} MB/s", note=f"sealdrop/scp {ours_mbs / mbs:.2f}")
+        row("sealdrop v3 / scp, same file (both to disk)", f"{ours_mbs:.0f} MB/s",
+            f"{mbs:.0f} MB/s", fmt_ratio(ours_mbs, mbs), ">= 3", "limit column: scp")
     finally:
         proc.terminate()
         proc.wait(10)
 
 
-def bench_connections(tmp):
-    srvdir = os.path.join(tmp, "conns")
-    os.makedirs(srvdir)
+# ---- version 4 (one function per row, to fill in when version 4 exists) ----
+
+def v4_upload(big, dirs, L, v3):
+    """v4 upload / v3 upload, same file, same run. Returns (measured, limit, ratio) or None."""
+    return None
+
+
+def v4_download(big, dirs, L):
+    """A BENCH_MB version-4 download: MB/s, with each side's CPU per GiB. None until built."""
+    return None
+
+
+def v4_cpu_ratios(big, dirs, L):
+    """Each side's CPU per GiB in v4 / (GCM + SHA-256 + cksum + 2 memcpy); None until built.
+    The limit is computed here already, from this run's figures."""
+    return None
+
+
+def v4_handshakes(scratch):
+    """TLS 1.3 handshakes with both certificates per server CPU-second (sdload should grow a
+    v4 mode). None until built."""
+    return None
+
+
+def v4_idle_tls(scratch):
+    """Server RSS per idle TLS connection. None until built."""
+    return None
+
+
+def bench_v4(big, dirs, L, v3, scratch):
+    section("Version 4 (TLS 1.3)")
+    v4_limit = L["aes-gcm-encrypt"] + L["sha256"] + L["cksum"] + 2 * L["memcpy"]
+    v4_limit_srv = L["aes-gcm-decrypt"] + L["sha256"] + L["cksum"] + 2 * L["memcpy"]
+    r = v4_upload(big, dirs, L, v3)
+    row("v4 upload / v3 upload, same file (tmpfs)", *(r or (None, None, None)), ">= 1.0",
+        "" if r else V4_NOTE)
+    r = v4_download(big, dirs, L)
+    row(f"v4 download of the {MB} MiB file (tmpfs)", *(r or (None, None, None)), "",
+        "" if r else V4_NOTE)
+    r = v4_cpu_ratios(big, dirs, L) or {}
+    row("client CPU per GiB, v4 upload", r.get("client"), f"{v4_limit:.3f} s/GiB",
+        r.get("client_ratio"), "<= 1.5",
+        "limit: GCM encrypt + SHA-256 + cksum + 2 memcpy" + ("" if r else f"; {V4_NOTE}"))
+    row("server CPU per GiB, v4 upload", r.get("server"), f"{v4_limit_srv:.3f} s/GiB",
+        r.get("server_ratio"), "<= 1.5",
+        "limit: GCM decrypt + SHA-256 + cksum + 2 memcpy" + ("" if r else f"; {V4_NOTE}"))
+    row("server CPU per GiB, v4 download", r.get("download"), f"{v4_limit:.3f} s/GiB",
+        r.get("download_ratio"), "<= 1.5", "" if r else V4_NOTE)
+    r = v4_handshakes(scratch)
+    row("TLS handshakes per server CPU-second", r, None, None, ">= 1000", "" if r else V4_NOTE)
+    r = v4_idle_tls(scratch)
+    row("server RSS per idle TLS connection", r, None, None, "<= 48 KiB", "" if r else V4_NOTE)
+
+
+# ---- many sessions: the C load generator ----
+
+def sdload(port, *args):
+    """Runs sdload; returns (its figures as a dict, exit status, stderr)."""
+    rc, wall, cpu, _, so, se = run_measured([SDLOAD, "-p", str(port), *args])
+    figs = {}
+    for line in so.splitlines():
+        figs.update(dict(p.split("=", 1) for p in line.split()[1:] if "=" in p))
+    return figs, rc, se.strip()
+
+
+def bench_registrations(d):
+    section("Registrations and concurrency (sdload: one C process, non-blocking connections)")
+    keys = tool("keys")["keys"]
+    rsa_rate = int(keys[3]["count"]) / keys[1]  # per CPU-second
+    srv = Server(os.path.join(d, "srv-regs"))
+    try:
+        cpu0 = srv.cpu()
+        figs, rc, err = sdload(srv.port, "-c", "64", "-k", "4", "register", str(REGS))
+        cpu = srv.cpu() - cpu0
+    finally:
+        srv.stop()
+        shutil.rmtree(os.path.join(d, "srv-regs"), ignore_errors=True)
+    ok = int(figs.get("ok", 0))
+    wall = float(figs.get("wall", 0) or 1e-9)
+    per_cpu = ok / cpu if cpu > 0 else 0
+    row(f"registrations (825 + 826), {REGS} sessions, 64 open", f"{ok / wall:.0f} /s",
+        note=f"{ok}/{REGS} ok, wall clock; sdload used {float(figs.get('cpu', 0)):.2f} s CPU"
+        + (f"; {err}" if rc else ""))
+    row("registrations per server CPU-second / RSA work alone", f"{per_cpu:.0f} /s",
+        f"{rsa_rate:.0f} /s", fmt_ratio(per_cpu, rsa_rate), ">= 0.5",
+        f"{cpu / max(ok, 1) * 1e6:.0f} us server CPU per registration against "
+        f"{1e6 / rsa_rate:.0f} us (SPKI parse + key + OAEP wrap)")
+
+
+def bench_concurrent_uploads(d):
+    srv = Server(os.path.join(d, "srv-burst"))
+    try:
+        rss0 = vm_kib(srv.pid, "VmRSS")
+        cpu0 = srv.cpu()
+        figs, rc, err = sdload(srv.port, "-s", str(1 << 20), "-c", str(UPLOADS), "upload",
+                               str(UPLOADS))
+        cpu = srv.cpu() - cpu0
+        hwm = vm_kib(srv.pid, "VmHWM")
+        time.sleep(1.0)  # the server reaps the closed connections
+        rss1 = vm_kib(srv.pid, "VmRSS")
+    finally:
+        srv.stop()
+        shutil.rmtree(os.path.join(d, "srv-burst"), ignore_errors=True)
+    ok, crc_ok = int(figs.get("ok", 0)), int(figs.get("crc_ok", 0))
+    wall = float(figs.get("wall", 0) or 1e-9)
+    row(f"{UPLOADS} concurrent 1 MiB uploads: CRCs right", f"{crc_ok}/{UPLOADS}", None, None,
+        "all", f"{ok} sessions ended 1604" + (f"; {err}" if rc else ""))
+    row("  sessions per second (wall clock)", f"{UPLOADS / wall:.0f} /s",
+        note=f"{wall:.2f} s; sdload used {float(figs.get('cpu', 0)):.2f} s CPU "
+        "(it encrypts every file: the 2 cores are shared)")
+    row("  server CPU per session", f"{cpu / max(UPLOADS, 1) * 1e3:.2f} ms",
+        note=f"{cpu:.2f} s for {UPLOADS} MiB: {cpu / (UPLOADS / 1024):.3f} s/GiB incl. 2 RSA")
+    row("  server peak RSS (VmHWM)", f"{hwm / 1024:.1f} MiB", None, None, "< 64 MiB",
+        f"RSS before {rss0 / 1024:.1f} MiB")
+    row("  server RSS after the burst has closed", f"{rss1 / 1024:.1f} MiB")
+
+
+def bench_idle(d):
+    """Memory per idle version-3 connection: plain sockets that never send a byte."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     n = min(CONNS, hard - 100)
-    srv = Server(srvdir, "--max-connections", str(n + 1000))
+    srv = Server(os.path.join(d, "srv-idle"), "--max-connections", str(n + 1000))
     socks = []
     try:
-        rss0 = vm_kib(srv.proc.pid, "VmRSS")
+        rss0 = vm_kib(srv.pid, "VmRSS")
         for _ in range(n):
-            s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
-            socks.append(s)
+            socks.append(socket.create_connection(("127.0.0.1", srv.port), timeout=10))
         time.sleep(0.5)
         # One full session while all of them are open: the server still serves.
         c = sdpeer.PeerClient("127.0.0.1", srv.port, timeout=30)
         r = c.full_session("Busy Day", "x.bin", b"x" * 1000, rsa_key=sdpeer.RSAKey.generate())
         c.close()
-        rss1 = vm_kib(srv.proc.pid, "VmRSS")
-        per = (rss1 - rss0) * 1024 / n
-        report(f"{n} idle connections: server RSS per connection", f"{per / 1024:.1f} KiB",
-               note=f"and a session among them ended {r['code']}")
+        rss1 = vm_kib(srv.pid, "VmRSS")
+        per = (rss1 - rss0) / n
+        row(f"server RSS per idle v3 connection ({n} open)", f"{per:.1f} KiB", None, None,
+            "<= 8 KiB", f"a session among them ended {r['code']}")
     finally:
         for s in socks:
             s.close()
         srv.stop()
-
-    srvdir = os.path.join(tmp, "uploads")
-    os.makedirs(srvdir)
-    srv = Server(srvdir)
-    try:
-        data = os.urandom(1 << 20)
-        crc = sdpeer.cksum(data)
-        key = sdpeer.RSAKey.generate()  # the Python peer's key generation is slow: share one
-        ok = []
-        lock = threading.Lock()
-
-        def one(i):
-            try:
-                c = sdpeer.PeerClient("127.0.0.1", srv.port, timeout=120)
-                r = c.full_session(f"user {i}", f"f{i}.bin", data, packet_size=65536,
-                                   rsa_key=key)
-                c.close()
-                with lock:
-                    ok.append(r["cksum"] == crc and r["code"] == 1604)
-            except Exception:  # counted as a failure below
-                with lock:
-                    ok.append(False)
-
-        t = time.monotonic()
-        threads = [threading.Thread(target=one, args=(i,)) for i in range(UPLOADS)]
-        for th in threads:
-            th.start()
-        for th in threads:
-            th.join(300)
-        el = time.monotonic() - t
-        report(f"{UPLOADS} concurrent 1 MiB uploads", f"{sum(ok)}/{UPLOADS} CRC ok",
-               note=f"{el:.1f} s, {UPLOADS / el:.0f} sessions/s (Python clients)")
-    finally:
-        srv.stop()
-
-
-def _register_many(args):
-    """One client process: registrations (825 + 826, each on its own connection) for a while."""
-    port, prefix, spki_der, seconds = args
-    key = sdpeer.RSAKey.from_der(spki_der)
-    n = 0
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        c = sdpeer.PeerClient("127.0.0.1", port, timeout=30)
-        code, _ = c.register(f"{prefix} {n}")
-        code2, _ = c.send_public_key(f"{prefix} {n}", key)
-        c.close()
-        if code != 1600 or code2 != 1602:
-            raise RuntimeError(f"registration answered {code} {code2}")
-        n += 1
-    return n
-
-
-def bench_registrations(tmp):
-    import multiprocessing
-    out = subprocess.run([os.path.join(TOOLS, "sdbench"), "keys"], capture_output=True, text=True,
-                         check=True).stdout
-    rsa = float(re.search(r"([\d.]+) /s", out).group(1))
-    srvdir = os.path.join(tmp, "regs")
-    os.makedirs(srvdir)
-    srv = Server(srvdir)
-    key = sdpeer.RSAKey.generate()
-    procs = 4
-    try:
-        t = time.monotonic()
-        cpu0 = cpu_seconds(srv.proc.pid)
-        with multiprocessing.get_context("fork").Pool(procs) as pool:
-            counts = pool.map(_register_many, [(srv.port, f"reg{i}", key.pkcs8_der(), 3.0)
-                                               for i in range(procs)])
-        el = time.monotonic() - t
-        cpu = cpu_seconds(srv.proc.pid) - cpu0
-        rate = sum(counts) / el
-        report(f"registrations (825 + 826), {procs} client processes", f"{rate:.0f} /s",
-               note="the Python clients and the server share the 2 cores")
-        report("  server CPU per registration -> one core's capacity",
-               f"{sum(counts) / cpu:.0f} /s", f"{rsa:.0f} /s",
-               "limit: RSA work alone (SPKI parse, OAEP wrap; sdbench keys)")
-    finally:
-        srv.stop()
+        shutil.rmtree(os.path.join(d, "srv-idle"), ignore_errors=True)
 
 
 def main():
-    tmp = tempfile.mkdtemp(prefix="sealdrop-bench.")
+    for p in (SDBENCH, SDLOAD):
+        if not os.access(p, os.X_OK):
+            sys.exit(f"bench: {p} is not built (make {os.path.relpath(p, TOP)})")
+    started = time.monotonic()
+    scratch = tempfile.mkdtemp(prefix="sealdrop-bench.", dir=DISK)
+    shm = tempfile.mkdtemp(prefix="sealdrop-bench.", dir=TMPFS)
+    dirs = {"tmpfs": shm, "disk": scratch}
     try:
-        big = os.path.join(tmp, "big.bin")
-        print(f"making a {MB} MiB file in {tmp} ...", flush=True)
+        machine_header()
+        big = os.path.join(scratch, "big.bin")
         make_big_file(big, MB)
-        aes = bench_crc_and_aes(big)
-        disk = bench_disk(big, tmp)
-        ours = bench_upload(big, aes, disk, tmp)
-        bench_scp(big, ours, tmp)
-        bench_connections(tmp)
-        bench_registrations(tmp)
+        L = bench_limits(big, dirs)
+        v3 = bench_v3_uploads(big, dirs, L, scratch)
+        bench_scp(big, v3["disk"]["mbs"], scratch)
+        bench_v4(big, dirs, L, v3, scratch)
+        bench_registrations(shm)
+        bench_concurrent_uploads(shm)
+        bench_idle(shm)
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(scratch, ignore_errors=True)
+        shutil.rmtree(shm, ignore_errors=True)
+    out()
+    out(f"(servers for registrations, concurrency and idle connections ran on tmpfs; "
+        f"the whole run took {time.monotonic() - started:.0f} s, load average at the end "
+        f"{os.getloadavg()[0]:.2f})")
     with open(os.path.join(TOP, "bench", "results.txt"), "w") as f:
-        f.write("\n".join(results) + "\n")
+        f.write("\n".join(lines) + "\n")
     print("\nwritten to bench/results.txt")
 
 

@@ -4,10 +4,10 @@
 # With the argument `bench`, also the benchmarks' tools; with `fuzz`, clang for libFuzzer.
 set -eu
 need="gcc make pkg-config libgcrypt20-dev libtasn1-6-dev libsqlite3-dev zlib1g-dev \
-libcmocka-dev libgnutls28-dev python3 python3-cryptography python3-openssl gnutls-bin sqlite3 \
+libgnutls28-dev libcmocka-dev python3 python3-cryptography python3-openssl gnutls-bin sqlite3 \
 valgrind"
-# `deps.sh bench` adds what the benchmarks compare against or measure with.
-[ "${1:-}" = bench ] && need="$need time openssh-server openssh-client"
+# `deps.sh bench` adds what the benchmarks compare against (scp to a throw-away sshd).
+[ "${1:-}" = bench ] && need="$need openssh-server openssh-client"
 # `deps.sh fuzz` adds clang and its libFuzzer runtime.
 [ "${1:-}" = fuzz ] && need="$need clang libclang-rt-dev"
 missing=""
