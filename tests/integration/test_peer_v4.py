@@ -573,12 +573,21 @@ class ServerFaults(unittest.TestCase):
             c = Client4("127.0.0.1", old.port, identity=Identity.generate())
             with self.assertRaises((ssl.SSLError, OSError)):
                 c.connect()
+            # The server thread records the event after its reply: wait for it (bounded).
+            deadline = time.monotonic() + 5
+            while not any(e["event"] == "v3_only_refused" for e in old.events) and \
+                    time.monotonic() < deadline:
+                time.sleep(0.05)
             self.assertTrue(any(e["event"] == "v3_only_refused" for e in old.events))
             old.stop()
             closer = self.serve(d, port=s.port, v3_only="close")
             c = Client4("127.0.0.1", closer.port, identity=Identity.generate())
             with self.assertRaises((ssl.SSLError, OSError)):
                 c.connect()
+            deadline = time.monotonic() + 5
+            while not any(e["event"] == "v3_only_refused" for e in closer.events) and \
+                    time.monotonic() < deadline:
+                time.sleep(0.05)
             self.assertEqual([e["how"] for e in closer.events
                               if e["event"] == "v3_only_refused"], ["close"])
             # version 3 itself is still served there
