@@ -6,16 +6,18 @@ DESTDIR ?=
 CC ?= cc
 PYTHON ?= /usr/bin/python3
 SAN ?=
-# Sanitizer builds keep their objects apart so they never mix with normal ones.
+# Sanitizer builds keep their objects and programs apart (build-san/, bin-san/), so they never
+# mix with normal ones and a later plain `make` never keeps a sanitizer binary in bin/.
 ifeq ($(SAN),)
 BUILD ?= build
+BINDIR ?= bin
 else
 BUILD ?= build-san
+BINDIR ?= bin-san
 endif
-BINDIR ?= bin
 
-# zlib is linked for version 4's compression (SPEC-v4.md); nothing calls it yet. GnuTLS is
-# version 4's TLS, used by protocol/tls.c only.
+# gnutls: version 4's TLS (protocol/tls.c only); zlib: version 4's upload compression
+# (client/commands.c).
 PKGS := libgcrypt libtasn1 sqlite3 zlib gnutls
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -168,6 +170,6 @@ uninstall:
 	rm -f $(addprefix $(DESTDIR)$(PREFIX)/share/man/man1/,sealdrop-server.1 sealdrop-client.1 sealdrop-db.1)
 
 clean:
-	rm -rf build build-san build-fuzz bin
+	rm -rf build build-san build-fuzz bin bin-san
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

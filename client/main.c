@@ -13,6 +13,7 @@
 #include "options.h"
 #include "session.h"
 #include "transfer.h"
+#include "v4.h"
 
 #ifndef SEALDROP_VERSION
 #define SEALDROP_VERSION "0.0.0"
@@ -24,9 +25,10 @@ main(int argc, char **argv)
 	struct client_options o;
 	struct transfer_info ti;
 	struct session_config cfg;
+	struct v4_config v4;
 	char why[WHY_MAX];
 	unsigned skip = 0;
-	int r;
+	int r, not_v4 = 0;
 
 	why[0] = '\0';
 	if (options_parse(argc, argv, &o, why, sizeof(why)) != 0) {
@@ -53,7 +55,10 @@ main(int argc, char **argv)
 		skip |= TRANSFER_SKIP_SERVER;
 	if (o.name != NULL)
 		skip |= TRANSFER_SKIP_NAME;
-	if (o.file != NULL)
+	if (o.command == CMD_SEND && o.arg != NULL)
+		o.file = o.arg;
+	/* Only sending needs line 3. */
+	if (o.file != NULL || o.command != CMD_SEND)
 		skip |= TRANSFER_SKIP_FILE;
 	memset(&ti, 0, sizeof(ti));
 	if (skip != (TRANSFER_SKIP_SERVER | TRANSFER_SKIP_NAME | TRANSFER_SKIP_FILE)) {
@@ -86,7 +91,7 @@ main(int argc, char **argv)
 	}
 
 	/* A name the server would refuse fails here, before any connection. */
-	if (transfer_file_check(ti.file_path, why, sizeof(why)) != 0) {
+	if (o.command == CMD_SEND && transfer_file_check(ti.file_path, why, sizeof(why)) != 0) {
 		log_fatal("%s", why);
 		return CX_FILE;
 	}
@@ -111,5 +116,34 @@ main(int argc, char **argv)
 	cfg.single_packet = o.single_packet;
 	cfg.paced = o.paced;
 	cfg.progress = !o.quiet && isatty(STDERR_FILENO);
+	if (o.protocol != PROTO_V3) {
+		memset(&v4, 0, sizeof(v4));
+		v4.host = ti.host;
+		v4.port = ti.port;
+		v4.name = ti.name;
+		v4.me_path = "me.info";
+		v4.priv_path = "priv.key";
+		v4.key_path = "me.key";
+		v4.known_path = "known_servers";
+		v4.server_key = o.server_key;
+		v4.connect_timeout_ms = o.connect_timeout_ms;
+		v4.timeout_ms = o.timeout_ms;
+		v4.retries = o.retries;
+		v4.command = o.command;
+		v4.file_path = ti.file_path;
+		v4.arg = o.arg;
+		v4.output = o.output;
+		v4.json = o.json;
+		v4.compress = o.compress;
+		v4.progress = cfg.progress;
+		r = v4_run(&v4, o.protocol == PROTO_AUTO, &not_v4);
+		if (!not_v4)
+			return r;
+		if (o.command != CMD_SEND) {
+			log_fatal("%s:%s speaks only version 3, which has no %s", ti.host, ti.port,
+			    o.command == CMD_LIST ? "list" : o.command == CMD_GET ? "get" : "rm");
+			return CX_SERVER;
+		}
+	}
 	return session_run(&cfg);
 }

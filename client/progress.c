@@ -45,12 +45,42 @@ progress_start(struct progress *p, int enabled, uint64_t total, const char *labe
 	snprintf(p->label, sizeof(p->label), "%s", label != NULL ? label : "");
 }
 
+void
+progress_set_stats(struct progress *p, uint64_t resumed, uint64_t plain, uint64_t wire)
+{
+	if (p == NULL)
+		return;
+	p->resumed = resumed;
+	p->plain = plain;
+	p->wire = wire;
+}
+
+/* " (resumed at 1.0 MiB) deflated to 2.0 MiB (41.7%)", or "" */
+static void
+extras(const struct progress *p, char *out, size_t cap)
+{
+	char res[32];
+	int n = 0;
+
+	out[0] = '\0';
+	if (p->resumed > 0) {
+		progress_format_bytes(p->resumed, res, sizeof(res));
+		n = snprintf(out, cap, " (resumed at %s)", res);
+	}
+	if (n >= 0 && (size_t)n < cap && p->plain > 0 && p->wire < p->plain) {
+		progress_format_bytes(p->wire, res, sizeof(res));
+		snprintf(out + n, cap - (size_t)n, " deflated to %s (%.1f%%)", res,
+		    100.0 * (double)p->wire / (double)p->plain);
+	}
+}
+
 static void
 draw(struct progress *p, long long now)
 {
-	char done[32], total[32], rate[32], left[32], bar[BAR_WIDTH + 1];
+	char done[32], total[32], rate[32], left[32], bar[BAR_WIDTH + 1], extra[96];
 	double secs = (double)(now - p->start_ms) / 1000.0;
-	double bps = secs > 0.0 ? (double)p->done / secs : 0.0;
+	uint64_t moved = p->done >= p->resumed ? p->done - p->resumed : 0;
+	double bps = secs > 0.0 ? (double)moved / secs : 0.0;
 	unsigned pct = p->total > 0 ? (unsigned)(p->done * 100 / p->total) : 100;
 	unsigned fill = p->total > 0 ? (unsigned)(p->done * BAR_WIDTH / p->total) : BAR_WIDTH;
 	unsigned i;
@@ -69,9 +99,10 @@ draw(struct progress *p, long long now)
 	} else {
 		snprintf(left, sizeof(left), "--:-- left");
 	}
+	extras(p, extra, sizeof(extra));
 	/* \033[K clears what a longer previous line left behind. */
-	fprintf(stderr, "\r%s [%s] %s / %s %3u%% %s/s %s\033[K", p->label, bar, done, total, pct,
-	    rate, left);
+	fprintf(stderr, "\r%s [%s] %s / %s %3u%% %s/s %s%s\033[K", p->label, bar, done, total,
+	    pct, rate, left, extra);
 	fflush(stderr);
 	p->drawn = 1;
 	p->last_ms = now;
@@ -104,7 +135,8 @@ progress_clear(struct progress *p)
 void
 progress_finish(struct progress *p)
 {
-	char total[32], rate[32];
+	char total[32], rate[32], extra[96];
+	uint64_t moved;
 	long long now;
 	double secs;
 
@@ -112,10 +144,12 @@ progress_finish(struct progress *p)
 		return;
 	now = now_ms();
 	secs = (double)(now - p->start_ms) / 1000.0;
+	moved = p->done >= p->resumed ? p->done - p->resumed : 0;
 	progress_clear(p);
-	progress_format_bytes(p->done, total, sizeof(total));
-	progress_format_bytes(secs > 0.0 ? (uint64_t)((double)p->done / secs) : p->done, rate,
+	progress_format_bytes(moved, total, sizeof(total));
+	progress_format_bytes(secs > 0.0 ? (uint64_t)((double)moved / secs) : moved, rate,
 	    sizeof(rate));
-	fprintf(stderr, "%s %s sent in %.1f s (%s/s)\n", p->label, total, secs, rate);
+	extras(p, extra, sizeof(extra));
+	fprintf(stderr, "%s %s sent in %.1f s (%s/s)%s\n", p->label, total, secs, rate, extra);
 	fflush(stderr);
 }

@@ -30,6 +30,7 @@ config_defaults(struct server_config *c)
 	c->max_file_size_v4 = CONFIG_DEFAULT_MAX_FILE_SIZE_V4;
 	c->resume_ttl = CONFIG_DEFAULT_RESUME_TTL;
 	c->test_corrupt_crc = 0;
+	c->pending_ttl = CONFIG_DEFAULT_PENDING_TTL;
 }
 
 int

@@ -20,6 +20,8 @@ struct tls_creds;
 /* Version 4 has 64-bit sizes: without --max-file-size its uploads may reach 2^63 - 1 bytes. */
 #define CONFIG_DEFAULT_MAX_FILE_SIZE_V4 9223372036854775807ull
 #define CONFIG_DEFAULT_RESUME_TTL 86400u      /* seconds a partial version-4 upload is kept */
+#define CONFIG_DEFAULT_PENDING_TTL 600u      /* seconds a registration without a key lives */
+#define CONFIG_PENDING_SWEEP_MAX 60u         /* seconds between sweeps of expired ones, at most */
 
 /* Strings point into argv or static defaults: they live as long as the process. */
 struct server_config {
@@ -42,6 +44,7 @@ struct server_config {
 	/* The server's TLS credentials (made by main.c from the identity files, shared read-only
 	 * by every worker and connection); NULL serves version 3 only. */
 	const struct tls_creds *tls_creds;
+	unsigned pending_ttl;        /* seconds: pending registrations (no key) older go */
 };
 
 void config_defaults(struct server_config *c);

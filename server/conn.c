@@ -16,6 +16,7 @@
 #include "../protocol/crypto.h"
 #include "../protocol/err.h"
 #include "../protocol/msg.h"
+#include "commit.h"
 #include "config.h"
 #include "fetch.h"
 #include "handlers.h"
@@ -147,6 +148,7 @@ conn_free(struct conn *c)
 	receive_abort(c);
 	put_release(c);
 	fetch_end(c);
+	commit_discard(c);  /* never confirmed: the stored version stays */
 	set_pending(c, 0);
 	c->tr.ops->close(&c->tr);
 	buf_free(&c->out);
@@ -270,6 +272,7 @@ conn_set_identity(struct conn *c, const uint8_t id[CLIENT_ID_SIZE], const char *
 {
 	if (!c->known || memcmp(c->id, id, CLIENT_ID_SIZE) != 0) {
 		receive_abort(c);
+		commit_discard(c);
 		c->uploads_done = 0;
 		c->awaiting_verdict = 0;
 	}

@@ -17,6 +17,7 @@
 #include "../protocol/frame.h"
 #include "../protocol/tls.h"
 
+struct commit_staged;
 struct db;
 struct fetch;
 struct put;
@@ -132,6 +133,12 @@ struct conn {
 	                                 * id, a change of identity or key aborts it */
 	int skip_content;               /* a refused 828: its content is dropped as it arrives,
 	                                 * 1607 at its end */
+	int refused;                    /* an attempt was refused: its later packets (same ID
+	                                 * and name, not a first packet) are skipped unlogged */
+	uint8_t refused_id[CLIENT_ID_SIZE];
+	char refused_file[NAME_FIELD_SIZE];
+	struct commit_staged *staged;   /* the last file received, fsynced under its temporary
+	                                 * name until its verdict (commit.h); NULL: none */
 	int uploads_done;               /* completed uploads: 900/901/902 need one */
 	char last_file[NAME_FIELD_SIZE];  /* the file named in the last 1603 (as sent) */
 	int awaiting_verdict;           /* 1603 sent, no 900/902 yet */

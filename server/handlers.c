@@ -11,7 +11,10 @@
 #include "../protocol/msg.h"
 #include "../protocol/rsa.h"
 #include "../protocol/text.h"
+#include "commit.h"
+#include "config.h"
 #include "conn.h"
+#include "crash.h"
 #include "log.h"
 
 static void
@@ -88,7 +91,9 @@ handle_register(struct conn *c, const struct frame_event *ev)
 		return;
 	}
 	handlers_new_client_id(id);
-	if ((r = db_client_register(c->env->db, name, id)) != 0) {
+	/* A pending name (registered, no key yet) may be registered again only on the
+	 * connection that created it (SPEC.md 6, issue 9 item 3): its ID is this connection's. */
+	if ((r = db_client_register_conn(c->env->db, name, id, c->known ? c->id : NULL)) != 0) {
 		char safe[LOG_NAME_MAX + 4];
 
 		log_sanitize(name, safe, sizeof(safe));
@@ -172,7 +177,7 @@ handle_reconnect(struct conn *c, const struct frame_event *ev)
 		/* Unknown name: a pending registration whose ID travels in 1606, so that clients
 		 * going on with 826 and clients going on with 825 both carry on. */
 		handlers_new_client_id(id);
-		if ((r = db_client_register(c->env->db, name, id)) != 0) {
+		if ((r = db_client_register_conn(c->env->db, name, id, NULL)) != 0) {
 			conn_log(c, "reconnect", "name \"%s\" unknown; registering failed: %s", safe,
 			    sd_strerror(r));
 			reply_id(c, RESP_RECONNECT_DENIED, req_id);
@@ -242,15 +247,27 @@ handle_verdict(struct conn *c, const struct frame_event *ev)
 	}
 	conn_touch(c, c->id);
 	if (code == REQ_CRC_RETRY) {
-		/* No reply (SPEC.md 3); the resend replaces the file and its row. */
+		/* No reply (SPEC.md 3); the attempt goes, the resend is a new one. */
+		commit_discard(c);
 		c->awaiting_verdict = 0;
 		conn_log(c, what, "\"%s\": waiting for the resend", safe);
 		return;
 	}
-	r = db_file_set_verified(c->env->db, c->id, file_name, code == REQ_CRC_OK ? 1 : 0);
+	if (commit_staged(c, file_name)) {
+		r = commit_verdict(c, code == REQ_CRC_OK);
+	} else {
+		/* Nothing waits for a verdict (a verdict repeated): the same verdict on the row
+		 * already published is answered again, anything else is refused. */
+		struct db_file f;
+
+		r = db_file_get(c->env->db, c->id, file_name, &f);
+		if (r == 0 && f.verified != (code == REQ_CRC_OK))
+			r = SD_ERR_NOT_FOUND;
+		if (r != 0)
+			conn_log(c, what, "\"%s\" refused: %s", safe, r == SD_ERR_NOT_FOUND ?
+			    "no received file waits for this verdict" : db_errmsg(c->env->db));
+	}
 	if (r != 0) {
-		conn_log(c, what, "\"%s\" refused: %s", safe,
-		    r == SD_ERR_NOT_FOUND ? "no such file" : db_errmsg(c->env->db));
 		conn_reply_error(c);
 		return;
 	}
@@ -258,6 +275,34 @@ handle_verdict(struct conn *c, const struct frame_event *ev)
 	conn_log(c, what, "\"%s\" %s: 1604", safe, code == REQ_CRC_OK ? "verified" :
 	    "left unverified");
 	reply_id(c, RESP_ACK, c->id);
+	if (crash_armed("after-1604")) {
+		conn_flush(c);
+		crash_point("after-1604");
+	}
+}
+
+void
+handlers_expire_pending(struct conn_env *env)
+{
+	long removed = 0;
+	int r = db_client_expire_pending(env->db, (int64_t)env->cfg->pending_ttl, &removed);
+
+	if (r != 0)
+		log_event(env->index, NULL, NULL, NULL, "pending", "expiry failed: %s (%s)",
+		    sd_strerror(r), db_errmsg(env->db));
+	else if (removed > 0)
+		log_event(env->index, NULL, NULL, NULL, "pending", "%ld registration%s without a "
+		    "key for more than %u s removed", removed, removed == 1 ? "" : "s",
+		    env->cfg->pending_ttl);
+}
+
+int64_t
+handlers_pending_sweep_ms(const struct conn_env *env)
+{
+	unsigned s = env->cfg->pending_ttl < CONFIG_PENDING_SWEEP_MAX ? env->cfg->pending_ttl :
+	    CONFIG_PENDING_SWEEP_MAX;
+
+	return (int64_t)(s > 0 ? s : 1) * 1000;
 }
 
 void

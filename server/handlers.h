@@ -13,6 +13,7 @@
 #include "../protocol/frame.h"
 
 struct conn;
+struct conn_env;
 
 /* A complete small message (825, 826, 827, 900, 901, 902, unknown codes, a short 828). */
 void handlers_message(struct conn *c, const struct frame_event *ev);
@@ -26,5 +27,12 @@ void handlers_new_client_id(uint8_t id[CLIENT_ID_SIZE]);
 /* 1 when name (NUL-terminated, as decoded) is a valid client name: 1 to NAME_MAX_LEN bytes of
  * UTF-8 (shortest forms, no surrogates) without control characters (C0, DEL, C1). */
 int handlers_name_valid(const char *name);
+
+/* Deletes the pending registrations (a name without a key) older than --pending-ttl, so that
+ * names cannot be held by registering without keys (issue 9 item 3). Logs what it removed. */
+void handlers_expire_pending(struct conn_env *env);
+/* Milliseconds between two handlers_expire_pending() sweeps: --pending-ttl, at most
+ * CONFIG_PENDING_SWEEP_MAX seconds. */
+int64_t handlers_pending_sweep_ms(const struct conn_env *env);
 
 #endif

@@ -21,6 +21,7 @@
 #include "../db/db.h"
 #include "../protocol/err.h"
 #include "conn.h"
+#include "handlers.h"
 #include "log.h"
 #include "put.h"
 #include "transport.h"
@@ -44,6 +45,7 @@ struct worker {
 	size_t nconns;
 	int draining;             /* a stop was asked: no accepts, close idle connections */
 	int64_t drain_deadline_ms;
+	int64_t next_expiry_ms;   /* worker 0: next sweep of expired pending registrations */
 	pthread_t thread;
 	int started;
 };
@@ -270,6 +272,11 @@ tick(struct worker *w)
 	if (!w->listening && !w->draining)
 		listen_resume(w);
 	put_expire_tick(w->env.db, w->cfg->storage_dir, w->env.now_ms, w->index);
+	if (w->index == 0 && w->env.now_ms >= w->next_expiry_ms) {
+		if (w->next_expiry_ms != 0)  /* the start swept already */
+			handlers_expire_pending(&w->env);
+		w->next_expiry_ms = w->env.now_ms + handlers_pending_sweep_ms(&w->env);
+	}
 }
 
 static void

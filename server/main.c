@@ -15,7 +15,9 @@
 #include "../protocol/crypto.h"
 #include "../protocol/err.h"
 #include "../protocol/tls.h"
+#include "commit.h"
 #include "config.h"
+#include "crash.h"
 #include "identity.h"
 #include "log.h"
 #include "loop.h"
@@ -29,7 +31,7 @@
 enum {
 	OPT_BIND = 256, OPT_DB, OPT_STORAGE, OPT_WORKERS, OPT_MAX_CONN, OPT_IDLE, OPT_MAX_FILE,
 	OPT_GRACE, OPT_CORRUPT, OPT_RESUME_TTL, OPT_TLS_KEY, OPT_TLS_CERT, OPT_FINGERPRINT,
-	OPT_NO_V4,
+	OPT_NO_V4, OPT_PENDING_TTL,
 };
 
 /* What main() does after the options: serve, or print the fingerprint. */
@@ -69,6 +71,8 @@ usage(FILE *f)
 	    "      --fingerprint        print the server's key fingerprint (SHA256:...) for\n"
 	    "                           clients to pin, and exit (makes the key if missing)\n"
 	    "      --no-v4              serve version 3 only (no TLS)\n"
+	    "      --pending-ttl SECS   a registration that got no key within SECS seconds\n"
+	    "                           is removed, freeing its name (default %u)\n"
 	    "      --test-corrupt-crc N TEST ONLY: the first N 1603 replies of each\n"
 	    "                           connection carry a wrong CRC, to show a client's\n"
 	    "                           retry loop. Never use it in production.\n"
@@ -77,7 +81,7 @@ usage(FILE *f)
 	    CONFIG_DEFAULT_PORT, CONFIG_DEFAULT_BIND, CONFIG_DEFAULT_DB, CONFIG_DEFAULT_STORAGE,
 	    CONFIG_DEFAULT_MAX_CONNECTIONS, CONFIG_DEFAULT_IDLE_TIMEOUT,
 	    (unsigned long long)CONFIG_DEFAULT_MAX_FILE_SIZE, CONFIG_DEFAULT_RESUME_TTL,
-	    CONFIG_DEFAULT_GRACE);
+	    CONFIG_DEFAULT_GRACE, CONFIG_DEFAULT_PENDING_TTL);
 }
 
 static int
@@ -113,6 +117,7 @@ parse_options(int argc, char **argv, struct server_config *cfg, int *port_given,
 		{ "tls-cert", required_argument, NULL, OPT_TLS_CERT },
 		{ "fingerprint", no_argument, NULL, OPT_FINGERPRINT },
 		{ "no-v4", no_argument, NULL, OPT_NO_V4 },
+		{ "pending-ttl", required_argument, NULL, OPT_PENDING_TTL },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -189,6 +194,11 @@ parse_options(int argc, char **argv, struct server_config *cfg, int *port_given,
 		case OPT_NO_V4:
 			cfg->no_v4 = 1;
 			break;
+		case OPT_PENDING_TTL:
+			if (number("--pending-ttl", optarg, 1, 30u * 86400u, &v) != 0)
+				return -1;
+			cfg->pending_ttl = (unsigned)v;
+			break;
 		case 'h':
 			usage(stdout);
 			return 1;
@@ -241,8 +251,34 @@ reconcile_uploads(const struct server_config *cfg, struct db *db)
 	return 0;
 }
 
-/* The storage folder exists and holds no partial file of an earlier run; the database is
- * created or checked once before the workers open their connections. 0 or -1 (logged). */
+/* Start-up work on the database: every commit intent rolled forward (before the temporary
+ * files they name are removed as stale), expired pending registrations removed. 0 or -1
+ * (logged). */
+static int
+recover_db(const struct server_config *cfg, struct db *db)
+{
+	long rolled, dropped, expired = 0;
+	int r;
+
+	if ((r = commit_recover(db, cfg->storage_dir, &rolled, &dropped)) != 0) {
+		log_server("fatal: cannot roll the interrupted commits forward: %s (%s)",
+		    sd_strerror(r), db_errmsg(db));
+		return -1;
+	}
+	if (rolled > 0 || dropped > 0)
+		log_server("interrupted commits: %ld rolled forward, %ld dropped", rolled, dropped);
+	if ((r = db_client_expire_pending(db, (int64_t)cfg->pending_ttl, &expired)) != 0)
+		log_server("warning: cannot remove expired pending registrations: %s (%s)",
+		    sd_strerror(r), db_errmsg(db));
+	else if (expired > 0)
+		log_server("removed %ld pending registration%s older than %u s", expired,
+		    expired == 1 ? "" : "s", cfg->pending_ttl);
+	return 0;
+}
+
+/* The storage folder exists, the database is created or checked once before the workers open
+ * their connections, interrupted commits are rolled forward, and then no partial file of an
+ * earlier run is left. 0 or -1 (logged). */
 static int
 prepare_storage_and_db(const struct server_config *cfg)
 {
@@ -255,6 +291,17 @@ prepare_storage_and_db(const struct server_config *cfg)
 		    strerror(errno));
 		return -1;
 	}
+	if ((r = db_open_why(cfg->db_path, DB_READ_WRITE, &db, why, sizeof(why))) != 0) {
+		log_server("fatal: cannot open the database %s: %s%s%s", cfg->db_path,
+		    sd_strerror(r), why[0] != '\0' ? ": " : "", why);
+		return -1;
+	}
+	r = recover_db(cfg, db);
+	if (r == 0)
+		r = reconcile_uploads(cfg, db);
+	db_close(db);
+	if (r != 0)
+		return -1;
 	if ((stale = storage_remove_stale(cfg->storage_dir)) < 0) {
 		log_server("fatal: cannot clean the storage folder %s: %s", cfg->storage_dir,
 		    sd_strerror(stale));
@@ -263,14 +310,7 @@ prepare_storage_and_db(const struct server_config *cfg)
 	if (stale > 0)
 		log_server("removed %d partial file%s left by an earlier run", stale,
 		    stale == 1 ? "" : "s");
-	if ((r = db_open_why(cfg->db_path, DB_READ_WRITE, &db, why, sizeof(why))) != 0) {
-		log_server("fatal: cannot open the database %s: %s%s%s", cfg->db_path,
-		    sd_strerror(r), why[0] != '\0' ? ": " : "", why);
-		return -1;
-	}
-	r = reconcile_uploads(cfg, db);
-	db_close(db);
-	return r;
+	return 0;
 }
 
 /* The server's identity (identity.h) at the configured paths, or beside the database; NULL
@@ -323,6 +363,7 @@ main(int argc, char **argv)
 	char fp[TLS_FP_TEXT_SIZE];
 	enum run_mode mode;
 	sigset_t sigs;
+	const char *armed;
 	uint16_t port = 0;
 	int r, sig = 0, port_given;
 
@@ -345,6 +386,9 @@ main(int argc, char **argv)
 			log_server("warning: %s does not hold a valid port; using port %u",
 			    CONFIG_PORT_FILE, CONFIG_DEFAULT_PORT);
 	}
+	if ((armed = crash_init()) != NULL)
+		log_server("warning: SEALDROP_CRASH_AT: the server exits at step %s (test only)",
+		    armed);
 	if (cfg.test_corrupt_crc > 0)
 		log_server("warning: --test-corrupt-crc %u: the first %u CRC replies of each "
 		    "connection are wrong on purpose (test only)", cfg.test_corrupt_crc,

@@ -4,6 +4,7 @@
  * receive goes. */
 #include "receive.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,8 +14,10 @@
 #include "../protocol/crypto.h"
 #include "../protocol/err.h"
 #include "../protocol/msg.h"
+#include "commit.h"
 #include "config.h"
 #include "conn.h"
+#include "crash.h"
 #include "log.h"
 #include "storage.h"
 #include "upload.h"
@@ -95,6 +98,7 @@ sink_write(void *ctx, const uint8_t *data, size_t n)
 
 	if (r->sf.fd < 0)
 		return SD_ERR_INTERNAL;
+	crash_point("data");
 	return storage_write(&r->sf, data, n);
 }
 
@@ -123,6 +127,9 @@ open_attempt_file(struct conn *c, struct receive *r, const char *file_name)
 		}
 		storage_abort(&r->sf);
 	}
+	/* A new attempt (the resend after 901, or another file) ends the one waiting for its
+	 * verdict: never confirmed, it goes and the stored version stays. */
+	commit_discard(c);
 	snprintf(r->file, sizeof(r->file), "%s", file_name);
 	if ((e = storage_sanitize_name(file_name, safe)) != 0) {
 		char shown[LOG_NAME_MAX + 4];
@@ -132,36 +139,31 @@ open_attempt_file(struct conn *c, struct receive *r, const char *file_name)
 		return e;
 	}
 	if ((e = storage_begin(c->env->cfg->storage_dir, c->id, safe, &r->sf)) != 0) {
-		conn_log(c, "send file", "failed: cannot create the temporary file");
+		conn_log(c, "send file", "failed: cannot create the temporary file: %s",
+		    strerror(r->sf.err));
 		return e;
 	}
 	return 0;
 }
 
-/* The first packet of an upload: the client must hold an AES key (the one most recently
- * issued, read from the database), the file name must be safe to store. Makes c->recv. */
+/* The first packet of an upload: it must come from the connection that was given the
+ * client's key in this session (1602 or 1605; issue 9 item 2: an ID travels in clear, so a
+ * key looked up by the header's ID would let anyone who saw it upload as that client), and
+ * the file name must be safe to store. Makes c->recv. */
 static int
 begin_upload(struct conn *c, const struct msg_file_packet *p, uint32_t content_len,
     const uint8_t id[CLIENT_ID_SIZE])
 {
-	struct db_client cl;
 	struct receive *r;
 	int e;
 
-	memset(&cl, 0, sizeof(cl));
 	receive_abort(c);
-	if ((e = db_client_by_id(c->env->db, id, &cl)) != 0) {
-		conn_log_as(c, id, NULL, "send file", "refused: %s",
-		    e == SD_ERR_NOT_FOUND ? "unknown client ID" : db_errmsg(c->env->db));
-		goto out;
-	}
-	if (!cl.has_aes_key) {
-		conn_log_as(c, id, cl.name, "send file",
-		    "refused: no AES key was issued to this client");
+	if (!c->known || !c->has_key || memcmp(c->id, id, CLIENT_ID_SIZE) != 0) {
+		conn_log_as(c, id, NULL, "send file", "refused: no key was issued to this client "
+		    "ID on this connection (1602 or 1605 first)");
 		e = SD_ERR_NOT_FOUND;
 		goto out;
 	}
-	conn_set_identity(c, cl.id, cl.name, cl.aes_key);
 	if ((c->recv = r = receive_new(RECEIVE_V3_PACKETS)) == NULL) {
 		e = SD_ERR_ALLOC;
 		conn_log(c, "send file", "failed: %s", sd_strerror(e));
@@ -182,8 +184,29 @@ begin_upload(struct conn *c, const struct msg_file_packet *p, uint32_t content_l
 out:
 	if (e != 0)
 		receive_abort(c);
-	crypto_wipe(&cl, sizeof(cl));
 	return e;
+}
+
+/* An attempt at file was refused: its later packets are skipped without a log line each (one
+ * line for the refusal; every packet still gets its 1607, as SPEC.md 3 says of anything
+ * invalid, so the replies a client reads do not change). */
+static void
+remember_refused(struct conn *c, const uint8_t id[CLIENT_ID_SIZE], const char *file)
+{
+	c->refused = 1;
+	memcpy(c->refused_id, id, CLIENT_ID_SIZE);
+	snprintf(c->refused_file, sizeof(c->refused_file), "%s", file);
+}
+
+/* 1 when p continues the attempt refused last (same ID and name, and it could not open an
+ * upload: neither number field is 0 or 1). */
+static int
+refused_rest(const struct conn *c, const uint8_t id[CLIENT_ID_SIZE],
+    const struct msg_file_packet *p)
+{
+	return c->refused && memcmp(c->refused_id, id, CLIENT_ID_SIZE) == 0 &&
+	    strcmp(c->refused_file, p->file_name) == 0 && p->packet_number > 1 &&
+	    p->total_packets > 1;
 }
 
 /* A packet that continues c->recv. */
@@ -225,19 +248,34 @@ receive_packet_start(struct conn *c, const struct frame_event *ev)
 		receive_abort(c);
 		return;
 	}
+	crash_point("packet");
 	if (c->recv != NULL && memcmp(h->client_id, c->id, CLIENT_ID_SIZE) != 0) {
 		conn_log(c, "send file", "refused: packet of another client ID mid-upload");
+		remember_refused(c, c->id, c->recv->file);
 		receive_abort(c);
 		return;
 	}
+	if (c->recv == NULL && refused_rest(c, h->client_id, &p))
+		return;  /* the rest of a refused attempt: 1607 at its end, no log line */
 	if (c->recv == NULL)
 		e = begin_upload(c, &p, content_len, h->client_id);
 	else if ((e = continue_upload(c, &p, content_len)) != 0)
 		receive_abort(c);
-	if (e != 0)
+	if (e != 0) {
+		remember_refused(c, h->client_id, p.file_name);
 		return;
+	}
+	c->refused = 0;
 	c->skip_content = 0;
 	c->recv->in_packet = 1;
+}
+
+/* Why storage failed, for a log line: the errno text when there is one ("No space left on
+ * device"), else the error's name. */
+static const char *
+storage_why(const struct receive *r, int e)
+{
+	return e == SD_ERR_IO && r->sf.err != 0 ? strerror(r->sf.err) : sd_strerror(e);
 }
 
 void
@@ -250,64 +288,37 @@ receive_packet_data(struct conn *c, const struct frame_event *ev)
 		return;  /* a refused packet: its content is dropped as it arrives */
 	sink_of(c->recv, &sink);
 	if ((e = upload_packet_data(c->recv->up, ev->data, ev->len, &sink)) != 0) {
-		conn_log(c, "send file", "refused content: %s; upload discarded", sd_strerror(e));
+		conn_log(c, "send file", "refused content: %s; upload discarded",
+		    storage_why(c->recv, e));
+		remember_refused(c, c->id, c->recv->file);
 		receive_abort(c);
 		c->skip_content = 1;
 	}
 }
 
-/* The files row of the complete file d, stored as r's temporary file will be. 0, or -1
- * (logged) when it cannot be recorded. */
-static int
-file_row(struct conn *c, const struct receive *r, const struct receive_done *d,
-    struct db_file *f)
-{
-	memset(f, 0, sizeof(*f));
-	/* The receive's count and the stored file's must agree; they can only differ through a
-	 * bug, and then the file is not recorded. */
-	if (d->plain_size != r->sf.written) {
-		conn_log(c, "send file", "failed: reassembly and stored bytes disagree");
-		return -1;
-	}
-	memcpy(f->owner, c->id, CLIENT_ID_SIZE);
-	snprintf(f->owner_name, sizeof(f->owner_name), "%s", c->name);
-	snprintf(f->file_name, sizeof(f->file_name), "%s", d->file_name);
-	if (strlen(r->sf.rel_path) >= sizeof(f->path_name)) {
-		conn_log(c, "send file", "failed: stored path too long for the database");
-		return -1;
-	}
-	memcpy(f->path_name, r->sf.rel_path, strlen(r->sf.rel_path) + 1);
-	f->verified = 0;
-	f->size = d->plain_size;
-	f->crc = d->cksum;
-	f->uploaded = (int64_t)time(NULL);
-	return 0;
-}
-
-/* A complete file, whatever the kind of receive: fsync and rename the temporary file, write
- * its row (Verified = 0), queue 1603 with the CRC, end the receive. On failure the receive is
- * aborted and 1607 queued. */
+/* A complete file, whatever the kind of receive: its temporary file is fsynced and stays
+ * beside the stored version, waiting for the client's verdict (commit.h: no row changes
+ * before 900 or 902); 1603 with the CRC is queued and the receive ends. On failure the
+ * receive is aborted and 1607 queued. */
 static void
 store_and_reply(struct conn *c, const struct receive_done *d)
 {
 	struct receive *r = c->recv;
 	struct msg_file_crc crc;
-	struct db_file f;
-	char shown[LOG_NAME_MAX + 4];
-	int e;
+	char shown[LOG_NAME_MAX + 4], path[STORAGE_PATH_MAX];
 
 	memset(&crc, 0, sizeof(crc));
-	if (file_row(c, r, d, &f) != 0)
-		goto fail;
-	if ((e = storage_commit(&r->sf)) != 0) {
-		conn_log(c, "send file", "failed: storing the file: %s", sd_strerror(e));
-		goto fail;
-	}
-	if ((e = db_file_record(c->env->db, &f)) != 0) {
-		conn_log(c, "send file", "failed: recording the file: %s (%s)", sd_strerror(e),
-		    db_errmsg(c->env->db));
+	/* The receive's count and the stored file's must agree; they can only differ through a
+	 * bug, and then the file is not kept. */
+	if (d->plain_size != r->sf.written) {
+		conn_log(c, "send file", "failed: reassembly and stored bytes disagree");
 		goto fail;
 	}
+	crash_point("before-stage");
+	snprintf(path, sizeof(path), "%s", r->sf.rel_path);
+	if (commit_stage(c, &r->sf, d->file_name, d->plain_size, d->cksum) != 0)
+		goto fail;
+	crash_point("after-stage");
 	memcpy(crc.client_id, c->id, CLIENT_ID_SIZE);
 	crc.content_size = d->wire_size > UINT32_MAX ? UINT32_MAX : (uint32_t)d->wire_size;
 	memcpy(crc.file_name, d->file_name, sizeof(crc.file_name));
@@ -320,14 +331,18 @@ store_and_reply(struct conn *c, const struct receive_done *d)
 	c->uploads_done++;
 	c->awaiting_verdict = 1;
 	memcpy(c->last_file, d->file_name, sizeof(c->last_file));
-	receive_abort(c);  /* the file is stored: nothing is left to remove */
+	receive_abort(c);  /* the file is staged: nothing is left to remove */
 	conn_touch(c, c->id);
 	log_sanitize(d->file_name, shown, sizeof(shown));
-	conn_log(c, "send file", "\"%s\" stored as %s: %llu bytes in %u packets, cksum %u%s: "
-	    "1603", shown, f.path_name, (unsigned long long)d->plain_size,
+	conn_log(c, "send file", "\"%s\" received for %s: %llu bytes in %u packets, cksum %u%s: "
+	    "1603", shown, path, (unsigned long long)d->plain_size,
 	    (unsigned)d->packets, (unsigned)d->cksum, crc.cksum != d->cksum ?
 	    " (reported corrupted, test option)" : "");
 	conn_queued(c, msg_put_file_crc_response(&c->out, &crc));
+	if (crash_armed("after-1603")) {
+		conn_flush(c);
+		crash_point("after-1603");
+	}
 	return;
 fail:
 	receive_abort(c);
@@ -371,7 +386,8 @@ receive_packet_end(struct conn *c, const struct frame_event *ev)
 	c->recv->in_packet = 0;
 	sink_of(c->recv, &sink);
 	if ((e = upload_packet_end(c->recv->up, &sink, &complete)) != 0) {
-		conn_log(c, "send file", "refused: %s; upload discarded", sd_strerror(e));
+		conn_log(c, "send file", "refused: %s; upload discarded", storage_why(c->recv, e));
+		remember_refused(c, c->id, c->recv->file);
 		receive_abort(c);
 		conn_reply_error(c);
 		return;

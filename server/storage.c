@@ -108,8 +108,11 @@ storage_begin(const char *root, const uint8_t owner[CLIENT_ID_SIZE], const char 
 out:
 	close_keep_errno(root_fd);
 	if (r != 0) {
+		int saved = errno;
+
 		close_keep_errno(f->dir_fd);
 		closed_file(f);
+		f->err = saved;
 	}
 	return r;
 }
@@ -145,6 +148,7 @@ storage_write(struct storage_file *f, const void *data, size_t n)
 		if ((w = write(f->fd, p, n)) < 0) {
 			if (errno == EINTR)
 				continue;
+			f->err = errno;
 			return SD_ERR_IO;
 		}
 		p += w;
@@ -164,31 +168,62 @@ storage_write(struct storage_file *f, const void *data, size_t n)
 int
 storage_commit(struct storage_file *f)
 {
-	int r = SD_ERR_IO, fd;
+	int r;
+
+	/* The data is on disk before the name points at it: a crash never shows a short file
+	 * under its final name. */
+	if ((r = storage_finish(f)) == 0 && (r = storage_rename(f)) == 0)
+		r = storage_sync_folder(f);
+	storage_abort(f);
+	return r;
+}
+
+int
+storage_finish(struct storage_file *f)
+{
+	int fd;
 
 	if (f == NULL || f->fd < 0 || f->dir_fd < 0)
 		return SD_ERR_INVALID_ARG;
 	fd = f->fd;
 	f->fd = -1;
-	/* The data is on disk before the name points at it: a crash never shows a short file
-	 * under its final name. */
 	if (fsync(fd) != 0) {
-		close_keep_errno(fd);
-		goto out;
+		f->err = errno;
+		(void)close(fd);
+		return SD_ERR_IO;
 	}
-	if (close(fd) != 0)
-		goto out;
+	if (close(fd) != 0) {
+		f->err = errno;
+		return SD_ERR_IO;
+	}
+	return 0;
+}
+
+int
+storage_rename(struct storage_file *f)
+{
+	if (f == NULL || f->fd >= 0 || f->dir_fd < 0 || f->tmp_name[0] == '\0')
+		return SD_ERR_INVALID_ARG;
 	/* renameat replaces whatever has the final name, a planted symlink included, without
 	 * following it. */
-	if (renameat(f->dir_fd, f->tmp_name, f->dir_fd, f->final_name) != 0)
-		goto out;
+	if (renameat(f->dir_fd, f->tmp_name, f->dir_fd, f->final_name) != 0) {
+		f->err = errno;
+		return SD_ERR_IO;
+	}
 	f->tmp_name[0] = '\0';
-	if (fsync(f->dir_fd) != 0)
-		goto out;
-	r = 0;
-out:
-	storage_abort(f);
-	return r;
+	return 0;
+}
+
+int
+storage_sync_folder(struct storage_file *f)
+{
+	if (f == NULL || f->dir_fd < 0)
+		return SD_ERR_INVALID_ARG;
+	if (fsync(f->dir_fd) != 0) {
+		f->err = errno;
+		return SD_ERR_IO;
+	}
+	return 0;
 }
 
 void

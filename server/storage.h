@@ -32,6 +32,8 @@ struct storage_file {
 	char rel_path[STORAGE_PATH_MAX];      /* <id hex>/<name>, for the database PathName */
 	uint64_t written;                     /* bytes written so far */
 	uint64_t writeback_from;              /* start of the bytes not yet sent to the disk */
+	int err;                              /* errno of the last failure (0: none), for logs:
+	                                       * a full disk reads "No space left on device" */
 };
 
 /* Writeback of a file being stored starts every this many bytes, so that the disk works while
@@ -46,6 +48,14 @@ int storage_begin(const char *root, const uint8_t owner[CLIENT_ID_SIZE], const c
 int storage_write(struct storage_file *f, const void *data, size_t n);
 /* fsync, close, rename over the final name, fsync the folder. f is closed afterwards. */
 int storage_commit(struct storage_file *f);
+/* The two-step form of storage_commit() for a file that must wait for its client's verdict
+ * (issue 9 item 1): storage_finish() fsyncs and closes the temporary file, which keeps its
+ * temporary name beside the stored version (storage_abort() still removes it);
+ * storage_rename() puts it in place under its final name (f->tmp_name becomes "");
+ * storage_sync_folder() makes the rename durable. 0 or SD_ERR_IO (f->err says why). */
+int storage_finish(struct storage_file *f);
+int storage_rename(struct storage_file *f);
+int storage_sync_folder(struct storage_file *f);
 /* Closes and removes the temporary file; accepts a closed f. */
 void storage_abort(struct storage_file *f);
 /* Opens (creating if missing, mode 0700) the folder <root>/<hex owner>/ without following a

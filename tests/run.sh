@@ -7,7 +7,8 @@ set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 BUILD=${BUILD:-build}
-BINDIR=${BINDIR:-bin}
+# A sanitizer build (SEALDROP_SAN set, as `make SAN=... test` does) has its programs in bin-san/.
+if [ -n "${SEALDROP_SAN:-}" ]; then BINDIR=${BINDIR:-bin-san}; else BINDIR=${BINDIR:-bin}; fi
 PYTHON=${PYTHON:-/usr/bin/python3}
 abspath() { case "$1" in /*) echo "$1" ;; *) echo "$top/$1" ;; esac; }
 export SEALDROP_BIN="$(abspath "$BINDIR")"

@@ -15,9 +15,16 @@ import threading
 import unittest
 
 import harness
-from harness import (CLIENT_BIN, FIXTURES, free_port, make_file, run_client, run_tests,
+from harness import (CLIENT_BIN, FIXTURES, free_port, make_file, run_tests,
                      skip_unless_built, tmpdir, write_transfer_info)
 import sdpeer
+
+
+def run_client(workdir, args=(), **kw):
+    """The client told to speak version 3 only: these tests record every request the
+    version-3 peer receives, and --protocol auto would first send a TLS hello (its fallback
+    to version 3 is tested in test_client_v4)."""
+    return harness.run_client(workdir, ["--protocol", "3"] + list(args), **kw)
 
 NAME = "Client Tester"
 

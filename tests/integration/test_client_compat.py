@@ -16,9 +16,17 @@ import subprocess
 import time
 import unittest
 
-from harness import (CLIENT_BIN, make_file, run_client, run_tests, skip_unless_built, tmpdir,
+import harness
+from harness import (CLIENT_BIN, make_file, run_tests, skip_unless_built, tmpdir,
                      write_transfer_info)
 import sdpeer
+
+
+def run_client(workdir, args=(), **kw):
+    """The client told to speak version 3 only: these servers read version 3 and nothing
+    else, and --protocol auto would first send them a TLS hello (the fallback is tested in
+    test_client_v4)."""
+    return harness.run_client(workdir, ["--protocol", "3"] + list(args), **kw)
 
 NAME = "Compat Tester"
 OK, USAGE, TRANSFER_INFO, ME_INFO, FILE, CONNECT, CONNECTION, SERVER, CRC, REFUSED = range(10)

@@ -289,6 +289,51 @@ class MkdbDatabase(unittest.TestCase):
         self.assertEqual(res.returncode, 1)
         self.assertIn(b"temporary file missing", res.stdout)
 
+    def test_check_crc_of_verified_files(self):
+        # Issue 9 item 1: a verified file whose bytes changed but not its size is a problem
+        # (check compares the CRC by default; --no-crc compares sizes only).
+        rel = self.files["report.pdf"][0]
+        path = os.path.join(self.storage, rel)
+        with open(path, "r+b") as f:
+            first = f.read(1)
+            f.seek(0)
+            f.write(bytes([first[0] ^ 0xff]))
+        doc = run_json(self, ["check"], self.dir, status=1)
+        self.assertIs(doc["crc_checked"], True)
+        self.assertEqual([m["path"] for m in doc["crc_mismatch"]], [rel])
+        self.assertEqual(doc["crc_mismatch"][0]["db_crc"], self.files["report.pdf"][2])
+        self.assertEqual(doc["crc_mismatch"][0]["disk_crc"], harness.gnu_cksum(path))
+        self.assertEqual(doc["problems"], 1)
+        res = run_db(["check", "--crc"], self.dir)
+        self.assertEqual(res.returncode, 1)
+        self.assertIn(b"CRC differs on a verified file: " + rel.encode(), res.stdout)
+        doc = run_json(self, ["check", "--no-crc"], self.dir)
+        self.assertIs(doc["ok"], True)
+        self.assertIs(doc["crc_checked"], False)
+
+    def test_check_row_being_committed(self):
+        # A commit intent on the path: the server renamed (or is about to rename) the new
+        # version and has not published its row yet; the next start rolls it forward. The row
+        # and the file are listed as being committed, not as a problem.
+        rel = self.files["big.bin"][0]
+        with open(os.path.join(self.storage, rel), "wb") as f:
+            f.write(b"new version")
+        new_rel = "%s/fresh.bin" % ALICE.hex()
+        with open(os.path.join(self.storage, new_rel), "wb") as f:
+            f.write(b"renamed, row not yet written")
+        mkdb(self.db, ["commit\t%s\tbig.bin\t%s/.sealdrop-part-1\t%s\t11\t1\t1"
+                       % (ALICE.hex(), ALICE.hex(), rel),
+                       "commit\t%s\tfresh.bin\t%s/.sealdrop-part-2\t%s\t28\t1\t1"
+                       % (ALICE.hex(), ALICE.hex(), new_rel)])
+        doc = run_json(self, ["check"], self.dir)
+        self.assertIs(doc["ok"], True)
+        self.assertEqual(doc["committing"], sorted([rel, new_rel]))
+        self.assertEqual(doc["size_mismatch"], [])
+        self.assertEqual(doc["orphans"], [])
+        res = run_db(["check"], self.dir)
+        self.assertEqual(res.returncode, 0)
+        self.assertIn(b"being committed", res.stdout)
+
     def test_storage_option_and_db_elsewhere(self):
         # From another folder: the storage folder defaults to "files" beside the database.
         other = os.path.join(self.dir, "elsewhere")

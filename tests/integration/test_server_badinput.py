@@ -111,11 +111,11 @@ class BadInput(unittest.TestCase):
                 r = pc.upload(sent, data, pc.aes_key)
                 self.assertEqual(r["code"], sdpeer.FILE_CRC, sent)
                 self.assertEqual(r["file_name"], sent, "1603 echoes the name as sent")
+                self.assertEqual(pc.crc_ok(sent), sdpeer.ACK)
                 row = sh.file_row(self.dir, pc.client_id, sent)
                 self.assertEqual(row[2], "%s/%s" % (bytes(pc.client_id).hex(), stored))
                 with open(os.path.join(self.dir, "files", row[2]), "rb") as f:
                     self.assertEqual(f.read(), data)
-                self.assertEqual(pc.crc_ok(sent), sdpeer.ACK)
             for sent in ("..", ".", "a/..", "x\\", "bad\x01name", "/"):
                 r = pc.upload(sent, b"refused", pc.aes_key)
                 self.assertEqual(r["code"], sdpeer.ERROR, sent)
@@ -165,6 +165,7 @@ class BadInput(unittest.TestCase):
             # The same connection still uploads correctly afterwards.
             r = pc.upload("n.bin", data, pc.aes_key, packet_size=1024)
             self.assertEqual(r["cksum"], sdpeer.cksum(data))
+            self.assertEqual(pc.crc_ok("n.bin"), sdpeer.ACK)
         self.assertEqual(sh.files_under(os.path.join(self.dir, "files",
                                                      bytes(pc.client_id).hex())), ["n.bin"])
 
@@ -380,24 +381,34 @@ class Timeouts(unittest.TestCase):
         # Each connection completes a small upload and then waits: the reassembler and its
         # buffer must be gone, not kept per connection.
         with sh.server() as (srv, d):
-            pc = sh.registered(srv.port, "small-%s" % os.urandom(3).hex())
+            name = "small-%s" % os.urandom(3).hex()
+            pc = sh.registered(srv.port, name)
             pc.close()
-            key = pc.aes_key
-            first = sdpeer.packetize(b"tiny", key, "t.bin", "single", 8192)[0]
+
+            def waiting():
+                # An upload is accepted only on the connection that was given the key: each
+                # reconnects (827 -> 1605) and sends a one-packet file under its own key.
+                s = sh.raw_connect(srv.port)
+                s.sendall(sdpeer.encode_request(pc.client_id, sdpeer.RECONNECT,
+                                                sdpeer.name_field(name)))
+                hdr, payload = sdpeer.read_response(s)
+                self.assertEqual(hdr["code"], sdpeer.RECONNECTED)
+                key = pc.rsa_key.unwrap(payload[16:])
+                first = sdpeer.packetize(b"tiny", key, "t.bin", "single", 8192)[0]
+                s.sendall(header(pc.client_id, sdpeer.SEND_FILE, len(first)) + first)
+                return s
+
             conns = []
             try:
                 for _ in range(20):  # warm up the allocator before measuring
-                    conns.append(sh.raw_connect(srv.port))
-                    conns[-1].sendall(header(pc.client_id, sdpeer.SEND_FILE, len(first)) + first)
+                    conns.append(waiting())
                 for s in conns:
                     s.settimeout(10)
                     self.assertEqual(sdpeer.read_response(s)[0]["code"], sdpeer.FILE_CRC)
                 before = sh.proc_status(srv.pid, "VmRSS")
                 n = 400
                 for _ in range(n):
-                    s = sh.raw_connect(srv.port)
-                    s.sendall(header(pc.client_id, sdpeer.SEND_FILE, len(first)) + first)
-                    conns.append(s)
+                    conns.append(waiting())
                 for s in conns[20:]:
                     s.settimeout(10)
                     self.assertEqual(sdpeer.read_response(s)[0]["code"], sdpeer.FILE_CRC)

@@ -51,14 +51,14 @@ class Protocol(unittest.TestCase):
             self.assertEqual(r["content_size"], ct_size(len(data)))
             self.assertEqual(r["file_name"], "report.pdf")
             path = self.stored(pc.client_id, "report.pdf")
+            # Until 900 the file waits under a temporary name and no row exists (issue 9).
+            self.assertFalse(os.path.exists(path))
+            self.assertIsNone(sh.file_row(self.dir, pc.client_id, "report.pdf"))
+            self.assertEqual(pc.crc_ok("report.pdf"), sdpeer.ACK)
             with open(path, "rb") as f:
                 self.assertEqual(f.read(), data)
             self.assertEqual(r["cksum"], harness.gnu_cksum(path))
             self.assertEqual(r["cksum"], sdpeer.cksum(data))
-            row = sh.file_row(self.dir, pc.client_id, "report.pdf")
-            self.assertIsNotNone(row)
-            self.assertEqual(row[3], 0, "not verified before 900")
-            self.assertEqual(pc.crc_ok("report.pdf"), sdpeer.ACK)
         cid, cname, pub, last_seen, aes = sh.client_row(self.dir, pc.client_id)
         self.assertEqual(cname, name)
         self.assertEqual(bytes(pub), pc.rsa_key.spki())
@@ -83,12 +83,16 @@ class Protocol(unittest.TestCase):
                                       (name,))), 1)
 
     def test_pending_name_registers_again(self):
+        # SPEC.md 6 (issue 9 item 3): a pending name registers again only on the connection
+        # that created it (827 -> 1606 -> 825); another connection gets 1601.
         name = self.uname("pending")
         with sdpeer.PeerClient("127.0.0.1", self.port) as pc:
             code, first = pc.register(name)
             self.assertEqual(code, sdpeer.REGISTERED)
-        # The 825 header ID is ignored: one recorded client sends 16 'a' bytes.
-        with sdpeer.PeerClient("127.0.0.1", self.port) as pc:
+            with sdpeer.PeerClient("127.0.0.1", self.port) as other:
+                code, _ = other.register(name)
+                self.assertEqual(code, sdpeer.REGISTER_FAILED)
+            # The 825 header ID is ignored: one recorded client sends 16 'a' bytes.
             code, second = pc.register(name, header_id=b"a" * 16)
             self.assertEqual(code, sdpeer.REGISTERED)
             self.assertNotEqual(first, second)
@@ -96,6 +100,20 @@ class Protocol(unittest.TestCase):
             self.assertEqual(code, sdpeer.AES_KEY)
         rows = sh.query(self.dir, "SELECT ID FROM clients WHERE Name = ?", (name,))
         self.assertEqual([bytes(r[0]) for r in rows], [bytes(second)])
+
+    def test_pending_after_1606_registers_on_its_connection(self):
+        # A client that follows the text: 827 for an unknown name -> 1606 (pending), then 825
+        # for that name on the same connection -> 1600; on another connection -> 1601.
+        name = self.uname("pend1606")
+        with sdpeer.PeerClient("127.0.0.1", self.port) as pc:
+            code, _, pending = pc.reconnect(name, b"\x07" * 16, sdpeer.RSAKey.generate())
+            self.assertEqual(code, sdpeer.RECONNECT_DENIED)
+            with sdpeer.PeerClient("127.0.0.1", self.port) as other:
+                self.assertEqual(other.register(name)[0], sdpeer.REGISTER_FAILED)
+            code, cid = pc.register(name)
+            self.assertEqual(code, sdpeer.REGISTERED)
+        rows = sh.query(self.dir, "SELECT ID FROM clients WHERE Name = ?", (name,))
+        self.assertEqual([bytes(r[0]) for r in rows], [bytes(cid)])
 
     def test_invalid_names_refused(self):
         with sdpeer.PeerClient("127.0.0.1", self.port) as pc:
@@ -254,11 +272,11 @@ class Protocol(unittest.TestCase):
                 self.assertEqual(r["code"], sdpeer.FILE_CRC, size)
                 self.assertEqual(r["content_size"], ct_size(size))
                 self.assertEqual(r["cksum"], sdpeer.cksum(data), size)
+                self.assertEqual(pc.crc_ok(fname), sdpeer.ACK)
                 path = self.stored(pc.client_id, fname)
                 self.assertEqual(r["cksum"], harness.gnu_cksum(path))
                 with open(path, "rb") as f:
                     self.assertEqual(f.read(), data)
-                self.assertEqual(pc.crc_ok(fname), sdpeer.ACK)
         self.assertEqual(harness.gnu_cksum(self.stored(pc.client_id, "size-0.bin")),
                          4294967295)
 
@@ -271,11 +289,11 @@ class Protocol(unittest.TestCase):
                 r = sh.stream_upload(pc, "big.bin", src, packet_size=64 << 10)
                 self.assertEqual(r["code"], sdpeer.FILE_CRC)
                 self.assertEqual(r["content_size"], ct_size(100 << 20))
+                self.assertEqual(pc.crc_ok("big.bin"), sdpeer.ACK)
                 stored = self.stored(pc.client_id, "big.bin")
                 self.assertEqual(r["cksum"], harness.gnu_cksum(src))
                 self.assertEqual(r["cksum"], harness.gnu_cksum(stored))
                 self.assertTrue(filecmp.cmp(src, stored, shallow=False))
-                self.assertEqual(pc.crc_ok("big.bin"), sdpeer.ACK)
 
     @unittest.skipUnless(os.environ.get("SEALDROP_BIG") == "1",
                          "1 GiB upload: set SEALDROP_BIG=1 (needs 2 GiB of disk)")
@@ -297,6 +315,7 @@ class Protocol(unittest.TestCase):
                 self.assertEqual(r["code"], sdpeer.FILE_CRC)
                 self.assertEqual(r["cksum"], harness.gnu_cksum(src))
                 self.assertLess(hwm_after - hwm_before, 32 * 1024)
+                self.assertEqual(pc.crc_ok("gig.bin"), sdpeer.ACK)
                 os.unlink(self.stored(pc.client_id, "gig.bin"))
 
     def test_every_sender_variant(self):
@@ -311,9 +330,9 @@ class Protocol(unittest.TestCase):
                     self.assertEqual(r["cksum"], sdpeer.cksum(data))
                     expect = (19 * 1040 + 560) if variant == "perpacket" else ct_size(20000)
                     self.assertEqual(r["content_size"], expect)
+                    self.assertEqual(pc.crc_ok("var.bin"), sdpeer.ACK)
                     with open(self.stored(pc.client_id, "var.bin"), "rb") as f:
                         self.assertEqual(f.read(), data)
-                    self.assertEqual(pc.crc_ok("var.bin"), sdpeer.ACK)
 
     def test_several_uploads_on_one_connection_replace(self):
         pc = sh.registered(self.port, self.uname("replace"))
@@ -322,9 +341,9 @@ class Protocol(unittest.TestCase):
                 data = harness.gen_bytes(size)
                 r = pc.upload("same.bin", data, pc.aes_key)
                 self.assertEqual(r["cksum"], sdpeer.cksum(data))
+                self.assertEqual(pc.crc_ok("same.bin"), sdpeer.ACK)
                 with open(self.stored(pc.client_id, "same.bin"), "rb") as f:
                     self.assertEqual(f.read(), data)
-            self.assertEqual(pc.crc_ok("same.bin"), sdpeer.ACK)
         self.assertEqual(len(sh.query(self.dir, "SELECT 1 FROM files WHERE ID = ?",
                                       (pc.client_id,))), 1)
 
@@ -365,10 +384,11 @@ class Protocol(unittest.TestCase):
             data = harness.gen_bytes(500)
             r = pc.upload("b/x", data, pc.aes_key)
             self.assertEqual(r["cksum"], sdpeer.cksum(data))
+            self.assertEqual(pc.crc_ok("b/x"), sdpeer.ACK)
         rows = sh.query(self.dir, "SELECT FileName, PathName, Verified, Size FROM files "
                         "WHERE ID = ?", (pc.client_id,))
         self.assertEqual([tuple(x) for x in rows],
-                         [("b/x", "%s/x" % bytes(pc.client_id).hex(), 0, 500)])
+                         [("b/x", "%s/x" % bytes(pc.client_id).hex(), 1, 500)])
         with open(self.stored(pc.client_id, "x"), "rb") as f:
             self.assertEqual(f.read(), data)
 
@@ -541,6 +561,7 @@ class StartUp(unittest.TestCase):
                 with pc:
                     r = pc.upload("p.bin", b"x" * 33, pc.aes_key)
                     self.assertEqual(r["code"], sdpeer.FILE_CRC)
+                    self.assertEqual(pc.crc_ok("p.bin"), sdpeer.ACK)
                 self.assertTrue(os.path.isfile(os.path.join(d, "store", pc.client_id.hex(),
                                                             "p.bin")))
                 self.assertFalse(os.path.exists(os.path.join(sd, "defensive.db")))

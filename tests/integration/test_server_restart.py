@@ -101,9 +101,9 @@ class Restart(unittest.TestCase):
                     self.assertEqual(code, sdpeer.RECONNECTED)
                     r = pc2.upload("big.bin", big, key, packet_size=65536)
                     self.assertEqual(r["code"], sdpeer.FILE_CRC)
+                    self.assertEqual(pc2.crc_ok("big.bin"), sdpeer.ACK)
                     stored = os.path.join(d, "files", pc.client_id.hex(), "big.bin")
                     self.assertEqual(r["cksum"], harness.gnu_cksum(stored))
-                    self.assertEqual(pc2.crc_ok("big.bin"), sdpeer.ACK)
                 self.assertEqual(sh.file_row(d, pc.client_id, "big.bin")[3], 1)
             finally:
                 self.assertEqual(srv.stop(), 0)

@@ -917,7 +917,7 @@ class PeerServer:
                 reply = self._handle(hdr, payload, state)
                 if reply is not None:
                     conn.sendall(reply)
-                if state.get("close"):
+                if state.get("close"):  # a subclass's handler asked to end the connection
                     return
         except (PeerError, OSError):
             pass

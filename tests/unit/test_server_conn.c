@@ -381,15 +381,26 @@ encrypt(const uint8_t key[AES_KEY_SIZE], const uint8_t *plain, size_t n, size_t 
 	return ct;
 }
 
-/* A client "erin" with a stored AES key (as after 1602), the connection not yet knowing it. */
+/* A client "erin" with a stored AES key (as after 1602 on another connection), this
+ * connection not knowing it. */
 static void
-stored_client(struct rig *g, uint8_t id[CLIENT_ID_SIZE], uint8_t key[AES_KEY_SIZE])
+stored_client_elsewhere(struct rig *g, uint8_t id[CLIENT_ID_SIZE], uint8_t key[AES_KEY_SIZE])
 {
 	memset(id, 0x11, CLIENT_ID_SIZE);
 	memset(key, 0x22, AES_KEY_SIZE);
 	assert_int_equal(db_client_register(g->env.db, "erin", id), 0);
 	assert_int_equal(db_client_set_aes_key(g->env.db, id, key), 0);
 }
+
+/* The same, the key issued on this connection (as a 1605 here does). */
+static void
+stored_client(struct rig *g, uint8_t id[CLIENT_ID_SIZE], uint8_t key[AES_KEY_SIZE])
+{
+	stored_client_elsewhere(g, id, key);
+	conn_set_identity(g->c, id, "erin", key);
+}
+
+static const char *packet_file_name = "notes.txt";
 
 /* Packet `number` (1-based) of `total` for ct, psize bytes of content each. */
 static void
@@ -405,19 +416,21 @@ put_packet(struct buf *b, const uint8_t id[CLIENT_ID_SIZE], const uint8_t *ct, s
 	f.orig_file_size = (uint32_t)plain_len;
 	f.packet_number = number;
 	f.total_packets = total;
-	snprintf(f.file_name, sizeof(f.file_name), "notes.txt");
+	snprintf(f.file_name, sizeof(f.file_name), "%s", packet_file_name);
 	assert_int_equal(msg_put_file_packet_header(b, id, &f, (uint32_t)n, 0), 0);
 	assert_int_equal(buf_put_bytes(b, ct + off, n), 0);
 }
 
-/* A whole upload in two packets under the stored key: 1603 with the file's cksum, the file
- * under its name in the client's folder, then 900 -> 1604. */
+/* A whole upload in two packets under the connection's key: 1603 with the file's cksum; the
+ * file waits beside the stored version under its temporary name and no row is written; then
+ * 900 -> 1604, the file is under its name and its row verified (issue 9 item 1). */
 static void
 test_upload_and_verdict(void **state)
 {
 	struct rig *g = *state;
 	uint8_t id[CLIENT_ID_SIZE], key[AES_KEY_SIZE], plain[3000], p[512];
 	struct msg_file_crc crc;
+	struct db_file f;
 	size_t ct_len, at = 0, len;
 	uint8_t *ct;
 	char path[256];
@@ -444,8 +457,8 @@ test_upload_and_verdict(void **state)
 	assert_int_equal(crc.content_size, ct_len);
 	assert_string_equal(crc.file_name, "notes.txt");
 	snprintf(path, sizeof(path), "%s/11111111111111111111111111111111/notes.txt", g->dir);
-	assert_int_equal(stat(path, &st), 0);
-	assert_int_equal(st.st_size, sizeof(plain));
+	assert_int_not_equal(stat(path, &st), 0);
+	assert_int_equal(db_file_get(g->env.db, id, "notes.txt", &f), SD_ERR_NOT_FOUND);
 	assert_true(g->c->awaiting_verdict);
 	buf_init(&b, 4096);
 	put_name(&b, id, REQ_CRC_OK, "notes.txt");
@@ -453,6 +466,21 @@ test_upload_and_verdict(void **state)
 	assert_int_equal(next_reply(g, &at, p, sizeof(p), &len), RESP_ACK);
 	assert_memory_equal(p, id, CLIENT_ID_SIZE);
 	assert_false(conn_busy(g->c));
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_size, sizeof(plain));
+	assert_int_equal(db_file_get(g->env.db, id, "notes.txt", &f), 0);
+	assert_true(f.verified);
+	assert_int_equal(f.size, sizeof(plain));
+	assert_int_equal(f.crc, cksum_buffer(plain, sizeof(plain)));
+	assert_int_equal(db_commit_get(g->env.db, id, "notes.txt", &(struct db_commit){ 0 }),
+	    SD_ERR_NOT_FOUND);
+	/* The same verdict again is answered again; the other one is refused. */
+	buf_init(&b, 4096);
+	put_name(&b, id, REQ_CRC_OK, "notes.txt");
+	put_name(&b, id, REQ_CRC_FAIL, "notes.txt");
+	feed(g, &b);
+	assert_int_equal(next_reply(g, &at, p, sizeof(p), &len), RESP_ACK);
+	assert_int_equal(next_reply(g, &at, p, sizeof(p), &len), RESP_ERROR);
 }
 
 /* Counts the entries of the client's folder (the temporary file of an upload in progress). */
@@ -542,6 +570,249 @@ test_slow_content_timeout(void **state)
 	}
 	assert_int_equal(i, 9);  /* one whole period after the content began */
 	assert_true(g->c->closing);
+}
+
+/* Uploads 3000 bytes of fill as packet_file_name in two packets and checks the 1603. */
+static void
+upload_fill(struct rig *g, const uint8_t id[CLIENT_ID_SIZE], const uint8_t key[AES_KEY_SIZE],
+    int fill, size_t *at)
+{
+	uint8_t plain[3000], p[512], *ct;
+	struct msg_file_crc crc;
+	size_t ct_len, len;
+	struct buf b;
+
+	memset(plain, fill, sizeof(plain));
+	ct = encrypt(key, plain, sizeof(plain), &ct_len);
+	buf_init(&b, 8192);
+	put_packet(&b, id, ct, ct_len, sizeof(plain), 2048, 1, 2);
+	put_packet(&b, id, ct, ct_len, sizeof(plain), 2048, 2, 2);
+	feed(g, &b);
+	free(ct);
+	assert_int_equal(next_reply(g, at, p, sizeof(p), &len), RESP_FILE_CRC);
+	assert_int_equal(msg_file_crc_decode(p, len, &crc), 0);
+	assert_int_equal(crc.cksum, cksum_buffer(plain, sizeof(plain)));
+}
+
+/* Sends a verdict (900, 901, 902) on packet_file_name; the reply code, or 0 for none. */
+static uint16_t
+verdict(struct rig *g, const uint8_t id[CLIENT_ID_SIZE], uint16_t code, size_t *at)
+{
+	uint8_t p[64];
+	size_t len;
+	struct buf b;
+
+	buf_init(&b, 4096);
+	put_name(&b, id, code, packet_file_name);
+	feed(g, &b);
+	if (*at == g->m->out_len)
+		return 0;
+	return next_reply(g, at, p, sizeof(p), &len);
+}
+
+/* 1 when the stored notes.txt is 3000 bytes of fill and its row is verified with their CRC. */
+static void
+assert_stored(struct rig *g, const uint8_t id[CLIENT_ID_SIZE], int fill, int verified)
+{
+	uint8_t want[3000], got[3001];
+	char path[256];
+	struct db_file f;
+	ssize_t n;
+	int fd;
+
+	memset(want, fill, sizeof(want));
+	snprintf(path, sizeof(path), "%s/11111111111111111111111111111111/%s", g->dir,
+	    packet_file_name);
+	assert_true((fd = open(path, O_RDONLY)) >= 0);
+	n = read(fd, got, sizeof(got));
+	close(fd);
+	assert_int_equal(n, sizeof(want));
+	assert_memory_equal(got, want, sizeof(want));
+	assert_int_equal(db_file_get(g->env.db, id, packet_file_name, &f), 0);
+	assert_int_equal(f.verified, verified);
+	assert_int_equal(f.size, sizeof(want));
+	assert_int_equal(f.crc, cksum_buffer(want, sizeof(want)));
+}
+
+/* Issue 9 item 1: an upload the client has not confirmed never replaces a verified file:
+ * not at 1603, not on 902 (the attempt goes, the verified version stays), not on 901 (the
+ * attempt goes at once), not when the connection drops. Each waiting attempt is one
+ * temporary file beside the stored one. */
+static void
+test_unconfirmed_never_replaces_verified(void **state)
+{
+	struct rig *g = *state;
+	uint8_t id[CLIENT_ID_SIZE], key[AES_KEY_SIZE];
+	size_t at = 0;
+
+	stored_client(g, id, key);
+	upload_fill(g, id, key, 'q', &at);
+	assert_int_equal(verdict(g, id, REQ_CRC_OK, &at), RESP_ACK);
+	assert_stored(g, id, 'q', 1);
+	assert_int_equal(entries(g), 1);
+
+	upload_fill(g, id, key, 's', &at);
+	assert_stored(g, id, 'q', 1);  /* at 1603 */
+	assert_int_equal(entries(g), 2);
+	assert_int_equal(verdict(g, id, REQ_CRC_FAIL, &at), RESP_ACK);
+	assert_stored(g, id, 'q', 1);
+	assert_int_equal(entries(g), 1);
+
+	upload_fill(g, id, key, 't', &at);
+	assert_int_equal(verdict(g, id, REQ_CRC_RETRY, &at), 0);
+	assert_int_equal(entries(g), 1);
+	assert_stored(g, id, 'q', 1);
+}
+
+/* 902 with no verified version: the attempt is stored, recorded as not verified. */
+static void
+test_crc_fail_stores_unverified(void **state)
+{
+	struct rig *g = *state;
+	uint8_t id[CLIENT_ID_SIZE], key[AES_KEY_SIZE];
+	size_t at = 0;
+
+	stored_client(g, id, key);
+	upload_fill(g, id, key, 'u', &at);
+	assert_int_equal(verdict(g, id, REQ_CRC_FAIL, &at), RESP_ACK);
+	assert_stored(g, id, 'u', 0);
+	/* A later 900 of a new attempt replaces it, verified. */
+	upload_fill(g, id, key, 'v', &at);
+	assert_int_equal(verdict(g, id, REQ_CRC_OK, &at), RESP_ACK);
+	assert_stored(g, id, 'v', 1);
+	assert_int_equal(entries(g), 1);
+}
+
+/* Issue 9 item 1: when the intent cannot be recorded, nothing on disk changes: 900 gets 1607,
+ * the verified version stays, the attempt's temporary file goes. */
+static void
+test_intent_failure_changes_nothing(void **state)
+{
+	struct rig *g = *state;
+	uint8_t id[CLIENT_ID_SIZE], key[AES_KEY_SIZE];
+	struct db_commit other;
+	size_t at = 0;
+
+	stored_client(g, id, key);
+	upload_fill(g, id, key, 'q', &at);
+	assert_int_equal(verdict(g, id, REQ_CRC_OK, &at), RESP_ACK);
+	upload_fill(g, id, key, 'w', &at);
+	/* Another name's commit onto the same stored path is in flight: db_commit_add refuses. */
+	memset(&other, 0, sizeof(other));
+	memcpy(other.owner, id, CLIENT_ID_SIZE);
+	snprintf(other.file_name, sizeof(other.file_name), "dir/notes.txt");
+	snprintf(other.temp_path, sizeof(other.temp_path),
+	    "11111111111111111111111111111111/.sealdrop-part-0");
+	snprintf(other.path_name, sizeof(other.path_name),
+	    "11111111111111111111111111111111/notes.txt");
+	other.size = 1;
+	assert_int_equal(db_commit_add(g->env.db, &other), 0);
+	assert_int_equal(verdict(g, id, REQ_CRC_OK, &at), RESP_ERROR);
+	assert_stored(g, id, 'q', 1);
+	assert_int_equal(entries(g), 1);
+}
+
+/* Issue 9 item 2: an 828 under the ID of a client whose key was issued on another connection
+ * is refused (1607): the key is never taken from the database by the header's ID. */
+static void
+test_packet_needs_session_key(void **state)
+{
+	struct rig *g = *state;
+	uint8_t id[CLIENT_ID_SIZE], key[AES_KEY_SIZE], plain[100], p[64], *ct;
+	size_t ct_len, at = 0, len;
+	struct buf b;
+
+	stored_client_elsewhere(g, id, key);
+	memset(plain, 'x', sizeof(plain));
+	ct = encrypt(key, plain, sizeof(plain), &ct_len);
+	buf_init(&b, 8192);
+	put_packet(&b, id, ct, ct_len, sizeof(plain), 2048, 1, 1);
+	feed(g, &b);
+	free(ct);
+	assert_int_equal(next_reply(g, &at, p, sizeof(p), &len), RESP_ERROR);
+	assert_int_equal(at, g->m->out_len);
+	assert_null(g->c->recv);
+	assert_int_equal(g->c->uploads_done, 0);
+}
+
+/* Issue 9 item 6: after an attempt is refused, the rest of its packets are skipped without a
+ * log line each: one line for the attempt; every packet still gets its 1607 (the wire does
+ * not change). */
+static void
+test_refused_attempt_rest_skipped(void **state)
+{
+	struct rig *g = *state;
+	uint8_t id[CLIENT_ID_SIZE], key[AES_KEY_SIZE], plain[5000], p[64], *ct;
+	size_t ct_len, at = 0, len;
+	unsigned logged;
+	struct buf b;
+	uint16_t i;
+
+	stored_client(g, id, key);
+	memset(plain, 'y', sizeof(plain));
+	ct = encrypt(key, plain, sizeof(plain), &ct_len);
+	logged = g->c->logged;
+	packet_file_name = ".sealdrop-part-x";  /* a name the server cannot store */
+	buf_init(&b, 16384);
+	for (i = 1; i <= 5; i++)
+		put_packet(&b, id, ct, ct_len, sizeof(plain), 1024, i, 5);
+	feed(g, &b);
+	free(ct);
+	packet_file_name = "notes.txt";
+	for (i = 1; i <= 5; i++)
+		assert_int_equal(next_reply(g, &at, p, sizeof(p), &len), RESP_ERROR);
+	assert_int_equal(at, g->m->out_len);
+	assert_int_equal(g->c->errors, 5);
+	assert_int_equal(g->c->logged, logged + 1);
+	assert_false(g->c->skip_content);
+	/* A new attempt (first packet) is served again. */
+	upload_fill(g, id, key, 'z', &at);
+}
+
+/* Issue 9 item 3: a pending registration (no key yet) may be registered again only on the
+ * connection that created it; from another connection 825 for that name gets 1601. */
+static void
+test_pending_belongs_to_its_connection(void **state)
+{
+	struct rig *g = *state;
+	struct mem *m2 = calloc(1, sizeof(*m2));
+	struct conn_transport t;
+	struct conn *c2;
+	struct db_client cl;
+	uint8_t p[64], first[CLIENT_ID_SIZE];
+	size_t at = 0, len;
+	struct buf b;
+
+	assert_non_null(m2);
+	t.ops = &mem_ops;
+	t.fd = -1;
+	t.ctx = m2;
+	assert_non_null(c2 = conn_new(&g->env, &t, "test:2"));
+	buf_init(&b, 4096);
+	put_name(&b, zero_id, REQ_REGISTER, "henry");
+	feed(g, &b);
+	assert_int_equal(next_reply(g, &at, p, sizeof(p), &len), RESP_REGISTERED);
+	memcpy(first, p, CLIENT_ID_SIZE);
+	/* The other connection: 1601, the name stays the first one's. */
+	buf_init(&b, 4096);
+	put_name(&b, zero_id, REQ_REGISTER, "henry");
+	memcpy(m2->in, buf_ptr(&b), buf_len(&b));
+	m2->in_len = buf_len(&b);
+	buf_free(&b);
+	conn_on_readable(c2);
+	assert_int_equal(m2->out_len, RESP_HEADER_SIZE);
+	assert_int_equal(m2->out[1] | m2->out[2] << 8, RESP_REGISTER_FAILED);
+	assert_int_equal(db_client_by_name(g->env.db, "henry", &cl), 0);
+	assert_memory_equal(cl.id, first, CLIENT_ID_SIZE);
+	conn_free(c2);
+	free(m2);
+	/* The connection that made it may register it again (827 -> 1606 -> 825). */
+	buf_init(&b, 4096);
+	put_name(&b, zero_id, REQ_REGISTER, "henry");
+	feed(g, &b);
+	assert_int_equal(next_reply(g, &at, p, sizeof(p), &len), RESP_REGISTERED);
+	assert_int_equal(db_client_by_name(g->env.db, "henry", &cl), 0);
+	assert_memory_equal(cl.id, p, CLIENT_ID_SIZE);
 }
 
 /* Backpressure and the transport seam: output that cannot be sent makes the connection want
@@ -708,6 +979,18 @@ main(void)
 		    rig_teardown),
 		cmocka_unit_test(test_ids_never_start_with_0x16),
 		cmocka_unit_test_setup_teardown(test_log_cap, rig_setup, rig_teardown),
+		cmocka_unit_test_setup_teardown(test_unconfirmed_never_replaces_verified, rig_setup,
+		    rig_teardown),
+		cmocka_unit_test_setup_teardown(test_crc_fail_stores_unverified, rig_setup,
+		    rig_teardown),
+		cmocka_unit_test_setup_teardown(test_intent_failure_changes_nothing, rig_setup,
+		    rig_teardown),
+		cmocka_unit_test_setup_teardown(test_packet_needs_session_key, rig_setup,
+		    rig_teardown),
+		cmocka_unit_test_setup_teardown(test_refused_attempt_rest_skipped, rig_setup,
+		    rig_teardown),
+		cmocka_unit_test_setup_teardown(test_pending_belongs_to_its_connection, rig_setup,
+		    rig_teardown),
 	};
 
 	if (crypto_init() != 0)

@@ -1,16 +1,21 @@
 /* check.c: sealdrop-db check: SQLite's integrity check, then every file row against the
- * storage folder and every stored file against the rows, without following symbolic links. */
+ * storage folder (size, and the CRC of verified rows) and every stored file against the rows,
+ * without following symbolic links. A row or file with a commit intent is being committed
+ * (the server renames, then publishes; a restart rolls it forward): listed, not a problem. */
 #include "check.h"
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "../../db/db.h"
+#include "../../protocol/cksum.h"
 #include "../../protocol/err.h"
 #include "../../protocol/text.h"
 #include "output.h"
@@ -19,6 +24,7 @@
  * bound keeps a hostile tree (or a loop through bind mounts) from running us out of stack. */
 #define WALK_MAX_DEPTH 8
 #define PATH_TEXT_MAX 4096
+#define CRC_READ_CHUNK 65536u
 
 struct strlist {
 	char **v;
@@ -78,6 +84,10 @@ strlist_free(struct strlist *l)
 struct check {
 	const char *storage;
 	int json;
+	int crc;                    /* compare the CRC of verified rows with their files */
+	struct strlist committing;  /* PathName of every commit intent, sorted */
+	struct strlist crcs;        /* "path\tdb\tdisk" of verified rows whose file has another CRC */
+	struct strlist busy;        /* rows and files being committed (not a problem) */
 	long rows;
 	long stored;
 	struct strlist row_paths;   /* every PathName, sorted once all rows are in */
@@ -115,18 +125,47 @@ safe_rel_path(const char *p)
 	return 1;
 }
 
+/* The cksum of the regular file at path (not following a link), or -1 if unreadable. */
+static int
+file_cksum(const char *path, uint32_t *out)
+{
+	static uint8_t chunk[CRC_READ_CHUNK];
+	struct cksum ck;
+	ssize_t n;
+	int fd;
+
+	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+		return -1;
+	cksum_init(&ck);
+	while ((n = read(fd, chunk, sizeof(chunk))) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			close(fd);
+			return -1;
+		}
+		cksum_update(&ck, chunk, (size_t)n);
+	}
+	close(fd);
+	*out = cksum_final(&ck);
+	return 0;
+}
+
 static int
 on_check_file(void *ctx, const struct db_file *f)
 {
 	struct check *k = ctx;
 	char path[PATH_TEXT_MAX], line[PATH_TEXT_MAX + 64];
 	struct stat st;
+	uint32_t crc;
 
 	k->rows++;
 	if (strlist_add(&k->row_paths, f->path_name) != 0)
 		return SD_ERR_ALLOC;
 	if (!safe_rel_path(f->path_name))
 		return strlist_add(&k->bad_paths, f->path_name);
+	if (strlist_has(&k->committing, f->path_name))
+		return strlist_add(&k->busy, f->path_name);
 	if ((size_t)snprintf(path, sizeof(path), "%s/%s", k->storage, f->path_name) >=
 	    sizeof(path))
 		return strlist_add(&k->bad_paths, f->path_name);
@@ -136,6 +175,15 @@ on_check_file(void *ctx, const struct db_file *f)
 		snprintf(line, sizeof(line), "%s\t%" PRIu64 "\t%jd", f->path_name, f->size,
 		    (intmax_t)st.st_size);
 		return strlist_add(&k->sizes, line);
+	}
+	if (k->crc && f->verified) {
+		if (file_cksum(path, &crc) != 0)
+			return strlist_add(&k->unreadable, f->path_name);
+		if (crc != f->crc) {
+			snprintf(line, sizeof(line), "%s\t%" PRIu32 "\t%" PRIu32, f->path_name,
+			    f->crc, crc);
+			return strlist_add(&k->crcs, line);
+		}
 	}
 	return 0;
 }
@@ -164,6 +212,14 @@ on_check_upload(void *ctx, const struct db_upload *u)
 		return 0;
 	snprintf(line, sizeof(line), "%s\t%s", u->temp_path, why);
 	return strlist_add(&k->uploads_bad, line);
+}
+
+static int
+on_commit(void *ctx, const struct db_commit *c)
+{
+	struct check *k = ctx;
+
+	return strlist_add(&k->committing, c->path_name);
 }
 
 /* Walks dir (rel is its path under the storage folder, "" at the top) without following
@@ -212,7 +268,10 @@ walk(struct check *k, const char *rel, int depth)
 			continue;
 		}
 		k->stored++;
-		if (!strlist_has(&k->row_paths, sub) && strlist_add(&k->orphans, sub) != 0)
+		if (!strlist_has(&k->row_paths, sub) && strlist_has(&k->committing, sub)) {
+			if (strlist_add(&k->busy, sub) != 0)
+				k->failed = 1;
+		} else if (!strlist_has(&k->row_paths, sub) && strlist_add(&k->orphans, sub) != 0)
 			k->failed = 1;
 	}
 	closedir(d);
@@ -267,7 +326,7 @@ static void
 check_report(struct check *k, const char *integrity)
 {
 	size_t i, problems = k->missing.n + k->bad_paths.n + k->sizes.n + k->orphans.n +
-	    k->unreadable.n + (integrity != NULL) + (k->rows_error[0] != '\0') +
+	    k->unreadable.n + k->crcs.n + (integrity != NULL) + (k->rows_error[0] != '\0') +
 	    k->uploads_bad.n;
 	const char *path, *dbsz, *disk;
 	char *clean;
@@ -285,7 +344,16 @@ check_report(struct check *k, const char *integrity)
 			out_json_str(stdout, path);
 			printf(", \"db_size\": %s, \"disk_size\": %s}", dbsz, disk);
 		}
+		printf("],\n \"crc_mismatch\": [");
+		for (i = 0; i < k->crcs.n; i++) {
+			split_size_line(k->crcs.v[i], &path, &dbsz, &disk);
+			printf("%s{\"path\": ", i > 0 ? ", " : "");
+			out_json_str(stdout, path);
+			printf(", \"db_crc\": %s, \"disk_crc\": %s}", dbsz, disk);
+		}
 		printf("]");
+		printf(",\n \"crc_checked\": %s", k->crc ? "true" : "false");
+		json_list("committing", &k->busy);
 		json_list("bad_paths", &k->bad_paths);
 		json_list("unreadable", &k->unreadable);
 		json_list("partial", &k->partial);
@@ -325,6 +393,14 @@ check_report(struct check *k, const char *integrity)
 		    dbsz, disk);
 		free(clean);
 	}
+	for (i = 0; i < k->crcs.n; i++) {
+		split_size_line(k->crcs.v[i], &path, &dbsz, &disk);
+		clean = out_clean(path);
+		printf("CRC differs on a verified file: %s (database %s, on disk %s)\n",
+		    clean != NULL ? clean : "?", dbsz, disk);
+		free(clean);
+	}
+	print_list("being committed (not a problem; a restart finishes it)", &k->busy);
 	print_list("bad path (outside the storage folder)", &k->bad_paths);
 	print_list("unreadable", &k->unreadable);
 	print_list("partial upload (not a problem)", &k->partial);
@@ -336,7 +412,7 @@ check_report(struct check *k, const char *integrity)
 }
 
 int
-check_storage(struct db *db, int json, const char *storage)
+check_storage(struct db *db, int json, int crc, const char *storage)
 {
 	struct check k;
 	char integrity[256];
@@ -345,12 +421,17 @@ check_storage(struct db *db, int json, const char *storage)
 	memset(&k, 0, sizeof(k));
 	k.storage = storage;
 	k.json = json;
+	k.crc = crc;
 	r = db_integrity_check(db);
 	if (r != 0) {
 		snprintf(integrity, sizeof(integrity), "%s", db_errmsg(db));
 		have_integrity_problem = 1;
 	}
-	if ((r = db_each_file(db, NULL, 0, on_check_file, &k)) == SD_ERR_ALLOC) {
+	if ((r = db_each_commit(db, on_commit, &k)) == 0) {
+		strlist_sort(&k.committing);
+		r = db_each_file(db, NULL, 0, on_check_file, &k);
+	}
+	if (r == SD_ERR_ALLOC) {
 		fprintf(stderr, PROG ": out of memory\n");
 		status = EXIT_PROBLEMS;
 		goto out;
@@ -376,9 +457,10 @@ check_storage(struct db *db, int json, const char *storage)
 	}
 	strlist_sort(&k.orphans);
 	strlist_sort(&k.partial);
+	strlist_sort(&k.busy);
 	check_report(&k, have_integrity_problem ? integrity : NULL);
 	status = (have_integrity_problem || k.rows_error[0] != '\0' || k.missing.n || k.bad_paths.n || k.sizes.n ||
-	    k.orphans.n || k.unreadable.n || k.uploads_bad.n) ? EXIT_PROBLEMS : EXIT_OK;
+	    k.orphans.n || k.unreadable.n || k.crcs.n || k.uploads_bad.n) ? EXIT_PROBLEMS : EXIT_OK;
 out:
 	strlist_free(&k.row_paths);
 	strlist_free(&k.missing);
@@ -388,5 +470,8 @@ out:
 	strlist_free(&k.partial);
 	strlist_free(&k.unreadable);
 	strlist_free(&k.uploads_bad);
+	strlist_free(&k.committing);
+	strlist_free(&k.crcs);
+	strlist_free(&k.busy);
 	return status;
 }

@@ -29,6 +29,7 @@ struct opts {
 	int json;
 	const char *client;
 	int unverified;
+	int no_crc;
 	const char *cmd;
 	const char *arg;
 };
@@ -49,9 +50,11 @@ usage(FILE *f)
 	    "  uploads [--client NAME|ID]       partial version-4 uploads: owner, file, size,\n"
 	    "                                   durable offset, expiry, temporary file\n"
 	    "  show NAME|ID                     one client and its files\n"
-	    "  check                            SQLite integrity check, and every file row has its\n"
-	    "                                   stored file and every stored file its row, and\n"
-	    "                                   every partial upload its temporary file\n"
+	    "  check [--no-crc]                 SQLite integrity check, and every file row has its\n"
+	    "                                   stored file (same size; a verified row's CRC is\n"
+	    "                                   compared with the file's cksum unless --no-crc)\n"
+	    "                                   and every stored file its row, and every partial\n"
+	    "                                   upload its temporary file\n"
 	    "\n"
 	    "options:\n"
 	    "  --db PATH       the database (default " DEFAULT_DB ")\n"
@@ -107,6 +110,10 @@ parse_args(int argc, char **argv, struct opts *o)
 			o->unverified = 1;
 			continue;
 		}
+		if (strcmp(a, "--crc") == 0 || strcmp(a, "--no-crc") == 0) {
+			o->no_crc = a[2] == 'n';  /* --crc is the default, accepted as such */
+			continue;
+		}
 		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
 			help = 1;
 			continue;
@@ -160,6 +167,8 @@ parse_args(int argc, char **argv, struct opts *o)
 	    (o->unverified && strcmp(o->cmd, "files") != 0))
 		return usage_error("--client goes with files and uploads, --unverified with files",
 		    NULL);
+	if (o->no_crc && strcmp(o->cmd, "check") != 0)
+		return usage_error("--no-crc goes with the check command", NULL);
 	return -1;
 }
 
@@ -258,7 +267,7 @@ main(int argc, char **argv)
 		fprintf(stderr, PROG ": out of memory\n");
 		status = EXIT_PROBLEMS;
 	} else
-		status = check_storage(db, o.json, storage);
+		status = check_storage(db, o.json, !o.no_crc, storage);
 	free(storage);
 	db_close(db);
 	if (fflush(stdout) != 0 || ferror(stdout)) {
