@@ -38,13 +38,13 @@ struct server_config {
 	                              * sets both; version 3's field is 32 bits anyway) */
 	unsigned resume_ttl;         /* seconds a partial version-4 upload is kept */
 	unsigned test_corrupt_crc;   /* test only: first N 1603 of each connection carry a bad CRC */
+	unsigned pending_ttl;        /* seconds: pending registrations (no key) older go */
 	const char *tls_key_path;    /* NULL: server.key beside the database */
 	const char *tls_cert_path;   /* NULL: server.crt beside the database */
 	int no_v4;                   /* --no-v4: version 3 only, no TLS */
 	/* The server's TLS credentials (made by main.c from the identity files, shared read-only
 	 * by every worker and connection); NULL serves version 3 only. */
 	const struct tls_creds *tls_creds;
-	unsigned pending_ttl;        /* seconds: pending registrations (no key) older go */
 };
 
 void config_defaults(struct server_config *c);

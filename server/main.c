@@ -30,8 +30,8 @@
 
 enum {
 	OPT_BIND = 256, OPT_DB, OPT_STORAGE, OPT_WORKERS, OPT_MAX_CONN, OPT_IDLE, OPT_MAX_FILE,
-	OPT_GRACE, OPT_CORRUPT, OPT_RESUME_TTL, OPT_TLS_KEY, OPT_TLS_CERT, OPT_FINGERPRINT,
-	OPT_NO_V4, OPT_PENDING_TTL,
+	OPT_GRACE, OPT_CORRUPT, OPT_PENDING_TTL, OPT_RESUME_TTL, OPT_TLS_KEY, OPT_TLS_CERT, OPT_FINGERPRINT,
+	OPT_NO_V4,
 };
 
 /* What main() does after the options: serve, or print the fingerprint. */
@@ -64,6 +64,8 @@ usage(FILE *f)
 	    "                           (default %u)\n"
 	    "      --grace SECS         on SIGINT/SIGTERM, time given to uploads in flight\n"
 	    "                           (default %u)\n"
+	    "      --pending-ttl SECS   a registration that got no key within SECS seconds\n"
+	    "                           is removed, freeing its name (default %u)\n"
 	    "      --tls-key PATH       version 4: the server's Ed25519 key (default\n"
 	    "                           server.key beside the database; made on first start)\n"
 	    "      --tls-cert PATH      version 4: its certificate (default server.crt beside\n"
@@ -71,8 +73,6 @@ usage(FILE *f)
 	    "      --fingerprint        print the server's key fingerprint (SHA256:...) for\n"
 	    "                           clients to pin, and exit (makes the key if missing)\n"
 	    "      --no-v4              serve version 3 only (no TLS)\n"
-	    "      --pending-ttl SECS   a registration that got no key within SECS seconds\n"
-	    "                           is removed, freeing its name (default %u)\n"
 	    "      --test-corrupt-crc N TEST ONLY: the first N 1603 replies of each\n"
 	    "                           connection carry a wrong CRC, to show a client's\n"
 	    "                           retry loop. Never use it in production.\n"
@@ -81,7 +81,8 @@ usage(FILE *f)
 	    CONFIG_DEFAULT_PORT, CONFIG_DEFAULT_BIND, CONFIG_DEFAULT_DB, CONFIG_DEFAULT_STORAGE,
 	    CONFIG_DEFAULT_MAX_CONNECTIONS, CONFIG_DEFAULT_IDLE_TIMEOUT,
 	    (unsigned long long)CONFIG_DEFAULT_MAX_FILE_SIZE, CONFIG_DEFAULT_RESUME_TTL,
-	    CONFIG_DEFAULT_GRACE, CONFIG_DEFAULT_PENDING_TTL);
+	    CONFIG_DEFAULT_GRACE,
+	    CONFIG_DEFAULT_PENDING_TTL);
 }
 
 static int
@@ -112,12 +113,12 @@ parse_options(int argc, char **argv, struct server_config *cfg, int *port_given,
 		{ "max-file-size", required_argument, NULL, OPT_MAX_FILE },
 		{ "grace", required_argument, NULL, OPT_GRACE },
 		{ "test-corrupt-crc", required_argument, NULL, OPT_CORRUPT },
+		{ "pending-ttl", required_argument, NULL, OPT_PENDING_TTL },
 		{ "resume-ttl", required_argument, NULL, OPT_RESUME_TTL },
 		{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
 		{ "tls-cert", required_argument, NULL, OPT_TLS_CERT },
 		{ "fingerprint", no_argument, NULL, OPT_FINGERPRINT },
 		{ "no-v4", no_argument, NULL, OPT_NO_V4 },
-		{ "pending-ttl", required_argument, NULL, OPT_PENDING_TTL },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -177,6 +178,11 @@ parse_options(int argc, char **argv, struct server_config *cfg, int *port_given,
 				return -1;
 			cfg->test_corrupt_crc = (unsigned)v;
 			break;
+		case OPT_PENDING_TTL:
+			if (number("--pending-ttl", optarg, 1, 30u * 86400u, &v) != 0)
+				return -1;
+			cfg->pending_ttl = (unsigned)v;
+			break;
 		case OPT_RESUME_TTL:
 			if (number("--resume-ttl", optarg, 1, 365u * 86400u, &v) != 0)
 				return -1;
@@ -193,11 +199,6 @@ parse_options(int argc, char **argv, struct server_config *cfg, int *port_given,
 			break;
 		case OPT_NO_V4:
 			cfg->no_v4 = 1;
-			break;
-		case OPT_PENDING_TTL:
-			if (number("--pending-ttl", optarg, 1, 30u * 86400u, &v) != 0)
-				return -1;
-			cfg->pending_ttl = (unsigned)v;
 			break;
 		case 'h':
 			usage(stdout);
@@ -230,27 +231,6 @@ raise_fd_limit(void)
 		log_server("warning: cannot raise the descriptor limit: %s", strerror(errno));
 }
 
-/* Version 4's partial uploads made true again after a crash (put.h), the expired ones gone.
- * 0 or -1 (logged). */
-static int
-reconcile_uploads(const struct server_config *cfg, struct db *db)
-{
-	long kept = 0, dropped = 0, expired = 0;
-	int r;
-
-	if ((r = put_reconcile(db, cfg->storage_dir, &kept, &dropped)) != 0) {
-		log_server("fatal: cannot check the partial uploads: %s (%s)", sd_strerror(r),
-		    db_errmsg(db));
-		return -1;
-	}
-	if ((r = put_expire(db, cfg->storage_dir, (int64_t)time(NULL), &expired)) != 0)
-		log_server("warning: cannot delete expired partial uploads: %s", sd_strerror(r));
-	if (kept > 0 || dropped > 0 || expired > 0)
-		log_server("partial uploads: %ld kept, %ld dropped, %ld expired", kept, dropped,
-		    expired);
-	return 0;
-}
-
 /* Start-up work on the database: every commit intent rolled forward (before the temporary
  * files they name are removed as stale), expired pending registrations removed. 0 or -1
  * (logged). */
@@ -273,6 +253,27 @@ recover_db(const struct server_config *cfg, struct db *db)
 	else if (expired > 0)
 		log_server("removed %ld pending registration%s older than %u s", expired,
 		    expired == 1 ? "" : "s", cfg->pending_ttl);
+	return 0;
+}
+
+/* Version 4's partial uploads made true again after a crash (put.h), the expired ones gone.
+ * 0 or -1 (logged). */
+static int
+reconcile_uploads(const struct server_config *cfg, struct db *db)
+{
+	long kept = 0, dropped = 0, expired = 0;
+	int r;
+
+	if ((r = put_reconcile(db, cfg->storage_dir, &kept, &dropped)) != 0) {
+		log_server("fatal: cannot check the partial uploads: %s (%s)", sd_strerror(r),
+		    db_errmsg(db));
+		return -1;
+	}
+	if ((r = put_expire(db, cfg->storage_dir, (int64_t)time(NULL), &expired)) != 0)
+		log_server("warning: cannot delete expired partial uploads: %s", sd_strerror(r));
+	if (kept > 0 || dropped > 0 || expired > 0)
+		log_server("partial uploads: %ld kept, %ld dropped, %ld expired", kept, dropped,
+		    expired);
 	return 0;
 }
 
