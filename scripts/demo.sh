@@ -79,7 +79,7 @@ run_client "$scratch/alice" --verbose
 
 step "Restarting the server with a CRC corrupted once (test-only option): Bob's retry"
 stop_server
-start_server --no-v4 --test-corrupt-crc 1  # the CRC retry is version 3's (version 4 checks SHA-256)
+start_server --test-corrupt-crc 1
 sed -i "1s/.*/127.0.0.1:$port/" "$scratch/bob/transfer.info"
 run_client "$scratch/bob" --verbose
 

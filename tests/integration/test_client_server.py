@@ -46,9 +46,7 @@ class ClientServer(unittest.TestCase):
         self.work = os.path.join(self.dir, "work")
         os.makedirs(self.srvdir)
         os.makedirs(self.work)
-        # Version 3 between our client and server (the CRC loop, 1605): with version 4 on,
-        # the client would take it (test_server_v4_transfers and the client's tests cover it).
-        self.server = Server(self.srvdir, args=("--no-v4",) + tuple(self.server_args))
+        self.server = Server(self.srvdir, args=self.server_args)
         self.server.start()
 
     def tearDown(self):
