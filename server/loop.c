@@ -23,6 +23,7 @@
 #include "conn.h"
 #include "handlers.h"
 #include "log.h"
+#include "put.h"
 #include "transport.h"
 
 /* A worker's statements wait at most this long for another process's write lock (a backup,
@@ -276,6 +277,7 @@ tick(struct worker *w)
 	}
 	if (!w->listening && !w->draining)
 		listen_resume(w);
+	put_expire_tick(w->env.db, w->cfg->storage_dir, w->env.now_ms, w->index);
 	if (w->index == 0 && w->env.now_ms >= w->next_expiry_ms) {
 		if (w->next_expiry_ms != 0)  /* the start swept already */
 			handlers_expire_pending(&w->env);
