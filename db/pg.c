@@ -1016,6 +1016,24 @@ dbpg_client_touch(struct dbpg *pg, const uint8_t id[CLIENT_ID_SIZE])
 	return exec_one(pg, PS_CLIENT_TOUCH, &a);
 }
 
+/* 826: both keys in one transaction, or neither. */
+int
+dbpg_client_set_keys(struct dbpg *pg, const uint8_t id[CLIENT_ID_SIZE],
+    const uint8_t *public_key, size_t len, const uint8_t aes_key[AES_KEY_SIZE])
+{
+	int r;
+
+	if ((r = tx_begin(pg)) != 0)
+		return r;
+	if ((r = dbpg_client_set_public_key(pg, id, public_key, len)) != 0 ||
+	    (r = dbpg_client_set_aes_key(pg, id, aes_key)) != 0)
+		goto out;
+	r = tx_commit(pg);
+out:
+	tx_abort(pg);
+	return r;
+}
+
 int
 dbpg_client_copy(struct dbpg *pg, const struct db_client *c)
 {

@@ -36,6 +36,8 @@ int dbpg_client_set_public_key(struct dbpg *pg, const uint8_t id[CLIENT_ID_SIZE]
     const uint8_t *key, size_t len);
 int dbpg_client_set_aes_key(struct dbpg *pg, const uint8_t id[CLIENT_ID_SIZE],
     const uint8_t key[AES_KEY_SIZE]);
+int dbpg_client_set_keys(struct dbpg *pg, const uint8_t id[CLIENT_ID_SIZE],
+    const uint8_t *public_key, size_t len, const uint8_t aes_key[AES_KEY_SIZE]);
 int dbpg_client_copy(struct dbpg *pg, const struct db_client *c);
 int dbpg_client_touch(struct dbpg *pg, const uint8_t id[CLIENT_ID_SIZE]);
 int dbpg_file_record(struct dbpg *pg, const struct db_file *f);
