@@ -3,7 +3,8 @@
 # server on a free loopback port and shows version 4 (TLS 1.3, the server's key pinned by
 # its fingerprint), a version-3 user whose account version 4 then links, a reconnect, an
 # upload cut by the network that resumes by itself, a listing and a download, the version-3
-# CRC retry, the database, and every stored file against its original.
+# CRC retry, two servers sharing one PostgreSQL database and one storage folder (when
+# PostgreSQL can start here), the database, and every stored file against its original.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 bin="$top/${BINDIR:-bin}"
@@ -18,14 +19,16 @@ srv="$scratch/server"
 mkdir -p "$srv"
 server_pid=""
 relay_pid=""
+multi_pids=""
+multi_cleanup=""
 cleanup() {
-	for p in $relay_pid $server_pid; do
+	for p in $relay_pid $server_pid $multi_pids; do
 		if kill -0 "$p" 2>/dev/null; then
 			kill -TERM "$p" 2>/dev/null || true
 			wait "$p" 2>/dev/null || true
 		fi
 	done
-	[ -z "${multi_cleanup:-}" ] || sh -c "$multi_cleanup" 2>/dev/null || true
+	[ -z "$multi_cleanup" ] || sh -c "$multi_cleanup" 2>/dev/null || true
 }
 trap cleanup EXIT INT TERM
 
@@ -154,6 +157,45 @@ run_client "$scratch/alice" list
 run_client "$scratch/alice" get alice.bin -o "$scratch/alice/alice.downloaded"
 cmp "$scratch/alice/alice.bin" "$scratch/alice/alice.downloaded" || fail "the download differs"
 echo "alice.downloaded is identical to alice.bin"
+
+step "Several servers, one service: two servers share one PostgreSQL database and one storage folder"
+pgdir=$(mktemp -d "${TMPDIR:-/tmp}/sealdrop-demo-pg.XXXXXX")
+rmdir "$pgdir"
+if conninfo=$(sh "$top/tests/pgcluster.sh" start "$pgdir" 2>"$scratch/pg.err"); then
+	multi_cleanup="sh '$top/tests/pgcluster.sh' stop '$pgdir'"
+	shared="$scratch/shared"
+	mkdir -p "$shared/A" "$shared/B" "$shared/files"
+	for s in A B; do
+		(cd "$shared/$s" && exec "$bin/sealdrop-server" --bind 127.0.0.1 --port 0 \
+			--db "$conninfo" --storage "$shared/files" --tls-key "$shared/server.key" \
+			--tls-cert "$shared/server.crt" 2>server.log) &
+		multi_pids="$multi_pids $!"
+		p=$(wait_port "$shared/$s/server.log") ||
+			{ cat "$shared/$s/server.log" >&2; fail "server $s did not start"; }
+		eval "port_$s=$p"
+		echo "server $s listening on 127.0.0.1:$p (database: PostgreSQL, storage: $shared/files)"
+	done
+	make_user "$scratch/erin" "Erin" 300000 "$port_A"
+	run_client "$scratch/erin"
+	run_client "$scratch/erin" --server "127.0.0.1:$port_B" list
+	run_client "$scratch/erin" --server "127.0.0.1:$port_B" get erin.bin -o "$scratch/erin/erin.fromB"
+	cmp "$scratch/erin/erin.bin" "$scratch/erin/erin.fromB" || fail "the download from B differs"
+	[ "$(cut -d' ' -f2 "$scratch/erin/known_servers" | sort -u | wc -l)" -eq 1 ] ||
+		fail "servers A and B showed different keys"
+	echo "both servers show one key: $(cut -d' ' -f2 "$scratch/erin/known_servers" | head -n 1)"
+	echo "erin registered on server A, listed and downloaded on server B: identical"
+	"$bin/sealdrop-db" --db "$conninfo" clients
+	for p in $multi_pids; do
+		kill -TERM "$p"
+		wait "$p" || fail "a shared server exited with status $?"
+	done
+	multi_pids=""
+	sh "$top/tests/pgcluster.sh" stop "$pgdir"
+	multi_cleanup=""
+	echo "several servers: shown"
+else
+	echo "several servers: skipped (PostgreSQL could not start here: $(head -n 1 "$scratch/pg.err"))"
+fi
 
 step "Version 3's CRC loop: the server restarted with a CRC corrupted once (test-only option)"
 stop_server

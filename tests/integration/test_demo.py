@@ -4,6 +4,7 @@ building) on the built programs and checks what it claims: it exits 0; version 4
 server's fingerprint; a version-3 account keeps its ID when version 4 links it; an upload cut
 by the network resumes where the server's bytes end; the download is identical; the
 corrupted CRC made the version-3 client send 901; every stored file equals its original;
+several servers share one database when PostgreSQL can start (else the demo says why not);
 and the server stopped cleanly."""
 import os
 import re
@@ -41,6 +42,11 @@ class DemoTest(unittest.TestCase):
         self.assertEqual(len(re.findall(r"^(alice|bob|carol|dave)\s+identical", out, re.M)), 4,
                          out)
         self.assertRegex(out, r"\b901\b", "the corrupted CRC should make the client send 901")
+        multi = re.search(r"^several servers: (.*)$", out, re.M)
+        self.assertIsNotNone(multi, out)
+        if not multi.group(1).startswith("skipped"):
+            self.assertRegex(out, r"erin registered on server A, listed and downloaded on "
+                             r"server B: identical")
         self.assertIn("server stopped cleanly", out)
         m = re.search(r"Everything is in (\S+)", out)
         self.assertIsNotNone(m, out)
