@@ -765,6 +765,19 @@ db_is_postgres(const char *target)
 	return dbpg_is_conninfo(target);
 }
 
+void
+db_describe_target(const char *target, char *out, size_t cap)
+{
+	if (cap == 0)
+		return;
+	if (target == NULL)
+		target = "";
+	if (db_is_postgres(target))
+		dbpg_describe(target, out, cap);
+	else
+		snprintf(out, cap, "%s", target);
+}
+
 int
 db_client_copy(struct db *db, const struct db_client *c)
 {

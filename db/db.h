@@ -54,6 +54,9 @@ int db_open_why(const char *path, enum db_open_mode mode, struct db **out, char 
  * keywords such as "host=/run/postgresql dbname=sealdrop": anything with '=') rather than a
  * SQLite path? */
 int db_is_postgres(const char *target);
+/* What a log line may show of target: a SQLite path as it is; for PostgreSQL, its host, port,
+ * database and user as libpq parses them, never a password. Always NUL-terminates out. */
+void db_describe_target(const char *target, char *out, size_t cap);
 /* Finalises statements and closes; accepts NULL. */
 void db_close(struct db *db);
 /* The last SQLite error message of this connection (for logs). */

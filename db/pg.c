@@ -1423,3 +1423,33 @@ dbpg_integrity_check(struct dbpg *pg)
 	PQclear(res);
 	return r;
 }
+
+/* The connection string through libpq's own parser (URI or keywords), keeping only the
+ * fields that say where the database is: a password never reaches a log line. */
+void
+dbpg_describe(const char *conninfo, char *out, size_t cap)
+{
+	static const char *const shown[] = { "host", "port", "dbname", "user" };
+	PQconninfoOption *opts, *o;
+	size_t used = 0, i;
+	int n;
+
+	if (cap == 0)
+		return;
+	out[0] = '\0';
+	if ((opts = PQconninfoParse(conninfo, NULL)) == NULL) {
+		snprintf(out, cap, "PostgreSQL (an unparsable connection string)");
+		return;
+	}
+	n = snprintf(out, cap, "PostgreSQL");
+	used = n > 0 && (size_t)n < cap ? (size_t)n : cap - 1;
+	for (i = 0; i < sizeof(shown) / sizeof(shown[0]); i++) {
+		for (o = opts; o->keyword != NULL; o++) {
+			if (strcmp(o->keyword, shown[i]) != 0 || o->val == NULL || o->val[0] == '\0')
+				continue;
+			n = snprintf(out + used, cap - used, " %s=%s", o->keyword, o->val);
+			used = n > 0 && (size_t)n < cap - used ? used + (size_t)n : cap - 1;
+		}
+	}
+	PQconninfoFree(opts);
+}

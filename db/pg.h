@@ -11,6 +11,8 @@ struct dbpg;
 /* Is target a libpq connection string ("postgresql://", "postgres://", or keyword=value)
  * rather than a SQLite path? */
 int dbpg_is_conninfo(const char *target);
+/* db_describe_target() for a connection string (see db.h). */
+void dbpg_describe(const char *conninfo, char *out, size_t cap);
 /* Connects, creates or checks the schema (DB_READ_WRITE), and prepares the statements. On
  * failure why (when why_cap > 0) says why and nothing is left to free. */
 int dbpg_open(const char *conninfo, enum db_open_mode mode, struct dbpg **out, char *why,

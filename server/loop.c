@@ -434,7 +434,7 @@ open_listener(struct server *s)
 static int
 worker_init(struct server *s, struct worker *w, int index)
 {
-	char why[256];
+	char why[256], shown_db[256];
 	struct epoll_event ev;
 	int r;
 
@@ -453,7 +453,8 @@ worker_init(struct server *s, struct worker *w, int index)
 		return SD_ERR_ALLOC;
 	if ((r = db_open_why(s->cfg.db_path, DB_READ_WRITE, &w->env.db, why,
 	    sizeof(why))) != 0) {
-		log_server("cannot open the database %s: %s%s%s", s->cfg.db_path,
+		db_describe_target(s->cfg.db_path, shown_db, sizeof(shown_db));
+		log_server("cannot open the database %s: %s%s%s", shown_db,
 		    sd_strerror(r), why[0] != '\0' ? ": " : "", why);
 		return r;
 	}

@@ -284,7 +284,7 @@ static int
 prepare_storage_and_db(const struct server_config *cfg)
 {
 	struct db *db = NULL;
-	char why[256];
+	char why[256], shown_db[256];
 	int r, stale;
 
 	if (mkdir(cfg->storage_dir, 0700) != 0 && errno != EEXIST) {
@@ -293,7 +293,8 @@ prepare_storage_and_db(const struct server_config *cfg)
 		return -1;
 	}
 	if ((r = db_open_why(cfg->db_path, DB_READ_WRITE, &db, why, sizeof(why))) != 0) {
-		log_server("fatal: cannot open the database %s: %s%s%s", cfg->db_path,
+		db_describe_target(cfg->db_path, shown_db, sizeof(shown_db));
+		log_server("fatal: cannot open the database %s: %s%s%s", shown_db,
 		    sd_strerror(r), why[0] != '\0' ? ": " : "", why);
 		return -1;
 	}
@@ -372,7 +373,7 @@ main(int argc, char **argv)
 	struct server *srv = NULL;
 	struct tls_identity *id = NULL;
 	struct tls_creds *creds = NULL;
-	char fp[TLS_FP_TEXT_SIZE];
+	char fp[TLS_FP_TEXT_SIZE], shown_db[256];
 	enum run_mode mode;
 	sigset_t sigs;
 	const char *armed;
@@ -438,8 +439,9 @@ main(int argc, char **argv)
 		tls_creds_free(creds);
 		return 1;
 	}
+	db_describe_target(cfg.db_path, shown_db, sizeof(shown_db));
 	log_server("sealdrop-server %s: database %s, storage %s/, %u workers",
-	    SEALDROP_VERSION, cfg.db_path, cfg.storage_dir, config_workers(&cfg));
+	    SEALDROP_VERSION, shown_db, cfg.storage_dir, config_workers(&cfg));
 	if (creds != NULL)
 		log_server("version 4 (TLS 1.3) on the same port; server key fingerprint %s", fp);
 	else

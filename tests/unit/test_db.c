@@ -737,6 +737,29 @@ test_integrity_and_close(void **state)
 }
 
 /* db_open_why: a failed open tells why in words, though it leaves no handle to ask. */
+/* What the server logs of --db: a SQLite path as given, a PostgreSQL string without its
+ * password, in URI and keyword form. */
+static void
+test_describe_target(void **state)
+{
+	char out[256];
+
+	(void)state;
+	db_describe_target("defensive.db", out, sizeof(out));
+	assert_string_equal(out, "defensive.db");
+	db_describe_target("postgresql://alice:s3cret@db.example:5433/sealdrop", out, sizeof(out));
+	assert_null(strstr(out, "s3cret"));
+	assert_non_null(strstr(out, "host=db.example"));
+	assert_non_null(strstr(out, "dbname=sealdrop"));
+	assert_non_null(strstr(out, "user=alice"));
+	db_describe_target("host=/run/pg dbname=sd password=s3cret user=bob", out, sizeof(out));
+	assert_null(strstr(out, "s3cret"));
+	assert_non_null(strstr(out, "host=/run/pg"));
+	db_describe_target("postgresql://x:s3cret@h/d", out, 12);
+	assert_int_equal(strlen(out), 11);
+	assert_null(strstr(out, "s3cret"));
+}
+
 static void
 test_open_why(void **state)
 {
@@ -784,6 +807,7 @@ main(void)
 		cmocka_unit_test(test_full_disk_message),
 		cmocka_unit_test(test_integrity_and_close),
 		cmocka_unit_test(test_open_why),
+		cmocka_unit_test(test_describe_target),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
