@@ -84,6 +84,8 @@ static int is_space(unsigned char c)
 	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
 }
 
+/* Longer than 60 lines on purpose: one pass over the text with its white-space, padding and
+ * trailing-bits rules next to each other, so that what is accepted can be read in one place. */
 int base64_decode(const char *in, size_t n, uint8_t **out, size_t *out_len)
 {
 	uint8_t *buf = NULL;

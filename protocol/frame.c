@@ -132,6 +132,9 @@ static void set_event(struct frame_parser *p, struct frame_event *ev,
 	ev->len = len;
 }
 
+/* Longer than 60 lines on purpose: one switch over the parser's states (header, small
+ * payload, stream head, stream content), read top to bottom like the wire; splitting it would
+ * spread one state machine over several functions that share every local. */
 int frame_feed(struct frame_parser *p, const uint8_t *in, size_t len, size_t *used,
     struct frame_event *ev)
 {

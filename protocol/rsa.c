@@ -138,6 +138,8 @@ out:
  * p is PKCS#1's prime2 and its q is prime1; then u is the coefficient unchanged.
  * Takes ownership of num (secure memory) in every case.
  */
+/* (Longer than 60 lines on purpose: one check per PKCS#1 component in the order of the DER
+ * table, each with its own error, on one exit label that wipes them all.) */
 static int private_from_num(struct der_rsa_private *num, struct rsa_private **out)
 {
 	struct rsa_private *k = NULL;

@@ -366,6 +366,53 @@ server_identity(const struct server_config *cfg, char fp[TLS_FP_TEXT_SIZE])
 	return id;
 }
 
+/* The port from port.info when --port was not given, and the warnings of the test-only
+ * switches, so that a server started with one of them says so. */
+static void
+settle_port_and_warn(struct server_config *cfg, int port_given)
+{
+	const char *armed;
+	int r;
+
+	if (!port_given) {
+		r = config_read_port_file(CONFIG_PORT_FILE, &cfg->port);
+		if (r == SD_ERR_NOT_FOUND)
+			log_server("warning: %s not found; using port %u", CONFIG_PORT_FILE,
+			    CONFIG_DEFAULT_PORT);
+		else if (r != 0)
+			log_server("warning: %s does not hold a valid port; using port %u",
+			    CONFIG_PORT_FILE, CONFIG_DEFAULT_PORT);
+	}
+	if ((armed = crash_init()) != NULL)
+		log_server("warning: SEALDROP_CRASH_AT: the server exits at step %s (test only)",
+		    armed);
+	if (cfg->test_corrupt_crc > 0)
+		log_server("warning: --test-corrupt-crc %u: the first %u CRC replies of each "
+		    "connection are wrong on purpose (test only)", cfg->test_corrupt_crc,
+		    cfg->test_corrupt_crc);
+}
+
+/* Version 4: one set of credentials, read-only, shared by every worker and connection,
+ * from the identity files (made on first start); fp gets the fingerprint. 0 or -1 (logged). */
+static int
+make_tls_creds(const struct server_config *cfg, char fp[TLS_FP_TEXT_SIZE],
+    struct tls_creds **out)
+{
+	struct tls_identity *id;
+	int r;
+
+	*out = NULL;
+	if ((id = server_identity(cfg, fp)) == NULL)
+		return -1;
+	r = tls_creds_new(id, out);
+	tls_identity_free(id);
+	if (r != 0) {
+		log_server("fatal: TLS credentials: %s", sd_strerror(r));
+		return -1;
+	}
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -376,7 +423,6 @@ main(int argc, char **argv)
 	char fp[TLS_FP_TEXT_SIZE], shown_db[256];
 	enum run_mode mode;
 	sigset_t sigs;
-	const char *armed;
 	uint16_t port = 0;
 	int r, sig = 0, port_given;
 
@@ -390,22 +436,7 @@ main(int argc, char **argv)
 		tls_identity_free(id);
 		return 0;
 	}
-	if (!port_given) {
-		r = config_read_port_file(CONFIG_PORT_FILE, &cfg.port);
-		if (r == SD_ERR_NOT_FOUND)
-			log_server("warning: %s not found; using port %u", CONFIG_PORT_FILE,
-			    CONFIG_DEFAULT_PORT);
-		else if (r != 0)
-			log_server("warning: %s does not hold a valid port; using port %u",
-			    CONFIG_PORT_FILE, CONFIG_DEFAULT_PORT);
-	}
-	if ((armed = crash_init()) != NULL)
-		log_server("warning: SEALDROP_CRASH_AT: the server exits at step %s (test only)",
-		    armed);
-	if (cfg.test_corrupt_crc > 0)
-		log_server("warning: --test-corrupt-crc %u: the first %u CRC replies of each "
-		    "connection are wrong on purpose (test only)", cfg.test_corrupt_crc,
-		    cfg.test_corrupt_crc);
+	settle_port_and_warn(&cfg, port_given);
 	if (crypto_init() != 0) {
 		log_server("fatal: libgcrypt initialisation failed");
 		return 1;
@@ -422,15 +453,8 @@ main(int argc, char **argv)
 	if (prepare_storage_and_db(&cfg) != 0)
 		return 1;
 	if (!cfg.no_v4) {
-		/* One set of credentials, read-only, shared by every worker and connection. */
-		if ((id = server_identity(&cfg, fp)) == NULL)
+		if (make_tls_creds(&cfg, fp, &creds) != 0)
 			return 1;
-		r = tls_creds_new(id, &creds);
-		tls_identity_free(id);
-		if (r != 0) {
-			log_server("fatal: TLS credentials: %s", sd_strerror(r));
-			return 1;
-		}
 		cfg.tls_creds = creds;
 	}
 

@@ -733,6 +733,8 @@ publish_locked(struct conn *c, struct put *p, const uint8_t sha[V4_SHA256_SIZE],
 	return 0;
 }
 
+/* PUT_FINISH (61 lines: the size and hash checks, then publishing, in the order SPEC-v4.md
+ * gives them, each with its own ERROR reason). */
 void
 put_finish(struct conn *c, const struct frame_event *ev)
 {
