@@ -122,15 +122,6 @@ send_name_request(struct session *s, uint16_t code, const uint8_t id[CLIENT_ID_S
 #define EX_SKIP_ACKS 1u   /* pass over stray 1604s while waiting (before a 1603) */
 #define EX_ANY_ACK 2u     /* a 1604 answers, whatever its payload (after 900 and 902) */
 
-static long long
-clock_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* 1: the parser holds a complete 1604 header whose payload has not (all) come. frame.h fills
  * parser.header as soon as a header is complete; msg_bytes counts this message's bytes. */
 static int
@@ -193,8 +184,8 @@ read_frame(struct session *s, struct frame_event *ev, const char *what, int time
 		wait = timeout_ms;
 		if ((flags & EX_ANY_ACK) && ack_pending(s)) {
 			if (ack_deadline == 0)
-				ack_deadline = clock_ms() + SESSION_ACK_WAIT_MS;
-			wait = (int)(ack_deadline - clock_ms());
+				ack_deadline = net_now_ms() + SESSION_ACK_WAIT_MS;
+			wait = (int)(ack_deadline - net_now_ms());
 			if (wait <= 0) {
 				*how = "the rest did not come";
 				return 1;
