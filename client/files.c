@@ -151,13 +151,29 @@ out:
 }
 
 int
+file_write_sync(int fd, const void *p, size_t n)
+{
+	const char *c = p;
+	size_t off = 0;
+	ssize_t w;
+
+	while (off < n) {
+		w = write(fd, c + off, n - off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		off += (size_t)w;
+	}
+	return fsync(fd) != 0 ? -1 : 0;
+}
+
+int
 file_write_atomic(const char *path, const char *data, size_t n, char *why, size_t why_cap)
 {
 	char tmp[PATH_MAX];
 	char dir[PATH_MAX];
 	int fd = -1, dfd, r = SD_ERR_IO;
-	size_t off = 0;
-	ssize_t w;
 	char *slash;
 
 	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp-XXXXXX", path) >= sizeof(tmp)) {
@@ -172,15 +188,7 @@ file_write_atomic(const char *path, const char *data, size_t n, char *why, size_
 	}
 	if (fchmod(fd, S_IRUSR | S_IWUSR) != 0)
 		goto fail;
-	while (off < n) {
-		w = write(fd, data + off, n - off);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			goto fail;
-		off += (size_t)w;
-	}
-	if (fsync(fd) != 0)
+	if (file_write_sync(fd, data, n) != 0)
 		goto fail;
 	if (close(fd) != 0) {
 		fd = -1;

@@ -21,6 +21,10 @@ void file_free_small(char *p, size_t n);
 /* Wipes n bytes at p and frees them (malloc'd memory); accepts NULL. */
 void file_free_secret(void *p, size_t n);
 
+/* Writes all n bytes at p to fd (retrying after EINTR and short writes), then fsyncs it. 0, or -1
+ * with errno as write() or fsync() left it. fd stays open (the caller closes it). */
+int file_write_sync(int fd, const void *p, size_t n);
+
 /* Writes data to path through "path.tmp-XXXXXX" (mode 0600), fsync, rename, then fsyncs the
  * folder so the new name survives a crash. On failure the temporary file is removed and the
  * previous file is left as it was. */
