@@ -99,6 +99,24 @@ reconnect(struct v4_client *c, unsigned *attempt, int r)
 	}
 }
 
+/* One request-reply exchange, connecting again (within --retries) whenever the connection is
+ * lost before the reply: 0 with *rep filled, or the final exit status. */
+static int
+call_reconnecting(struct v4_client *c, uint16_t code, const struct buf *req, struct v4_reply *rep,
+    const char *what)
+{
+	unsigned attempt = 0;
+	int r;
+
+	for (;;) {
+		r = c->conn == NULL ? CX_CONNECTION : v4_call(c, code, req, rep, what);
+		if (r != CX_CONNECTION)
+			return r;
+		if ((r = reconnect(c, &attempt, r)) != 0)
+			return r;
+	}
+}
+
 /* ---- send ---- */
 
 struct upload {
@@ -635,7 +653,6 @@ v4_cmd_list(struct v4_client *c)
 	struct v4_reply rep;
 	struct buf req, entries;
 	char hex[2 * V4_SHA256_SIZE + 1], when[32], shown[TEXT_ESCAPE_SIZE(V4_NAME_MAX_LEN)];
-	unsigned attempt = 0;
 	uint32_t count, i;
 	struct tm tm;
 	time_t t;
@@ -645,15 +662,7 @@ v4_cmd_list(struct v4_client *c)
 	buf_fixed(&req, mem, sizeof(mem));
 	if (msg4_put_empty_request(&req, REQ4_LIST) != 0)
 		return CX_SERVER;
-	for (;;) {
-		r = c->conn == NULL ? CX_CONNECTION :
-		    v4_call(c, REQ4_LIST, &req, &rep, "listing (LIST)");
-		if (r != CX_CONNECTION)
-			break;
-		if ((r = reconnect(c, &attempt, r)) != 0)
-			return r;
-	}
-	if (r != 0)
+	if ((r = call_reconnecting(c, REQ4_LIST, &req, &rep, "listing (LIST)")) != 0)
 		return r;
 	if (rep.code == RESP4_ERROR) {
 		(void)v4_error_reply(c, &rep, "listing (LIST)");
@@ -916,7 +925,6 @@ v4_cmd_rm(struct v4_client *c)
 	uint8_t mem[REQ_HEADER_SIZE + V4_NAME_FIELD_MAX];
 	struct v4_reply rep;
 	struct buf req;
-	unsigned attempt = 0;
 	unsigned reason;
 	int r;
 
@@ -926,15 +934,7 @@ v4_cmd_rm(struct v4_client *c)
 		    V4_NAME_MAX_LEN);
 		return CX_USAGE;
 	}
-	for (;;) {
-		r = c->conn == NULL ? CX_CONNECTION :
-		    v4_call(c, REQ4_DELETE, &req, &rep, "deleting (DELETE)");
-		if (r != CX_CONNECTION)
-			break;
-		if ((r = reconnect(c, &attempt, r)) != 0)
-			return r;
-	}
-	if (r != 0)
+	if ((r = call_reconnecting(c, REQ4_DELETE, &req, &rep, "deleting (DELETE)")) != 0)
 		return r;
 	if (rep.code == RESP4_ERROR) {
 		reason = v4_error_reply(c, &rep, "deleting (DELETE)");
