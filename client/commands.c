@@ -151,41 +151,13 @@ file_changed(struct upload *u)
 static int
 open_upload(struct upload *u)
 {
-	const char *p = u->path, *base;
-	struct stat st;
-	size_t len = strlen(p), i;
+	char why[WHY_MAX];
 
-	while (len > 1 && p[len - 1] == '/')
-		len--;
-	base = p + len;
-	while (base > p && base[-1] != '/')
-		base--;
-	if ((size_t)(p + len - base) > V4_NAME_MAX_LEN || p + len == base) {
-		log_fatal("the file name of %s is empty or longer than %u bytes", p,
-		    V4_NAME_MAX_LEN);
+	if (file_open_upload(u->path, V4_NAME_MAX_LEN, u->name, &u->fd, &u->size, why,
+	    sizeof(why)) != 0) {
+		log_fatal("%s", why);
 		return CX_FILE;
 	}
-	memcpy(u->name, base, (size_t)(p + len - base));
-	u->name[p + len - base] = '\0';
-	for (i = 0; u->name[i] != '\0'; i++) {
-		if ((unsigned char)u->name[i] < 0x20 || u->name[i] == 0x7f) {
-			log_fatal("the file name of %s has a control character", p);
-			return CX_FILE;
-		}
-	}
-	if ((u->fd = open(p, O_RDONLY | O_CLOEXEC)) < 0) {
-		log_fatal("cannot open %s: %s", p, strerror(errno));
-		return CX_FILE;
-	}
-	if (fstat(u->fd, &st) != 0) {
-		log_fatal("cannot read %s: %s", p, strerror(errno));
-		return CX_FILE;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		log_fatal("%s is not a regular file", p);
-		return CX_FILE;
-	}
-	u->size = (uint64_t)st.st_size;
 	return 0;
 }
 

@@ -628,41 +628,14 @@ crc_loop(struct session *s)
 static int
 open_file(struct session *s)
 {
-	struct stat st;
-	const char *base, *p = s->cfg->file_path;
-	size_t len = strlen(p);
+	const char *p = s->cfg->file_path;
+	char why[WHY_MAX];
 
-	/* The base name: what follows the last '/', ignoring trailing slashes. */
-	while (len > 1 && p[len - 1] == '/')
-		len--;
-	base = p + len;
-	while (base > p && base[-1] != '/')
-		base--;
-	if ((size_t)(p + len - base) > NAME_MAX_LEN || p + len == base) {
-		log_fatal("the file name of %s is empty or longer than %u bytes", p, NAME_MAX_LEN);
+	if (file_open_upload(p, NAME_MAX_LEN, s->file_name, &s->file_fd, &s->file_size, why,
+	    sizeof(why)) != 0) {
+		log_fatal("%s", why);
 		return CX_FILE;
 	}
-	memcpy(s->file_name, base, (size_t)(p + len - base));
-	s->file_name[p + len - base] = '\0';
-	for (len = 0; s->file_name[len] != '\0'; len++) {
-		if ((unsigned char)s->file_name[len] < 0x20 || s->file_name[len] == 0x7f) {
-			log_fatal("the file name of %s has a control character", p);
-			return CX_FILE;
-		}
-	}
-	if ((s->file_fd = open(p, O_RDONLY | O_CLOEXEC)) < 0) {
-		log_fatal("cannot open %s: %s", p, strerror(errno));
-		return CX_FILE;
-	}
-	if (fstat(s->file_fd, &st) != 0) {
-		log_fatal("cannot read %s: %s", p, strerror(errno));
-		return CX_FILE;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		log_fatal("%s is not a regular file", p);
-		return CX_FILE;
-	}
-	s->file_size = (uint64_t)st.st_size;
 	if (aes_cbc_ciphertext_size(s->file_size) > UINT32_MAX) {
 		log_fatal("%s has %llu bytes; the protocol's 32-bit sizes allow at most %llu",
 		    p, (unsigned long long)s->file_size,
