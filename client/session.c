@@ -401,22 +401,13 @@ send_new_key(struct session *s)
 {
 	static const uint16_t want[] = { RESP_AES_KEY };
 	struct rsa_private *key = NULL;
-	struct rsa_public *pub = NULL;
 	struct key_req q;
 	struct reply rep;
 	char why[WHY_MAX];
-	size_t len = 0;
 	int r;
 
-	if ((r = rsa_generate(&key)) != 0) {
-		log_fatal("cannot generate an RSA key pair: %s", sd_strerror(r));
-		r = CX_ME_INFO;
-		goto out;
-	}
-	if ((r = rsa_public_from_private(key, &pub)) != 0 ||
-	    (r = rsa_public_to_spki(pub, q.spki, sizeof(q.spki), &len)) != 0 ||
-	    len != PUBLIC_KEY_SIZE) {
-		log_fatal("cannot encode the public key (%s, %zu bytes)", sd_strerror(r), len);
+	if ((r = me_info_new_key(&key, q.spki, why, sizeof(why))) != 0) {
+		log_fatal("%s", why);
 		r = CX_ME_INFO;
 		goto out;
 	}
@@ -441,7 +432,6 @@ send_new_key(struct session *s)
 	log_note("public key sent, AES key received");
 	r = 0;
 out:
-	rsa_public_free(pub);
 	rsa_private_free(key);
 	return r;
 }
