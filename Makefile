@@ -17,8 +17,8 @@ BINDIR ?= bin-san
 endif
 
 # gnutls: version 4's TLS (protocol/tls.c only); zlib: version 4's upload compression
-# (client/commands.c).
-PKGS := libgcrypt libtasn1 sqlite3 zlib gnutls
+# (client/commands.c); libpq: the PostgreSQL backend of db/ (db/pg.c).
+PKGS := libgcrypt libtasn1 sqlite3 zlib gnutls libpq
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CMOCKA_CFLAGS = $(shell pkg-config --cflags cmocka 2>/dev/null)

@@ -1,6 +1,12 @@
-/* db.c: the server's store on SQLite (db.h): opening and checking the schema, and the domain
- * functions, each over a statement prepared once per connection with bound parameters. */
+/* db.c: the server's store (db.h) on SQLite: opening and checking the schema, and the domain
+ * functions, each over a statement prepared once per connection with bound parameters. A
+ * database opened with a PostgreSQL connection string is served by db/pg.c instead: each
+ * public function hands over to its dbpg_ namesake after the argument checks both share. (A
+ * switch at the top of each function rather than a table of function pointers: the SQLite code
+ * stays as it was, the one line says plainly where a PostgreSQL call goes, and a function
+ * added to db.h on another branch merges as one more line, not a reshuffled table.) */
 #include "db.h"
+#include "pg.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -39,6 +45,7 @@ enum stmt_id {
 	ST_CLIENT_SET_AES,
 	ST_CLIENT_SET_FINGERPRINT,
 	ST_CLIENT_TOUCH,
+	ST_CLIENT_COPY,
 	ST_FILE_DELETE_SAME_PATH,
 	ST_FILE_RECORD,
 	ST_FILE_SET_VERIFIED,
@@ -108,6 +115,10 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_CLIENT_SET_FINGERPRINT] = "UPDATE clients SET Fingerprint = ?2, "
 	    "LastSeen = datetime('now') WHERE ID = ?1",
 	[ST_CLIENT_TOUCH] = "UPDATE clients SET LastSeen = datetime('now') WHERE ID = ?1",
+	[ST_CLIENT_COPY] = "INSERT INTO clients (ID, Name, PublicKey, LastSeen, AESKey, Fingerprint) "
+	    "VALUES (?1, ?2, ?3, " STORED("?4") ", ?5, ?6) ON CONFLICT (ID) DO UPDATE SET "
+	    "Name = excluded.Name, PublicKey = excluded.PublicKey, LastSeen = excluded.LastSeen, "
+	    "AESKey = excluded.AESKey, Fingerprint = excluded.Fingerprint",
 	[ST_FILE_DELETE_SAME_PATH] = "DELETE FROM files WHERE ID = ?1 AND PathName = ?2 "
 	    "AND FileName <> ?3",
 	[ST_FILE_RECORD] = "INSERT INTO files (ID, FileName, PathName, Verified, Size, CRC, Uploaded, "
@@ -165,6 +176,7 @@ static const char *const stmt_sql[ST_COUNT] = {
 };
 
 struct db {
+	struct dbpg *pg;  /* non-NULL: PostgreSQL, and nothing below is used */
 	sqlite3 *sql;
 	sqlite3_stmt *st[ST_COUNT];
 	int opening;  /* inside db_open: damage means "not a sealdrop database" */
@@ -325,8 +337,8 @@ bind_id(sqlite3_stmt *s, int i, const uint8_t id[CLIENT_ID_SIZE])
 /* A fingerprint in the one spelling SPEC-v4.md 1 gives it: "SHA256:" and 43 characters of
  * standard base64 without padding, the last one canonical (its two unused bits zero), so that
  * one certificate cannot be bound twice under two spellings. */
-static int
-valid_fingerprint(const char *fp)
+int
+db_valid_fingerprint(const char *fp)
 {
 	static const char prefix[] = "SHA256:";
 	static const char b64[] =
@@ -347,7 +359,7 @@ valid_fingerprint(const char *fp)
 static int
 bind_fingerprint(sqlite3_stmt *s, int i, const char *fp)
 {
-	if (!valid_fingerprint(fp))
+	if (!db_valid_fingerprint(fp))
 		return SD_ERR_INVALID_ARG;
 	return sqlite3_bind_text(s, i, fp, (int)DB_FINGERPRINT_LEN, SQLITE_STATIC) == SQLITE_OK ?
 	    0 : SD_ERR_DB;
@@ -748,10 +760,47 @@ enable_wal(struct db *db)
 }
 
 int
+db_is_postgres(const char *target)
+{
+	return dbpg_is_conninfo(target);
+}
+
+int
+db_client_copy(struct db *db, const struct db_client *c)
+{
+	sqlite3_stmt *s;
+	int r;
+
+	if (db == NULL || c == NULL || c->public_key_len > PUBLIC_KEY_SIZE ||
+	    (c->fingerprint[0] != '\0' && !db_valid_fingerprint(c->fingerprint)))
+		return SD_ERR_INVALID_ARG;
+	if (db->pg != NULL)
+		return dbpg_client_copy(db->pg, c);
+	s = db->st[ST_CLIENT_COPY];
+	if ((r = bind_id(s, 1, c->id)) != 0 || (r = bind_name(s, 2, c->name)) != 0 ||
+	    (r = bind_time(s, 4, c->last_seen > 0 ? c->last_seen : 0)) != 0 ||
+	    (c->fingerprint[0] != '\0' && (r = bind_fingerprint(s, 6, c->fingerprint)) != 0))
+		goto out;
+	if ((c->has_public_key && sqlite3_bind_blob(s, 3, c->public_key, (int)c->public_key_len,
+	    SQLITE_STATIC) != SQLITE_OK) || (c->has_aes_key && sqlite3_bind_blob(s, 5, c->aes_key,
+	    AES_KEY_SIZE, SQLITE_STATIC) != SQLITE_OK)) {
+		r = SD_ERR_DB;
+		goto out;
+	}
+	return stmt_exec(db, s);
+out:
+	stmt_done(s);
+	return r;
+}
+
+int
 db_set_busy_timeout(struct db *db, unsigned ms)
 {
 	if (db == NULL || ms > INT32_MAX)
 		return SD_ERR_INVALID_ARG;
+	/* PostgreSQL has no such lock wait: rows are locked one by one, not the database. */
+	if (db->pg != NULL)
+		return 0;
 	if (sqlite3_busy_timeout(db->sql, (int)ms) != SQLITE_OK)
 		return sql_fail(db, SQLITE_ERROR);
 	return 0;
@@ -778,6 +827,16 @@ db_open_why(const char *path, enum db_open_mode mode, struct db **out, char *why
 		why[0] = '\0';
 	if (path == NULL || out == NULL || (mode != DB_READ_WRITE && mode != DB_READ_ONLY))
 		return SD_ERR_INVALID_ARG;
+	if (dbpg_is_conninfo(path)) {
+		if ((db = calloc(1, sizeof(*db))) == NULL)
+			return SD_ERR_ALLOC;
+		if ((r = dbpg_open(path, mode, &db->pg, why, why_cap)) != 0) {
+			free(db);
+			return r;
+		}
+		*out = db;
+		return 0;
+	}
 	/* SQLite says only "unable to open" for a missing file; tell missing from unreadable. */
 	if (mode == DB_READ_ONLY && stat(path, &st) != 0)
 		return errno == ENOENT ? SD_ERR_NOT_FOUND : SD_ERR_IO;
@@ -845,6 +904,7 @@ db_close(struct db *db)
 
 	if (db == NULL)
 		return;
+	dbpg_close(db->pg);
 	for (i = 0; i < ST_COUNT; i++)
 		sqlite3_finalize(db->st[i]);
 	sqlite3_close(db->sql);
@@ -856,6 +916,8 @@ db_errmsg(const struct db *db)
 {
 	if (db == NULL)
 		return "no database";
+	if (db->pg != NULL)
+		return dbpg_errmsg(db->pg);
 	return db->errmsg;
 }
 
@@ -887,6 +949,8 @@ db_client_by_name(struct db *db, const char *name, struct db_client *out)
 		memset(out, 0, sizeof(*out));
 	if (db == NULL || out == NULL)
 		return SD_ERR_INVALID_ARG;
+	if (db->pg != NULL)
+		return dbpg_client_by_name(db->pg, name, out);
 	s = db->st[ST_CLIENT_BY_NAME];
 	if ((r = bind_name(s, 1, name)) != 0) {
 		stmt_done(s);
@@ -905,6 +969,8 @@ db_client_by_id(struct db *db, const uint8_t id[CLIENT_ID_SIZE], struct db_clien
 		memset(out, 0, sizeof(*out));
 	if (db == NULL || out == NULL)
 		return SD_ERR_INVALID_ARG;
+	if (db->pg != NULL)
+		return dbpg_client_by_id(db->pg, id, out);
 	s = db->st[ST_CLIENT_BY_ID];
 	if ((r = bind_id(s, 1, id)) != 0) {
 		stmt_done(s);
@@ -937,6 +1003,8 @@ db_client_register(struct db *db, const char *name, const uint8_t id[CLIENT_ID_S
 
 	if (db == NULL || id == NULL)
 		return SD_ERR_INVALID_ARG;
+	if (db->pg != NULL)
+		return dbpg_client_register(db->pg, name, id);
 	del = db->st[ST_CLIENT_DELETE_PENDING];
 	ins = db->st[ST_CLIENT_INSERT];
 	if ((r = bind_name(del, 1, name)) != 0 || (r = bind_id(ins, 1, id)) != 0 ||
@@ -982,6 +1050,8 @@ db_client_set_public_key(struct db *db, const uint8_t id[CLIENT_ID_SIZE], const 
 
 	if (db == NULL || key == NULL || len == 0 || len > PUBLIC_KEY_SIZE)
 		return SD_ERR_INVALID_ARG;
+	if (db->pg != NULL)
+		return dbpg_client_set_public_key(db->pg, id, key, len);
 	s = db->st[ST_CLIENT_SET_PUBKEY];
 	if ((r = bind_id(s, 1, id)) != 0 ||
 	    (r = sqlite3_bind_blob(s, 2, key, (int)len, SQLITE_STATIC) == SQLITE_OK ? 0 :
@@ -1008,6 +1078,8 @@ db_client_set_aes_key(struct db *db, const uint8_t id[CLIENT_ID_SIZE],
 
 	if (db == NULL || key == NULL)
 		return SD_ERR_INVALID_ARG;
+	if (db->pg != NULL)
+		return dbpg_client_set_aes_key(db->pg, id, key);
 	s = db->st[ST_CLIENT_SET_AES];
 	if ((r = bind_id(s, 1, id)) != 0 ||
 	    (r = sqlite3_bind_blob(s, 2, key, AES_KEY_SIZE, SQLITE_STATIC) == SQLITE_OK ? 0 :
@@ -1027,6 +1099,8 @@ db_client_set_keys(struct db *db, const uint8_t id[CLIENT_ID_SIZE], const uint8_
 	if (db == NULL || id == NULL || public_key == NULL || len == 0 ||
 	    len > PUBLIC_KEY_SIZE || aes_key == NULL)
 		return SD_ERR_INVALID_ARG;
+	if (db->pg != NULL)
+		return dbpg_client_set_keys(db->pg, id, public_key, len, aes_key);
 	/* Both keys or neither: a public key stored without its AES key would refuse every
 	 * later 826 of a client that never got a key. */
 	if ((r = tx_begin(db)) != 0)
@@ -1053,6 +1127,8 @@ db_client_touch(struct db *db, const uint8_t id[CLIENT_ID_SIZE])
 
 	if (db == NULL)
 		return SD_ERR_INVALID_ARG;
+	if (db->pg != NULL)
+		return dbpg_client_touch(db->pg, id);
 	s = db->st[ST_CLIENT_TOUCH];
 	if ((r = bind_id(s, 1, id)) != 0) {
 		stmt_done(s);
@@ -1080,6 +1156,8 @@ db_file_record(struct db *db, const struct db_file *f)
 
 	if (db == NULL || f == NULL || f->size > (uint64_t)INT64_MAX)
 		return SD_ERR_INVALID_ARG;
+	if (db->pg != NULL)
+		return dbpg_file_record(db->pg, f);
 	del = db->st[ST_FILE_DELETE_SAME_PATH];
 	s = db->st[ST_FILE_RECORD];
 	if ((r = bind_id(del, 1, f->owner)) != 0 ||
@@ -1130,6 +1208,8 @@ db_file_set_verified(struct db *db, const uint8_t owner[CLIENT_ID_SIZE], const c
 
 	if (db == NULL)
 		return SD_ERR_INVALID_ARG;
+	if (db->pg != NULL)
+		return dbpg_file_set_verified(db->pg, owner, file_name, verified);
 	s = db->st[ST_FILE_SET_VERIFIED];
 	if ((r = bind_id(s, 1, owner)) != 0 || (r = bind_name(s, 2, file_name)) != 0 ||
 	    (r = sqlite3_bind_int(s, 3, verified != 0) == SQLITE_OK ? 0 : SD_ERR_DB) != 0) {
@@ -1150,6 +1230,8 @@ db_file_get(struct db *db, const uint8_t owner[CLIENT_ID_SIZE], const char *file
 		memset(out, 0, sizeof(*out));
 	if (db == NULL || out == NULL)
 		return SD_ERR_INVALID_ARG;
+	if (db->pg != NULL)
+		return dbpg_file_get(db->pg, owner, file_name, out);
 	s = db->st[ST_FILE_GET];
 	if ((r = bind_id(s, 1, owner)) != 0 || (r = bind_name(s, 2, file_name)) != 0)
 		goto out;
@@ -1173,6 +1255,8 @@ db_each_client(struct db *db, db_client_cb cb, void *ctx)
 
 	if (db == NULL || cb == NULL)
 		return SD_ERR_INVALID_ARG;
+	if (db->pg != NULL)
+		return dbpg_each_client(db->pg, cb, ctx);
 	s = db->st[ST_EACH_CLIENT];
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		read_client(s, &c);
@@ -1196,6 +1280,8 @@ db_each_file(struct db *db, const uint8_t *owner, int only_unverified, db_file_c
 
 	if (db == NULL || cb == NULL)
 		return SD_ERR_INVALID_ARG;
+	if (db->pg != NULL)
+		return dbpg_each_file(db->pg, owner, only_unverified, cb, ctx);
 	s = db->st[ST_EACH_FILE];
 	if ((owner != NULL && (r = bind_id(s, 1, owner)) != 0) ||
 	    sqlite3_bind_int(s, 2, only_unverified != 0) != SQLITE_OK) {
@@ -1222,6 +1308,8 @@ db_integrity_check(struct db *db)
 
 	if (db == NULL)
 		return SD_ERR_INVALID_ARG;
+	if (db->pg != NULL)
+		return dbpg_integrity_check(db->pg);
 	s = db->st[ST_INTEGRITY];
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		t = sqlite3_column_text(s, 0);
@@ -1259,6 +1347,8 @@ db_client_by_fingerprint(struct db *db, const char *fingerprint, struct db_clien
 		memset(out, 0, sizeof(*out));
 	if (db == NULL || out == NULL)
 		return SD_ERR_INVALID_ARG;
+	if (db->pg != NULL)
+		return dbpg_client_by_fingerprint(db->pg, fingerprint, out);
 	s = db->st[ST_CLIENT_BY_FINGERPRINT];
 	if ((r = bind_fingerprint(s, 1, fingerprint)) != 0) {
 		stmt_done(s);
@@ -1276,6 +1366,8 @@ db_client_register_conn(struct db *db, const char *name, const uint8_t id[CLIENT
 
 	if (db == NULL || id == NULL)
 		return SD_ERR_INVALID_ARG;
+	if (db->pg != NULL)
+		return dbpg_client_register_conn(db->pg, name, id, pending_id);
 	del = db->st[ST_CLIENT_DELETE_PENDING_ID];
 	ins = db->st[ST_CLIENT_INSERT];
 	if ((pending_id != NULL && ((r = bind_name(del, 1, name)) != 0 ||
@@ -1310,6 +1402,8 @@ db_client_expire_pending(struct db *db, int64_t ttl_seconds, long *removed)
 		*removed = 0;
 	if (db == NULL || ttl_seconds < 0 || ttl_seconds > DB_TIME_MAX)
 		return SD_ERR_INVALID_ARG;
+	if (db->pg != NULL)
+		return dbpg_client_expire_pending(db->pg, ttl_seconds, removed);
 	s = db->st[ST_CLIENT_EXPIRE_PENDING];
 	if (sqlite3_bind_int64(s, 1, ttl_seconds) != SQLITE_OK) {
 		stmt_done(s);
@@ -1344,8 +1438,10 @@ db_client_register_v4(struct db *db, const char *name, const uint8_t id[CLIENT_I
 	int r, in_tx = 0;
 
 	if (db == NULL || public_key == NULL || key_len == 0 || key_len > PUBLIC_KEY_SIZE ||
-	    !valid_fingerprint(fingerprint))
+	    !db_valid_fingerprint(fingerprint))
 		return SD_ERR_INVALID_ARG;
+	if (db->pg != NULL)
+		return dbpg_client_register_v4(db->pg, name, id, public_key, key_len, fingerprint);
 	ins = db->st[ST_CLIENT_INSERT_V4];
 	if ((r = bind_id(ins, 1, id)) != 0 || (r = bind_name(ins, 2, name)) != 0 ||
 	    (r = sqlite3_bind_blob(ins, 3, public_key, (int)key_len, SQLITE_STATIC) == SQLITE_OK ?
@@ -1375,8 +1471,10 @@ db_client_bind_fingerprint(struct db *db, const uint8_t id[CLIENT_ID_SIZE],
 	sqlite3_stmt *s;
 	int r, in_tx = 0;
 
-	if (db == NULL || !valid_fingerprint(fingerprint))
+	if (db == NULL || !db_valid_fingerprint(fingerprint))
 		return SD_ERR_INVALID_ARG;
+	if (db->pg != NULL)
+		return dbpg_client_bind_fingerprint(db->pg, id, fingerprint);
 	s = db->st[ST_CLIENT_SET_FINGERPRINT];
 	if ((r = bind_id(s, 1, id)) != 0 || (r = bind_fingerprint(s, 2, fingerprint)) != 0)
 		goto out;
@@ -1417,6 +1515,10 @@ delete_by_key(struct db *db, enum stmt_id id, const uint8_t *owner, const char *
 
 	if (db == NULL)
 		return SD_ERR_INVALID_ARG;
+	if (db->pg != NULL)
+		return id == ST_FILE_DELETE ? dbpg_file_delete(db->pg, owner, file_name) :
+		    id == ST_COMMIT_DELETE ? dbpg_commit_delete(db->pg, owner, file_name) :
+		    dbpg_upload_delete(db->pg, owner, file_name);
 	s = db->st[id];
 	if ((r = bind_key(s, owner, file_name)) != 0) {
 		stmt_done(s);
@@ -1435,6 +1537,8 @@ db_file_set_sha256(struct db *db, const struct db_file *seen,
 
 	if (db == NULL || seen == NULL || sha256 == NULL || seen->size > (uint64_t)INT64_MAX)
 		return SD_ERR_INVALID_ARG;
+	if (db->pg != NULL)
+		return dbpg_file_set_sha256(db->pg, seen, sha256);
 	s = db->st[ST_FILE_SET_SHA256];
 	if ((r = bind_id(s, 1, seen->owner)) != 0 || (r = bind_name(s, 2, seen->file_name)) != 0 ||
 	    (r = bind_path(s, 3, seen->path_name, sizeof(seen->path_name))) != 0 ||
@@ -1466,6 +1570,8 @@ db_each_verified_file(struct db *db, const uint8_t owner[CLIENT_ID_SIZE], db_fil
 
 	if (db == NULL || owner == NULL || cb == NULL)
 		return SD_ERR_INVALID_ARG;
+	if (db->pg != NULL)
+		return dbpg_each_verified_file(db->pg, owner, cb, ctx);
 	s = db->st[ST_EACH_VERIFIED_FILE];
 	if ((r = bind_id(s, 1, owner)) != 0) {
 		stmt_done(s);
@@ -1492,6 +1598,8 @@ db_commit_add(struct db *db, const struct db_commit *c)
 
 	if (db == NULL || c == NULL)
 		return SD_ERR_INVALID_ARG;
+	if (db->pg != NULL)
+		return dbpg_commit_add(db->pg, c);
 	s = db->st[ST_COMMIT_ADD];
 	if ((r = bind_key(s, c->owner, c->file_name)) != 0 ||
 	    (r = bind_path(s, 3, c->temp_path, sizeof(c->temp_path))) != 0 ||
@@ -1524,6 +1632,8 @@ db_commit_get(struct db *db, const uint8_t owner[CLIENT_ID_SIZE], const char *fi
 		memset(out, 0, sizeof(*out));
 	if (db == NULL || out == NULL)
 		return SD_ERR_INVALID_ARG;
+	if (db->pg != NULL)
+		return dbpg_commit_get(db->pg, owner, file_name, out);
 	s = db->st[ST_COMMIT_GET];
 	if ((r = bind_key(s, owner, file_name)) != 0)
 		goto out;
@@ -1546,6 +1656,8 @@ db_commit_publish(struct db *db, const uint8_t owner[CLIENT_ID_SIZE], const char
 
 	if (db == NULL)
 		return SD_ERR_INVALID_ARG;
+	if (db->pg != NULL)
+		return dbpg_commit_publish(db->pg, owner, file_name);
 	drop = db->st[ST_COMMIT_DELETE_SAME_PATH];
 	pub = db->st[ST_COMMIT_PUBLISH];
 	del = db->st[ST_COMMIT_DELETE];
@@ -1588,6 +1700,8 @@ db_each_commit(struct db *db, db_commit_cb cb, void *ctx)
 
 	if (db == NULL || cb == NULL)
 		return SD_ERR_INVALID_ARG;
+	if (db->pg != NULL)
+		return dbpg_each_commit(db->pg, cb, ctx);
 	s = db->st[ST_COMMIT_NEXT];
 	for (;;) {
 		/* One row per run of the statement, reset before the callback: the callback may
@@ -1623,6 +1737,8 @@ db_upload_get(struct db *db, const uint8_t owner[CLIENT_ID_SIZE], const char *fi
 		memset(out, 0, sizeof(*out));
 	if (db == NULL || out == NULL)
 		return SD_ERR_INVALID_ARG;
+	if (db->pg != NULL)
+		return dbpg_upload_get(db->pg, owner, file_name, out);
 	s = db->st[ST_UPLOAD_GET];
 	if ((r = bind_key(s, owner, file_name)) != 0)
 		goto out;
@@ -1645,6 +1761,8 @@ db_upload_put(struct db *db, const struct db_upload *u)
 
 	if (db == NULL || u == NULL || u->offset > u->size || u->expires <= 0)
 		return SD_ERR_INVALID_ARG;
+	if (db->pg != NULL)
+		return dbpg_upload_put(db->pg, u);
 	s = db->st[ST_UPLOAD_PUT];
 	if ((r = bind_key(s, u->owner, u->file_name)) != 0 || (r = bind_u64(s, 3, u->size)) != 0 ||
 	    (r = bind_u64(s, 4, u->offset)) != 0 ||
@@ -1667,6 +1785,8 @@ db_upload_set_offset(struct db *db, const uint8_t owner[CLIENT_ID_SIZE], const c
 
 	if (db == NULL)
 		return SD_ERR_INVALID_ARG;
+	if (db->pg != NULL)
+		return dbpg_upload_set_offset(db->pg, owner, file_name, offset, expires);
 	s = db->st[ST_UPLOAD_SET_OFFSET];
 	if ((r = bind_key(s, owner, file_name)) != 0 || (r = bind_u64(s, 3, offset)) != 0 ||
 	    (r = bind_time(s, 4, expires)) != 0) {
@@ -1700,6 +1820,8 @@ each_upload(struct db *db, const uint8_t *owner, int64_t now, db_upload_cb cb, v
 
 	if (db == NULL || cb == NULL)
 		return SD_ERR_INVALID_ARG;
+	if (db->pg != NULL)
+		return dbpg_each_upload(db->pg, owner, now, cb, ctx);
 	s = db->st[ST_UPLOAD_NEXT];
 	for (;;) {
 		if ((owner != NULL && (r = bind_id(s, 2, owner)) != 0) ||

@@ -1,5 +1,6 @@
-/* db.h: the server's store on SQLite: domain functions over prepared statements.
- * One struct db per thread (SQLite connection in WAL mode with a busy timeout). Never prints.
+/* db.h: the server's store on SQLite or PostgreSQL: domain functions over prepared statements.
+ * One struct db per thread (SQLite connection in WAL mode with a busy timeout, or one libpq
+ * connection, re-established once when the database restarted). Never prints.
  * The schema (db/schema.sql, compiled in; version 2) keeps the table and column names of
  * SPEC.md 8, and adds the version-4 fingerprint and SHA-256, commit intents and partial
  * uploads. Every write of more than one statement is one transaction. Times cross this API as
@@ -29,7 +30,12 @@ enum db_open_mode {
 };
 
 /* Opens (and in DB_READ_WRITE mode creates or upgrades) the database at path (":memory:"
- * works for tests). SD_ERR_SCHEMA if the file is not a sealdrop database. */
+ * works for tests). SD_ERR_SCHEMA if the file is not a sealdrop database. A path that is a
+ * libpq connection string (db_is_postgres) opens PostgreSQL instead (db/pg.c): the same tables
+ * and columns, schema created under an advisory lock in one transaction; connection failures
+ * are SD_ERR_IO (why says libpq's reason), a unique violation is SD_ERR_EXISTS, and a request
+ * whose connection broke fails with SD_ERR_DB (reads and BEGIN are retried once on a new
+ * connection first), the next call reconnecting. */
 int db_open(const char *path, enum db_open_mode mode, struct db **out);
 /* How long each statement waits for another connection's write lock before it fails with
  * SD_ERR_DB ("database is locked"); db_open sets DB_BUSY_TIMEOUT_MS (5 s). */
@@ -44,6 +50,10 @@ int db_set_busy_timeout(struct db *db, unsigned ms);
  * add to the error code). On failure nothing is left to free, so db_errmsg() cannot tell. */
 int db_open_why(const char *path, enum db_open_mode mode, struct db **out, char *why,
     size_t why_cap);
+/* Is target a PostgreSQL connection string ("postgresql://...", "postgres://..." or libpq
+ * keywords such as "host=/run/postgresql dbname=sealdrop": anything with '=') rather than a
+ * SQLite path? */
+int db_is_postgres(const char *target);
 /* Finalises statements and closes; accepts NULL. */
 void db_close(struct db *db);
 /* The last SQLite error message of this connection (for logs). */
@@ -108,6 +118,10 @@ int db_client_set_public_key(struct db *db, const uint8_t id[CLIENT_ID_SIZE],
 /* Stores the AES key most recently issued to the client. */
 int db_client_set_aes_key(struct db *db, const uint8_t id[CLIENT_ID_SIZE],
     const uint8_t key[AES_KEY_SIZE]);
+/* For sealdrop-db migrate: writes c whole (ID, Name, keys, LastSeen, Fingerprint; an empty
+ * fingerprint is none), replacing the row with the same ID. The name or fingerprint held by
+ * another ID: SD_ERR_EXISTS. */
+int db_client_copy(struct db *db, const struct db_client *c);
 /* 826: in one transaction, the public key of a client that has none (as
  * db_client_set_public_key: SD_ERR_EXISTS, SD_ERR_NOT_FOUND) and the AES key issued to it.
  * Nothing changes on failure, so the client may send 826 again. */

@@ -5,7 +5,7 @@
 set -eu
 need="gcc make pkg-config libgcrypt20-dev libtasn1-6-dev libsqlite3-dev zlib1g-dev \
 libgnutls28-dev libcmocka-dev python3 python3-cryptography python3-openssl gnutls-bin sqlite3 \
-valgrind"
+valgrind libpq-dev postgresql"
 # `deps.sh bench` adds what the benchmarks compare against (scp to a throw-away sshd).
 [ "${1:-}" = bench ] && need="$need openssh-server openssh-client"
 # `deps.sh fuzz` adds clang and its libFuzzer runtime.

@@ -320,17 +320,28 @@ static struct tls_identity *
 server_identity(const struct server_config *cfg, char fp[TLS_FP_TEXT_SIZE])
 {
 	char key_path[IDENTITY_PATH_MAX], cert_path[IDENTITY_PATH_MAX], why[IDENTITY_PATH_MAX];
+	char storage[IDENTITY_PATH_MAX];
+	const char *beside = cfg->db_path;
 	struct tls_identity *id = NULL;
 	int r, created, loose;
+	size_t n;
 
+	/* A PostgreSQL database has no folder: several servers share the storage folder, so the
+	 * key they share goes beside it (docs/deployment.md). */
+	if (db_is_postgres(cfg->db_path)) {
+		snprintf(storage, sizeof(storage), "%s", cfg->storage_dir);
+		for (n = strlen(storage); n > 1 && storage[n - 1] == '/'; n--)
+			storage[n - 1] = '\0';
+		beside = storage;
+	}
 	if (cfg->tls_key_path != NULL)
 		snprintf(key_path, sizeof(key_path), "%s", cfg->tls_key_path);
-	else if (identity_path_beside(cfg->db_path, IDENTITY_KEY_FILE, key_path,
+	else if (identity_path_beside(beside, IDENTITY_KEY_FILE, key_path,
 	    sizeof(key_path)) != 0)
 		key_path[0] = '\0';
 	if (cfg->tls_cert_path != NULL)
 		snprintf(cert_path, sizeof(cert_path), "%s", cfg->tls_cert_path);
-	else if (identity_path_beside(cfg->db_path, IDENTITY_CERT_FILE, cert_path,
+	else if (identity_path_beside(beside, IDENTITY_CERT_FILE, cert_path,
 	    sizeof(cert_path)) != 0)
 		cert_path[0] = '\0';
 	if (key_path[0] == '\0' || cert_path[0] == '\0') {

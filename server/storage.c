@@ -8,7 +8,9 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../protocol/crypto.h"
@@ -18,6 +20,12 @@
 
 #define TMP_RANDOM_BYTES 8u   /* hex-encoded after STORAGE_TMP_PREFIX */
 #define TMP_ATTEMPTS 8        /* O_EXCL collisions are practically impossible; bounded anyway */
+/* Several servers may share the storage folder (docs/deployment.md). A live server holds an
+ * flock on each temporary file from creation until it is synced and closed (just before the
+ * rename; see docs/deployment.md for that window), so the start-up clean-up of another
+ * server skips it; a killed server's locks are gone with it. An empty file younger than this
+ * may be one created an instant ago and not locked yet: it is left too. */
+#define TMP_FRESH_SECONDS 5
 
 int
 storage_sanitize_name(const char *wire_name, char out[NAME_FIELD_SIZE])
@@ -104,6 +112,8 @@ storage_begin(const char *root, const uint8_t owner[CLIENT_ID_SIZE], const char 
 	}
 	if (f->fd < 0)
 		goto out;
+	/* A filesystem without locks still works for one server: nothing else cleans up then. */
+	(void)flock(f->fd, LOCK_EX | LOCK_NB);
 	r = 0;
 out:
 	close_keep_errno(root_fd);
@@ -244,7 +254,27 @@ storage_abort(struct storage_file *f)
 	f->tmp_name[0] = '\0';
 }
 
-/* Removes the temporary files (regular files with our prefix) in the folder dir_fd. */
+/* Is the temporary file name in dir_fd one that a live server (this one or another sharing
+ * the folder) is writing? It holds the file's lock, or has just created it. */
+static int
+tmp_in_use(int dir_fd, const char *name)
+{
+	struct stat st;
+	int fd, busy;
+
+	fd = openat(dir_fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	busy = flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+	if (!busy && fstat(fd, &st) == 0 && st.st_size == 0 &&
+	    st.st_mtime > time(NULL) - TMP_FRESH_SECONDS)
+		busy = 1;
+	close(fd);
+	return busy;
+}
+
+/* Removes the temporary files (regular files with our prefix) in the folder dir_fd that no
+ * live server is writing. */
 static int
 remove_stale_in(int dir_fd)
 {
@@ -262,7 +292,7 @@ remove_stale_in(int dir_fd)
 		    strncmp(e->d_name, STORAGE_RESUME_PREFIX, strlen(STORAGE_RESUME_PREFIX)) == 0)
 			continue;
 		if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
-		    !S_ISREG(st.st_mode))
+		    !S_ISREG(st.st_mode) || tmp_in_use(dirfd(d), e->d_name))
 			continue;
 		if (unlinkat(dirfd(d), e->d_name, 0) == 0)
 			count++;

@@ -62,7 +62,8 @@ void storage_abort(struct storage_file *f);
  * link below root: *dir_fd (the caller closes it). 0 or SD_ERR_IO (errno kept). */
 int storage_open_folder(const char *root, const uint8_t owner[CLIENT_ID_SIZE], int *dir_fd);
 /* Removes leftover temporary files under root (after a crash), except the resumable ones
- * (STORAGE_RESUME_PREFIX). Returns how many, or < 0. */
+ * (STORAGE_RESUME_PREFIX) and those a live server holds (a server locks its temporary files;
+ * several may share root). Returns how many, or < 0. */
 int storage_remove_stale(const char *root);
 
 #endif

@@ -20,6 +20,33 @@ export PYTHON PYTHONDONTWRITEBYTECODE=1
 # pool, which LeakSanitizer does not scan; valgrind (which does) calls it still reachable.
 export LSAN_OPTIONS="suppressions=$top/tests/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 groups=${*:-unit fuzz integration}
+
+# One throw-away PostgreSQL cluster for the whole run (tests/pgcluster.sh): the db tests and
+# the server tests on PostgreSQL read SEALDROP_TEST_PG (a libpq keyword string of its
+# `postgres` database; each test creates its own databases). When it cannot start, those tests
+# report SKIPPED with the reason and the run goes on. SEALDROP_TEST_PG=off: never start one.
+pg_dir=""
+case " $groups " in *" unit "*|*" integration "*)
+	if [ "${SEALDROP_TEST_PG:-}" = off ]; then
+		unset SEALDROP_TEST_PG
+		export SEALDROP_TEST_PG_WHY="SEALDROP_TEST_PG=off"
+	elif [ -z "${SEALDROP_TEST_PG:-}" ]; then
+		pg_dir=$(mktemp -d "${TMPDIR:-/tmp}/sealdrop-pg.XXXXXX")
+		pg_why_file="$pg_dir.why"
+		if pg_info=$(sh "$top/tests/pgcluster.sh" start "$pg_dir" 2>"$pg_why_file"); then
+			export SEALDROP_TEST_PG="$pg_info" SEALDROP_TEST_PG_DIR="$pg_dir"
+			echo "PostgreSQL test cluster: $pg_info"
+		else
+			export SEALDROP_TEST_PG_WHY="$(cat "$pg_why_file")"
+			echo "PostgreSQL tests SKIPPED: $SEALDROP_TEST_PG_WHY"
+			sh "$top/tests/pgcluster.sh" stop "$pg_dir"; pg_dir=""
+		fi
+		rm -f "$pg_why_file"
+	fi ;;
+esac
+pg_cleanup() { [ -n "$pg_dir" ] && sh "$top/tests/pgcluster.sh" stop "$pg_dir"; pg_dir=""; }
+trap 'pg_cleanup' EXIT
+trap 'pg_cleanup; exit 130' INT TERM
 passed=0
 failed=0
 failures=""

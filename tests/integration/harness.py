@@ -47,6 +47,54 @@ WRAP = shlex.split(os.environ.get("SEALDROP_WRAP", ""))
 START_TIMEOUT = 60.0 if WRAP else 10.0
 
 
+# SEALDROP_TEST_DB=pg: every Server of bin/sealdrop-server without its own --db gets a
+# PostgreSQL database of its own (one per work folder, so a restart in the same folder finds its
+# rows) in the cluster that tests/run.sh started (SEALDROP_TEST_PG, a libpq keyword string).
+TEST_DB = os.environ.get("SEALDROP_TEST_DB", "sqlite")
+PG_ADMIN = os.environ.get("SEALDROP_TEST_PG", "")
+PSQL = os.environ.get("PSQL") or shutil.which("psql") or "/usr/bin/psql"
+
+
+def pg_available():
+    """(True, "") when a test cluster is there, else (False, why)."""
+    if not PG_ADMIN or PG_ADMIN == "off":
+        return False, os.environ.get("SEALDROP_TEST_PG_WHY") or "SEALDROP_TEST_PG is not set"
+    if not os.access(PSQL, os.X_OK):
+        return False, "no psql"
+    return True, ""
+
+
+def pg_conninfo(dbname):
+    """The connection string of database dbname in the test cluster (last keyword wins)."""
+    return "%s dbname=%s" % (PG_ADMIN, dbname)
+
+
+def pg_psql(conninfo, sql, timeout=60):
+    """Runs sql with psql (unaligned, tuples only); returns stdout; raises on failure."""
+    p = subprocess.run([PSQL, "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-d", conninfo,
+                        "-c", sql], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       timeout=timeout, text=True)
+    if p.returncode != 0:
+        raise RuntimeError("psql: %s: %s" % (sql, p.stderr.strip()))
+    return p.stdout
+
+
+def pg_create_db(dbname, fresh=False):
+    """Creates dbname in the test cluster (dropped first when fresh); returns its conninfo."""
+    if fresh:
+        pg_psql(PG_ADMIN, "DROP DATABASE IF EXISTS %s WITH (FORCE)" % dbname)
+    exists = pg_psql(PG_ADMIN, "SELECT 1 FROM pg_database WHERE datname = '%s'" % dbname)
+    if not exists.strip():
+        pg_psql(PG_ADMIN, "CREATE DATABASE %s" % dbname)
+    return pg_conninfo(dbname)
+
+
+def pg_db_for(workdir):
+    """The test database of a work folder (created on first use)."""
+    import hashlib
+    return pg_create_db("sd_" + hashlib.sha1(workdir.encode()).hexdigest()[:16])
+
+
 def free_port():
     """A TCP port on 127.0.0.1 that was free a moment ago."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -79,6 +127,8 @@ class Server:
         self.env = env
         if binary is None:
             binary = WRAP + [SERVER_BIN]
+            if TEST_DB == "pg" and "--db" not in self.args:
+                self.args += ["--db", pg_db_for(os.path.realpath(workdir))]
         self.command = [binary] if isinstance(binary, str) else list(binary)
         self.log_path = os.path.join(workdir, log_name)
         self.proc = None

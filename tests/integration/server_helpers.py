@@ -3,7 +3,9 @@ queries with python's sqlite3, a streaming 828 sender (the file never sits in me
 figures of the server process, and "a normal client is still served" checks."""
 
 import contextlib
+import json
 import os
+import re
 import sqlite3
 import struct
 import socket
@@ -31,8 +33,64 @@ def db_path(folder):
     return os.path.join(folder, "defensive.db")
 
 
+def _pg_literal(v):
+    if v is None:
+        return "NULL"
+    if isinstance(v, (bytes, bytearray)):
+        return "'\\x%s'::bytea" % bytes(v).hex()
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    return "'%s'" % str(v).replace("'", "''")
+
+
+def _pg_value(v):
+    """A JSON value from PostgreSQL as python's sqlite3 would give it: bytea as bytes,
+    booleans as 0/1, timestamps as 'YYYY-MM-DD HH:MM:SS'."""
+    if isinstance(v, bool):
+        return int(v)
+    if isinstance(v, str):
+        if v.startswith("\\x"):
+            try:
+                return bytes.fromhex(v[2:])
+            except ValueError:
+                return v
+        if re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", v):
+            return v.replace("T", " ")
+    return v
+
+
+def _pg_sql(sql, params):
+    parts = sql.split("?")
+    if len(parts) - 1 != len(params):
+        raise ValueError("parameters do not match: %s" % sql)
+    out = parts[0]
+    for p, rest in zip(params, parts[1:]):
+        out += _pg_literal(p) + rest
+    return out
+
+
+# SQLite statements the tests use that PostgreSQL spells otherwise: the same question asked
+# of PostgreSQL (it checks its own pages; what can go wrong there is our rows' rules).
+PG_EQUIVALENT = {
+    "PRAGMA integrity_check":
+        "SELECT CASE WHEN (SELECT count(*) FROM files f WHERE NOT EXISTS (SELECT 1 FROM "
+        "clients c WHERE c.ID = f.ID)) + (SELECT count(*) FROM uploads WHERE \"Offset\" > Size)"
+        " = 0 THEN 'ok' ELSE 'rows that break the rules' END AS integrity_check",
+}
+
+
 def query(folder, sql, params=()):
-    """Rows of sql on the server's database (read while the server runs: WAL allows it)."""
+    """Rows of sql on the server's database (read while the server runs: WAL allows it).
+    With SEALDROP_TEST_DB=pg, the server's PostgreSQL database through psql (same SQL where
+    it is standard)."""
+    if harness.TEST_DB == "pg":
+        text = harness.pg_psql(harness.pg_db_for(os.path.realpath(folder)),
+                               "SELECT json_agg(row_to_json(q)) FROM (%s) q" %
+                               _pg_sql(PG_EQUIVALENT.get(sql, sql), params))
+        rows = json.loads(text) if text.strip() else None
+        return [tuple(_pg_value(v) for v in r.values()) for r in rows or []]
     con = sqlite3.connect("file:%s?mode=ro" % db_path(folder), uri=True, timeout=10)
     try:
         return con.execute(sql, params).fetchall()
@@ -42,6 +100,9 @@ def query(folder, sql, params=()):
 
 def execute(folder, sql, params=()):
     """A write to the server's database (tests use it to age LastSeen)."""
+    if harness.TEST_DB == "pg":
+        harness.pg_psql(harness.pg_db_for(os.path.realpath(folder)), _pg_sql(sql, params))
+        return
     con = sqlite3.connect(db_path(folder), timeout=10)
     try:
         con.execute(sql, params)

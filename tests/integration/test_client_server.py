@@ -7,13 +7,13 @@ import hashlib
 import json
 import os
 import shutil
-import sqlite3
 import stat
 import unittest
 
 from harness import (CLIENT_BIN, FIXTURES, SERVER_BIN, Server, make_file, run_client,
                      run_tests, skip_unless_built, tmpdir, write_transfer_info)
 import sdpeer
+import server_helpers as sh
 
 NAME = "Server Tester"
 OK, CRC, REFUSED = 0, 8, 9
@@ -67,12 +67,10 @@ class ClientServer(unittest.TestCase):
         return res
 
     def db(self, sql, *params):
-        con = sqlite3.connect(os.path.join(self.srvdir, "defensive.db"), timeout=10)
-        try:
-            with con:
-                return con.execute(sql, params).fetchall()
-        finally:
-            con.close()
+        if not sql.lstrip().upper().startswith("SELECT"):
+            sh.execute(self.srvdir, sql, params)
+            return []
+        return sh.query(self.srvdir, sql, params)
 
     def me_id(self):
         return read(os.path.join(self.work, "me.info"), "r").split("\n")[1]
@@ -88,9 +86,9 @@ class Sessions(ClientServer):
         for f in ("me.info", "priv.key"):
             self.assertEqual(stat.S_IMODE(os.stat(os.path.join(self.work, f)).st_mode), 0o600)
         lines = read(os.path.join(self.work, "me.info"), "r").split("\n")
-        rows = self.db("SELECT hex(ID), Name, PublicKey FROM clients")
+        rows = self.db("SELECT ID, Name, PublicKey FROM clients")
         self.assertEqual(len(rows), 1)
-        self.assertEqual(rows[0][0].lower(), lines[1])
+        self.assertEqual(bytes(rows[0][0]).hex(), lines[1])
         self.assertEqual(rows[0][1], NAME)
         self.assertEqual(bytes(rows[0][2]), sdpeer.RSAKey.from_base64(lines[2]).spki())
         self.assertEqual(read(self.stored()), read(path))
@@ -162,12 +160,10 @@ class Sessions(ClientServer):
                 self.db("DELETE FROM files WHERE ID IN "
                         "(SELECT ID FROM clients WHERE Name = 'Fixture Tester')")
                 self.db("DELETE FROM clients WHERE Name = 'Fixture Tester'")
-                con = sqlite3.connect(os.path.join(self.srvdir, "defensive.db"), timeout=10)
-                with con:
-                    con.execute("INSERT INTO clients (ID, Name, PublicKey) VALUES (?, ?, ?)",
-                                (bytes.fromhex(keys["client_id"]), "Fixture Tester",
-                                 bytes.fromhex(keys["public_key_spki"])))
-                con.close()
+                sh.execute(self.srvdir,
+                           "INSERT INTO clients (ID, Name, PublicKey) VALUES (?, ?, ?)",
+                           (bytes.fromhex(keys["client_id"]), "Fixture Tester",
+                            bytes.fromhex(keys["public_key_spki"])))
                 path = self.setup_file(3000, client="Fixture Tester")
                 res = self.run_client(["--verbose"])
                 self.assertIn("1605", res.stderr)

@@ -5,7 +5,6 @@ within the grace period, aborts what does not, and exits 0."""
 
 import os
 import signal
-import sqlite3
 import time
 import unittest
 
@@ -77,11 +76,7 @@ class Restart(unittest.TestCase):
                 srv.kill9()
                 pc.close()
             self.assertTrue(parts(d), "kill -9 left the temporary file")
-            con = sqlite3.connect(sh.db_path(d))
-            try:
-                self.assertEqual(con.execute("PRAGMA integrity_check").fetchall(), [("ok",)])
-            finally:
-                con.close()
+            self.assertEqual(sh.query(d, "PRAGMA integrity_check"), [("ok",)])
             srv = harness.Server(d)
             srv.start()
             try:
@@ -145,11 +140,7 @@ class Restart(unittest.TestCase):
                 self.assertEqual(srv.proc.returncode, 0)
             self.assertEqual(parts(d), [], "the partial file is removed")
             self.assertIsNone(sh.file_row(d, pc.client_id, "slow.bin"))
-            con = sqlite3.connect(sh.db_path(d))
-            try:
-                self.assertEqual(con.execute("PRAGMA integrity_check").fetchall(), [("ok",)])
-            finally:
-                con.close()
+            self.assertEqual(sh.query(d, "PRAGMA integrity_check"), [("ok",)])
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 /* main.c: sealdrop-db, the read-only inspection tool for the server's database and storage
- * folder (clients, files, show, check), as aligned text or JSON. Safe while the server runs.
- * This file holds the command line; list.c the listings, check.c the storage check. */
+ * folder (clients, files, show, check), as aligned text or JSON, and the copy of a database
+ * into another (migrate). Safe while the server runs. This file holds the command line;
+ * list.c the listings, check.c the storage check, migrate.c the copy. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@
 #include "../../protocol/err.h"
 #include "check.h"
 #include "list.h"
+#include "migrate.h"
 #include "output.h"
 
 #ifndef SEALDROP_VERSION
@@ -32,6 +34,8 @@ struct opts {
 	int no_crc;
 	const char *cmd;
 	const char *arg;
+	const char *from;       /* migrate */
+	const char *to;
 };
 
 static void
@@ -40,6 +44,7 @@ usage(FILE *f)
 	fprintf(f,
 	    "usage: " PROG " [--db PATH] [--storage DIR] [--json] COMMAND\n"
 	    "Read-only inspection of a sealdrop server's database; safe while the server runs.\n"
+	    "PATH is a SQLite file or a PostgreSQL connection string (postgresql://...).\n"
 	    "\n"
 	    "commands:\n"
 	    "  clients                          every client: ID, name, key fingerprint, AES key\n"
@@ -50,15 +55,19 @@ usage(FILE *f)
 	    "  uploads [--client NAME|ID]       partial version-4 uploads: owner, file, size,\n"
 	    "                                   durable offset, expiry, temporary file\n"
 	    "  show NAME|ID                     one client and its files\n"
-	    "  check [--no-crc]                 SQLite integrity check, and every file row has its\n"
+	    "  check [--no-crc]                 database integrity check, and every file row has its\n"
 	    "                                   stored file (same size; a verified row's CRC is\n"
 	    "                                   compared with the file's cksum unless --no-crc)\n"
 	    "                                   and every stored file its row, and every partial\n"
 	    "                                   upload its temporary file\n"
+	    "  migrate --from SRC --to DST      copy clients, files, commit intents and partial\n"
+	    "                                   uploads of SRC into DST (e.g. SQLite into\n"
+	    "                                   PostgreSQL; again: no change), then check both\n"
 	    "\n"
 	    "options:\n"
 	    "  --db PATH       the database (default " DEFAULT_DB ")\n"
-	    "  --storage DIR   the storage folder (default: " DEFAULT_STORAGE " next to the database)\n"
+	    "  --storage DIR   the storage folder (default: " DEFAULT_STORAGE " next to a SQLite\n"
+	    "                  database, in the working folder for PostgreSQL)\n"
 	    "  --json          JSON instead of aligned text\n"
 	    "  --help, --version\n"
 	    "\n"
@@ -131,6 +140,10 @@ parse_args(int argc, char **argv, struct opts *o)
 			value = &o->storage;
 		else if (namelen == 8 && strncmp(a, "--client", 8) == 0)
 			value = &o->client;
+		else if (namelen == 6 && strncmp(a, "--from", 6) == 0)
+			value = &o->from;
+		else if (namelen == 4 && strncmp(a, "--to", 4) == 0)
+			value = &o->to;
 		else
 			return usage_error("unknown option", a);
 		if (eq != NULL)
@@ -154,7 +167,14 @@ parse_args(int argc, char **argv, struct opts *o)
 		return usage_error("no command given (clients, files, uploads, show, check)", NULL);
 	o->cmd = pos[0];
 	o->arg = npos > 1 ? pos[1] : NULL;
-	if (strcmp(o->cmd, "show") == 0) {
+	if ((o->from != NULL || o->to != NULL) != (strcmp(o->cmd, "migrate") == 0) ||
+	    (strcmp(o->cmd, "migrate") == 0 && (o->from == NULL || o->to == NULL)))
+		return usage_error("migrate needs --from and --to (and they go with migrate only)",
+		    NULL);
+	if (strcmp(o->cmd, "migrate") == 0) {
+		if (o->arg != NULL)
+			return usage_error("unexpected argument", o->arg);
+	} else if (strcmp(o->cmd, "show") == 0) {
 		if (o->arg == NULL)
 			return usage_error("show needs a client name or ID", NULL);
 	} else if (strcmp(o->cmd, "clients") != 0 && strcmp(o->cmd, "files") != 0 &&
@@ -183,6 +203,8 @@ storage_path(const struct opts *o)
 
 	if (o->storage != NULL)
 		return strdup(o->storage);
+	if (db_is_postgres(o->db_path))  /* no folder of its own: the working folder's */
+		return strdup(DEFAULT_STORAGE);
 	if ((slash = strrchr(o->db_path, '/')) == NULL)
 		return strdup(DEFAULT_STORAGE);
 	n = (size_t)(slash - o->db_path) + 1;
@@ -210,7 +232,9 @@ open_db(const char *path, struct db **db)
 		break;
 	case SD_ERR_IO:
 		/* SQLite does not keep errno; ask the file system ourselves. */
-		if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+		if (db_is_postgres(path))
+			why = "cannot connect";
+		else if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
 			why = "is a directory, not a database";
 		else if ((fd = open(path, O_RDONLY)) < 0)
 			why = strerror(errno);
@@ -226,8 +250,10 @@ open_db(const char *path, struct db **db)
 		why = sd_strerror(r);
 		break;
 	}
-	clean = out_clean(path);
-	fprintf(stderr, PROG ": %s: %s\n", clean != NULL ? clean : path, why);
+	/* A connection string may hold a password: it is not echoed. */
+	clean = db_is_postgres(path) ? NULL : out_clean(path);
+	fprintf(stderr, PROG ": %s: %s\n", clean != NULL ? clean : db_is_postgres(path) ?
+	    "the PostgreSQL database" : path, why);
 	free(clean);
 	return EXIT_NO_DB;
 }
@@ -247,6 +273,8 @@ main(int argc, char **argv)
 		fprintf(stderr, PROG ": cannot initialise libgcrypt\n");
 		return EXIT_PROBLEMS;
 	}
+	if (strcmp(o.cmd, "migrate") == 0)
+		return migrate(o.from, o.to);
 	if ((status = open_db(o.db_path, &db)) != EXIT_OK)
 		return status;
 	q.db = db;

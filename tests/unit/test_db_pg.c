@@ -1,0 +1,180 @@
+/* test_db_pg.c: the store (db/db.h) on PostgreSQL: test_db.c's tests that need no SQLite file,
+ * run through a PostgreSQL connection string (pg_test.h), and what only several connections
+ * to one server can show: a name race decided by the unique constraint, reconnection after the
+ * server dropped the connection, a foreign database refused. Skipped without SEALDROP_TEST_PG. */
+#include "../../db/db.h"
+int pgt_open(const char *path, enum db_open_mode mode, struct db **out);
+int pgt_open_why(const char *path, enum db_open_mode mode, struct db **out, char *why,
+    size_t cap);
+#define db_open pgt_open
+#define db_open_why pgt_open_why
+#define main test_db_sqlite_main
+#include "test_db.c"
+#undef main
+#include "pg_test.h"
+
+PGT_RUN(test_register_and_lookup)
+PGT_RUN(test_name_rules)
+PGT_RUN(test_keys)
+PGT_RUN(test_files)
+PGT_RUN(test_iteration)
+PGT_RUN(test_find)
+PGT_RUN(test_integrity_and_close)
+
+/* Two connections (two servers) register one name at the same instant, many times: exactly
+ * one wins each round, the other gets SD_ERR_EXISTS (the server answers 1601). */
+struct racer {
+	struct db *db;
+	pthread_barrier_t *go;
+	int round;
+	int tag;
+	int result;
+};
+
+static void *
+race_one(void *arg)
+{
+	struct racer *r = arg;
+	uint8_t id[CLIENT_ID_SIZE];
+	char name[32];
+
+	make_id(id, (uint8_t)(r->tag * 100 + r->round % 100));
+	id[15] = (uint8_t)(r->round / 100);
+	id[14] = (uint8_t)r->tag;
+	snprintf(name, sizeof(name), "race-%d", r->round);
+	pthread_barrier_wait(r->go);
+	r->result = db_client_register_conn(r->db, name, id, NULL);
+	return NULL;
+}
+
+static void
+pg_test_register_race(void **state)
+{
+	struct db *a = NULL, *b = NULL;
+	struct db_client c;
+	pthread_barrier_t go;
+	pthread_t ta, tb;
+	struct racer ra, rb;
+	int round, wins_a = 0, wins_b = 0;
+
+	(void)state;
+	pgt_skip_unless_pg();
+	assert_int_equal(pgt_open(":memory:", DB_READ_WRITE, &a), 0);
+	assert_int_equal(db_open_why(pgt_conninfo, DB_READ_WRITE, &b, NULL, 0), 0);
+	for (round = 0; round < 40; round++) {
+		pthread_barrier_init(&go, NULL, 2);
+		ra = (struct racer){ a, &go, round, 1, 99 };
+		rb = (struct racer){ b, &go, round, 2, 99 };
+		assert_int_equal(pthread_create(&ta, NULL, race_one, &ra), 0);
+		assert_int_equal(pthread_create(&tb, NULL, race_one, &rb), 0);
+		pthread_join(ta, NULL);
+		pthread_join(tb, NULL);
+		pthread_barrier_destroy(&go);
+		assert_true((ra.result == 0 && rb.result == SD_ERR_EXISTS) ||
+		    (rb.result == 0 && ra.result == SD_ERR_EXISTS));
+		wins_a += ra.result == 0;
+		wins_b += rb.result == 0;
+	}
+	assert_int_equal(wins_a + wins_b, 40);
+	assert_int_equal(db_client_by_name(a, "race-7", &c), 0);
+	db_close(a);
+	db_close(b);
+}
+
+/* Ends every other session on sd_unit, as a database restart does. */
+static void
+kill_sessions(void)
+{
+	assert_int_equal(pgt_exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+	    "WHERE datname = 'sd_unit' AND pid <> pg_backend_pid()"), 0);
+}
+
+/* After the server dropped the connection: a read and a transaction start on a new one; a
+ * single write that may or may not have run fails once (the request gets 1607), and the
+ * connection serves again afterwards. */
+static void
+pg_test_reconnect(void **state)
+{
+	struct db *db = NULL;
+	struct db_client c;
+	struct db_commit m;
+	uint8_t id[CLIENT_ID_SIZE], id2[CLIENT_ID_SIZE];
+
+	(void)state;
+	pgt_skip_unless_pg();
+	make_id(id, 1);
+	make_id(id2, 2);
+	assert_int_equal(pgt_open(":memory:", DB_READ_WRITE, &db), 0);
+	assert_int_equal(db_client_register(db, "alice", id), 0);
+
+	kill_sessions();
+	assert_int_equal(db_client_by_name(db, "alice", &c), 0);
+	assert_memory_equal(c.id, id, CLIENT_ID_SIZE);
+
+	kill_sessions();
+	assert_int_equal(db_client_register(db, "bob", id2), 0);
+	assert_int_equal(db_client_by_name(db, "bob", &c), 0);
+
+	memset(&m, 0, sizeof(m));
+	memcpy(m.owner, id, CLIENT_ID_SIZE);
+	snprintf(m.file_name, sizeof(m.file_name), "f");
+	snprintf(m.temp_path, sizeof(m.temp_path), "alice/.part");
+	snprintf(m.path_name, sizeof(m.path_name), "alice/f");
+	kill_sessions();
+	assert_int_equal(db_commit_add(db, &m), SD_ERR_DB);
+	assert_true(strlen(db_errmsg(db)) > 0);
+	assert_int_equal(db_commit_add(db, &m), 0);
+	assert_int_equal(db_commit_get(db, id, "f", &m), 0);
+	db_close(db);
+}
+
+/* Tables that are not ours, or a read-only open of an empty database: SD_ERR_SCHEMA with a
+ * reason; a server that does not answer: SD_ERR_IO. */
+static void
+pg_test_open_refusals(void **state)
+{
+	struct db *db = NULL;
+	char why[256], bad[1100];
+
+	(void)state;
+	pgt_skip_unless_pg();
+	assert_int_equal(pgt_fresh(":memory:"), 0);
+	assert_int_equal(db_open_why(pgt_conninfo, DB_READ_ONLY, &db, why, sizeof(why)),
+	    SD_ERR_SCHEMA);
+	assert_null(db);
+	assert_non_null(strstr(why, "no sealdrop tables"));
+	assert_int_equal(pgt_exec("CREATE TABLE clients (x integer)"), 0);
+	assert_int_equal(db_open_why(pgt_conninfo, DB_READ_WRITE, &db, why, sizeof(why)),
+	    SD_ERR_SCHEMA);
+	assert_null(db);
+	snprintf(bad, sizeof(bad), "%s port=1", pgt_conninfo);
+	assert_int_equal(db_open_why(bad, DB_READ_WRITE, &db, why, sizeof(why)), SD_ERR_IO);
+	assert_true(strlen(why) > 0);
+	/* Written once, a read-only open serves and refuses writes. */
+	assert_int_equal(pgt_fresh(":memory:"), 0);
+	assert_int_equal(db_open(pgt_conninfo, DB_READ_WRITE, &db), 0);
+	db_close(db);
+	assert_int_equal(db_open(pgt_conninfo, DB_READ_ONLY, &db), 0);
+	assert_int_equal(db_client_register(db, "x", (const uint8_t *)"0123456789abcdef"),
+	    SD_ERR_DB);
+	db_close(db);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(pg_test_register_and_lookup),
+		cmocka_unit_test(pg_test_name_rules),
+		cmocka_unit_test(pg_test_keys),
+		cmocka_unit_test(pg_test_files),
+		cmocka_unit_test(pg_test_iteration),
+		cmocka_unit_test(pg_test_find),
+		cmocka_unit_test(pg_test_integrity_and_close),
+		cmocka_unit_test(pg_test_register_race),
+		cmocka_unit_test(pg_test_reconnect),
+		cmocka_unit_test(pg_test_open_refusals),
+	};
+
+	return cmocka_run_group_tests(tests, pgt_setup, NULL);
+}

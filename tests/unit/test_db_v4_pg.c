@@ -1,0 +1,106 @@
+/* test_db_v4_pg.c: test_db_v4.c's tests of accounts, fingerprints, files, commit intents and
+ * partial uploads, run on PostgreSQL through pg_test.h. Skipped without SEALDROP_TEST_PG. */
+#include "../../db/db.h"
+int pgt_open(const char *path, enum db_open_mode mode, struct db **out);
+int pgt_open_why(const char *path, enum db_open_mode mode, struct db **out, char *why,
+    size_t cap);
+#define db_open pgt_open
+#define db_open_why pgt_open_why
+#define main test_db_v4_sqlite_main
+#include "test_db_v4.c"
+#undef main
+#include "pg_test.h"
+
+PGT_RUN(test_v4_accounts)
+PGT_RUN(test_fingerprint_form)
+PGT_RUN(test_register_conn)
+PGT_RUN(test_files_v4)
+PGT_RUN(test_commit_publish)
+PGT_RUN(test_each_commit)
+
+static int
+count_upload(void *ctx, const struct db_upload *u)
+{
+	(void)u;
+	(*(int *)ctx)++;
+	return 0;
+}
+
+/* Partial uploads (test_uploads reads the SQLite file directly, so it has this version):
+ * create, replace whole, the offset only forward, walks by owner and by expiry, deletion. */
+static void
+pg_test_uploads(void **state)
+{
+	struct db *db = NULL;
+	struct db_upload u, v;
+	uint8_t id[CLIENT_ID_SIZE], other[CLIENT_ID_SIZE];
+	int64_t now = (int64_t)time(NULL);
+	int n;
+
+	(void)state;
+	pgt_skip_unless_pg();
+	make_id(id, 1);
+	make_id(other, 2);
+	assert_int_equal(db_open(":memory:", DB_READ_WRITE, &db), 0);
+	assert_int_equal(db_client_register(db, "owner", id), 0);
+	memset(&u, 0, sizeof(u));
+	memcpy(u.owner, other, CLIENT_ID_SIZE);
+	snprintf(u.file_name, sizeof(u.file_name), "big");
+	snprintf(u.temp_path, sizeof(u.temp_path), "owner/.sealdrop-part-big");
+	u.size = 5000000000ull;
+	u.offset = 0;
+	u.expires = now + 600;
+	assert_int_equal(db_upload_put(db, &u), SD_ERR_NOT_FOUND);
+	memcpy(u.owner, id, CLIENT_ID_SIZE);
+	assert_int_equal(db_upload_put(db, &u), 0);
+	assert_int_equal(db_upload_get(db, id, "big", &v), 0);
+	assert_int_equal(v.size, 5000000000ull);
+	assert_int_equal(v.expires, now + 600);
+	assert_true(v.created >= now - 5 && v.created <= now + 5);
+	assert_string_equal(v.temp_path, "owner/.sealdrop-part-big");
+	assert_int_equal(db_upload_set_offset(db, id, "big", 4096, 0), 0);
+	assert_int_equal(db_upload_set_offset(db, id, "big", 4095, 0), SD_ERR_BAD_FIELD);
+	assert_int_equal(db_upload_set_offset(db, id, "big", 5000000001ull, 0), SD_ERR_BAD_FIELD);
+	assert_int_equal(db_upload_set_offset(db, id, "nope", 1, 0), SD_ERR_NOT_FOUND);
+	assert_int_equal(db_upload_set_offset(db, id, "big", 8192, now + 900), 0);
+	assert_int_equal(db_upload_get(db, id, "big", &v), 0);
+	assert_int_equal(v.offset, 8192);
+	assert_int_equal(v.expires, now + 900);
+	u.offset = u.size + 1;
+	assert_int_equal(db_upload_put(db, &u), SD_ERR_INVALID_ARG);
+	snprintf(u.file_name, sizeof(u.file_name), "old");
+	u.offset = 0;
+	u.expires = now - 10;
+	assert_int_equal(db_upload_put(db, &u), 0);
+	n = 0;
+	assert_int_equal(db_each_upload(db, id, count_upload, &n), 0);
+	assert_int_equal(n, 2);
+	n = 0;
+	assert_int_equal(db_each_upload(db, other, count_upload, &n), 0);
+	assert_int_equal(n, 0);
+	n = 0;
+	assert_int_equal(db_each_expired_upload(db, now, count_upload, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(db_upload_delete(db, id, "old"), 0);
+	assert_int_equal(db_upload_delete(db, id, "old"), SD_ERR_NOT_FOUND);
+	n = 0;
+	assert_int_equal(db_each_upload(db, NULL, count_upload, &n), 0);
+	assert_int_equal(n, 1);
+	db_close(db);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(pg_test_v4_accounts),
+		cmocka_unit_test(pg_test_fingerprint_form),
+		cmocka_unit_test(pg_test_register_conn),
+		cmocka_unit_test(pg_test_files_v4),
+		cmocka_unit_test(pg_test_commit_publish),
+		cmocka_unit_test(pg_test_each_commit),
+		cmocka_unit_test(pg_test_uploads),
+	};
+
+	return cmocka_run_group_tests(tests, pgt_setup, NULL);
+}
