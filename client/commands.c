@@ -99,6 +99,24 @@ reconnect(struct v4_client *c, unsigned *attempt, int r)
 	}
 }
 
+/* One request-reply exchange, connecting again (within --retries) whenever the connection is
+ * lost before the reply: 0 with *rep filled, or the final exit status. */
+static int
+call_reconnecting(struct v4_client *c, uint16_t code, const struct buf *req, struct v4_reply *rep,
+    const char *what)
+{
+	unsigned attempt = 0;
+	int r;
+
+	for (;;) {
+		r = c->conn == NULL ? CX_CONNECTION : v4_call(c, code, req, rep, what);
+		if (r != CX_CONNECTION)
+			return r;
+		if ((r = reconnect(c, &attempt, r)) != 0)
+			return r;
+	}
+}
+
 /* ---- send ---- */
 
 struct upload {
@@ -133,41 +151,13 @@ file_changed(struct upload *u)
 static int
 open_upload(struct upload *u)
 {
-	const char *p = u->path, *base;
-	struct stat st;
-	size_t len = strlen(p), i;
+	char why[WHY_MAX];
 
-	while (len > 1 && p[len - 1] == '/')
-		len--;
-	base = p + len;
-	while (base > p && base[-1] != '/')
-		base--;
-	if ((size_t)(p + len - base) > V4_NAME_MAX_LEN || p + len == base) {
-		log_fatal("the file name of %s is empty or longer than %u bytes", p,
-		    V4_NAME_MAX_LEN);
+	if (file_open_upload(u->path, V4_NAME_MAX_LEN, u->name, &u->fd, &u->size, why,
+	    sizeof(why)) != 0) {
+		log_fatal("%s", why);
 		return CX_FILE;
 	}
-	memcpy(u->name, base, (size_t)(p + len - base));
-	u->name[p + len - base] = '\0';
-	for (i = 0; u->name[i] != '\0'; i++) {
-		if ((unsigned char)u->name[i] < 0x20 || u->name[i] == 0x7f) {
-			log_fatal("the file name of %s has a control character", p);
-			return CX_FILE;
-		}
-	}
-	if ((u->fd = open(p, O_RDONLY | O_CLOEXEC)) < 0) {
-		log_fatal("cannot open %s: %s", p, strerror(errno));
-		return CX_FILE;
-	}
-	if (fstat(u->fd, &st) != 0) {
-		log_fatal("cannot read %s: %s", p, strerror(errno));
-		return CX_FILE;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		log_fatal("%s is not a regular file", p);
-		return CX_FILE;
-	}
-	u->size = (uint64_t)st.st_size;
 	return 0;
 }
 
@@ -635,7 +625,6 @@ v4_cmd_list(struct v4_client *c)
 	struct v4_reply rep;
 	struct buf req, entries;
 	char hex[2 * V4_SHA256_SIZE + 1], when[32], shown[TEXT_ESCAPE_SIZE(V4_NAME_MAX_LEN)];
-	unsigned attempt = 0;
 	uint32_t count, i;
 	struct tm tm;
 	time_t t;
@@ -645,15 +634,7 @@ v4_cmd_list(struct v4_client *c)
 	buf_fixed(&req, mem, sizeof(mem));
 	if (msg4_put_empty_request(&req, REQ4_LIST) != 0)
 		return CX_SERVER;
-	for (;;) {
-		r = c->conn == NULL ? CX_CONNECTION :
-		    v4_call(c, REQ4_LIST, &req, &rep, "listing (LIST)");
-		if (r != CX_CONNECTION)
-			break;
-		if ((r = reconnect(c, &attempt, r)) != 0)
-			return r;
-	}
-	if (r != 0)
+	if ((r = call_reconnecting(c, REQ4_LIST, &req, &rep, "listing (LIST)")) != 0)
 		return r;
 	if (rep.code == RESP4_ERROR) {
 		(void)v4_error_reply(c, &rep, "listing (LIST)");
@@ -916,7 +897,6 @@ v4_cmd_rm(struct v4_client *c)
 	uint8_t mem[REQ_HEADER_SIZE + V4_NAME_FIELD_MAX];
 	struct v4_reply rep;
 	struct buf req;
-	unsigned attempt = 0;
 	unsigned reason;
 	int r;
 
@@ -926,15 +906,7 @@ v4_cmd_rm(struct v4_client *c)
 		    V4_NAME_MAX_LEN);
 		return CX_USAGE;
 	}
-	for (;;) {
-		r = c->conn == NULL ? CX_CONNECTION :
-		    v4_call(c, REQ4_DELETE, &req, &rep, "deleting (DELETE)");
-		if (r != CX_CONNECTION)
-			break;
-		if ((r = reconnect(c, &attempt, r)) != 0)
-			return r;
-	}
-	if (r != 0)
+	if ((r = call_reconnecting(c, REQ4_DELETE, &req, &rep, "deleting (DELETE)")) != 0)
 		return r;
 	if (rep.code == RESP4_ERROR) {
 		reason = v4_error_reply(c, &rep, "deleting (DELETE)");

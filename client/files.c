@@ -151,13 +151,77 @@ out:
 }
 
 int
+file_open_upload(const char *path, size_t name_max, char *name, int *fd, uint64_t *size,
+    char *why, size_t why_cap)
+{
+	const char *base;
+	struct stat st;
+	size_t len = strlen(path), i;
+
+	*fd = -1;
+	*size = 0;
+	while (len > 1 && path[len - 1] == '/')
+		len--;
+	base = path + len;
+	while (base > path && base[-1] != '/')
+		base--;
+	if ((size_t)(path + len - base) > name_max || path + len == base) {
+		file_why(why, why_cap, "the file name of %s is empty or longer than %zu bytes", path,
+		    name_max);
+		return SD_ERR_INVALID_ARG;
+	}
+	memcpy(name, base, (size_t)(path + len - base));
+	name[path + len - base] = '\0';
+	for (i = 0; name[i] != '\0'; i++) {
+		if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f) {
+			file_why(why, why_cap, "the file name of %s has a control character", path);
+			return SD_ERR_INVALID_ARG;
+		}
+	}
+	if ((*fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+		file_why(why, why_cap, "cannot open %s: %s", path, strerror(errno));
+		return SD_ERR_IO;
+	}
+	if (fstat(*fd, &st) != 0) {
+		file_why(why, why_cap, "cannot read %s: %s", path, strerror(errno));
+		goto fail;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		file_why(why, why_cap, "%s is not a regular file", path);
+		goto fail;
+	}
+	*size = (uint64_t)st.st_size;
+	return 0;
+fail:
+	close(*fd);
+	*fd = -1;
+	return SD_ERR_IO;
+}
+
+int
+file_write_sync(int fd, const void *p, size_t n)
+{
+	const char *c = p;
+	size_t off = 0;
+	ssize_t w;
+
+	while (off < n) {
+		w = write(fd, c + off, n - off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		off += (size_t)w;
+	}
+	return fsync(fd) != 0 ? -1 : 0;
+}
+
+int
 file_write_atomic(const char *path, const char *data, size_t n, char *why, size_t why_cap)
 {
 	char tmp[PATH_MAX];
 	char dir[PATH_MAX];
 	int fd = -1, dfd, r = SD_ERR_IO;
-	size_t off = 0;
-	ssize_t w;
 	char *slash;
 
 	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp-XXXXXX", path) >= sizeof(tmp)) {
@@ -172,15 +236,7 @@ file_write_atomic(const char *path, const char *data, size_t n, char *why, size_
 	}
 	if (fchmod(fd, S_IRUSR | S_IWUSR) != 0)
 		goto fail;
-	while (off < n) {
-		w = write(fd, data + off, n - off);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			goto fail;
-		off += (size_t)w;
-	}
-	if (fsync(fd) != 0)
+	if (file_write_sync(fd, data, n) != 0)
 		goto fail;
 	if (close(fd) != 0) {
 		fd = -1;

@@ -6,6 +6,7 @@
 #define SD_CLIENT_FILES_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #define WHY_MAX 256u              /* a reason for a failure, one line */
 
@@ -20,6 +21,17 @@ int file_read_small(const char *path, size_t max, char **out, size_t *n);
 void file_free_small(char *p, size_t n);
 /* Wipes n bytes at p and frees them (malloc'd memory); accepts NULL. */
 void file_free_secret(void *p, size_t n);
+
+/* Opens the regular file at path for an upload: name gets its base name (what follows the last
+ * '/', trailing slashes ignored; 1 to name_max bytes, no control character; name holds
+ * name_max + 1), *fd the open descriptor (the caller closes it), *size its size. On failure
+ * *fd is -1 and why says what is wrong: SD_ERR_INVALID_ARG for the name, SD_ERR_IO otherwise. */
+int file_open_upload(const char *path, size_t name_max, char *name, int *fd, uint64_t *size,
+    char *why, size_t why_cap);
+
+/* Writes all n bytes at p to fd (retrying after EINTR and short writes), then fsyncs it. 0, or -1
+ * with errno as write() or fsync() left it. fd stays open (the caller closes it). */
+int file_write_sync(int fd, const void *p, size_t n);
 
 /* Writes data to path through "path.tmp-XXXXXX" (mode 0600), fsync, rename, then fsyncs the
  * folder so the new name survives a crash. On failure the temporary file is removed and the

@@ -161,8 +161,6 @@ known_servers_append(const char *path, const char *key, const char *fingerprint,
 	char line[SERVER_KEY_TEXT_MAX + FINGERPRINT_TEXT_LEN + 4];
 	struct stat st;
 	char last = '\n';
-	size_t len, off = 0;
-	ssize_t w;
 	int fd, r = SD_ERR_IO, n;
 
 	if (path == NULL || key == NULL || fingerprint == NULL)
@@ -183,17 +181,8 @@ known_servers_append(const char *path, const char *key, const char *fingerprint,
 		r = SD_ERR_INTERNAL;
 		goto fail;
 	}
-	len = (size_t)n;
 	/* One write with O_APPEND: another client appending at once cannot split our line. */
-	while (off < len) {
-		w = write(fd, line + off, len - off);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			goto fail;
-		off += (size_t)w;
-	}
-	if (fsync(fd) != 0)
+	if (file_write_sync(fd, line, (size_t)n) != 0)
 		goto fail;
 	if (close(fd) != 0) {
 		file_why(why, why_cap, "cannot write %s: %s", path, strerror(errno));

@@ -268,3 +268,34 @@ out:
 		crypto_free_secret(der, der_len);
 	return r;
 }
+
+int
+me_info_new_key(struct rsa_private **out, uint8_t spki[PUBLIC_KEY_SIZE], char *why,
+    size_t why_cap)
+{
+	struct rsa_private *key = NULL;
+	struct rsa_public *pub = NULL;
+	size_t len = 0;
+	int r;
+
+	*out = NULL;
+	if ((r = rsa_generate(&key)) != 0) {
+		file_why(why, why_cap, "cannot generate an RSA key pair: %s", sd_strerror(r));
+		goto out;
+	}
+	if ((r = rsa_public_from_private(key, &pub)) != 0 ||
+	    (r = rsa_public_to_spki(pub, spki, PUBLIC_KEY_SIZE, &len)) != 0 ||
+	    len != PUBLIC_KEY_SIZE) {
+		file_why(why, why_cap, "cannot encode the public key (%s, %zu bytes)", sd_strerror(r),
+		    len);
+		if (r == 0)
+			r = SD_ERR_INTERNAL;
+		goto out;
+	}
+	*out = key;
+	key = NULL;
+out:
+	rsa_public_free(pub);
+	rsa_private_free(key);
+	return r;
+}

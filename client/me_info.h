@@ -36,6 +36,10 @@ int me_info_load(const char *me_path, const char *priv_path, struct me_info *mi,
 /* Decodes a private key file: base64 text (wrapped or not) or raw DER. */
 int me_info_parse_key(const uint8_t *data, size_t n, struct rsa_private **out, char *why,
     size_t why_cap);
+/* A new RSA key pair for registering: *out is the private key (the caller frees it with
+ * rsa_private_free), spki its public key as sent in 826 and REGISTER. */
+int me_info_new_key(struct rsa_private **out, uint8_t spki[PUBLIC_KEY_SIZE], char *why,
+    size_t why_cap);
 /* Writes priv.key (the base64 key, one line) and then me.info (name, lower-case hex ID, the same
  * base64), each through a temporary file in the same folder with mode 0600, fsync and rename.
  * On failure the previous files are left as they were. */

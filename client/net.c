@@ -26,8 +26,8 @@
 #define NET_SENT_NAP_MIN_NS 20000L
 #define NET_SENT_NAP_MAX_NS 1000000L
 
-static long long
-now_ms(void)
+long long
+net_now_ms(void)
 {
 	struct timespec ts;
 
@@ -35,16 +35,15 @@ now_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Waits for events on fd until the deadline; 0, or SD_ERR_IO with errno ETIMEDOUT. */
-static int
-wait_fd(int fd, short events, long long deadline)
+int
+net_wait_fd(int fd, short events, long long deadline)
 {
 	struct pollfd p;
 	long long left;
 	int n;
 
 	for (;;) {
-		left = deadline - now_ms();
+		left = deadline - net_now_ms();
 		if (left <= 0) {
 			errno = ETIMEDOUT;
 			return SD_ERR_IO;
@@ -76,7 +75,7 @@ connect_one(const struct addrinfo *ai, int timeout_ms, int *out)
 	if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
 		if (errno != EINPROGRESS)
 			goto fail;
-		if (wait_fd(fd, POLLOUT, now_ms() + timeout_ms) != 0)
+		if (net_wait_fd(fd, POLLOUT, net_now_ms() + timeout_ms) != 0)
 			goto fail;
 		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
 			goto fail;
@@ -156,7 +155,7 @@ net_sendv(int fd, struct iovec *iov, size_t n_iov, int timeout_ms)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			if ((r = wait_fd(fd, POLLOUT, now_ms() + timeout_ms)) != 0)
+			if ((r = net_wait_fd(fd, POLLOUT, net_now_ms() + timeout_ms)) != 0)
 				return r;
 			continue;
 		}
@@ -195,7 +194,7 @@ net_recv(int fd, void *buf, size_t cap, size_t *got, int timeout_ms)
 {
 	ssize_t n;
 	int r;
-	long long deadline = now_ms() + timeout_ms;
+	long long deadline = net_now_ms() + timeout_ms;
 
 	*got = 0;
 	for (;;) {
@@ -208,7 +207,7 @@ net_recv(int fd, void *buf, size_t cap, size_t *got, int timeout_ms)
 			continue;
 		if (errno != EAGAIN && errno != EWOULDBLOCK)
 			return SD_ERR_IO;
-		if ((r = wait_fd(fd, POLLIN, deadline)) != 0)
+		if ((r = net_wait_fd(fd, POLLIN, deadline)) != 0)
 			return r;
 	}
 }
@@ -224,7 +223,7 @@ net_wait_readable(int fd, int timeout_ms)
 int
 net_wait_sent(int fd, int timeout_ms)
 {
-	long long deadline = now_ms() + timeout_ms;
+	long long deadline = net_now_ms() + timeout_ms;
 	struct timespec nap = { 0, 0 };
 	int queued, spins = 0;
 
@@ -235,7 +234,7 @@ net_wait_sent(int fd, int timeout_ms)
 			return SD_ERR_IO;
 		if (queued == 0)
 			return 0;
-		if (now_ms() >= deadline) {
+		if (net_now_ms() >= deadline) {
 			errno = ETIMEDOUT;
 			return SD_ERR_IO;
 		}

@@ -26,6 +26,11 @@ int net_recv(int fd, void *buf, size_t cap, size_t *got, int timeout_ms);
 /* Waits at most timeout_ms until every byte written to fd has been acknowledged by the peer
  * (the kernel's send queue is empty, ioctl SIOCOUTQ), so the next write travels alone. */
 int net_wait_sent(int fd, int timeout_ms);
+/* CLOCK_MONOTONIC in milliseconds: the clock every deadline here is read against. */
+long long net_now_ms(void);
+/* Waits for events (POLLIN, POLLOUT) on fd until the deadline (a net_now_ms() value); 0, or
+ * SD_ERR_IO with errno ETIMEDOUT. */
+int net_wait_fd(int fd, short events, long long deadline);
 /* 1 if bytes (or a close) arrive within timeout_ms (0: only what is waiting now). */
 int net_wait_readable(int fd, int timeout_ms);
 

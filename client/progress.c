@@ -4,18 +4,10 @@
 
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
+
+#include "net.h"
 
 #define BAR_WIDTH 24
-
-static long long
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 void
 progress_format_bytes(uint64_t n, char *out, unsigned cap)
@@ -40,7 +32,7 @@ progress_start(struct progress *p, int enabled, uint64_t total, const char *labe
 	memset(p, 0, sizeof(*p));
 	p->enabled = enabled;
 	p->total = total;
-	p->start_ms = now_ms();
+	p->start_ms = net_now_ms();
 	p->last_ms = 0;
 	snprintf(p->label, sizeof(p->label), "%s", label != NULL ? label : "");
 }
@@ -116,7 +108,7 @@ progress_update(struct progress *p, uint64_t done)
 	if (p == NULL || !p->enabled)
 		return;
 	p->done = done;
-	now = now_ms();
+	now = net_now_ms();
 	if (p->drawn && now - p->last_ms < PROGRESS_REDRAW_MS)
 		return;
 	draw(p, now);
@@ -142,7 +134,7 @@ progress_finish(struct progress *p)
 
 	if (p == NULL || !p->enabled)
 		return;
-	now = now_ms();
+	now = net_now_ms();
 	secs = (double)(now - p->start_ms) / 1000.0;
 	moved = p->done >= p->resumed ? p->done - p->resumed : 0;
 	progress_clear(p);

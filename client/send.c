@@ -146,8 +146,9 @@ out_room(struct sender *s, size_t n)
 	return out_flush(s);
 }
 
+/* Copies n bytes at p into out, flushing as it fills; p NULL: n zero bytes (padding). */
 static int
-out_put(struct sender *s, const uint8_t *p, size_t n)
+out_put(struct sender *s, const uint8_t *p, uint64_t n)
 {
 	size_t k;
 	int r;
@@ -157,12 +158,13 @@ out_put(struct sender *s, const uint8_t *p, size_t n)
 			return r;
 		k = s->out.max - buf_len(&s->out);
 		if (k > n)
-			k = n;
-		if (buf_put_bytes(&s->out, p, k) != 0) {
+			k = (size_t)n;
+		if ((p != NULL ? buf_put_bytes(&s->out, p, k) : buf_put_zeros(&s->out, k)) != 0) {
 			log_fatal("out of memory");
 			return CX_FILE;
 		}
-		p += k;
+		if (p != NULL)
+			p += k;
 		n -= k;
 	}
 	return 0;
@@ -183,27 +185,6 @@ out_content(struct sender *s, const uint8_t *p, size_t n)
 	s->iov[s->n_iov].iov_base = (void *)(uintptr_t)p;
 	s->iov[s->n_iov].iov_len = n;
 	s->n_iov++;
-	return 0;
-}
-
-static int
-out_zeros(struct sender *s, uint64_t n)
-{
-	size_t k;
-	int r;
-
-	while (n > 0) {
-		if ((r = out_room(s, 1)) != 0)
-			return r;
-		k = s->out.max - buf_len(&s->out);
-		if (k > n)
-			k = (size_t)n;
-		if (buf_put_zeros(&s->out, k) != 0) {
-			log_fatal("out of memory");
-			return CX_FILE;
-		}
-		n -= k;
-	}
 	return 0;
 }
 
@@ -351,7 +332,7 @@ cut(struct sender *s, struct cutter *c, const uint8_t *p, size_t n)
 		p += k;
 		n -= k;
 		if (c->left == 0) {
-			if ((r = out_zeros(s, c->pad)) != 0 || (r = packet_done(s)) != 0)
+			if ((r = out_put(s, NULL, c->pad)) != 0 || (r = packet_done(s)) != 0)
 				return r;
 			c->pad = 0;
 		}

@@ -122,15 +122,6 @@ send_name_request(struct session *s, uint16_t code, const uint8_t id[CLIENT_ID_S
 #define EX_SKIP_ACKS 1u   /* pass over stray 1604s while waiting (before a 1603) */
 #define EX_ANY_ACK 2u     /* a 1604 answers, whatever its payload (after 900 and 902) */
 
-static long long
-clock_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* 1: the parser holds a complete 1604 header whose payload has not (all) come. frame.h fills
  * parser.header as soon as a header is complete; msg_bytes counts this message's bytes. */
 static int
@@ -193,8 +184,8 @@ read_frame(struct session *s, struct frame_event *ev, const char *what, int time
 		wait = timeout_ms;
 		if ((flags & EX_ANY_ACK) && ack_pending(s)) {
 			if (ack_deadline == 0)
-				ack_deadline = clock_ms() + SESSION_ACK_WAIT_MS;
-			wait = (int)(ack_deadline - clock_ms());
+				ack_deadline = net_now_ms() + SESSION_ACK_WAIT_MS;
+			wait = (int)(ack_deadline - net_now_ms());
 			if (wait <= 0) {
 				*how = "the rest did not come";
 				return 1;
@@ -410,22 +401,13 @@ send_new_key(struct session *s)
 {
 	static const uint16_t want[] = { RESP_AES_KEY };
 	struct rsa_private *key = NULL;
-	struct rsa_public *pub = NULL;
 	struct key_req q;
 	struct reply rep;
 	char why[WHY_MAX];
-	size_t len = 0;
 	int r;
 
-	if ((r = rsa_generate(&key)) != 0) {
-		log_fatal("cannot generate an RSA key pair: %s", sd_strerror(r));
-		r = CX_ME_INFO;
-		goto out;
-	}
-	if ((r = rsa_public_from_private(key, &pub)) != 0 ||
-	    (r = rsa_public_to_spki(pub, q.spki, sizeof(q.spki), &len)) != 0 ||
-	    len != PUBLIC_KEY_SIZE) {
-		log_fatal("cannot encode the public key (%s, %zu bytes)", sd_strerror(r), len);
+	if ((r = me_info_new_key(&key, q.spki, why, sizeof(why))) != 0) {
+		log_fatal("%s", why);
 		r = CX_ME_INFO;
 		goto out;
 	}
@@ -450,7 +432,6 @@ send_new_key(struct session *s)
 	log_note("public key sent, AES key received");
 	r = 0;
 out:
-	rsa_public_free(pub);
 	rsa_private_free(key);
 	return r;
 }
@@ -637,41 +618,14 @@ crc_loop(struct session *s)
 static int
 open_file(struct session *s)
 {
-	struct stat st;
-	const char *base, *p = s->cfg->file_path;
-	size_t len = strlen(p);
+	const char *p = s->cfg->file_path;
+	char why[WHY_MAX];
 
-	/* The base name: what follows the last '/', ignoring trailing slashes. */
-	while (len > 1 && p[len - 1] == '/')
-		len--;
-	base = p + len;
-	while (base > p && base[-1] != '/')
-		base--;
-	if ((size_t)(p + len - base) > NAME_MAX_LEN || p + len == base) {
-		log_fatal("the file name of %s is empty or longer than %u bytes", p, NAME_MAX_LEN);
+	if (file_open_upload(p, NAME_MAX_LEN, s->file_name, &s->file_fd, &s->file_size, why,
+	    sizeof(why)) != 0) {
+		log_fatal("%s", why);
 		return CX_FILE;
 	}
-	memcpy(s->file_name, base, (size_t)(p + len - base));
-	s->file_name[p + len - base] = '\0';
-	for (len = 0; s->file_name[len] != '\0'; len++) {
-		if ((unsigned char)s->file_name[len] < 0x20 || s->file_name[len] == 0x7f) {
-			log_fatal("the file name of %s has a control character", p);
-			return CX_FILE;
-		}
-	}
-	if ((s->file_fd = open(p, O_RDONLY | O_CLOEXEC)) < 0) {
-		log_fatal("cannot open %s: %s", p, strerror(errno));
-		return CX_FILE;
-	}
-	if (fstat(s->file_fd, &st) != 0) {
-		log_fatal("cannot read %s: %s", p, strerror(errno));
-		return CX_FILE;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		log_fatal("%s is not a regular file", p);
-		return CX_FILE;
-	}
-	s->file_size = (uint64_t)st.st_size;
 	if (aes_cbc_ciphertext_size(s->file_size) > UINT32_MAX) {
 		log_fatal("%s has %llu bytes; the protocol's 32-bit sizes allow at most %llu",
 		    p, (unsigned long long)s->file_size,

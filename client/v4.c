@@ -235,26 +235,17 @@ do_register(struct v4_client *c)
 {
 	const struct v4_config *cfg = c->cfg;
 	struct rsa_private *key = NULL;
-	struct rsa_public *pub = NULL;
 	uint8_t spki[PUBLIC_KEY_SIZE];
 	uint8_t mem[REQ_HEADER_SIZE + V4_REGISTER_PAYLOAD_MAX];
 	struct msg4_welcome w;
 	struct v4_reply rep;
 	struct buf req;
 	char why[WHY_MAX], hex[2 * CLIENT_ID_SIZE + 1];
-	size_t len = 0;
 	unsigned reason;
 	int r;
 
-	if ((r = rsa_generate(&key)) != 0) {
-		log_fatal("cannot generate an RSA key pair: %s", sd_strerror(r));
-		r = CX_ME_INFO;
-		goto out;
-	}
-	if ((r = rsa_public_from_private(key, &pub)) != 0 ||
-	    (r = rsa_public_to_spki(pub, spki, sizeof(spki), &len)) != 0 ||
-	    len != PUBLIC_KEY_SIZE) {
-		log_fatal("cannot encode the public key (%s, %zu bytes)", sd_strerror(r), len);
+	if ((r = me_info_new_key(&key, spki, why, sizeof(why))) != 0) {
+		log_fatal("%s", why);
 		r = CX_ME_INFO;
 		goto out;
 	}
@@ -300,7 +291,6 @@ do_register(struct v4_client *c)
 	    cfg->priv_path);
 	r = save_identity(c);
 out:
-	rsa_public_free(pub);
 	rsa_private_free(key);
 	return r;
 }

@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "../protocol/codes.h"
@@ -26,40 +25,11 @@ struct v4conn {
 	size_t in_len;
 };
 
-static long long
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Waits until the socket is ready for what the TLS call wants; 0 or SD_ERR_IO (ETIMEDOUT). */
 static int
 wait_for(struct v4conn *c, int want, long long deadline)
 {
-	struct pollfd p;
-	long long left;
-	int n;
-
-	for (;;) {
-		left = deadline - now_ms();
-		if (left <= 0) {
-			errno = ETIMEDOUT;
-			return SD_ERR_IO;
-		}
-		p.fd = c->fd;
-		p.events = want == SD_ERR_WANT_WRITE ? POLLOUT : POLLIN;
-		p.revents = 0;
-		n = poll(&p, 1, left > 60000 ? 60000 : (int)left);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return SD_ERR_IO;
-		if (n > 0)
-			return 0;
-	}
+	return net_wait_fd(c->fd, want == SD_ERR_WANT_WRITE ? POLLOUT : POLLIN, deadline);
 }
 
 static void
@@ -103,7 +73,7 @@ v4conn_open(const struct v4conn_config *cfg, struct v4conn **out, char *presente
 		snprintf(why, why_cap, "cannot start TLS: %s", sd_strerror(r));
 		goto out;
 	}
-	deadline = now_ms() + (cfg->handshake_timeout_ms > 0 ? cfg->handshake_timeout_ms :
+	deadline = net_now_ms() + (cfg->handshake_timeout_ms > 0 ? cfg->handshake_timeout_ms :
 	    cfg->timeout_ms);
 	for (;;) {
 		r = tls_handshake(c->tls);
@@ -168,7 +138,7 @@ v4conn_write(struct v4conn *c, const void *data, size_t len)
 {
 	const uint8_t *p = data;
 	size_t sent;
-	long long deadline = now_ms() + c->timeout_ms;
+	long long deadline = net_now_ms() + c->timeout_ms;
 	int r;
 
 	while (len > 0) {
@@ -181,7 +151,7 @@ v4conn_write(struct v4conn *c, const void *data, size_t len)
 		if (r != 0)
 			return r;
 		/* Progress: the deadline is for a stall, not for the whole write. */
-		deadline = now_ms() + c->timeout_ms;
+		deadline = net_now_ms() + c->timeout_ms;
 		p += sent;
 		len -= sent;
 		c->bytes_out += sent;
@@ -205,7 +175,7 @@ v4conn_write2(struct v4conn *c, const void *a, size_t a_len, const void *b, size
 static int
 fill(struct v4conn *c)
 {
-	long long deadline = now_ms() + c->timeout_ms;
+	long long deadline = net_now_ms() + c->timeout_ms;
 	size_t got;
 	int r;
 

@@ -299,30 +299,30 @@ static int check_name(const char *s)
 	return 0;
 }
 
-/* The request header with our version; a NULL client_id sends 16 zero bytes (as 825 does). */
-static int put_request_header(struct buf *t, const uint8_t client_id[CLIENT_ID_SIZE],
-    uint16_t code, uint32_t payload_size)
+int msg_put_request_header(struct buf *b, uint8_t version,
+    const uint8_t client_id[CLIENT_ID_SIZE], uint16_t code, uint32_t payload_size)
 {
 	struct msg_header h;
 
 	memset(&h, 0, sizeof(h));
 	if (client_id != NULL)
 		memcpy(h.client_id, client_id, CLIENT_ID_SIZE);
-	h.version = PROTO_VERSION;
+	h.version = version;
 	h.code = code;
 	h.payload_size = payload_size;
-	return msg_request_header_encode(t, &h);
+	return msg_request_header_encode(b, &h);
 }
 
-static int put_response_header(struct buf *t, uint16_t code, uint32_t payload_size)
+int msg_put_response_header(struct buf *b, uint8_t version, uint16_t code,
+    uint32_t payload_size)
 {
 	struct msg_header h;
 
 	memset(&h, 0, sizeof(h));
-	h.version = PROTO_VERSION;
+	h.version = version;
 	h.code = code;
 	h.payload_size = payload_size;
-	return msg_response_header_encode(t, &h);
+	return msg_response_header_encode(b, &h);
 }
 
 int msg_put_name_request(struct buf *b, const uint8_t client_id[CLIENT_ID_SIZE], uint16_t code,
@@ -338,7 +338,8 @@ int msg_put_name_request(struct buf *b, const uint8_t client_id[CLIENT_ID_SIZE],
 	if ((r = check_name(name)) != 0)
 		return r;
 	buf_fixed(&t, mem, sizeof(mem));
-	if ((r = put_request_header(&t, client_id, code, PAYLOAD_NAME_SIZE)) != 0 ||
+	if ((r = msg_put_request_header(&t, PROTO_VERSION, client_id, code,
+	    PAYLOAD_NAME_SIZE)) != 0 ||
 	    (r = buf_put_string(&t, name, NAME_FIELD_SIZE)) != 0)
 		return r;
 	return buf_put_bytes(b, buf_ptr(&t), buf_len(&t));
@@ -356,7 +357,8 @@ int msg_put_public_key_request(struct buf *b, const uint8_t client_id[CLIENT_ID_
 	if ((r = check_name(name)) != 0)
 		return r;
 	buf_fixed(&t, mem, sizeof(mem));
-	if ((r = put_request_header(&t, client_id, REQ_PUBLIC_KEY, PAYLOAD_PUBLIC_KEY_SIZE)) != 0 ||
+	if ((r = msg_put_request_header(&t, PROTO_VERSION, client_id, REQ_PUBLIC_KEY,
+	    PAYLOAD_PUBLIC_KEY_SIZE)) != 0 ||
 	    (r = buf_put_string(&t, name, NAME_FIELD_SIZE)) != 0 ||
 	    (r = buf_put_bytes(&t, public_key, PUBLIC_KEY_SIZE)) != 0)
 		return r;
@@ -381,7 +383,7 @@ int msg_put_file_packet_header(struct buf *b, const uint8_t client_id[CLIENT_ID_
 	at8 = swapped ? f->total_packets : f->packet_number;
 	at10 = swapped ? f->packet_number : f->total_packets;
 	buf_fixed(&t, mem, sizeof(mem));
-	if ((r = put_request_header(&t, client_id, REQ_SEND_FILE,
+	if ((r = msg_put_request_header(&t, PROTO_VERSION, client_id, REQ_SEND_FILE,
 	    FILE_PACKET_HEADER_SIZE + content_len)) != 0 ||
 	    (r = buf_put_u32(&t, f->content_size)) != 0 ||
 	    (r = buf_put_u32(&t, f->orig_file_size)) != 0 ||
@@ -401,7 +403,7 @@ int msg_put_empty_response(struct buf *b, uint16_t code)
 	if (b == NULL || !msg_is_response_code(code) || msg_fixed_payload_size(code) != 0)
 		return SD_ERR_INVALID_ARG;
 	buf_fixed(&t, mem, sizeof(mem));
-	if ((r = put_response_header(&t, code, 0)) != 0)
+	if ((r = msg_put_response_header(&t, PROTO_VERSION, code, 0)) != 0)
 		return r;
 	return buf_put_bytes(b, buf_ptr(&t), buf_len(&t));
 }
@@ -417,7 +419,8 @@ int msg_put_client_id_response(struct buf *b, uint16_t code,
 	    msg_fixed_payload_size(code) != (long)PAYLOAD_CLIENT_ID_SIZE)
 		return SD_ERR_INVALID_ARG;
 	buf_fixed(&t, mem, sizeof(mem));
-	if ((r = put_response_header(&t, code, PAYLOAD_CLIENT_ID_SIZE)) != 0 ||
+	if ((r = msg_put_response_header(&t, PROTO_VERSION, code,
+	    PAYLOAD_CLIENT_ID_SIZE)) != 0 ||
 	    (r = buf_put_bytes(&t, client_id, CLIENT_ID_SIZE)) != 0)
 		return r;
 	return buf_put_bytes(b, buf_ptr(&t), buf_len(&t));
@@ -432,7 +435,8 @@ int msg_put_aes_key_response(struct buf *b, uint16_t code, const struct msg_aes_
 	if (b == NULL || k == NULL || (code != RESP_AES_KEY && code != RESP_RECONNECTED))
 		return SD_ERR_INVALID_ARG;
 	buf_fixed(&t, mem, sizeof(mem));
-	if ((r = put_response_header(&t, code, PAYLOAD_AES_KEY_SIZE)) != 0 ||
+	if ((r = msg_put_response_header(&t, PROTO_VERSION, code,
+	    PAYLOAD_AES_KEY_SIZE)) != 0 ||
 	    (r = buf_put_bytes(&t, k->client_id, CLIENT_ID_SIZE)) != 0 ||
 	    (r = buf_put_bytes(&t, k->wrapped_key, WRAPPED_KEY_SIZE)) != 0)
 		return r;
@@ -450,7 +454,8 @@ int msg_put_file_crc_response(struct buf *b, const struct msg_file_crc *c)
 	if ((r = check_name(c->file_name)) != 0)
 		return r;
 	buf_fixed(&t, mem, sizeof(mem));
-	if ((r = put_response_header(&t, RESP_FILE_CRC, PAYLOAD_FILE_CRC_SIZE)) != 0 ||
+	if ((r = msg_put_response_header(&t, PROTO_VERSION, RESP_FILE_CRC,
+	    PAYLOAD_FILE_CRC_SIZE)) != 0 ||
 	    (r = buf_put_bytes(&t, c->client_id, CLIENT_ID_SIZE)) != 0 ||
 	    (r = buf_put_u32(&t, c->content_size)) != 0 ||
 	    (r = buf_put_string(&t, c->file_name, NAME_FIELD_SIZE)) != 0 ||

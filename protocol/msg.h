@@ -57,6 +57,11 @@ int msg_request_header_decode(struct buf *b, struct msg_header *h);
 int msg_request_header_encode(struct buf *b, const struct msg_header *h);
 int msg_response_header_decode(struct buf *b, struct msg_header *h);
 int msg_response_header_encode(struct buf *b, const struct msg_header *h);
+/* The same from its fields: version (PROTO_VERSION, or PROTO_VERSION_4 inside TLS), client_id
+ * (NULL: 16 zero bytes), code and payload_size. */
+int msg_put_request_header(struct buf *b, uint8_t version,
+    const uint8_t client_id[CLIENT_ID_SIZE], uint16_t code, uint32_t payload_size);
+int msg_put_response_header(struct buf *b, uint8_t version, uint16_t code, uint32_t payload_size);
 
 /* Payload decoders: the whole payload in (p, n). */
 /* 825, 827, 900, 901, 902: one name field. Rejects an empty name (SD_ERR_BAD_STRING). */

@@ -522,26 +522,15 @@ out:
 
 /* --- Encoders ------------------------------------------------------------------------ */
 
+/* Inside TLS the request header's client_id is 16 zero bytes. */
 static int put_request_header(struct buf *t, uint16_t code, uint32_t payload_size)
 {
-	struct msg_header h;
-
-	memset(&h, 0, sizeof(h));  /* client_id: 16 zero bytes inside TLS */
-	h.version = PROTO_VERSION_4;
-	h.code = code;
-	h.payload_size = payload_size;
-	return msg_request_header_encode(t, &h);
+	return msg_put_request_header(t, PROTO_VERSION_4, NULL, code, payload_size);
 }
 
 static int put_response_header(struct buf *t, uint16_t code, uint32_t payload_size)
 {
-	struct msg_header h;
-
-	memset(&h, 0, sizeof(h));
-	h.version = PROTO_VERSION_4;
-	h.code = code;
-	h.payload_size = payload_size;
-	return msg_response_header_encode(t, &h);
+	return msg_put_response_header(t, PROTO_VERSION_4, code, payload_size);
 }
 
 /* Appends the message built in t; wipes the local copy (a nonce may have passed). */

@@ -300,21 +300,31 @@ unsigned long rsa_public_exponent(const struct rsa_public *k)
 	return k != NULL ? k->e : 0;
 }
 
+/* The checks both key decoders open with, in this order: an out-parameter, some input,
+ * libgcrypt ready, then at most max bytes of it. */
+static int decode_start(int have_out, const uint8_t *der, size_t n, size_t max)
+{
+	int r;
+
+	if (!have_out || der == NULL || n == 0)
+		return SD_ERR_INVALID_ARG;
+	if ((r = crypto_init()) != 0)
+		return r;
+	if (n > max)
+		return SD_ERR_TOO_LARGE;
+	return 0;
+}
+
 int rsa_public_from_spki(const uint8_t *der, size_t n, struct rsa_public **out)
 {
 	struct der_rsa_public num;
 	size_t used = 0;
 	int r;
 
-	if (out == NULL)
-		return SD_ERR_INVALID_ARG;
-	*out = NULL;
-	if (der == NULL || n == 0)
-		return SD_ERR_INVALID_ARG;
-	if ((r = crypto_init()) != 0)
+	if (out != NULL)
+		*out = NULL;
+	if ((r = decode_start(out != NULL, der, n, PUBLIC_KEY_SIZE)) != 0)
 		return r;
-	if (n > PUBLIC_KEY_SIZE)
-		return SD_ERR_TOO_LARGE;
 	if ((r = der_spki_decode(der, n, &used, &num)) != 0)
 		return r;
 	/* Only zero fill may follow the DER inside the fixed key field. */
@@ -338,15 +348,10 @@ int rsa_private_from_der(const uint8_t *der, size_t n, struct rsa_private **out)
 	struct der_rsa_private *num = NULL;
 	int r;
 
-	if (out == NULL)
-		return SD_ERR_INVALID_ARG;
-	*out = NULL;
-	if (der == NULL || n == 0)
-		return SD_ERR_INVALID_ARG;
-	if ((r = crypto_init()) != 0)
+	if (out != NULL)
+		*out = NULL;
+	if ((r = decode_start(out != NULL, der, n, DER_KEY_MAX_SIZE)) != 0)
 		return r;
-	if (n > DER_KEY_MAX_SIZE)
-		return SD_ERR_TOO_LARGE;
 	if ((num = crypto_alloc_secret(sizeof(*num))) == NULL)
 		return SD_ERR_ALLOC;
 	if ((r = der_private_decode(der, n, num)) != 0) {

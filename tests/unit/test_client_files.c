@@ -1,6 +1,7 @@
 /* test_client_files.c: the client's file readers and writer (transfer.info, me.info, priv.key)
  * against a table of edge cases and the me.info/priv.key files of the four recorded clients in
  * $SEALDROP_FIXTURES; plus the option parser and the packet plan. */
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -92,6 +93,57 @@ remove_tmpdir(void)
 
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", g_tmp);
 	assert_int_equal(system(cmd), 0);
+}
+
+/* ---- opening the file to upload, writing with fsync ---- */
+
+static void
+test_file_open_upload(void **state)
+{
+	char path[400], name[8], why[WHY_MAX], got[16], folder[64];
+	uint64_t size;
+	int fd, wfd;
+
+	(void)state;
+	make_tmpdir();
+	snprintf(path, sizeof(path), "%s/abc", g_tmp);
+	assert_int_equal((wfd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600)) >= 0, 1);
+	assert_int_equal(file_write_sync(wfd, "hello", 5), 0);
+	assert_int_equal(close(wfd), 0);
+	assert_int_equal(file_open_upload(path, 7, name, &fd, &size, why, sizeof(why)), 0);
+	assert_string_equal(name, "abc");
+	assert_int_equal(size, 5);
+	assert_true(fd >= 0);
+	assert_int_equal(read(fd, got, sizeof(got)), 5);
+	assert_memory_equal(got, "hello", 5);
+	close(fd);
+	/* Trailing slashes are ignored for the name (the open then fails: not a folder). */
+	snprintf(path, sizeof(path), "%s/abc//", g_tmp);
+	assert_int_equal(file_open_upload(path, 7, name, &fd, &size, why, sizeof(why)), SD_ERR_IO);
+	assert_string_equal(name, "abc");
+	assert_int_equal(fd, -1);
+	/* A name longer than name_max, one with a control character, an empty one. */
+	snprintf(path, sizeof(path), "%s/abcdefgh", g_tmp);
+	assert_int_equal(file_open_upload(path, 7, name, &fd, &size, why, sizeof(why)),
+	    SD_ERR_INVALID_ARG);
+	assert_non_null(strstr(why, "empty or longer than 7 bytes"));
+	snprintf(path, sizeof(path), "%s/a\tb", g_tmp);
+	assert_int_equal(file_open_upload(path, 7, name, &fd, &size, why, sizeof(why)),
+	    SD_ERR_INVALID_ARG);
+	assert_non_null(strstr(why, "control character"));
+	assert_int_equal(file_open_upload("/", 7, name, &fd, &size, why, sizeof(why)),
+	    SD_ERR_INVALID_ARG);
+	/* A folder and a missing file. */
+	assert_int_equal(file_open_upload(g_tmp, sizeof(folder) - 1, folder, &fd, &size, why,
+	    sizeof(why)), SD_ERR_IO);
+	assert_non_null(strstr(why, "is not a regular file"));
+	assert_int_equal(fd, -1);
+	snprintf(path, sizeof(path), "%s/none", g_tmp);
+	assert_int_equal(file_open_upload(path, 7, name, &fd, &size, why, sizeof(why)), SD_ERR_IO);
+	assert_non_null(strstr(why, "cannot open"));
+	/* A write to a closed descriptor fails. */
+	assert_int_equal(file_write_sync(-1, "x", 1), -1);
+	remove_tmpdir();
 }
 
 /* ---- transfer.info ---- */
@@ -633,6 +685,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_transfer_info_table),
+		cmocka_unit_test(test_file_open_upload),
 		cmocka_unit_test(test_names_match_the_server),
 		cmocka_unit_test(test_file_names),
 		cmocka_unit_test(test_transfer_info_skip_and_load),
