@@ -310,6 +310,13 @@ static void *our_client(void *arg)
 		if (tls_write(s, msg + off, sizeof(msg) - off, &n) != 0)
 			goto out;
 	c->sent = 1;
+	{
+		/* Read the echo only after a pause, so that the server's writes fill the small
+		 * socket buffer and must block and resume, whatever the machine's load. */
+		struct timespec pause = { 0, 500000000L };
+
+		nanosleep(&pause, NULL);
+	}
 	while (c->echo_len < MSG_LEN) {
 		if (tls_read(s, c->echo + c->echo_len, MSG_LEN - c->echo_len, &n) != 0)
 			goto out;
