@@ -377,6 +377,10 @@ store_and_reply(struct conn *c, const struct receive_done *d)
 	char shown[LOG_NAME_MAX + 4], path[STORAGE_PATH_MAX];
 
 	memset(&crc, 0, sizeof(crc));
+	/* Again at the end: uploads of one client on other connections may have been stored
+	 * since this one began. */
+	if (check_storage_limits(c, r, d->plain_size) != 0)
+		goto fail;
 	/* The receive's count and the stored file's must agree; they can only differ through a
 	 * bug, and then the file is not kept. */
 	if (d->plain_size != r->sf.written) {
