@@ -35,7 +35,7 @@ config_defaults(struct server_config *c)
 	c->max_registrations = CONFIG_DEFAULT_MAX_REGISTRATIONS;
 	c->min_upload_rate = CONFIG_DEFAULT_MIN_UPLOAD_RATE;
 	c->min_rate_grace = CONFIG_DEFAULT_MIN_RATE_GRACE;
-	c->retry_nudge_ms = CONFIG_DEFAULT_RETRY_NUDGE_MS;
+	c->retry_reply_after_ms = CONFIG_DEFAULT_RETRY_REPLY_AFTER;
 }
 
 int

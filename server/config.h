@@ -26,7 +26,7 @@ struct tls_creds;
 #define CONFIG_DEFAULT_MAX_REGISTRATIONS 120u            /* 825/827 per address per minute */
 #define CONFIG_DEFAULT_MIN_UPLOAD_RATE 1024u             /* bytes/s over a whole upload */
 #define CONFIG_DEFAULT_MIN_RATE_GRACE 30u                /* seconds before the rate counts */
-#define CONFIG_DEFAULT_RETRY_NUDGE_MS 1000u              /* 901 with nothing after: 1604 */
+#define CONFIG_DEFAULT_RETRY_REPLY_AFTER 1000u          /* ms: 901, nothing after: 1604 */
 
 /* Strings point into argv or static defaults: they live as long as the process. */
 struct server_config {
@@ -53,7 +53,7 @@ struct server_config {
 	unsigned max_registrations;  /* 825 and 827 per source address per minute */
 	unsigned min_upload_rate;    /* bytes/s an upload must average after the grace */
 	unsigned min_rate_grace;     /* seconds an upload may be slower at its start */
-	unsigned retry_nudge_ms;     /* a 901 followed by nothing for this long gets 1604 */
+	unsigned retry_reply_after_ms;  /* a 901 followed by nothing this long gets 1604 (0: never) */
 };
 
 void config_defaults(struct server_config *c);

@@ -251,6 +251,7 @@ handle_verdict(struct conn *c, const struct frame_event *ev)
 		/* No reply (SPEC.md 3); the attempt goes, the resend is a new one. */
 		commit_discard(c);
 		c->awaiting_verdict = 0;
+		c->retry_since_ms = c->env->now_ms > 0 ? c->env->now_ms : 1;
 		conn_log(c, what, "\"%s\": waiting for the resend", safe);
 		return;
 	}

@@ -31,7 +31,7 @@ enum {
 	OPT_GRACE, OPT_CORRUPT, OPT_PENDING_TTL, OPT_TLS_KEY, OPT_TLS_CERT, OPT_FINGERPRINT,
 	OPT_NO_V4,
 	OPT_GRACE, OPT_CORRUPT, OPT_MAX_STORAGE, OPT_MAX_FILES, OPT_MAX_UPLOADS, OPT_MAX_REG,
-	OPT_MIN_RATE, OPT_MIN_RATE_GRACE,
+	OPT_MIN_RATE, OPT_MIN_RATE_GRACE, OPT_RETRY_REPLY,
 };
 
 /* What main() does after the options: serve, or print the fingerprint. */
@@ -82,6 +82,9 @@ usage(FILE *f)
 	    "                           once it is --min-rate-grace seconds old (default %u;\n"
 	    "                           0: no minimum)\n"
 	    "      --min-rate-grace SECS  (default %u)\n"
+	    "      --retry-reply-after MS  a 901 followed by nothing for MS milliseconds is\n"
+	    "                           answered 1604, for clients that wait for a reply\n"
+	    "                           before they resend (default %u; 0: never)\n"
 	    "      --test-corrupt-crc N TEST ONLY: the first N 1603 replies of each\n"
 	    "                           connection carry a wrong CRC, to show a client's\n"
 	    "                           retry loop. Never use it in production.\n"
@@ -93,7 +96,8 @@ usage(FILE *f)
 	    CONFIG_DEFAULT_PENDING_TTL,
 	    (unsigned long long)CONFIG_DEFAULT_MAX_CLIENT_STORAGE, CONFIG_DEFAULT_MAX_CLIENT_FILES,
 	    CONFIG_DEFAULT_MAX_UPLOADS_PER_CLIENT, CONFIG_DEFAULT_MAX_REGISTRATIONS,
-	    CONFIG_DEFAULT_MIN_UPLOAD_RATE, CONFIG_DEFAULT_MIN_RATE_GRACE);
+	    CONFIG_DEFAULT_MIN_UPLOAD_RATE, CONFIG_DEFAULT_MIN_RATE_GRACE,
+	    CONFIG_DEFAULT_RETRY_REPLY_AFTER);
 }
 
 static int
@@ -135,6 +139,7 @@ parse_options(int argc, char **argv, struct server_config *cfg, int *port_given,
 		{ "max-registrations-per-minute", required_argument, NULL, OPT_MAX_REG },
 		{ "min-upload-rate", required_argument, NULL, OPT_MIN_RATE },
 		{ "min-rate-grace", required_argument, NULL, OPT_MIN_RATE_GRACE },
+		{ "retry-reply-after", required_argument, NULL, OPT_RETRY_REPLY },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -238,6 +243,11 @@ parse_options(int argc, char **argv, struct server_config *cfg, int *port_given,
 			if (number("--min-rate-grace", optarg, 0, 86400, &v) != 0)
 				return -1;
 			cfg->min_rate_grace = (unsigned)v;
+			break;
+		case OPT_RETRY_REPLY:
+			if (number("--retry-reply-after", optarg, 0, 600000, &v) != 0)
+				return -1;
+			cfg->retry_reply_after_ms = (unsigned)v;
 			break;
 		case 'h':
 			usage(stdout);
