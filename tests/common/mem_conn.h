@@ -1,6 +1,6 @@
 /* mem_conn.h: a server connection with no socket, for tests and fuzz targets: an in-memory
  * transport (reads hand out queued input, writes collect output), a database in memory, a
- * scratch storage folder and a clock the caller moves. Header-only (static functions), no test
+ * scratch storage folder and a clock the caller moves. Header-only (static inline functions), no test
  * framework: failures are return values. The caller owns the memc and frees it with
  * memc_free(), which frees the connection, the database and removes the folder. */
 #ifndef SD_TESTS_MEM_CONN_H
@@ -38,7 +38,7 @@ struct memc {
 	char dir[64];
 };
 
-static ssize_t
+static inline ssize_t
 memc_read(struct conn_transport *t, uint8_t *buf, size_t cap)
 {
 	struct memc_pipe *m = t->ctx;
@@ -55,7 +55,7 @@ memc_read(struct conn_transport *t, uint8_t *buf, size_t cap)
 	return (ssize_t)n;
 }
 
-static ssize_t
+static inline ssize_t
 memc_write(struct conn_transport *t, const uint8_t *buf, size_t len)
 {
 	struct memc_pipe *m = t->ctx;
@@ -67,21 +67,21 @@ memc_write(struct conn_transport *t, const uint8_t *buf, size_t len)
 	return (ssize_t)len;
 }
 
-static unsigned
+static inline unsigned
 memc_want(struct conn_transport *t)
 {
 	(void)t;
 	return 0;
 }
 
-static int
+static inline int
 memc_pending(struct conn_transport *t)
 {
 	(void)t;
 	return 0;
 }
 
-static void
+static inline void
 memc_close(struct conn_transport *t)
 {
 	((struct memc_pipe *)t->ctx)->closed = 1;
@@ -93,7 +93,7 @@ static const struct conn_transport_ops memc_ops = {
 
 /* A fresh connection from peer over a new env (cfg defaults, idle timeout 10 s, clock at
  * 1000 ms, database ":memory:", storage under /tmp). NULL on failure. */
-static struct memc *
+static inline struct memc *
 memc_new(const char *peer)
 {
 	struct memc *g = calloc(1, sizeof(*g));
@@ -128,7 +128,7 @@ fail:
 	return NULL;
 }
 
-static int
+static inline int
 memc_rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
 	(void)st;
@@ -136,7 +136,7 @@ memc_rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 	return flag == FTW_DP ? rmdir(path) : unlink(path);
 }
 
-static void
+static inline void
 memc_free(struct memc *g)
 {
 	if (g == NULL)
@@ -151,7 +151,7 @@ memc_free(struct memc *g)
 }
 
 /* Queues n bytes of input (0, or -1 when they do not fit) and lets the connection read. */
-static int
+static inline int
 memc_feed(struct memc *g, const uint8_t *data, size_t n)
 {
 	if (n > MEMC_IN_MAX - g->p.in_len)
@@ -169,7 +169,7 @@ memc_feed(struct memc *g, const uint8_t *data, size_t n)
 }
 
 /* Queues b's bytes (b is freed). */
-static int
+static inline int
 memc_feed_buf(struct memc *g, struct buf *b)
 {
 	int r = memc_feed(g, buf_ptr(b), buf_len(b));
