@@ -368,6 +368,40 @@ test_min_upload_rate_fast_enough(void **state)
 	assert_int_equal(last_reply(g), RESP_FILE_CRC);
 }
 
+/* --retry-reply-after: a 901 with nothing after it gets one 1604 once the time has passed
+ * (not before); a 901 followed at once by the resend's first bytes never does. */
+static void
+test_retry_reply(void **state)
+{
+	struct memc *g = *state;
+	uint8_t id[CLIENT_ID_SIZE], key[AES_KEY_SIZE];
+	uint16_t codes[16];
+	struct buf b;
+
+	stored_client(g, id, key);
+	assert_int_equal(upload(g, id, key), RESP_FILE_CRC);
+	buf_init(&b, 4096);
+	assert_int_equal(msg_put_name_request(&b, id, REQ_CRC_RETRY, "notes.txt"), 0);
+	assert_int_equal(memc_feed_buf(g, &b), 0);
+	assert_int_equal(reply_codes(g, codes, 16), 1);
+	assert_int_equal(conn_check_timeouts(g->c, g->env.now_ms + 999), 0);
+	assert_int_equal(reply_codes(g, codes, 16), 1);
+	assert_int_equal(conn_check_timeouts(g->c, g->env.now_ms + 1000), 0);
+	assert_int_equal(reply_codes(g, codes, 16), 2);
+	assert_int_equal(codes[1], RESP_ACK);
+	assert_false(g->c->closing);
+	assert_int_equal(conn_check_timeouts(g->c, g->env.now_ms + 2000), 0);
+	assert_int_equal(reply_codes(g, codes, 16), 2);  /* once */
+
+	/* The 901 and the resend's first bytes together: no 1604, then the resend's 1603. */
+	buf_init(&b, 4096);
+	assert_int_equal(msg_put_name_request(&b, id, REQ_CRC_RETRY, "notes.txt"), 0);
+	assert_int_equal(buf_put_bytes(&b, "\x11\x11\x11", 3), 0);
+	assert_int_equal(memc_feed_buf(g, &b), 0);
+	assert_int_equal(conn_check_timeouts(g->c, g->env.now_ms + 1500), 0);
+	assert_int_equal(reply_codes(g, codes, 16), 2);
+}
+
 int
 main(void)
 {
@@ -379,6 +413,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_address_table, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_min_upload_rate_small_packets, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_min_upload_rate_fast_enough, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_retry_reply, setup, teardown),
 	};
 
 	if (crypto_init() != 0)
