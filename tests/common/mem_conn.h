@@ -87,8 +87,15 @@ memc_close(struct conn_transport *t)
 	((struct memc_pipe *)t->ctx)->closed = 1;
 }
 
+static inline const char *
+memc_nothing(struct conn_transport *t)
+{
+	(void)t;
+	return NULL;  /* no TLS: no peer key, no failure text */
+}
+
 static const struct conn_transport_ops memc_ops = {
-	memc_read, memc_write, memc_want, memc_pending, memc_close,
+	memc_read, memc_write, memc_want, memc_pending, memc_close, memc_nothing, memc_nothing,
 };
 
 /* A fresh connection from peer over a new env (cfg defaults, idle timeout 10 s, clock at

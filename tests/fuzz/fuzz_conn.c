@@ -11,8 +11,9 @@
  *   c & 3 == 3, bit 2 clear: the clock moves ((c >> 3) + 1) * 700 ms and every connection
  *     checks its deadlines (idle timeout, slow content, --min-upload-rate, 901 nudge).
  *   c & 3 == 3, bit 2 set: the AES key of recorded run (c >> 3) % 16 (the fixtures of
- *     ../shared/fixtures/clients) is stored for its client ID, so that its recorded 828
- *     packets decrypt and reach storage and the database (the seeds do this first).
+ *     ../shared/fixtures/clients) is stored for its client ID and issued on connection
+ *     (c >> 7) (as a 1605 would), so that its recorded 828 packets decrypt and reach storage
+ *     and the database (the seeds do this right before the first 828).
  * Invariants checked after every operation (abort on violation): every connection is closed
  * or has output within CONN_OUT_MAX; uploads in progress per client within
  * --max-uploads-per-client; after the input: every Verified = 1 row describes exactly its
@@ -147,16 +148,6 @@ register_runs(void)
 }
 
 static void
-prime_key(size_t k)
-{
-	uint8_t id[CLIENT_ID_SIZE], key[AES_KEY_SIZE];
-
-	run_id(k, id);
-	check(hex_decode(runs[k][1], 2 * AES_KEY_SIZE, key, AES_KEY_SIZE) == 0);
-	check(db_client_set_aes_key(env.db, id, key) == 0);
-}
-
-static void
 close_conn(size_t i)
 {
 	conn_free(conns[i]);
@@ -179,6 +170,20 @@ open_conn(size_t i)
 		check((conns[i] = conn_new(&env, &t, peers[i])) != NULL);
 	}
 	return conns[i];
+}
+
+/* Run k's key stored and issued on connection i. */
+static void
+prime_key(size_t k, size_t i)
+{
+	uint8_t id[CLIENT_ID_SIZE], key[AES_KEY_SIZE];
+	char name[32];
+
+	run_id(k, id);
+	check(hex_decode(runs[k][1], 2 * AES_KEY_SIZE, key, AES_KEY_SIZE) == 0);
+	check(db_client_set_aes_key(env.db, id, key) == 0);
+	snprintf(name, sizeof(name), "recorded %zu", k / 2);
+	conn_set_identity(open_conn(i), id, name, key);
 }
 
 /* Feeds n bytes to connection i (the pipe's input starts over each time: everything fed
@@ -329,7 +334,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 		if ((c & 3) == 3) {
 			if (c & 4) {
-				prime_key((size_t)(c >> 3) % FUZZ_RUNS);
+				prime_key((size_t)(c >> 3) % FUZZ_RUNS, (size_t)(c >> 7));
 			} else {
 				env.now_ms += ((int64_t)(c >> 3) + 1) * 700;
 				for (i = 0; i < FUZZ_CONNS; i++)

@@ -9,8 +9,19 @@ import struct
 import sys
 
 
-def prime(k):
-    return bytes([3 | 4 | (k << 3)])
+def prime(k, conn=0):
+    return bytes([3 | 4 | (k << 3) | (conn << 7)])
+
+
+def split_at_828(data):
+    """The session cut before its first 828 (header: id 16, version 1, code u16, size u32)."""
+    off = 0
+    while off + 23 <= len(data):
+        code, size = struct.unpack_from("<HI", data, off + 17)
+        if code == 828:
+            return data[:off], data[off:]
+        off += 23 + size
+    return data, b""
 
 
 def feed(conn, data, piece, eof=False):
@@ -33,15 +44,17 @@ def main():
     data = [open(os.path.join(src, r["dir"], "c2s.bin"), "rb").read() for r in runs]
     for k, r in enumerate(runs):
         name = r["dir"].replace("/", "-")
+        head, rest = split_at_828(data[k])
         with open(os.path.join(out, "run-" + name), "wb") as f:
-            f.write(prime(k) + feed(0, data[k], 65535) + tick(2))
+            f.write(feed(0, head, 65535) + prime(k) + feed(0, rest, 65535) + tick(2))
         with open(os.path.join(out, "pieces-" + name), "wb") as f:
-            f.write(prime(k) + feed(0, data[k], 700, eof=True) + tick(15))
+            f.write(feed(0, head, 700) + prime(k) + feed(0, rest, 700, eof=True) + tick(15))
     for a in range(0, len(runs), 2):
         b = (a + 5) % len(runs)
-        x, y = feed(0, data[a], 1500), feed(1, data[b], 1500)
+        (ha, ra), (hb, rb) = split_at_828(data[a]), split_at_828(data[b])
         with open(os.path.join(out, "pair-%d-%d" % (a, b)), "wb") as f:
-            f.write(prime(a) + prime(b) + x + y + tick(31) + tick(31))
+            f.write(feed(0, ha, 1500) + feed(1, hb, 1500) + prime(a, 0) + prime(b, 1) +
+                    feed(0, ra, 1500) + feed(1, rb, 1500) + tick(15) + tick(15))
     return 0
 
 

@@ -92,6 +92,7 @@ stored_client(struct memc *g, uint8_t id[CLIENT_ID_SIZE], uint8_t key[AES_KEY_SI
 	memset(key, 0x22, AES_KEY_SIZE);
 	assert_int_equal(db_client_register(g->env.db, "erin", id), 0);
 	assert_int_equal(db_client_set_aes_key(g->env.db, id, key), 0);
+	conn_set_identity(g->c, id, "erin", key);  /* as after a 1605 on this connection */
 }
 
 /* A stored row of the client: name, size. */
@@ -239,6 +240,7 @@ test_uploads_per_client(void **state)
 	h->cfg.max_uploads_per_client = 2;
 	assert_int_equal(db_client_register(h->env.db, "erin", id), 0);
 	assert_int_equal(db_client_set_aes_key(h->env.db, id, key), 0);
+	conn_set_identity(h->c, id, "erin", key);
 	memset(plain, 'q', sizeof(plain));
 	ct = encrypt(key, plain, sizeof(plain), &ct_len);
 	buf_init(&b, 8192);
