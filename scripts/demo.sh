@@ -59,7 +59,7 @@ make_user() {
 
 run_client() { # DIR [options]
 	dir=$1; shift
-	(cd "$dir" && "$bin/sealdrop-client" "$@") || fail "client in $dir exited with status $?"
+	(cd "$dir" && "$bin/sealdrop-client" --protocol 3 "$@") || fail "client in $dir exited with status $?"
 }
 
 step "Starting the server in $srv"

@@ -34,7 +34,10 @@ def sha(path):
 
 @skip_unless_built(SERVER_BIN, CLIENT_BIN)
 class ClientServer(unittest.TestCase):
+    """Our client and our server over version 3 (the CRC loop, the packet layouts): our
+    server also speaks version 4, which the client would choose by itself."""
     server_args = ()
+    client_args = ("--protocol", "3")
 
     def setUp(self):
         self._tmp = tmpdir("sd-cs-")
@@ -59,7 +62,7 @@ class ClientServer(unittest.TestCase):
         return path
 
     def run_client(self, args=(), status=OK, timeout=300):
-        res = run_client(self.work, args, timeout=timeout)
+        res = run_client(self.work, list(self.client_args) + list(args), timeout=timeout)
         self.assertEqual(res.returncode, status, res.stderr + self.server.log())
         return res
 
