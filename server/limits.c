@@ -14,8 +14,17 @@
  * many uploads begin and end. */
 struct upload_slot {
 	uint8_t id[CLIENT_ID_SIZE];
-	unsigned count;           /* 0: free */
+	unsigned count;           /* uploads in progress */
+	unsigned staged;          /* finished attempts waiting for their verdict */
+	uint64_t staged_bytes;    /* their sizes */
 };
+
+/* A slot is free when it counts nothing. */
+static int
+slot_used(const struct upload_slot *s)
+{
+	return s->count != 0 || s->staged != 0;
+}
 
 struct addr_slot {
 	char addr[LIMITS_ADDR_MAX];   /* "" : free */
@@ -56,7 +65,7 @@ upload_find(const uint8_t id[CLIENT_ID_SIZE])
 	size_t i = hash(id, CLIENT_ID_SIZE) % LIMITS_UPLOAD_SLOTS, n;
 
 	for (n = 0; n < LIMITS_UPLOAD_SLOTS; n++, i = (i + 1) % LIMITS_UPLOAD_SLOTS) {
-		if (uploads[i].count == 0 || memcmp(uploads[i].id, id, CLIENT_ID_SIZE) == 0)
+		if (!slot_used(&uploads[i]) || memcmp(uploads[i].id, id, CLIENT_ID_SIZE) == 0)
 			return &uploads[i];
 	}
 	return NULL;
@@ -84,17 +93,17 @@ upload_delete(size_t i)
 {
 	size_t j = i, home;
 
-	uploads[i].count = 0;
+	memset(&uploads[i], 0, sizeof(uploads[i]));
 	for (;;) {
 		j = (j + 1) % LIMITS_UPLOAD_SLOTS;
-		if (uploads[j].count == 0)
+		if (!slot_used(&uploads[j]))
 			return;
 		home = hash(uploads[j].id, CLIENT_ID_SIZE) % LIMITS_UPLOAD_SLOTS;
 		/* Entry j may move to the gap i unless its home lies cyclically in (i, j]. */
 		if (i <= j ? (home > i && home <= j) : (home > i || home <= j))
 			continue;
 		uploads[i] = uploads[j];
-		uploads[j].count = 0;
+		memset(&uploads[j], 0, sizeof(uploads[j]));
 		i = j;
 	}
 }
@@ -105,8 +114,42 @@ limits_upload_end(const uint8_t id[CLIENT_ID_SIZE])
 	struct upload_slot *s;
 
 	pthread_mutex_lock(&lock);
-	if ((s = upload_find(id)) != NULL && s->count > 0 && --s->count == 0)
+	if ((s = upload_find(id)) != NULL && s->count > 0 && --s->count == 0 && !slot_used(s))
 		upload_delete((size_t)(s - uploads));
+	pthread_mutex_unlock(&lock);
+}
+
+int
+limits_stage(const uint8_t id[CLIENT_ID_SIZE], uint64_t bytes)
+{
+	struct upload_slot *s;
+	int ok = 0;
+
+	pthread_mutex_lock(&lock);
+	if ((s = upload_find(id)) != NULL) {
+		memcpy(s->id, id, CLIENT_ID_SIZE);
+		s->staged++;
+		s->staged_bytes += bytes;
+		ok = 1;
+	}
+	pthread_mutex_unlock(&lock);
+	return ok;
+}
+
+void
+limits_unstage(const uint8_t id[CLIENT_ID_SIZE], uint64_t bytes)
+{
+	struct upload_slot *s;
+
+	pthread_mutex_lock(&lock);
+	if ((s = upload_find(id)) != NULL && s->staged > 0) {
+		s->staged--;
+		s->staged_bytes -= bytes < s->staged_bytes ? bytes : s->staged_bytes;
+		if (s->staged == 0)
+			s->staged_bytes = 0;
+		if (!slot_used(s))
+			upload_delete((size_t)(s - uploads));
+	}
 	pthread_mutex_unlock(&lock);
 }
 
@@ -211,7 +254,15 @@ limits_client_usage(struct db *db, const uint8_t id[CLIENT_ID_SIZE], const char 
 {
 	struct usage_ctx x;
 
+	struct upload_slot *s;
+
 	memset(out, 0, sizeof(*out));
+	pthread_mutex_lock(&lock);
+	if ((s = upload_find(id)) != NULL && slot_used(s)) {
+		out->bytes = s->staged_bytes;
+		out->files = s->staged;
+	}
+	pthread_mutex_unlock(&lock);
 	x.rel_path = rel_path;
 	x.u = out;
 	return db_each_file(db, id, 0, usage_row, &x);

@@ -39,8 +39,17 @@ void limits_peer_address(const char *peer, char out[LIMITS_ADDR_MAX]);
  * now_ms (monotonic): 1 allowed, 0 over the limit. per_minute 0: no limit. */
 int limits_registration_allow(const char *addr, unsigned per_minute, int64_t now_ms);
 
-/* What client id has stored, from its rows: bytes and files, leaving out the row stored at
- * rel_path (the file an upload to rel_path would replace), whose size goes to *replaced. */
+/* A finished attempt of bytes under id now waits for its verdict (commit.c): until
+ * limits_unstage() it counts in limits_client_usage() as a new file of its full size (it may
+ * be published by a 900 on its connection, whatever other connections of the client do).
+ * 1 counted, 0 when the table is full (then the attempt must not be kept). */
+int limits_stage(const uint8_t id[CLIENT_ID_SIZE], uint64_t bytes);
+void limits_unstage(const uint8_t id[CLIENT_ID_SIZE], uint64_t bytes);
+
+/* What client id has stored and staged: the bytes and files of its rows, leaving out the row
+ * stored at rel_path (the file an upload to rel_path would replace, whose size goes to
+ * replaced_size), plus every attempt staged with limits_stage() (each a file of its full
+ * size, conservatively: one that replaces a row is counted as well as that row). */
 struct limits_usage {
 	uint64_t bytes;
 	uint64_t files;

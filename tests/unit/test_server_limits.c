@@ -13,6 +13,7 @@
 #include "../../protocol/crypto.h"
 #include "../../protocol/err.h"
 #include "../../protocol/msg.h"
+#include "../../server/commit.h"
 #include "../../server/limits.h"
 #include "../common/mem_conn.h"
 
@@ -209,6 +210,46 @@ test_client_files(void **state)
 	assert_int_equal(upload(g, id, key), RESP_FILE_CRC);
 	g->cfg.max_client_files = 2;
 	assert_int_equal(upload(g, id, key), RESP_FILE_CRC);  /* replaces notes.txt */
+}
+
+/* A finished attempt waiting for its 900 (staged beside the stored files, issue 9 item 1) has
+ * no row yet, but a 900 on its connection would publish it whatever the client's other
+ * connections store meanwhile: it counts against --max-client-storage and --max-client-files
+ * until its verdict. 3000 bytes staged on one connection, 5000 allowed: another connection's
+ * 3000-byte upload gets 1607; once the staged attempt goes, it is accepted. */
+static void
+test_staged_attempt_counts(void **state)
+{
+	struct memc *g = *state;
+	struct memc *h;
+	uint8_t id[CLIENT_ID_SIZE], key[AES_KEY_SIZE];
+
+	stored_client(g, id, key);
+	g->cfg.max_client_storage = 5000;
+	assert_int_equal(upload(g, id, key), RESP_FILE_CRC);
+	assert_non_null(g->c->staged);
+
+	assert_non_null(h = memc_new("192.0.2.8:1"));
+	h->cfg.max_client_storage = 5000;
+	assert_int_equal(db_client_register(h->env.db, "erin", id), 0);
+	assert_int_equal(db_client_set_aes_key(h->env.db, id, key), 0);
+	conn_set_identity(h->c, id, "erin", key);
+	assert_int_equal(upload(h, id, key), RESP_ERROR);
+	assert_null(h->c->staged);
+
+	/* The same with a file count: one staged, one allowed. */
+	h->cfg.max_client_storage = 0;
+	h->cfg.max_client_files = 1;
+	assert_int_equal(upload(h, id, key), RESP_ERROR);
+
+	commit_discard(g->c);  /* as on 902, a new attempt or a closed connection */
+	assert_int_equal(upload(h, id, key), RESP_FILE_CRC);
+	h->cfg.max_client_files = 0;
+	h->cfg.max_client_storage = 5000;
+	g->cfg.max_client_storage = 5000;
+	assert_int_equal(upload(g, id, key), RESP_ERROR);  /* h's staged attempt counts now */
+	memc_free(h);  /* its staged attempt goes with the connection */
+	assert_int_equal(upload(g, id, key), RESP_FILE_CRC);
 }
 
 /* --max-uploads-per-client: with N in progress elsewhere (another worker's connection holds
@@ -410,6 +451,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_client_storage, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_client_files, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_staged_attempt_counts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_uploads_per_client, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_registrations_per_address, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_address_table, setup, teardown),
