@@ -12,7 +12,8 @@
  *     checks its deadlines (idle timeout, slow content, --min-upload-rate, 901 nudge).
  *   c & 3 == 3, bit 2 set: the AES key of recorded run (c >> 3) % 16 (the fixtures of
  *     ../shared/fixtures/clients) is stored for its client ID and issued on connection
- *     (c >> 7) (as a 1605 would), so that its recorded 828 packets decrypt and reach storage
+ *     (c >> 7) (as a 1605 would; skipped while that connection is in the middle of a
+ *     request, where a 1605 cannot come), so that its recorded 828 packets decrypt and reach storage
  *     and the database (the seeds do this right before the first 828).
  * Invariants checked after every operation (abort on violation): every connection is closed
  * or has output within CONN_OUT_MAX; uploads in progress per client within
@@ -29,6 +30,7 @@
 
 #include "../../protocol/cksum.h"
 #include "../../protocol/crypto.h"
+#include "../../protocol/frame.h"
 #include "../../protocol/hex.h"
 #include "../../server/limits.h"
 #include "../../server/storage.h"
@@ -172,18 +174,23 @@ open_conn(size_t i)
 	return conns[i];
 }
 
-/* Run k's key stored and issued on connection i. */
+/* Run k's key stored and issued on connection i, as a 1605 would; only between requests (a
+ * 1605 answers a whole 827, so no key is ever issued in the middle of a request: issuing one
+ * mid-packet ends the receive in a state the wire cannot reach). */
 static void
 prime_key(size_t k, size_t i)
 {
 	uint8_t id[CLIENT_ID_SIZE], key[AES_KEY_SIZE];
 	char name[32];
+	struct conn *c = open_conn(i);
 
+	if (!frame_idle(&c->parser))
+		return;
 	run_id(k, id);
 	check(hex_decode(runs[k][1], 2 * AES_KEY_SIZE, key, AES_KEY_SIZE) == 0);
 	check(db_client_set_aes_key(env.db, id, key) == 0);
 	snprintf(name, sizeof(name), "recorded %zu", k / 2);
-	conn_set_identity(open_conn(i), id, name, key);
+	conn_set_identity(c, id, name, key);
 }
 
 /* Feeds n bytes to connection i (the pipe's input starts over each time: everything fed
