@@ -166,6 +166,19 @@ limits_uploads(const uint8_t id[CLIENT_ID_SIZE])
 	return n;
 }
 
+unsigned
+limits_staged(const uint8_t id[CLIENT_ID_SIZE])
+{
+	struct upload_slot *s;
+	unsigned n = 0;
+
+	pthread_mutex_lock(&lock);
+	if ((s = upload_find(id)) != NULL)
+		n = s->staged;
+	pthread_mutex_unlock(&lock);
+	return n;
+}
+
 void
 limits_peer_address(const char *peer, char out[LIMITS_ADDR_MAX])
 {

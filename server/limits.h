@@ -45,6 +45,8 @@ int limits_registration_allow(const char *addr, unsigned per_minute, int64_t now
  * 1 counted, 0 when the table is full (then the attempt must not be kept). */
 int limits_stage(const uint8_t id[CLIENT_ID_SIZE], uint64_t bytes);
 void limits_unstage(const uint8_t id[CLIENT_ID_SIZE], uint64_t bytes);
+/* Attempts of id staged now (tests, invariants). */
+unsigned limits_staged(const uint8_t id[CLIENT_ID_SIZE]);
 
 /* What client id has stored and staged: the bytes and files of its rows, leaving out the row
  * stored at rel_path (the file an upload to rel_path would replace, whose size goes to

@@ -17,10 +17,10 @@
  *     and the database (the seeds do this right before the first 828).
  * Invariants checked after every operation (abort on violation): every connection is closed
  * or has output within CONN_OUT_MAX; uploads in progress per client within
- * --max-uploads-per-client; after the input: every Verified = 1 row describes exactly its
- * file (size and cksum), each client's rows within --max-client-storage and
- * --max-client-files, no upload slot left taken and no temporary file left once every
- * connection is freed. Seeds: tests/fuzz/seed_fuzz_conn.py. */
+ * --max-uploads-per-client, attempts waiting for a 900 at most one per connection; after the
+ * input: every Verified = 1 row describes exactly its file (size and cksum), each client's
+ * rows within --max-client-storage and --max-client-files, and once every connection is
+ * freed no upload slot or staged count left taken and no temporary file left. Seeds: tests/fuzz/seed_fuzz_conn.py. */
 #include <dirent.h>
 #include <fcntl.h>
 #include <sqlite3.h>
@@ -232,6 +232,7 @@ check_conns(void)
 	for (k = 0; k < FUZZ_RUNS; k += 2) {
 		run_id(k, id);
 		check(limits_uploads(id) <= FUZZ_MAX_UPLOADS);
+		check(limits_staged(id) <= FUZZ_CONNS);  /* one waiting attempt per connection */
 	}
 }
 
@@ -371,6 +372,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (k = 0; k < FUZZ_RUNS; k += 2) {
 		run_id(k, id);
 		check(limits_uploads(id) == 0);
+		check(limits_staged(id) == 0);
 	}
 	check_no_partial();
 	clean_storage();

@@ -228,6 +228,7 @@ test_staged_attempt_counts(void **state)
 	g->cfg.max_client_storage = 5000;
 	assert_int_equal(upload(g, id, key), RESP_FILE_CRC);
 	assert_non_null(g->c->staged);
+	assert_int_equal(limits_staged(id), 1);
 
 	assert_non_null(h = memc_new("192.0.2.8:1"));
 	h->cfg.max_client_storage = 5000;
@@ -248,7 +249,9 @@ test_staged_attempt_counts(void **state)
 	h->cfg.max_client_storage = 5000;
 	g->cfg.max_client_storage = 5000;
 	assert_int_equal(upload(g, id, key), RESP_ERROR);  /* h's staged attempt counts now */
+	assert_int_equal(limits_staged(id), 1);
 	memc_free(h);  /* its staged attempt goes with the connection */
+	assert_int_equal(limits_staged(id), 0);
 	assert_int_equal(upload(g, id, key), RESP_FILE_CRC);
 }
 
