@@ -19,6 +19,7 @@
 #include "../protocol/crypto.h"
 #include "../protocol/err.h"
 #include "../protocol/hex.h"
+#include "../protocol/text.h"
 #include "log.h"
 #include "progress.h"
 
@@ -473,6 +474,7 @@ finish(struct upload *u)
 {
 	uint8_t sha[V4_SHA256_SIZE], extra;
 	char ours[2 * V4_SHA256_SIZE + 1], theirs[2 * V4_SHA256_SIZE + 1];
+	char shown[TEXT_ESCAPE_SIZE(V4_NAME_MAX_LEN)];
 	uint8_t mem[REQ_HEADER_SIZE + V4_SHA256_SIZE];
 	struct msg4_put_done d;
 	struct v4_reply rep;
@@ -517,8 +519,9 @@ finish(struct upload *u)
 		return CX_CRC;
 	}
 	hex_encode(sha, sizeof(sha), ours);
+	text_escape(d.name, shown, sizeof(shown));  /* the server's text */
 	log_note("%s sent (%llu bytes, stored as '%s'); the server confirmed SHA-256 %s and "
-	    "CRC %u", u->name, (unsigned long long)u->size, d.name, ours, crc);
+	    "CRC %u", u->name, (unsigned long long)u->size, shown, ours, crc);
 	return CX_OK;
 }
 
@@ -606,6 +609,8 @@ print_name(const char *s, int json)
 			printf("\\%c", *p);
 		else if (*p < 0x20 || *p == 0x7f)
 			printf(json ? "\\u%04x" : "?", *p);
+		else if (json && p[0] == 0xc2 && p[1] >= 0x80 && p[1] < 0xa0)
+			printf("\\u%04x", *++p);  /* a C1 control, escaped as JSON allows */
 		else
 			putchar(*p);
 	}
@@ -629,11 +634,12 @@ v4_cmd_list(struct v4_client *c)
 	struct msg4_file_entry e;
 	struct v4_reply rep;
 	struct buf req, entries;
-	char hex[2 * V4_SHA256_SIZE + 1], when[32];
+	char hex[2 * V4_SHA256_SIZE + 1], when[32], shown[TEXT_ESCAPE_SIZE(V4_NAME_MAX_LEN)];
 	unsigned attempt = 0;
 	uint32_t count, i;
 	struct tm tm;
 	time_t t;
+	size_t n;
 	int r;
 
 	buf_fixed(&req, mem, sizeof(mem));
@@ -682,9 +688,10 @@ v4_cmd_list(struct v4_client *c)
 			else
 				printf("\"%s\"}", hex);
 		} else {
-			print_name(e.name, 0);
-			printf("%*s %15llu  %-19s  %s\n", strlen(e.name) < 40 ?
-			    (int)(40 - strlen(e.name)) : 0, "", (unsigned long long)e.size, when,
+			/* The server's text: through the display sanitiser (no C0, DEL or C1). */
+			n = text_escape(e.name, shown, sizeof(shown));
+			printf("%s%*s %15llu  %-19s  %s\n", shown, n < 40 ? (int)(40 - n) : 0, "",
+			    (unsigned long long)e.size, when,
 			    is_zero(e.sha256, sizeof(e.sha256)) ? "-" : hex);
 		}
 	}
@@ -839,7 +846,7 @@ int
 v4_cmd_get(struct v4_client *c)
 {
 	struct download d;
-	const char *base;
+	char base[NAME_FIELD_SIZE], shown[TEXT_ESCAPE_SIZE(V4_NAME_MAX_LEN)];
 	char label[96];
 	unsigned attempt = 0;
 	int r, restart = 0, restarted = 0;
@@ -848,10 +855,12 @@ v4_cmd_get(struct v4_client *c)
 	d.c = c;
 	d.fd = -1;
 	d.name = c->cfg->arg;
-	base = strrchr(d.name, '/') != NULL ? strrchr(d.name, '/') + 1 : d.name;
-	if (c->cfg->output == NULL && (*base == '\0' || strcmp(base, ".") == 0 ||
-	    strcmp(base, "..") == 0)) {
-		log_fatal("'%s' is no file name to write; use -o PATH", d.name);
+	/* Without -o the file goes to the current folder under the name's last component, by
+	 * the file-name rule the server stores under (text.h): never "..", a folder, a control
+	 * character or a reserved prefix. */
+	if (c->cfg->output == NULL && text_file_name(d.name, base, NULL) != 0) {
+		text_escape(d.name, shown, sizeof(shown));
+		log_fatal("'%s' is no file name to write here; use -o PATH", shown);
 		return CX_USAGE;
 	}
 	if ((size_t)snprintf(d.out, sizeof(d.out), "%s", c->cfg->output != NULL ?

@@ -135,22 +135,23 @@ net_connect(const char *host, const char *port, int timeout_ms, int *fd, char *w
 }
 
 int
-net_send2(int fd, const void *a, size_t a_len, const void *b, size_t b_len, int timeout_ms)
+net_sendv(int fd, struct iovec *iov, size_t n_iov, int timeout_ms)
 {
-	struct iovec iov[2];
 	struct msghdr mh;
 	ssize_t n;
 	size_t done;
 	int r;
 
-	iov[0].iov_base = (void *)(uintptr_t)a;
-	iov[0].iov_len = a_len;
-	iov[1].iov_base = (void *)(uintptr_t)b;
-	iov[1].iov_len = b_len;
-	while (iov[0].iov_len + iov[1].iov_len > 0) {
+	for (;;) {
+		while (n_iov > 0 && iov->iov_len == 0) {
+			iov++;
+			n_iov--;
+		}
+		if (n_iov == 0)
+			return 0;
 		memset(&mh, 0, sizeof(mh));
-		mh.msg_iov = iov[0].iov_len > 0 ? iov : iov + 1;
-		mh.msg_iovlen = iov[0].iov_len > 0 ? 2 : 1;
+		mh.msg_iov = iov;
+		mh.msg_iovlen = n_iov;
 		n = sendmsg(fd, &mh, MSG_NOSIGNAL);
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -161,18 +162,32 @@ net_send2(int fd, const void *a, size_t a_len, const void *b, size_t b_len, int 
 		}
 		if (n < 0)
 			return SD_ERR_IO;
-		done = (size_t)n;
-		if (done >= iov[0].iov_len) {
-			done -= iov[0].iov_len;
-			iov[0].iov_len = 0;
-			iov[1].iov_base = (uint8_t *)iov[1].iov_base + done;
-			iov[1].iov_len -= done;
-		} else {
-			iov[0].iov_base = (uint8_t *)iov[0].iov_base + done;
-			iov[0].iov_len -= done;
+		/* Past what was taken: whole pieces dropped, the first one left shortened. */
+		for (done = (size_t)n; done > 0 && n_iov > 0; ) {
+			if (done >= iov->iov_len) {
+				done -= iov->iov_len;
+				iov->iov_len = 0;
+				iov++;
+				n_iov--;
+			} else {
+				iov->iov_base = (uint8_t *)iov->iov_base + done;
+				iov->iov_len -= done;
+				done = 0;
+			}
 		}
 	}
-	return 0;
+}
+
+int
+net_send2(int fd, const void *a, size_t a_len, const void *b, size_t b_len, int timeout_ms)
+{
+	struct iovec iov[2];
+
+	iov[0].iov_base = (void *)(uintptr_t)a;
+	iov[0].iov_len = a_len;
+	iov[1].iov_base = (void *)(uintptr_t)b;
+	iov[1].iov_len = b_len;
+	return net_sendv(fd, iov, 2, timeout_ms);
 }
 
 int

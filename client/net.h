@@ -6,6 +6,7 @@
 #define SD_CLIENT_NET_H
 
 #include <stddef.h>
+#include <sys/uio.h>
 
 /* Resolves host (name, IPv4 or IPv6) and port with getaddrinfo and tries each address until one
  * connects within timeout_ms. *fd is the connected socket (the caller closes it). why gets a
@@ -15,6 +16,10 @@ int net_connect(const char *host, const char *port, int timeout_ms, int *fd, cha
 /* Sends the two pieces back to back (b may be empty), waiting at most timeout_ms whenever the
  * socket cannot take more bytes. */
 int net_send2(int fd, const void *a, size_t a_len, const void *b, size_t b_len, int timeout_ms);
+/* Sends the n_iov pieces back to back (empty ones allowed) in as few sendmsg() calls as the
+ * socket allows, with the same waiting rule. The pieces are borrowed; iov itself is advanced
+ * over what was sent (its contents are undefined afterwards). */
+int net_sendv(int fd, struct iovec *iov, size_t n_iov, int timeout_ms);
 /* Waits at most timeout_ms for bytes and reads up to cap of them: *got > 0, or *got == 0 when
  * the peer closed the connection. */
 int net_recv(int fd, void *buf, size_t cap, size_t *got, int timeout_ms);

@@ -1,12 +1,16 @@
 /* send.c: one upload of the file (send.h): read, CRC, encrypt and cut into 828 packets in one
  * pass. Memory is fixed whatever the file size: one read chunk, its ciphertext, and the output
- * buffer (a bounded struct buf) that gathers packet headers and content before each write. */
+ * buffer (a bounded struct buf of fixed storage) that gathers packet headers and content before
+ * each write. In the common case (one CBC stream, not --paced) the ciphertext is not copied
+ * into that buffer: each write is a list of pieces (headers from the buffer, content straight
+ * from the ciphertext chunk), sent before the chunk is reused. */
 #include "send.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "../protocol/aes.h"
@@ -27,6 +31,11 @@ struct sender {
 	struct aes_cbc *enc;
 	struct cksum ck;
 	struct buf out;       /* wire bytes not yet written, at most SEND_OUT_BUFFER */
+	uint8_t *out_mem;     /* its storage, SEND_OUT_BUFFER bytes (fixed: pieces point into it) */
+	int direct;           /* content goes out from s->cipher, listed in iov */
+	struct iovec iov[SEND_IOV_MAX]; /* direct: the pieces of the next write, in order */
+	size_t n_iov;
+	size_t out_mark;      /* direct: bytes of out already listed in iov */
 	uint8_t *plain;       /* SEND_IO_CHUNK bytes read from the file */
 	uint8_t *cipher;      /* SEND_IO_CHUNK + AES_BLOCK_SIZE bytes: their ciphertext */
 	uint64_t read;        /* plaintext bytes read so far */
@@ -79,21 +88,44 @@ send_plan(const struct send_layout *l, uint64_t plain_size, uint32_t *packet_siz
 
 /* ---- output ---- */
 
+/* Direct: lists the bytes put into out since the last piece as a piece of their own (the
+ * caller has kept a slot free). */
+static void
+list_out(struct sender *s)
+{
+	if (buf_len(&s->out) == s->out_mark)
+		return;
+	s->iov[s->n_iov].iov_base = (void *)(uintptr_t)(buf_ptr(&s->out) + s->out_mark);
+	s->iov[s->n_iov].iov_len = buf_len(&s->out) - s->out_mark;
+	s->n_iov++;
+	s->out_mark = buf_len(&s->out);
+}
+
 static int
 out_flush(struct sender *s)
 {
 	int r = 0;
 
-	if (buf_len(&s->out) == 0)
-		return 0;
-	/* --paced: this packet starts only when the previous one has left our send queue, so
-	 * that it travels alone, in one segment when it fits one. */
-	if (s->l->paced && net_wait_sent(s->job->sock, s->job->timeout_ms) != 0)
-		r = -1;
-	if (r == 0 && net_send2(s->job->sock, buf_ptr(&s->out), buf_len(&s->out), NULL, 0,
-	    s->job->timeout_ms) != 0)
-		r = -1;
-	buf_reset(&s->out);
+	if (s->direct) {
+		list_out(s);
+		if (s->n_iov > 0 && net_sendv(s->job->sock, s->iov, s->n_iov,
+		    s->job->timeout_ms) != 0)
+			r = -1;
+		s->n_iov = 0;
+		s->out_mark = 0;
+		buf_reset(&s->out);
+	} else {
+		if (buf_len(&s->out) == 0)
+			return 0;
+		/* --paced: this packet starts only when the previous one has left our send
+		 * queue, so that it travels alone, in one segment when it fits one. */
+		if (s->l->paced && net_wait_sent(s->job->sock, s->job->timeout_ms) != 0)
+			r = -1;
+		if (r == 0 && net_send2(s->job->sock, buf_ptr(&s->out), buf_len(&s->out), NULL,
+		    0, s->job->timeout_ms) != 0)
+			r = -1;
+		buf_reset(&s->out);
+	}
 	if (r != 0) {
 		if (errno == ETIMEDOUT)
 			log_fatal("sending the file: the server took nothing for %d.%03d s (timeout)",
@@ -133,6 +165,24 @@ out_put(struct sender *s, const uint8_t *p, size_t n)
 		p += k;
 		n -= k;
 	}
+	return 0;
+}
+
+/* Content that stays where it is until the next out_flush(): listed as a piece of its own when
+ * direct and large enough to be worth a piece, copied into out otherwise. */
+static int
+out_content(struct sender *s, const uint8_t *p, size_t n)
+{
+	int r;
+
+	if (!s->direct || n < SEND_PIECE_MIN)
+		return out_put(s, p, n);
+	if (s->n_iov + 2 > SEND_IOV_MAX && (r = out_flush(s)) != 0)
+		return r;
+	list_out(s);
+	s->iov[s->n_iov].iov_base = (void *)(uintptr_t)p;
+	s->iov[s->n_iov].iov_len = n;
+	s->n_iov++;
 	return 0;
 }
 
@@ -295,7 +345,7 @@ cut(struct sender *s, struct cutter *c, const uint8_t *p, size_t n)
 			c->next++;
 		}
 		k = n < c->left ? n : (size_t)c->left;
-		if ((r = out_put(s, p, k)) != 0)
+		if ((r = out_content(s, p, k)) != 0)
 			return r;
 		c->left -= k;
 		p += k;
@@ -309,7 +359,8 @@ cut(struct sender *s, struct cutter *c, const uint8_t *p, size_t n)
 	return 0;
 }
 
-/* Layouts 1-4: the file is one CBC stream, its ciphertext cut into packets. */
+/* Layouts 1-4: the file is one CBC stream, its ciphertext cut into packets. When direct,
+ * each chunk's packets are written before the chunk's buffer takes the next ciphertext. */
 static int
 send_stream(struct sender *s, uint32_t ps, uint32_t packets, uint64_t cipher)
 {
@@ -322,6 +373,8 @@ send_stream(struct sender *s, uint32_t ps, uint32_t packets, uint64_t cipher)
 		want = size - s->read < SEND_IO_CHUNK ? (size_t)(size - s->read) : SEND_IO_CHUNK;
 		if ((r = read_and_encrypt(s, want, &clen)) != 0 ||
 		    (r = cut(s, &c, s->cipher, clen)) != 0)
+			return r;
+		if (s->direct && (r = out_flush(s)) != 0)
 			return r;
 	}
 	if ((r = check_file_end(s)) != 0 || (r = encrypt_final(s, &clen)) != 0 ||
@@ -387,7 +440,7 @@ send_file(const struct send_layout *l, const struct send_job *job, uint32_t *crc
 	memset(&s, 0, sizeof(s));
 	s.l = l;
 	s.job = job;
-	buf_init(&s.out, SEND_OUT_BUFFER);
+	s.direct = !l->per_packet && !l->paced;
 	*crc = 0;
 	if (lseek(job->file_fd, 0, SEEK_SET) != 0 || fstat(job->file_fd, &st) != 0) {
 		log_fatal("cannot read %s: %s", job->file_path, strerror(errno));
@@ -412,11 +465,13 @@ send_file(const struct send_layout *l, const struct send_job *job, uint32_t *crc
 	}
 	s.plain = malloc(SEND_IO_CHUNK);
 	s.cipher = malloc(SEND_IO_CHUNK + AES_BLOCK_SIZE);
-	if (s.plain == NULL || s.cipher == NULL) {
+	s.out_mem = malloc(SEND_OUT_BUFFER);
+	if (s.plain == NULL || s.cipher == NULL || s.out_mem == NULL) {
 		log_fatal("out of memory");
 		r = CX_FILE;
 		goto out;
 	}
+	buf_fixed(&s.out, s.out_mem, SEND_OUT_BUFFER);
 	if ((r = aes_cbc_new(&s.enc, job->aes_key, AES_ENCRYPT)) != 0) {
 		log_fatal("cannot start encryption: %s", sd_strerror(r));
 		r = CX_FILE;
@@ -438,6 +493,9 @@ out:
 		free(s.plain);
 	}
 	free(s.cipher);
-	buf_free(&s.out);
+	if (s.out_mem != NULL) {
+		crypto_wipe(s.out_mem, SEND_OUT_BUFFER); /* it held the client ID */
+		free(s.out_mem);
+	}
 	return r;
 }

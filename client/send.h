@@ -1,8 +1,9 @@
 /* send.h: one upload of the file as 828 packets (SPEC.md 5): the packet plan, the cutter that
  * cuts one AES-CBC stream into packets (layouts 1-4), the sender that encrypts each packet on
  * its own (layout 5), and --paced (each packet written whole, on its own). Wire bytes gather in
- * one bounded struct buf (protocol/buf.h) before they are written. Prints its failures (log.h)
- * and returns an exit status (options.h). Nothing here is kept between calls. */
+ * one bounded struct buf (protocol/buf.h) before they are written; for one CBC stream without
+ * --paced, only the headers do, and the ciphertext is written from where it was encrypted.
+ * Prints its failures (log.h) and returns an exit status (options.h). Nothing here is kept between calls. */
 #ifndef SD_CLIENT_SEND_H
 #define SD_CLIENT_SEND_H
 
@@ -13,6 +14,8 @@
 #define SEND_IO_CHUNK 65536u          /* plaintext read per step; memory does not grow beyond */
 #define SEND_OUT_BUFFER (256u * 1024u) /* wire bytes gathered before one write */
 #define SEND_MAX_PACKETS 65535u        /* total_packets is a u16 */
+#define SEND_IOV_MAX 64u               /* pieces per write (headers and content, see send.c) */
+#define SEND_PIECE_MIN 4096u           /* shorter content is copied rather than listed */
 
 /* How the file is cut into packets (the options of docs/sealdrop-client.1). */
 struct send_layout {

@@ -13,6 +13,7 @@
 #include "../protocol/rsa.h"
 #include "../protocol/err.h"
 #include "../protocol/hex.h"
+#include "../protocol/text.h"
 #include "identity.h"
 #include "log.h"
 
@@ -79,19 +80,15 @@ v4_call(struct v4_client *c, uint16_t code, const struct buf *req, struct v4_rep
 unsigned
 v4_error_reply(struct v4_client *c, const struct v4_reply *rep, const char *what)
 {
-	char msg[V4_MESSAGE_BUF];
-	size_t i;
+	char msg[TEXT_ESCAPE_SIZE(V4_MESSAGE_BUF)];
 
 	if (msg4_error_decode(rep->p, rep->n, &c->last_error) != 0) {
 		log_error("%s: the server answered ERROR (malformed payload)", what);
 		memset(&c->last_error, 0, sizeof(c->last_error));
 		return 0;
 	}
-	/* The message is the server's text: print it without control characters. */
-	for (i = 0; c->last_error.message[i] != '\0'; i++)
-		msg[i] = ((unsigned char)c->last_error.message[i] < 0x20 ||
-		    c->last_error.message[i] == 0x7f) ? '?' : c->last_error.message[i];
-	msg[i] = '\0';
+	/* The message is the server's text: through the display sanitiser (C0, DEL, C1). */
+	text_escape(c->last_error.message, msg, sizeof(msg));
 	log_error("%s: the server answered ERROR %u (%s)%s%s", what, c->last_error.reason,
 	    msg4_reason_name(c->last_error.reason), msg[0] != '\0' ? ": " : "", msg);
 	return c->last_error.reason;
@@ -416,10 +413,17 @@ v4_disconnect(struct v4_client *c)
 	c->conn = NULL;
 }
 
+/* --protocol auto's first TLS attempt to a server not pinned waits this long (at most
+ * --timeout) for the handshake: a version-3 server may neither answer a ClientHello nor close,
+ * waiting for the rest of what it took for a request, and the fallback should not wait the
+ * whole --timeout (30 s). A TLS server answers a ClientHello at once. */
+#define V4_PROBE_HANDSHAKE_MS 5000
+
 /* The first connection of a run, before any fallback decision, reports a server that does
- * not speak TLS as CX_OK with *not_tls = 1. */
+ * not speak TLS as CX_OK with *not_tls = 1. probe: the handshake deadline is
+ * V4_PROBE_HANDSHAKE_MS. */
 static int
-open_conn(struct v4_client *c, int *not_tls)
+open_conn(struct v4_client *c, int *not_tls, int probe)
 {
 	const struct v4_config *cfg = c->cfg;
 	struct v4conn_config cc;
@@ -433,6 +437,8 @@ open_conn(struct v4_client *c, int *not_tls)
 	cc.port = cfg->port;
 	cc.connect_timeout_ms = cfg->connect_timeout_ms;
 	cc.timeout_ms = cfg->timeout_ms;
+	if (probe && cfg->timeout_ms > V4_PROBE_HANDSHAKE_MS)
+		cc.handshake_timeout_ms = V4_PROBE_HANDSHAKE_MS;
 	cc.creds = c->creds;
 	cc.expected_fp = c->pinned[0] != '\0' ? c->pinned : NULL;
 	why[0] = '\0';
@@ -497,7 +503,7 @@ v4_connect(struct v4_client *c)
 	int r, not_tls;
 
 	v4_disconnect(c);
-	if ((r = open_conn(c, &not_tls)) != 0)
+	if ((r = open_conn(c, &not_tls, 0)) != 0)
 		return r;
 	if (not_tls) {
 		log_warn("%s no longer answers TLS", c->server_key);
@@ -523,7 +529,9 @@ v4_run(const struct v4_config *cfg, int allow_fallback, int *not_v4)
 	c->cfg = cfg;
 	if ((r = load_pin(c)) != 0 || (r = load_identities(c)) != 0)
 		goto out;
-	r = open_conn(c, &not_tls);
+	/* Only a fallback needs the short deadline: without one (--protocol 4) or to a pinned
+	 * server (no fallback either way) the handshake has the whole --timeout. */
+	r = open_conn(c, &not_tls, allow_fallback && c->pinned[0] == '\0');
 	if (r == CX_CONNECTION && c->conn == NULL) {
 		/* The handshake timed out: a server that does not speak TLS may be waiting for
 		 * the rest of what it took for a version-3 request. */

@@ -103,7 +103,8 @@ v4conn_open(const struct v4conn_config *cfg, struct v4conn **out, char *presente
 		snprintf(why, why_cap, "cannot start TLS: %s", sd_strerror(r));
 		goto out;
 	}
-	deadline = now_ms() + cfg->timeout_ms;
+	deadline = now_ms() + (cfg->handshake_timeout_ms > 0 ? cfg->handshake_timeout_ms :
+	    cfg->timeout_ms);
 	for (;;) {
 		r = tls_handshake(c->tls);
 		if (r != SD_ERR_WANT_READ && r != SD_ERR_WANT_WRITE)

@@ -26,6 +26,7 @@ struct v4conn_config {
 	const char *port;
 	int connect_timeout_ms;
 	int timeout_ms;                  /* every later wait: handshake, each write, each read */
+	int handshake_timeout_ms;        /* > 0: the handshake's own deadline instead */
 	const struct tls_creds *creds;   /* our identity (borrowed; outlives the connection) */
 	const char *expected_fp;         /* the pinned server fingerprint, or NULL (TOFU) */
 };

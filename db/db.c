@@ -748,6 +748,16 @@ enable_wal(struct db *db)
 }
 
 int
+db_set_busy_timeout(struct db *db, unsigned ms)
+{
+	if (db == NULL || ms > INT32_MAX)
+		return SD_ERR_INVALID_ARG;
+	if (sqlite3_busy_timeout(db->sql, (int)ms) != SQLITE_OK)
+		return sql_fail(db, SQLITE_ERROR);
+	return 0;
+}
+
+int
 db_open(const char *path, enum db_open_mode mode, struct db **out)
 {
 	return db_open_why(path, mode, out, NULL, 0);
@@ -1006,6 +1016,33 @@ db_client_set_aes_key(struct db *db, const uint8_t id[CLIENT_ID_SIZE],
 		return r;
 	}
 	return update_one(db, s);
+}
+
+int
+db_client_set_keys(struct db *db, const uint8_t id[CLIENT_ID_SIZE], const uint8_t *public_key,
+    size_t len, const uint8_t aes_key[AES_KEY_SIZE])
+{
+	int r, in_tx = 0;
+
+	if (db == NULL || id == NULL || public_key == NULL || len == 0 ||
+	    len > PUBLIC_KEY_SIZE || aes_key == NULL)
+		return SD_ERR_INVALID_ARG;
+	/* Both keys or neither: a public key stored without its AES key would refuse every
+	 * later 826 of a client that never got a key. */
+	if ((r = tx_begin(db)) != 0)
+		goto out;
+	in_tx = 1;
+	if ((r = db_client_set_public_key(db, id, public_key, len)) != 0 ||
+	    (r = db_client_set_aes_key(db, id, aes_key)) != 0)
+		goto out;
+	if ((r = tx_commit(db)) != 0)
+		goto out;
+	in_tx = 0;
+	r = 0;
+out:
+	if (in_tx)
+		tx_abort(db);
+	return r;
 }
 
 int

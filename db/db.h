@@ -31,6 +31,9 @@ enum db_open_mode {
 /* Opens (and in DB_READ_WRITE mode creates or upgrades) the database at path (":memory:"
  * works for tests). SD_ERR_SCHEMA if the file is not a sealdrop database. */
 int db_open(const char *path, enum db_open_mode mode, struct db **out);
+/* How long each statement waits for another connection's write lock before it fails with
+ * SD_ERR_DB ("database is locked"); db_open sets DB_BUSY_TIMEOUT_MS (5 s). */
+int db_set_busy_timeout(struct db *db, unsigned ms);
 /* (db_open's other results: SD_ERR_NOT_FOUND for a missing file in DB_READ_ONLY mode,
  * SD_ERR_IO when the file cannot be opened, SD_ERR_DB for other SQLite failures.)
  * DB_READ_WRITE upgrades an older schema (version 1, or a reference server's tables) in place
@@ -105,6 +108,11 @@ int db_client_set_public_key(struct db *db, const uint8_t id[CLIENT_ID_SIZE],
 /* Stores the AES key most recently issued to the client. */
 int db_client_set_aes_key(struct db *db, const uint8_t id[CLIENT_ID_SIZE],
     const uint8_t key[AES_KEY_SIZE]);
+/* 826: in one transaction, the public key of a client that has none (as
+ * db_client_set_public_key: SD_ERR_EXISTS, SD_ERR_NOT_FOUND) and the AES key issued to it.
+ * Nothing changes on failure, so the client may send 826 again. */
+int db_client_set_keys(struct db *db, const uint8_t id[CLIENT_ID_SIZE],
+    const uint8_t *public_key, size_t len, const uint8_t aes_key[AES_KEY_SIZE]);
 /* LastSeen = now. SD_ERR_NOT_FOUND if no such client. */
 int db_client_touch(struct db *db, const uint8_t id[CLIENT_ID_SIZE]);
 

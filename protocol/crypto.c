@@ -21,6 +21,11 @@ static void do_init(void)
 	/* Someone (a test harness, another library) may have set libgcrypt up already. */
 	if (gcry_control(GCRYCTL_INITIALIZATION_FINISHED_P))
 		return;
+	/* The kernel's RNG (getrandom) behind every gcry_randomize(), instead of libgcrypt's own
+	 * pool, whose fast poll costs getpid + getrusage + clock_gettime per call (a server does a
+	 * few calls per registration). Must come before gcry_check_version(); ignored if
+	 * libgcrypt was already set up. */
+	gcry_control(GCRYCTL_SET_PREFERRED_RNG_TYPE, GCRY_RNG_TYPE_SYSTEM);
 	if (gcry_check_version(GCRYPT_VERSION) == NULL) {
 		init_err = SD_ERR_CRYPTO;
 		return;

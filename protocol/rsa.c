@@ -406,6 +406,7 @@ int rsa_oaep_wrap(const struct rsa_public *k, const uint8_t key[AES_KEY_SIZE],
     uint8_t out[WRAPPED_KEY_SIZE])
 {
 	gcry_sexp_t data = NULL, enc = NULL, a = NULL;
+	uint8_t *secret = NULL;
 	const char *p;
 	size_t len = 0;
 	int r;
@@ -414,8 +415,16 @@ int rsa_oaep_wrap(const struct rsa_public *k, const uint8_t key[AES_KEY_SIZE],
 		return SD_ERR_INVALID_ARG;
 	if (!wraps_fit(k->bits))
 		return SD_ERR_BAD_KEY;
+	/* gcry_sexp_build puts the s-expression in secure memory when a %b buffer is in it, and
+	 * libgcrypt wipes secure s-expressions on release: from ordinary memory, every issued
+	 * key would stay in freed heap. */
+	if ((secret = crypto_alloc_secret(AES_KEY_SIZE)) == NULL) {
+		r = SD_ERR_ALLOC;
+		goto out;
+	}
+	memcpy(secret, key, AES_KEY_SIZE);
 	if (gcry_sexp_build(&data, NULL, "(data (flags oaep) (hash-algo sha1) (value %b))",
-	    (int)AES_KEY_SIZE, key) != 0 ||
+	    (int)AES_KEY_SIZE, secret) != 0 ||
 	    gcry_pk_encrypt(&enc, data, k->key) != 0 ||
 	    (a = gcry_sexp_find_token(enc, "a", 0)) == NULL ||
 	    (p = gcry_sexp_nth_data(a, 1, &len)) == NULL || len == 0 || len > WRAPPED_KEY_SIZE) {
@@ -430,6 +439,7 @@ out:
 	gcry_sexp_release(data); /* libgcrypt wipes sexps it holds in secure memory */
 	gcry_sexp_release(enc);
 	gcry_sexp_release(a);
+	crypto_free_secret(secret, AES_KEY_SIZE);
 	return r;
 }
 

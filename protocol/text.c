@@ -175,6 +175,10 @@ text_escape(const char *in, char *out, size_t cap)
 	n = in != NULL ? strlen(in) : 0;
 	while (i < n) {
 		k = text_utf8_len(p + i, n - i);
+		/* C1 controls (U+0080 to U+009F, UTF-8 C2 80 to C2 9F) move a cursor too
+		 * (U+009B is CSI): escaped byte by byte like C0. */
+		if (k == 2 && p[i] == 0xc2 && p[i + 1] < 0xa0)
+			k = 0;
 		if (k == 0 || p[i] < 0x20 || p[i] == 0x7f) {
 			if (o + 4 >= cap)
 				break;

@@ -53,8 +53,8 @@ int text_file_name(const char *wire_name, char out[NAME_FIELD_SIZE], enum text_f
  * shown as "". out is always NUL-terminated if cap >= 1; cap < 4 gives "". */
 void text_ascii_safe(const char *in, char *out, size_t cap);
 
-/* text_escape: well-formed UTF-8 kept as is (for a terminal), C0 controls, DEL and bytes that
- * are not UTF-8 written as "\xNN". Whole units only: the result is cut before the first unit
+/* text_escape: well-formed UTF-8 kept as is (for a terminal), C0 controls, DEL, C1 controls
+ * (U+0080 to U+009F, each of their two bytes) and bytes that are not UTF-8 written as "\xNN". Whole units only: the result is cut before the first unit
  * that does not fit. out gets at most cap - 1 bytes and a NUL (cap >= 1); TEXT_ESCAPE_SIZE(n)
  * bytes always hold the whole text of an n-byte input. Returns the bytes written. */
 #define TEXT_ESCAPE_SIZE(n) (4 * (n) + 1)

@@ -270,7 +270,10 @@ drop_intent(struct recover *k, const struct db_commit *in, const char *why)
 {
 	int r;
 
-	log_server("commit of %s dropped at start-up: %s", in->path_name, why);
+	char shown[LOG_PATH_MAX + 1];
+
+	log_sanitize_path(in->path_name, shown, sizeof(shown));
+	log_server("commit of %s dropped at start-up: %s", shown, why);
 	if ((r = db_commit_delete(k->db, in->owner, in->file_name)) != 0)
 		return r;
 	k->dropped++;
@@ -283,10 +286,11 @@ on_intent(void *ctx, const struct db_commit *in)
 {
 	struct recover *k = ctx;
 	const char *tmp, *fin;
-	char hex[CLIENT_ID_SIZE * 2 + 1];
+	char hex[CLIENT_ID_SIZE * 2 + 1], shown[LOG_PATH_MAX + 1];
 	struct stat st;
 	int dir_fd = -1, r;
 
+	log_sanitize_path(in->path_name, shown, sizeof(shown));
 	if (split_rel(in->temp_path, in->owner, &tmp) != 0 ||
 	    split_rel(in->path_name, in->owner, &fin) != 0 ||
 	    strncmp(tmp, STORAGE_TMP_PREFIX, strlen(STORAGE_TMP_PREFIX)) != 0)
@@ -299,7 +303,7 @@ on_intent(void *ctx, const struct db_commit *in)
 	}
 	if (fstatat(dir_fd, tmp, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode)) {
 		if (renameat(dir_fd, tmp, dir_fd, fin) != 0 || fsync(dir_fd) != 0) {
-			log_server("fatal: cannot roll the commit of %s forward: %s", in->path_name,
+			log_server("fatal: cannot roll the commit of %s forward: %s", shown,
 			    strerror(errno));
 			r = SD_ERR_IO;
 			goto out;
@@ -314,7 +318,7 @@ on_intent(void *ctx, const struct db_commit *in)
 	if ((r = db_commit_publish(k->db, in->owner, in->file_name)) != 0)
 		goto out;
 	k->rolled++;
-	log_server("commit of %s rolled forward: %llu bytes, cksum %u, %s", in->path_name,
+	log_server("commit of %s rolled forward: %llu bytes, cksum %u, %s", shown,
 	    (unsigned long long)in->size, (unsigned)in->crc,
 	    in->verified ? "verified" : "not verified");
 out:

@@ -27,6 +27,8 @@ config_defaults(struct server_config *c)
 	c->idle_timeout = CONFIG_DEFAULT_IDLE_TIMEOUT;
 	c->grace = CONFIG_DEFAULT_GRACE;
 	c->max_file_size = CONFIG_DEFAULT_MAX_FILE_SIZE;
+	c->max_file_size_v4 = CONFIG_DEFAULT_MAX_FILE_SIZE_V4;
+	c->resume_ttl = CONFIG_DEFAULT_RESUME_TTL;
 	c->test_corrupt_crc = 0;
 	c->pending_ttl = CONFIG_DEFAULT_PENDING_TTL;
 	c->max_client_storage = CONFIG_DEFAULT_MAX_CLIENT_STORAGE;

@@ -17,6 +17,9 @@ struct tls_creds;
 #define CONFIG_DEFAULT_GRACE 10u             /* seconds uploads may finish after SIGTERM */
 #define CONFIG_DEFAULT_MAX_FILE_SIZE 4294967295ull  /* the 32-bit size field's ceiling */
 #define CONFIG_MAX_WORKERS 256u
+/* Version 4 has 64-bit sizes: without --max-file-size its uploads may reach 2^63 - 1 bytes. */
+#define CONFIG_DEFAULT_MAX_FILE_SIZE_V4 9223372036854775807ull
+#define CONFIG_DEFAULT_RESUME_TTL 86400u      /* seconds a partial version-4 upload is kept */
 #define CONFIG_DEFAULT_PENDING_TTL 600u      /* seconds a registration without a key lives */
 #define CONFIG_PENDING_SWEEP_MAX 60u         /* seconds between sweeps of expired ones, at most */
 /* Per client and per address (limits.h); 0 in a field below means no limit. */
@@ -39,6 +42,9 @@ struct server_config {
 	unsigned idle_timeout;       /* seconds */
 	unsigned grace;              /* seconds */
 	uint64_t max_file_size;      /* plaintext bytes */
+	uint64_t max_file_size_v4;   /* plaintext bytes of a version-4 upload (--max-file-size
+	                              * sets both; version 3's field is 32 bits anyway) */
+	unsigned resume_ttl;         /* seconds a partial version-4 upload is kept */
 	unsigned test_corrupt_crc;   /* test only: first N 1603 of each connection carry a bad CRC */
 	unsigned pending_ttl;        /* seconds: pending registrations (no key) older go */
 	const char *tls_key_path;    /* NULL: server.key beside the database */

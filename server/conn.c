@@ -18,10 +18,13 @@
 #include "../protocol/msg.h"
 #include "commit.h"
 #include "config.h"
+#include "fetch.h"
 #include "handlers.h"
 #include "handlers_v4.h"
 #include "log.h"
+#include "put.h"
 #include "receive.h"
+#include "xfer.h"
 
 /* Largest file-packet payload the parser lets through: the reassembler checks the exact
  * sizes; this only keeps absurd claims out before a byte of content is read. A fixed-size
@@ -143,6 +146,8 @@ conn_free(struct conn *c)
 		conn_log_end(c, "send file", "aborted: connection closed mid-upload; partial file "
 		    "removed");
 	receive_abort(c);
+	put_release(c);
+	fetch_end(c);
 	commit_discard(c);  /* never confirmed: the stored version stays */
 	set_pending(c, 0);
 	c->tr.ops->close(&c->tr);
@@ -167,7 +172,7 @@ int
 conn_busy(const struct conn *c)
 {
 	return !frame_idle(&c->parser) || c->recv != NULL || c->awaiting_verdict ||
-	    buf_len(&c->out) > 0;
+	    buf_len(&c->out) > 0 || c->put != NULL || c->get != NULL;
 }
 
 /* One log line with this connection's worker and peer; capped says whether it counts against
@@ -287,6 +292,16 @@ conn_set_identity(struct conn *c, const uint8_t id[CLIENT_ID_SIZE], const char *
 	c->has_key = 1;
 }
 
+void
+conn_enter_v4(struct conn *c)
+{
+	/* What check_tls() does once a handshake is done, for tests that drive a connection
+	 * without TLS. */
+	receive_abort(c);
+	c->v4 = 1;
+	frame_init_v4(&c->parser, FRAME_REQUESTS);
+}
+
 /* A transport that ended in an error: its reason in the log (TLS says why), then closing. */
 static void
 transport_failed(struct conn *c)
@@ -313,10 +328,12 @@ check_tls(struct conn *c)
 	handlers_v4_start(c, fp);
 }
 
-/* 1 while an 828's content is arriving (for a file or to be dropped). */
+/* 1 while an 828's or 851's content is arriving (for a file or to be dropped). */
 static int
 streaming(const struct conn *c)
 {
+	if (c->v4)
+		return put_in_chunk(c);
 	return c->skip_content || (c->recv != NULL && receive_in_packet(c->recv));
 }
 
@@ -399,15 +416,17 @@ conn_on_readable(struct conn *c)
 	int i;
 
 	for (i = 0; i < CONN_READS_PER_WAKE && !c->closing && !c->finishing; i++) {
-		if (buf_len(&c->out) >= CONN_OUT_HIGH)
-			break;  /* backpressure: the peer must read its replies first */
+		if (buf_len(&c->out) >= CONN_OUT_HIGH || c->get != NULL)
+			break;  /* backpressure: the peer must read its replies (or download) first */
 		n = c->tr.ops->read(&c->tr, c->env->rbuf, CONN_READ_CHUNK);
 		if (!c->v4)
 			check_tls(c);
 		if (n == CONN_IO_EOF) {
 			if (!frame_idle(&c->parser) || c->recv != NULL)
 				conn_log_end(c, "connection", "closed by the peer mid-message");
-			conn_close_later(c);
+			/* A half-close after the last request still waits for its replies (1603,
+			 * 1604): close once they are sent (conn_flush below). */
+			conn_close_after_reply(c);
 			break;
 		}
 		if (n < 0) {
@@ -425,7 +444,7 @@ conn_on_readable(struct conn *c)
 	if (!c->closing) {
 		/* Out of turns with input still held by the transport: epoll will not report it,
 		 * so the loop comes back to this connection without waiting. */
-		set_pending(c, !c->finishing && buf_len(&c->out) < CONN_OUT_HIGH &&
+		set_pending(c, !c->finishing && c->get == NULL && buf_len(&c->out) < CONN_OUT_HIGH &&
 		    c->tr.ops->pending(&c->tr));
 		conn_flush(c);
 	}
@@ -476,9 +495,13 @@ conn_on_writable(struct conn *c)
 		return;
 	}
 	conn_flush(c);
+	if (c->get != NULL && !c->closing) {
+		fetch_pump(c);  /* a download refills the output as it drains */
+		conn_flush(c);
+	}
 	/* Input the transport holds was left alone while output was backed up; epoll will not
 	 * report it, so the loop must come back for it now that output drained. */
-	if (!c->closing && !c->finishing && buf_len(&c->out) < CONN_OUT_HIGH &&
+	if (!c->closing && !c->finishing && c->get == NULL && buf_len(&c->out) < CONN_OUT_HIGH &&
 	    c->tr.ops->pending(&c->tr))
 		set_pending(c, 1);
 }
@@ -494,11 +517,12 @@ conn_want(struct conn *c)
 	if (c->finishing)  /* only the last reply goes out */
 		return (pending > 0 ? CONN_WANT_WRITE : 0u) | c->tr.ops->want(&c->tr);
 	/* Hysteresis: stop reading at CONN_OUT_HIGH, resume below half of it. */
-	c->reading = pending < CONN_OUT_HIGH / 2 || (c->reading && pending < CONN_OUT_HIGH);
+	c->reading = c->get == NULL &&
+	    (pending < CONN_OUT_HIGH / 2 || (c->reading && pending < CONN_OUT_HIGH));
 	if (c->reading)
 		want |= CONN_WANT_READ;
-	if (pending > 0)
-		want |= CONN_WANT_WRITE;
+	if (pending > 0 || c->get != NULL)
+		want |= CONN_WANT_WRITE;  /* a download goes on as soon as the transport takes it */
 	return want | c->tr.ops->want(&c->tr);
 }
 
@@ -527,6 +551,8 @@ conn_check_timeouts(struct conn *c, int64_t now)
 
 	if (c->closing || conn_retry_reply(c, now))
 		return 0;
+	if (put_check(c))
+		return 1;  /* its upload was taken over: ERROR 8, closed */
 	if (c->partial_since_ms != 0 && now - c->partial_since_ms >= limit) {
 		/* Trickling a message byte by byte must not hold a connection forever. */
 		conn_log_end(c, "connection", "timed out: a message took longer than %u s to "

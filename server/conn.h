@@ -19,6 +19,8 @@
 
 struct commit_staged;
 struct db;
+struct fetch;
+struct put;
 struct receive;
 struct server_config;
 
@@ -153,6 +155,8 @@ struct conn {
 	uint8_t challenge_nonce[V4_NONCE_SIZE];     /* wiped when used and on free */
 	int finishing;                  /* the reply that ends the connection is queued: read
 	                                 * nothing more, close once it is sent */
+	struct put *put;                /* the upload in progress (put.h), NULL: none */
+	struct fetch *get;              /* the download in progress (fetch.h), NULL: none */
 };
 
 /* A connection over transport t (taken over: conn_free closes it), living in env.
@@ -162,8 +166,9 @@ struct conn *conn_new(struct conn_env *env, const struct conn_transport *t, cons
  * the key and frees; accepts NULL. The caller unlinks c from its list first. */
 void conn_free(struct conn *c);
 
-/* The transport is readable (or hung up): read, parse, handle. Marks c closing on EOF,
- * transport errors or broken framing. */
+/* The transport is readable (or hung up): read, parse, handle. Marks c closing on transport
+ * errors or broken framing; on EOF (the peer shut its side) once the replies queued so far
+ * are sent (reading stops; --idle-timeout bounds a peer that does not read them). */
 void conn_on_readable(struct conn *c);
 /* The transport is writable: send pending output. */
 void conn_on_writable(struct conn *c);
@@ -198,6 +203,10 @@ int conn_busy(const struct conn *c);
  * file being received. */
 void conn_set_identity(struct conn *c, const uint8_t id[CLIENT_ID_SIZE], const char *name,
     const uint8_t *key);
+/* Switches c to version 4 (after the TLS handshake): the version-4 frame parser, whose
+ * PUT_DATA limit follows the max_chunk this server announces, and the transfer requests. */
+void conn_enter_v4(struct conn *c);
+
 /* Writes LastSeen of client id now (errors are logged, not fatal). */
 void conn_touch(struct conn *c, const uint8_t id[CLIENT_ID_SIZE]);
 

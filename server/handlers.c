@@ -42,7 +42,7 @@ handlers_name_valid(const char *name)
 
 /* A fresh AES key for client id: wrapped to its public key (spki, len), stored as the client's
  * most recent key, made the connection's key and sent in a reply of code (1602 or 1605).
- * For 826, store_spki = 1 also stores the public key (only after everything else worked, so
+ * For 826, store_spki = 1 also stores the public key (with the AES key in one transaction, so
  * a failure leaves the client able to try 826 again). */
 static int
 issue_key(struct conn *c, uint16_t code, const uint8_t id[CLIENT_ID_SIZE], const char *name,
@@ -59,9 +59,10 @@ issue_key(struct conn *c, uint16_t code, const uint8_t id[CLIENT_ID_SIZE], const
 	crypto_random(key, sizeof(key));
 	if ((r = rsa_oaep_wrap(pub, key, reply.wrapped_key)) != 0)
 		goto out;
-	if (store_spki && (r = db_client_set_public_key(c->env->db, id, spki, spki_len)) != 0)
-		goto out;
-	if ((r = db_client_set_aes_key(c->env->db, id, key)) != 0)
+	/* Both keys in one transaction: a public key stored without the AES key would refuse
+	 * the client's retried 826 ("has a key already"). */
+	if ((r = store_spki ? db_client_set_keys(c->env->db, id, spki, spki_len, key) :
+	    db_client_set_aes_key(c->env->db, id, key)) != 0)
 		goto out;
 	conn_set_identity(c, id, name, key);
 	memcpy(reply.client_id, id, CLIENT_ID_SIZE);

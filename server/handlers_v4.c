@@ -16,6 +16,8 @@
 #include "conn.h"
 #include "handlers.h"
 #include "log.h"
+#include "put.h"
+#include "xfer.h"
 
 /* Before WELCOME a connection may have this many requests refused; then it is closed. */
 #define V4_UNKNOWN_MAX_ERRORS 32u
@@ -255,30 +257,19 @@ handle_whoami(struct conn *c, const struct frame_event *ev)
 	crypto_wipe(&cl, sizeof(cl));
 }
 
-/* The transfers (SPEC-v4.md "Uploads", "Listing, downloads, deletion"), after WELCOME only.
- * This is where their handlers plug in: one call per code (small messages here, 851's
- * streamed events in handlers_v4_stream()). */
+/* The transfers (SPEC-v4.md "Uploads", "Listing, downloads, deletion"), after WELCOME only:
+ * xfer.h routes 850, 852, 853 and 860-862 to put.c and fetch.c; 851's streamed events go to
+ * put.c from handlers_v4_stream(). */
 static void
 transfer_message(struct conn *c, const struct frame_event *ev)
 {
 	uint16_t code = ev->header->code;
 
-	switch (code) {
-	case REQ4_PUT_OPEN:
-	case REQ4_PUT_FINISH:
-	case REQ4_PUT_ABORT:
-	case REQ4_LIST:
-	case REQ4_GET:
-	case REQ4_DELETE:
-		conn_log(c, msg4_code_name(code), "refused: not served yet");
-		handlers_v4_error(c, V4_REASON_BAD_REQUEST, "not served yet");
-		break;
-	default:
-		/* 851 shorter than its 13-byte head, which the parser delivers whole. */
-		conn_log(c, msg4_code_name(code), "refused: malformed; closing");
-		handlers_v4_fail(c, V4_REASON_BAD_REQUEST, "malformed request");
-		break;
-	}
+	if (xfer_message(c, ev))
+		return;
+	/* 851 shorter than its 13-byte head, which the parser delivers whole. */
+	conn_log(c, msg4_code_name(code), "refused: malformed; closing");
+	handlers_v4_fail(c, V4_REASON_BAD_REQUEST, "malformed request");
 }
 
 void
@@ -322,8 +313,16 @@ handlers_v4_stream(struct conn *c, const struct frame_event *ev)
 {
 	/* Only 851 streams (frame.h); a refusal of its head closes the connection, so its data
 	 * never arrives here. */
-	if (ev->type != FRAME_STREAM_START)
+	switch (ev->type) {
+	case FRAME_STREAM_DATA:
+		put_data_slice(c, ev);
 		return;
+	case FRAME_STREAM_END:
+		put_data_end(c, ev);
+		return;
+	default:
+		break;
+	}
 	if (ev->header->version != PROTO_VERSION_4) {
 		conn_log(c, "put data", "refused: version %u inside TLS; closing",
 		    (unsigned)ev->header->version);
@@ -335,8 +334,7 @@ handlers_v4_stream(struct conn *c, const struct frame_event *ev)
 		handlers_v4_fail(c, V4_REASON_NOT_REGISTERED, "REGISTER or LINK first");
 		return;
 	}
-	conn_log(c, "put data", "refused: no upload open; closing");
-	handlers_v4_fail(c, V4_REASON_BAD_REQUEST, "no upload open");
+	put_data_start(c, ev);
 }
 
 void

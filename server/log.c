@@ -20,6 +20,12 @@ log_sanitize(const char *in, char *out, size_t cap)
 	text_ascii_safe(in, out, cap < LOG_NAME_MAX + 1 ? cap : LOG_NAME_MAX + 1);
 }
 
+void
+log_sanitize_path(const char *in, char *out, size_t cap)
+{
+	text_ascii_safe(in, out, cap < LOG_PATH_MAX + 1 ? cap : LOG_PATH_MAX + 1);
+}
+
 static size_t
 put_time(char *line, size_t cap)
 {

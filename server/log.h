@@ -31,4 +31,10 @@ void log_server(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * forge a log line. Cut names end in "...". out is always NUL-terminated (cap >= 4). */
 void log_sanitize(const char *in, char *out, size_t cap);
 
+/* Longest stored path a line shows ("<client id hex>/<file name>"). */
+#define LOG_PATH_MAX 320u
+/* The same for a stored path: the file name in it came from the wire (C1 controls such as
+ * U+009B are valid UTF-8 and allowed in names, but never reach a log). Cut at LOG_PATH_MAX. */
+void log_sanitize_path(const char *in, char *out, size_t cap);
+
 #endif

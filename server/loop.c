@@ -26,8 +26,15 @@
 #include "conn.h"
 #include "handlers.h"
 #include "log.h"
+#include "put.h"
 #include "transport.h"
 
+/* A worker's statements wait at most this long for another process's write lock (a backup,
+ * sealdrop-db, a second server): the wait blocks the worker's whole epoll loop, so a locked
+ * database costs the request a 1607 after 1 s instead of freezing every connection of the
+ * worker for the 5 s that db_open sets (kept for start-up and the inspect tool). Our own
+ * transactions hold the lock for milliseconds. */
+#define LOOP_DB_BUSY_MS 1000u
 #define LOOP_MAX_EVENTS 64
 /* Milliseconds between timeout checks. */
 #define LOOP_TICK_MS 250
@@ -278,6 +285,7 @@ tick(struct worker *w)
 	}
 	if (!w->listening && !w->draining)
 		listen_resume(w);
+	put_expire_tick(w->env.db, w->cfg->storage_dir, w->env.now_ms, w->index);
 	if (w->index == 0 && w->env.now_ms >= w->next_expiry_ms) {
 		if (w->next_expiry_ms != 0)  /* the start swept already */
 			handlers_expire_pending(&w->env);
@@ -465,6 +473,8 @@ worker_init(struct server *s, struct worker *w, int index)
 		    sd_strerror(r), why[0] != '\0' ? ": " : "", why);
 		return r;
 	}
+	if ((r = db_set_busy_timeout(w->env.db, LOOP_DB_BUSY_MS)) != 0)
+		return r;
 	memset(&ev, 0, sizeof(ev));
 	ev.events = EPOLLIN;
 	ev.data.ptr = &tag_wake;

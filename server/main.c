@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "../db/db.h"
 #include "../protocol/crypto.h"
@@ -20,6 +21,7 @@
 #include "identity.h"
 #include "log.h"
 #include "loop.h"
+#include "put.h"
 #include "storage.h"
 
 #ifndef SEALDROP_VERSION
@@ -28,7 +30,7 @@
 
 enum {
 	OPT_BIND = 256, OPT_DB, OPT_STORAGE, OPT_WORKERS, OPT_MAX_CONN, OPT_IDLE, OPT_MAX_FILE,
-	OPT_GRACE, OPT_CORRUPT, OPT_PENDING_TTL, OPT_TLS_KEY, OPT_TLS_CERT, OPT_FINGERPRINT,
+	OPT_GRACE, OPT_CORRUPT, OPT_PENDING_TTL, OPT_RESUME_TTL, OPT_TLS_KEY, OPT_TLS_CERT, OPT_FINGERPRINT,
 	OPT_NO_V4,
 	OPT_MAX_STORAGE, OPT_MAX_FILES, OPT_MAX_UPLOADS, OPT_MAX_REG,
 	OPT_MIN_RATE, OPT_MIN_RATE_GRACE, OPT_RETRY_REPLY,
@@ -58,7 +60,10 @@ usage(FILE *f)
 	    "      --max-connections N  open connections at most (default %u)\n"
 	    "      --idle-timeout SECS  close a connection that sent nothing for SECS\n"
 	    "                           seconds (default %u)\n"
-	    "      --max-file-size N    largest file accepted, in bytes (default %llu)\n"
+	    "      --max-file-size N    largest file accepted, in bytes (default %llu;\n"
+	    "                           version 4: 2^63 - 1)\n"
+	    "      --resume-ttl SECS    a partial version-4 upload is kept this long\n"
+	    "                           (default %u)\n"
 	    "      --grace SECS         on SIGINT/SIGTERM, time given to uploads in flight\n"
 	    "                           (default %u)\n"
 	    "      --pending-ttl SECS   a registration that got no key within SECS seconds\n"
@@ -92,8 +97,8 @@ usage(FILE *f)
 	    "  -V, --version            the version\n",
 	    CONFIG_DEFAULT_PORT, CONFIG_DEFAULT_BIND, CONFIG_DEFAULT_DB, CONFIG_DEFAULT_STORAGE,
 	    CONFIG_DEFAULT_MAX_CONNECTIONS, CONFIG_DEFAULT_IDLE_TIMEOUT,
-	    (unsigned long long)CONFIG_DEFAULT_MAX_FILE_SIZE, CONFIG_DEFAULT_GRACE,
-	    CONFIG_DEFAULT_PENDING_TTL,
+	    (unsigned long long)CONFIG_DEFAULT_MAX_FILE_SIZE, CONFIG_DEFAULT_RESUME_TTL,
+	    CONFIG_DEFAULT_GRACE, CONFIG_DEFAULT_PENDING_TTL,
 	    (unsigned long long)CONFIG_DEFAULT_MAX_CLIENT_STORAGE, CONFIG_DEFAULT_MAX_CLIENT_FILES,
 	    CONFIG_DEFAULT_MAX_UPLOADS_PER_CLIENT, CONFIG_DEFAULT_MAX_REGISTRATIONS,
 	    CONFIG_DEFAULT_MIN_UPLOAD_RATE, CONFIG_DEFAULT_MIN_RATE_GRACE,
@@ -129,6 +134,7 @@ parse_options(int argc, char **argv, struct server_config *cfg, int *port_given,
 		{ "grace", required_argument, NULL, OPT_GRACE },
 		{ "test-corrupt-crc", required_argument, NULL, OPT_CORRUPT },
 		{ "pending-ttl", required_argument, NULL, OPT_PENDING_TTL },
+		{ "resume-ttl", required_argument, NULL, OPT_RESUME_TTL },
 		{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
 		{ "tls-cert", required_argument, NULL, OPT_TLS_CERT },
 		{ "fingerprint", no_argument, NULL, OPT_FINGERPRINT },
@@ -182,10 +188,12 @@ parse_options(int argc, char **argv, struct server_config *cfg, int *port_given,
 			cfg->idle_timeout = (unsigned)v;
 			break;
 		case OPT_MAX_FILE:
-			if (number("--max-file-size", optarg, 0, CONFIG_DEFAULT_MAX_FILE_SIZE,
+			if (number("--max-file-size", optarg, 0, CONFIG_DEFAULT_MAX_FILE_SIZE_V4,
 			    &v) != 0)
 				return -1;
-			cfg->max_file_size = v;
+			cfg->max_file_size = v < CONFIG_DEFAULT_MAX_FILE_SIZE ? v :
+			    CONFIG_DEFAULT_MAX_FILE_SIZE;
+			cfg->max_file_size_v4 = v;
 			break;
 		case OPT_GRACE:
 			if (number("--grace", optarg, 0, 3600, &v) != 0)
@@ -201,6 +209,11 @@ parse_options(int argc, char **argv, struct server_config *cfg, int *port_given,
 			if (number("--pending-ttl", optarg, 1, 30u * 86400u, &v) != 0)
 				return -1;
 			cfg->pending_ttl = (unsigned)v;
+			break;
+		case OPT_RESUME_TTL:
+			if (number("--resume-ttl", optarg, 1, 365u * 86400u, &v) != 0)
+				return -1;
+			cfg->resume_ttl = (unsigned)v;
 			break;
 		case OPT_TLS_KEY:
 			cfg->tls_key_path = optarg;
@@ -305,6 +318,27 @@ recover_db(const struct server_config *cfg, struct db *db)
 	return 0;
 }
 
+/* Version 4's partial uploads made true again after a crash (put.h), the expired ones gone.
+ * 0 or -1 (logged). */
+static int
+reconcile_uploads(const struct server_config *cfg, struct db *db)
+{
+	long kept = 0, dropped = 0, expired = 0;
+	int r;
+
+	if ((r = put_reconcile(db, cfg->storage_dir, &kept, &dropped)) != 0) {
+		log_server("fatal: cannot check the partial uploads: %s (%s)", sd_strerror(r),
+		    db_errmsg(db));
+		return -1;
+	}
+	if ((r = put_expire(db, cfg->storage_dir, (int64_t)time(NULL), &expired)) != 0)
+		log_server("warning: cannot delete expired partial uploads: %s", sd_strerror(r));
+	if (kept > 0 || dropped > 0 || expired > 0)
+		log_server("partial uploads: %ld kept, %ld dropped, %ld expired", kept, dropped,
+		    expired);
+	return 0;
+}
+
 /* The storage folder exists, the database is created or checked once before the workers open
  * their connections, interrupted commits are rolled forward, and then no partial file of an
  * earlier run is left. 0 or -1 (logged). */
@@ -326,6 +360,8 @@ prepare_storage_and_db(const struct server_config *cfg)
 		return -1;
 	}
 	r = recover_db(cfg, db);
+	if (r == 0)
+		r = reconcile_uploads(cfg, db);
 	db_close(db);
 	if (r != 0)
 		return -1;

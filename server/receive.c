@@ -374,7 +374,7 @@ store_and_reply(struct conn *c, const struct receive_done *d)
 {
 	struct receive *r = c->recv;
 	struct msg_file_crc crc;
-	char shown[LOG_NAME_MAX + 4], path[STORAGE_PATH_MAX];
+	char shown[LOG_NAME_MAX + 4], path[LOG_PATH_MAX + 1];
 
 	memset(&crc, 0, sizeof(crc));
 	/* Again at the end: uploads of one client on other connections may have been stored
@@ -388,7 +388,7 @@ store_and_reply(struct conn *c, const struct receive_done *d)
 		goto fail;
 	}
 	crash_point("before-stage");
-	snprintf(path, sizeof(path), "%s", r->sf.rel_path);
+	log_sanitize_path(r->sf.rel_path, path, sizeof(path));
 	if (commit_stage(c, &r->sf, d->file_name, d->plain_size, d->cksum) != 0)
 		goto fail;
 	crash_point("after-stage");

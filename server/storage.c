@@ -118,6 +118,25 @@ out:
 }
 
 int
+storage_open_folder(const char *root, const uint8_t owner[CLIENT_ID_SIZE], int *dir_fd)
+{
+	char hex[CLIENT_ID_SIZE * 2 + 1];
+	int root_fd, r;
+
+	if (root == NULL || owner == NULL || dir_fd == NULL)
+		return SD_ERR_INVALID_ARG;
+	*dir_fd = -1;
+	if (mkdir(root, 0700) != 0 && errno != EEXIST)
+		return SD_ERR_IO;
+	if ((root_fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return SD_ERR_IO;
+	hex_encode(owner, CLIENT_ID_SIZE, hex);
+	r = open_folder(root_fd, hex, dir_fd);
+	close_keep_errno(root_fd);
+	return r;
+}
+
+int
 storage_write(struct storage_file *f, const void *data, size_t n)
 {
 	const uint8_t *p = data;
@@ -239,7 +258,8 @@ remove_stale_in(int dir_fd)
 		return SD_ERR_IO;
 	}
 	while ((e = readdir(d)) != NULL) {
-		if (strncmp(e->d_name, STORAGE_TMP_PREFIX, strlen(STORAGE_TMP_PREFIX)) != 0)
+		if (strncmp(e->d_name, STORAGE_TMP_PREFIX, strlen(STORAGE_TMP_PREFIX)) != 0 ||
+		    strncmp(e->d_name, STORAGE_RESUME_PREFIX, strlen(STORAGE_RESUME_PREFIX)) == 0)
 			continue;
 		if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
 		    !S_ISREG(st.st_mode))

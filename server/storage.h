@@ -15,6 +15,10 @@
  * start-up. The file-name rule (protocol/text.h) refuses it for stored names. */
 #define STORAGE_TMP_PREFIX TEXT_RESERVED_PREFIX
 #define STORAGE_PATH_MAX 1024u
+/* Version 4's resumable uploads keep their temporary files across restarts under this prefix
+ * (a longer form of STORAGE_TMP_PREFIX, so no stored name can take it): storage_remove_stale()
+ * leaves them to the reconciliation of partial uploads with the database (server/put.h). */
+#define STORAGE_RESUME_PREFIX STORAGE_TMP_PREFIX "resume-"
 
 /* The name a file from the wire is stored under: text_file_name() of protocol/text.h (the
  * last path component; SD_ERR_BAD_STRING for what the rule refuses). */
@@ -54,7 +58,11 @@ int storage_rename(struct storage_file *f);
 int storage_sync_folder(struct storage_file *f);
 /* Closes and removes the temporary file; accepts a closed f. */
 void storage_abort(struct storage_file *f);
-/* Removes leftover temporary files under root (after a crash). Returns how many, or < 0. */
+/* Opens (creating if missing, mode 0700) the folder <root>/<hex owner>/ without following a
+ * link below root: *dir_fd (the caller closes it). 0 or SD_ERR_IO (errno kept). */
+int storage_open_folder(const char *root, const uint8_t owner[CLIENT_ID_SIZE], int *dir_fd);
+/* Removes leftover temporary files under root (after a crash), except the resumable ones
+ * (STORAGE_RESUME_PREFIX). Returns how many, or < 0. */
 int storage_remove_stale(const char *root);
 
 #endif

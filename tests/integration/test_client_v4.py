@@ -13,6 +13,7 @@ import select
 import socket
 import stat
 import threading
+import time
 import unittest
 
 import harness
@@ -324,8 +325,45 @@ class Pinning(V4Test):
         self.assertEqual(self.v4_requests(), [])
 
 
+class SilentFirstProxy(CuttingProxy):
+    """Its first connection takes every byte and answers nothing, never closing (a version-3
+    server waiting for the rest of a request); later connections pass whole."""
+
+    def __init__(self, target_port):
+        super().__init__(target_port, 0, cuts=1)
+
+    def _relay(self, client, cut):
+        if not cut:
+            return super()._relay(client, False)
+        try:
+            while not self.stop_event.is_set():
+                ready, _, _ = select.select([client], [], [], 0.2)
+                if ready and not client.recv(65536):
+                    return
+        except OSError:
+            pass
+        finally:
+            client.close()
+
+
 class V3OnlyServer(V4Test):
     server_args = {"v3_only": True}
+
+    def test_silent_server_falls_back_after_the_probe_deadline(self):
+        # The first TLS attempt meets silence: the fallback starts after 5 s, not --timeout.
+        data = self.put_file(gen_bytes(3000, 6))
+        proxy = SilentFirstProxy(self.port)
+        try:
+            harness.write_transfer_info(self.work, "127.0.0.1:%d" % proxy.port, NAME,
+                                        "upload.bin")
+            t0 = time.monotonic()
+            self.client(["--timeout", "30"])
+            elapsed = time.monotonic() - t0
+        finally:
+            proxy.close()
+        self.assertGreaterEqual(elapsed, 4.5)
+        self.assertLess(elapsed, 15)
+        self.assertEqual(self.stored(), data)
 
     def test_fallback_to_version_3_when_not_pinned(self):
         data = self.put_file(gen_bytes(3000, 5))
@@ -551,6 +589,48 @@ class Files(V4Test):
         self.client(["get", "big.bin", "-o", "out.bin"])
         self.assertEqual([g["offset"] for g in self.events("get")], [1000, 0])
         self.assertEqual(read(os.path.join(self.work, "out.bin")), data)
+
+
+class ServerNames(V4Test):
+    """Names from the server (LISTING, PUT_DONE) and NAME arguments of get are text from
+    elsewhere: shown through the display sanitiser, written only by the file-name rule."""
+
+    def rename_stored(self, old, new):
+        """Renames a stored file in the peer server (its own uploads refuse C1 names, ours
+        allows them: the file-name rule of text.h)."""
+        with self.server.lock:
+            c = self.server.clients[NAME]
+            folder = self.server._folder(c)
+            c["v4files"][new] = c["v4files"].pop(old)
+            os.rename(os.path.join(folder, old), os.path.join(folder, new))
+
+    def test_list_escapes_c1_controls(self):
+        name = "x\u009b31mred\u0085.bin"
+        data = self.put_file(gen_bytes(5000, 3), "a.bin")
+        self.client()
+        self.rename_stored("a.bin", name)
+        res = harness.run_client(self.work, ["list"], timeout=120)
+        self.assertEqual(res.returncode, OK, res.stderr)
+        self.assertNotIn("\u009b", res.stdout)
+        self.assertNotIn("\u0085", res.stdout)
+        self.assertIn("x\\xc2\\x9b31mred\\xc2\\x85.bin", res.stdout)
+        raw = self.client(["list", "--json"]).stdout
+        self.assertNotIn("\u009b", raw)  # escaped as JSON allows
+        self.assertEqual([f["name"] for f in json.loads(raw)], [name])
+        self.client(["get", name])
+        self.assertEqual(read(os.path.join(self.work, name)), data)
+
+    def test_get_refuses_names_that_are_no_file_name_here(self):
+        self.put_file(gen_bytes(100, 3), "a.bin")
+        self.client()
+        for bad in ("dir/..", "a\x01b", ".sealdrop-part-1", "sub/", "x\\.."):
+            with self.subTest(name=bad):
+                res = self.client(["get", bad], status=USAGE)
+                self.assertIn("no file name to write here; use -o PATH", res.stderr)
+        self.assertEqual(self.events("get"), [])
+        # The last component is what is written, by the server's rule ('\\' as well).
+        self.client(["get", "dir\\a.bin"], status=NOT_FOUND)
+        self.assertFalse(os.path.exists(os.path.join(self.work, "dir\\a.bin.part")))
 
 
 if __name__ == "__main__":

@@ -230,6 +230,65 @@ class MkdbDatabase(unittest.TestCase):
         self.assertEqual([m["path"] for m in doc["size_mismatch"]], [self.files["notes.txt"][0]])
         self.assertEqual(doc["size_mismatch"][0]["disk_size"], 4)
 
+    def test_version4_hashes_and_partial_uploads(self):
+        """Files' SHA-256 (none for a version-3 upload), the partial version-4 uploads, and
+        check comparing them with their temporary files."""
+        digest = hashlib.sha256(b"v4 file").hexdigest()
+        rel = "%s/v4.bin" % ALICE.hex()
+        path = os.path.join(self.storage, rel)
+        with open(path, "wb") as f:
+            f.write(b"v4 file")
+        crc = harness.gnu_cksum(path)
+        resume = ".sealdrop-part-resume-0011223344556677"
+        tmp_rel = "%s/%s" % (ALICE.hex(), resume)
+        with open(os.path.join(self.storage, tmp_rel), "wb") as f:
+            f.write(b"p" * 700)
+        gone_rel = "%s/.sealdrop-part-resume-8899aabbccddeeff" % ALICE.hex()
+        mkdb(self.db, ["file\t%s\tv4.bin\t%s\t7\t%d\t1\t1700000000\t%s"
+                       % (ALICE.hex(), rel, crc, digest),
+                       "upload\t%s\tmovie.mkv\t5000000000\t512\t%s\t4102444800"
+                       % (ALICE.hex(), tmp_rel)])
+        rows = {f["file_name"]: f for f in run_json(self, ["files"], self.dir)["files"]}
+        self.assertEqual(rows["v4.bin"]["sha256"], digest)
+        self.assertIsNone(rows["report.pdf"]["sha256"])
+        text = run_db(["files"], self.dir).stdout.decode()
+        self.assertIn("SHA-256", text.splitlines()[0])
+        self.assertIn(digest[:16], text)
+
+        doc = run_json(self, ["uploads"], self.dir)
+        self.assertEqual(len(doc["uploads"]), 1)
+        u = doc["uploads"][0]
+        self.assertEqual((u["owner"], u["owner_id"], u["file_name"], u["size"], u["offset"],
+                          u["expires"], u["temp_path"]),
+                         ("alice", ALICE.hex(), "movie.mkv", 5000000000, 512, 4102444800,
+                          tmp_rel))
+        self.assertEqual(run_json(self, ["uploads", "--client", "bob"], self.dir)["uploads"], [])
+        text = run_db(["uploads"], self.dir).stdout.decode()
+        for col in ("OWNER", "FILE", "SIZE", "DURABLE", "EXPIRES", "TEMP PATH"):
+            self.assertIn(col, text.splitlines()[0])
+        self.assertIn("5000000000", text)
+
+        # The temporary file holds at least the durable offset: fine, and not an orphan.
+        doc = run_json(self, ["check"], self.dir)
+        self.assertIs(doc["ok"], True, doc)
+        self.assertEqual(doc["orphans"], [])
+        self.assertEqual(doc["partial_upload_problems"], [])
+        # Shorter than the durable offset, then missing: problems.
+        with open(os.path.join(self.storage, tmp_rel), "r+b") as f:
+            f.truncate(100)
+        doc = run_json(self, ["check"], self.dir, status=1)
+        self.assertEqual([(p["temp_path"], p["problem"]) for p in doc["partial_upload_problems"]],
+                         [(tmp_rel, "temporary file shorter than the durable offset")])
+        os.unlink(os.path.join(self.storage, tmp_rel))
+        mkdb(self.db, ["upload\t%s\tother\t10\t0\t%s\t4102444800" % (ALICE.hex(), gone_rel)])
+        doc = run_json(self, ["check"], self.dir, status=1)
+        self.assertEqual(sorted(p["temp_path"] for p in doc["partial_upload_problems"]),
+                         sorted([tmp_rel, gone_rel]))
+        self.assertEqual(doc["problems"], 2)
+        res = run_db(["check"], self.dir)
+        self.assertEqual(res.returncode, 1)
+        self.assertIn(b"temporary file missing", res.stdout)
+
     def test_check_crc_of_verified_files(self):
         # Issue 9 item 1: a verified file whose bytes changed but not its size is a problem
         # (check compares the CRC by default; --no-crc compares sizes only).

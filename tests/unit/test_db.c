@@ -188,6 +188,19 @@ test_keys(void **state)
 	assert_int_equal(db_client_set_aes_key(db, id, aes2), 0);
 	assert_int_equal(db_client_by_name(db, "dave", &c), 0);
 	assert_memory_equal(c.aes_key, aes2, sizeof(aes2));
+
+	/* Both keys at once (826): never over a stored public key, and then nothing changes. */
+	assert_int_equal(db_client_set_keys(db, unknown, key, sizeof(key), aes), SD_ERR_NOT_FOUND);
+	assert_int_equal(db_client_set_keys(db, id, key2, sizeof(key2), aes), SD_ERR_EXISTS);
+	assert_int_equal(db_client_by_name(db, "dave", &c), 0);
+	assert_memory_equal(c.public_key, key, sizeof(key));
+	assert_memory_equal(c.aes_key, aes2, sizeof(aes2));
+	assert_int_equal(db_client_register(db, "erin", unknown), 0);
+	assert_int_equal(db_client_set_keys(db, unknown, key2, sizeof(key2), aes), 0);
+	assert_int_equal(db_client_by_name(db, "erin", &c), 0);
+	assert_true(c.has_public_key && c.has_aes_key);
+	assert_memory_equal(c.public_key, key2, sizeof(key2));
+	assert_memory_equal(c.aes_key, aes, sizeof(aes));
 	db_close(db);
 }
 

@@ -16,6 +16,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include "../../db/db.h"
 #include "../../protocol/aes.h"
 #include "../../protocol/buf.h"
@@ -23,6 +25,7 @@
 #include "../../protocol/crypto.h"
 #include "../../protocol/err.h"
 #include "../../protocol/msg.h"
+#include "../../protocol/rsa.h"
 #include "../../server/config.h"
 #include "../../server/conn.h"
 #include "../../server/handlers.h"
@@ -311,6 +314,54 @@ test_eof_closes(void **state)
 	conn_on_readable(g->c);
 	assert_true(g->c->closing);
 	assert_int_equal(g->env.nclosing, 1);
+}
+
+/* A request and then EOF (a client that half-closes after its last packet) while the reply
+ * cannot be sent yet: reading stops, the reply is sent when the socket is writable, then the
+ * connection closes; a peer that never reads it is closed by the idle timeout. */
+static void
+test_eof_flushes_first(void **state)
+{
+	struct rig *g = *state;
+	uint8_t p[512];
+	size_t at = 0, len;
+	struct buf b;
+
+	g->m->blocked = 1;
+	g->m->eof = 1;
+	buf_init(&b, 4096);
+	put_name(&b, zero_id, REQ_REGISTER, "ivy");
+	feed(g, &b);
+	conn_on_readable(g->c);  /* the EOF after the request */
+	assert_false(g->c->closing);
+	assert_true(g->c->finishing);
+	assert_int_equal(conn_want(g->c), CONN_WANT_WRITE);
+	conn_on_readable(g->c);  /* EOF again (a level-triggered wake-up): nothing changes */
+	assert_false(g->c->closing);
+	g->m->blocked = 0;
+	conn_on_writable(g->c);
+	assert_int_equal(next_reply(g, &at, p, sizeof(p), &len), RESP_REGISTERED);
+	assert_true(g->c->closing);
+	assert_int_equal(g->env.nclosing, 1);
+}
+
+static void
+test_eof_unread_reply_times_out(void **state)
+{
+	struct rig *g = *state;
+	struct buf b;
+
+	g->m->blocked = 1;
+	g->m->eof = 1;
+	buf_init(&b, 4096);
+	put_name(&b, zero_id, REQ_REGISTER, "jay");
+	feed(g, &b);
+	conn_on_readable(g->c);
+	assert_true(g->c->finishing);
+	assert_false(g->c->closing);
+	assert_int_equal(conn_check_timeouts(g->c, g->env.now_ms + 9000), 0);
+	assert_int_equal(conn_check_timeouts(g->c, g->env.now_ms + 10000), 1);
+	assert_true(g->c->closing);
 }
 
 /* No byte for the idle timeout closes; any byte received moves the deadline. */
@@ -959,14 +1010,84 @@ test_log_cap(void **state)
 	assert_false(g->c->closing);
 }
 
+/* Runs SQL on the rig's database file outside the db API (a trigger that makes writes fail). */
+static void
+rig_sql(struct rig *g, const char *sql)
+{
+	char path[128];
+	sqlite3 *s = NULL;
+
+	snprintf(path, sizeof(path), "%s/defensive.db", g->dir);
+	assert_int_equal(sqlite3_open(path, &s), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(s, sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(s);
+}
+
+/* 826 whose AES key cannot be stored: 1607 and no public key either, so the client's retry
+ * gets its key (1602) instead of "has a key already". */
+static void
+test_public_key_failure_retry(void **state)
+{
+	struct rig *g = *state;
+	struct rsa_private *priv = NULL;
+	struct rsa_public *pub = NULL;
+	uint8_t p[512], id[CLIENT_ID_SIZE], spki[PUBLIC_KEY_SIZE];
+	char path[128];
+	size_t at = 0, len, spki_len;
+	struct db_client cl;
+	struct buf b;
+
+	/* The rig's database in a file, so a second connection can add a trigger. */
+	db_close(g->env.db);
+	snprintf(path, sizeof(path), "%s/defensive.db", g->dir);
+	assert_int_equal(db_open(path, DB_READ_WRITE, &g->env.db), 0);
+	assert_int_equal(rsa_generate(&priv), 0);
+	assert_int_equal(rsa_public_from_private(priv, &pub), 0);
+	assert_int_equal(rsa_public_to_spki(pub, spki, sizeof(spki), &spki_len), 0);
+	assert_int_equal(spki_len, sizeof(spki));
+
+	buf_init(&b, 4096);
+	put_name(&b, zero_id, REQ_REGISTER, "henry");
+	feed(g, &b);
+	assert_int_equal(next_reply(g, &at, p, sizeof(p), &len), RESP_REGISTERED);
+	memcpy(id, p, CLIENT_ID_SIZE);
+
+	rig_sql(g, "CREATE TRIGGER no_aes BEFORE UPDATE OF AESKey ON clients "
+	    "BEGIN SELECT RAISE(ABORT, 'test: no AES key'); END;");
+	buf_init(&b, 4096);
+	assert_int_equal(msg_put_public_key_request(&b, id, "henry", spki), 0);
+	feed(g, &b);
+	assert_int_equal(next_reply(g, &at, p, sizeof(p), &len), RESP_ERROR);
+	assert_int_equal(db_client_by_id(g->env.db, id, &cl), 0);
+	assert_false(cl.has_public_key);
+	assert_false(cl.has_aes_key);
+
+	rig_sql(g, "DROP TRIGGER no_aes;");
+	buf_init(&b, 4096);
+	assert_int_equal(msg_put_public_key_request(&b, id, "henry", spki), 0);
+	feed(g, &b);
+	assert_int_equal(next_reply(g, &at, p, sizeof(p), &len), RESP_AES_KEY);
+	assert_int_equal(db_client_by_id(g->env.db, id, &cl), 0);
+	assert_true(cl.has_public_key);
+	assert_true(cl.has_aes_key);
+	assert_memory_equal(cl.aes_key, g->c->aes_key, AES_KEY_SIZE);
+	rsa_public_free(pub);
+	rsa_private_free(priv);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_public_key_failure_retry, rig_setup,
+		    rig_teardown),
 		cmocka_unit_test_setup_teardown(test_register, rig_setup, rig_teardown),
 		cmocka_unit_test_setup_teardown(test_packet_before_key, rig_setup, rig_teardown),
 		cmocka_unit_test_setup_teardown(test_bad_header_closes, rig_setup, rig_teardown),
 		cmocka_unit_test_setup_teardown(test_eof_closes, rig_setup, rig_teardown),
+		cmocka_unit_test_setup_teardown(test_eof_flushes_first, rig_setup, rig_teardown),
+		cmocka_unit_test_setup_teardown(test_eof_unread_reply_times_out, rig_setup,
+		    rig_teardown),
 		cmocka_unit_test_setup_teardown(test_idle_timeout, rig_setup, rig_teardown),
 		cmocka_unit_test_setup_teardown(test_partial_message_timeout, rig_setup,
 		    rig_teardown),

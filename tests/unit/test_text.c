@@ -253,7 +253,10 @@ test_escape(void **state)
 	assert_int_equal(text_escape("\xc3\xa9t\xc3\xa9", out, sizeof(out)), 5);
 	assert_string_equal(out, "\xc3\xa9t\xc3\xa9");
 	text_escape("a\x01" "b\x7f\xff\xc2\x85\xed\xa0\x80", out, sizeof(out));
-	assert_string_equal(out, "a\\x01b\\x7f\\xff\xc2\x85\\xed\\xa0\\x80");
+	assert_string_equal(out, "a\\x01b\\x7f\\xff\\xc2\\x85\\xed\\xa0\\x80");
+	/* C1 controls (U+009B is CSI) are escaped; U+00A0 and above are text. */
+	text_escape("x\xc2\x9b" "31m\xc2\x80\xc2\x9f\xc2\xa0\xc3\xbf", out, sizeof(out));
+	assert_string_equal(out, "x\\xc2\\x9b31m\\xc2\\x80\\xc2\\x9f\xc2\xa0\xc3\xbf");
 	/* The worst case fits TEXT_ESCAPE_SIZE. */
 	memset(all_bad, 0xff, sizeof(all_bad) - 1);
 	all_bad[sizeof(all_bad) - 1] = '\0';

@@ -97,6 +97,7 @@ struct check {
 	struct strlist orphans;     /* stored files without a row */
 	struct strlist partial;     /* uploads in progress (or left by a crash) */
 	struct strlist unreadable;  /* folders we could not list */
+	struct strlist uploads_bad; /* "path\treason" of partial uploads not matching their file */
 	char rows_error[512];       /* why the file rows could not be read, "" if they could */
 	int failed;
 };
@@ -185,6 +186,32 @@ on_check_file(void *ctx, const struct db_file *f)
 		}
 	}
 	return 0;
+}
+
+/* A partial version-4 upload: its temporary file must be there, a regular file in its owner's
+ * folder holding at least the durable offset (the server cuts what lies beyond at start-up)
+ * and no more than the file's size. */
+static int
+on_check_upload(void *ctx, const struct db_upload *u)
+{
+	struct check *k = ctx;
+	char path[PATH_TEXT_MAX], line[PATH_TEXT_MAX + 64];
+	struct stat st;
+	const char *why = NULL;
+
+	if (!safe_rel_path(u->temp_path) ||
+	    (size_t)snprintf(path, sizeof(path), "%s/%s", k->storage, u->temp_path) >= sizeof(path))
+		why = "path outside the storage folder";
+	else if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode))
+		why = "temporary file missing";
+	else if ((uint64_t)st.st_size < u->offset)
+		why = "temporary file shorter than the durable offset";
+	else if ((uint64_t)st.st_size > u->size)
+		why = "temporary file longer than the file";
+	if (why == NULL)
+		return 0;
+	snprintf(line, sizeof(line), "%s\t%s", u->temp_path, why);
+	return strlist_add(&k->uploads_bad, line);
 }
 
 static int
@@ -299,7 +326,8 @@ static void
 check_report(struct check *k, const char *integrity)
 {
 	size_t i, problems = k->missing.n + k->bad_paths.n + k->sizes.n + k->orphans.n +
-	    k->unreadable.n + k->crcs.n + (integrity != NULL) + (k->rows_error[0] != '\0');
+	    k->unreadable.n + k->crcs.n + (integrity != NULL) + (k->rows_error[0] != '\0') +
+	    k->uploads_bad.n;
 	const char *path, *dbsz, *disk;
 	char *clean;
 
@@ -329,6 +357,18 @@ check_report(struct check *k, const char *integrity)
 		json_list("bad_paths", &k->bad_paths);
 		json_list("unreadable", &k->unreadable);
 		json_list("partial", &k->partial);
+		printf(",\n \"partial_upload_problems\": [");
+		for (i = 0; i < k->uploads_bad.n; i++) {
+			char *tab = strrchr(k->uploads_bad.v[i], '\t');
+
+			*tab = '\0';
+			printf("%s{\"temp_path\": ", i > 0 ? ", " : "");
+			out_json_str(stdout, k->uploads_bad.v[i]);
+			printf(", \"problem\": ");
+			out_json_str(stdout, tab + 1);
+			printf("}");
+		}
+		printf("]");
 		printf(",\n \"rows_error\": ");
 		out_json_str(stdout, k->rows_error[0] != '\0' ? k->rows_error : NULL);
 		printf(",\n \"problems\": %zu, \"ok\": %s}\n", problems, problems ? "false" : "true");
@@ -364,6 +404,7 @@ check_report(struct check *k, const char *integrity)
 	print_list("bad path (outside the storage folder)", &k->bad_paths);
 	print_list("unreadable", &k->unreadable);
 	print_list("partial upload (not a problem)", &k->partial);
+	print_list("partial upload does not match its file", &k->uploads_bad);
 	if (problems == 0)
 		printf("check: OK\n");
 	else
@@ -404,6 +445,11 @@ check_storage(struct db *db, int json, int crc, const char *storage)
 		strlist_sort(&k.row_paths);
 		walk(&k, "", 0);
 	}
+	if ((r = db_each_upload(db, NULL, on_check_upload, &k)) == SD_ERR_ALLOC)
+		k.failed = 1;
+	else if (r != 0 && k.rows_error[0] == '\0')
+		snprintf(k.rows_error, sizeof(k.rows_error), "partial uploads: %s (%s)",
+		    sd_strerror(r), db_errmsg(db));
 	if (k.failed) {
 		fprintf(stderr, PROG ": out of memory\n");
 		status = EXIT_PROBLEMS;
@@ -414,7 +460,7 @@ check_storage(struct db *db, int json, int crc, const char *storage)
 	strlist_sort(&k.busy);
 	check_report(&k, have_integrity_problem ? integrity : NULL);
 	status = (have_integrity_problem || k.rows_error[0] != '\0' || k.missing.n || k.bad_paths.n || k.sizes.n ||
-	    k.orphans.n || k.unreadable.n || k.crcs.n) ? EXIT_PROBLEMS : EXIT_OK;
+	    k.orphans.n || k.unreadable.n || k.crcs.n || k.uploads_bad.n) ? EXIT_PROBLEMS : EXIT_OK;
 out:
 	strlist_free(&k.row_paths);
 	strlist_free(&k.missing);
@@ -423,6 +469,7 @@ out:
 	strlist_free(&k.orphans);
 	strlist_free(&k.partial);
 	strlist_free(&k.unreadable);
+	strlist_free(&k.uploads_bad);
 	strlist_free(&k.committing);
 	strlist_free(&k.crcs);
 	strlist_free(&k.busy);

@@ -111,13 +111,14 @@ on_client(void *ctx, const struct db_client *c, long file_count)
 /* ---- files ---- */
 
 static const char *const file_head[] = { "OWNER", "FILE", "PATH", "SIZE", "CRC", "VERIFIED",
-	"UPLOADED" };
+	"UPLOADED", "SHA-256" };
+#define FILE_COLS 8
 #define FILE_RIGHT ((1u << 3) | (1u << 4))
 
 static void
 file_json(const struct db_file *f)
 {
-	char id[ID_HEX_SIZE], up[TIME_TEXT_SIZE];
+	char id[ID_HEX_SIZE], up[TIME_TEXT_SIZE], sha[2 * DB_SHA256_SIZE + 1];
 
 	hex_encode(f->owner, CLIENT_ID_SIZE, id);
 	local_time(f->uploaded, up, "");
@@ -136,14 +137,20 @@ file_json(const struct db_file *f)
 		printf("null");
 	printf(", \"uploaded_local\": ");
 	out_json_str(stdout, f->uploaded > 0 ? up : NULL);
+	printf(", \"sha256\": ");
+	if (f->has_sha256) {
+		hex_encode(f->sha256, DB_SHA256_SIZE, sha);
+		out_json_str(stdout, sha);
+	} else
+		printf("null");
 	printf("}");
 }
 
 static void
 file_row(struct out_table *t, const struct db_file *f)
 {
-	char size[24], crc[16], up[TIME_TEXT_SIZE], id[ID_HEX_SIZE];
-	const char *row[7];
+	char size[24], crc[16], up[TIME_TEXT_SIZE], id[ID_HEX_SIZE], sha[FINGERPRINT_HEX + 1];
+	const char *row[FILE_COLS];
 
 	hex_encode(f->owner, CLIENT_ID_SIZE, id);
 	snprintf(size, sizeof(size), "%" PRIu64, f->size);
@@ -156,6 +163,10 @@ file_row(struct out_table *t, const struct db_file *f)
 	row[4] = crc;
 	row[5] = f->verified ? "yes" : "no";
 	row[6] = up;
+	/* A version-3 upload has no SHA-256 until version 4 first reads it whole. */
+	if (f->has_sha256)
+		hex_encode(f->sha256, FINGERPRINT_HEX / 2, sha);
+	row[7] = f->has_sha256 ? sha : "-";
 	out_table_add(t, row);
 }
 
@@ -276,7 +287,7 @@ list_files(const struct list_query *q)
 	memset(&c, 0, sizeof(c));
 	if (q->client != NULL && (r = find_client(db, q->client, &c)) != EXIT_OK)
 		return r;
-	listing_begin(&l, q->json, "files", 7, FILE_RIGHT, file_head);
+	listing_begin(&l, q->json, "files", FILE_COLS, FILE_RIGHT, file_head);
 	r = db_each_file(db, q->client != NULL ? c.id : NULL, q->unverified, on_file, &l);
 	crypto_wipe(&c, sizeof(c));
 	return listing_end(&l, db, "reading files", r);
@@ -342,7 +353,7 @@ list_show(const struct list_query *q)
 			fprintf(stderr, PROG ": out of memory\n");
 			return EXIT_PROBLEMS;
 		}
-		out_table_init(&l.table, 7, FILE_RIGHT);
+		out_table_init(&l.table, FILE_COLS, FILE_RIGHT);
 		out_table_add(&l.table, file_head);
 	}
 	r = db_each_file(db, c.id, 0, on_file, &l);
@@ -355,4 +366,73 @@ list_show(const struct list_query *q)
 		putchar('\n');
 	}
 	return listing_end(&l, db, "reading files", r);
+}
+
+/* ---- partial uploads (version 4) ---- */
+
+static const char *const upload_head[] = { "OWNER", "FILE", "SIZE", "DURABLE", "EXPIRES",
+	"TEMP PATH" };
+#define UPLOAD_COLS 6
+#define UPLOAD_RIGHT ((1u << 2) | (1u << 3))
+
+struct upload_listing {
+	struct listing l;
+	struct db *db;
+};
+
+static int
+on_upload(void *ctx, const struct db_upload *u)
+{
+	struct upload_listing *x = ctx;
+	struct db_client c;
+	char id[ID_HEX_SIZE], size[24], off[24], exp[TIME_TEXT_SIZE];
+	const char *row[UPLOAD_COLS], *owner;
+
+	hex_encode(u->owner, CLIENT_ID_SIZE, id);
+	owner = db_client_by_id(x->db, u->owner, &c) == 0 ? c.name : NULL;
+	local_time(u->expires, exp, "-");
+	if (x->l.json) {
+		printf("%s\n  {\"owner_id\": \"%s\", \"owner\": ", x->l.count > 0 ? "," : "", id);
+		out_json_str(stdout, owner);
+		printf(", \"file_name\": ");
+		out_json_str(stdout, u->file_name);
+		printf(", \"size\": %" PRIu64 ", \"offset\": %" PRIu64 ", \"expires\": %" PRId64
+		    ", \"expires_local\": ", u->size, u->offset, u->expires);
+		out_json_str(stdout, exp);
+		printf(", \"temp_path\": ");
+		out_json_str(stdout, u->temp_path);
+		printf("}");
+	} else {
+		snprintf(size, sizeof(size), "%" PRIu64, u->size);
+		snprintf(off, sizeof(off), "%" PRIu64, u->offset);
+		row[0] = owner != NULL ? owner : id;
+		row[1] = u->file_name;
+		row[2] = size;
+		row[3] = off;
+		row[4] = exp;
+		row[5] = u->temp_path;
+		out_table_add(&x->l.table, row);
+	}
+	crypto_wipe(&c, sizeof(c));
+	x->l.count++;
+	return 0;
+}
+
+int
+list_uploads(const struct list_query *q)
+{
+	struct db *db = q->db;
+	struct upload_listing x;
+	struct db_client c;
+	int r;
+
+	db_path_shown = q->db_path;
+	memset(&c, 0, sizeof(c));
+	if (q->client != NULL && (r = find_client(db, q->client, &c)) != EXIT_OK)
+		return r;
+	listing_begin(&x.l, q->json, "uploads", UPLOAD_COLS, UPLOAD_RIGHT, upload_head);
+	x.db = db;
+	r = db_each_upload(db, q->client != NULL ? c.id : NULL, on_upload, &x);
+	crypto_wipe(&c, sizeof(c));
+	return listing_end(&x.l, db, "reading partial uploads", r);
 }

@@ -46,12 +46,15 @@ usage(FILE *f)
 	    "                                   set, last seen (local time), number of files\n"
 	    "  files [--client NAME|ID] [--unverified]\n"
 	    "                                   file rows: owner, name, stored path, size, CRC,\n"
-	    "                                   verified, upload time\n"
+	    "                                   verified, upload time, SHA-256 (version 4)\n"
+	    "  uploads [--client NAME|ID]       partial version-4 uploads: owner, file, size,\n"
+	    "                                   durable offset, expiry, temporary file\n"
 	    "  show NAME|ID                     one client and its files\n"
 	    "  check [--no-crc]                 SQLite integrity check, and every file row has its\n"
 	    "                                   stored file (same size; a verified row's CRC is\n"
 	    "                                   compared with the file's cksum unless --no-crc)\n"
-	    "                                   and every stored file its row\n"
+	    "                                   and every stored file its row, and every partial\n"
+	    "                                   upload its temporary file\n"
 	    "\n"
 	    "options:\n"
 	    "  --db PATH       the database (default " DEFAULT_DB ")\n"
@@ -148,20 +151,22 @@ parse_args(int argc, char **argv, struct opts *o)
 		return EXIT_OK;
 	}
 	if (npos == 0)
-		return usage_error("no command given (clients, files, show, check)", NULL);
+		return usage_error("no command given (clients, files, uploads, show, check)", NULL);
 	o->cmd = pos[0];
 	o->arg = npos > 1 ? pos[1] : NULL;
 	if (strcmp(o->cmd, "show") == 0) {
 		if (o->arg == NULL)
 			return usage_error("show needs a client name or ID", NULL);
 	} else if (strcmp(o->cmd, "clients") != 0 && strcmp(o->cmd, "files") != 0 &&
-	    strcmp(o->cmd, "check") != 0) {
+	    strcmp(o->cmd, "uploads") != 0 && strcmp(o->cmd, "check") != 0) {
 		return usage_error("unknown command", o->cmd);
 	} else if (o->arg != NULL) {
 		return usage_error("unexpected argument", o->arg);
 	}
-	if ((o->client != NULL || o->unverified) && strcmp(o->cmd, "files") != 0)
-		return usage_error("--client and --unverified go with the files command", NULL);
+	if ((o->client != NULL && strcmp(o->cmd, "files") != 0 && strcmp(o->cmd, "uploads") != 0) ||
+	    (o->unverified && strcmp(o->cmd, "files") != 0))
+		return usage_error("--client goes with files and uploads, --unverified with files",
+		    NULL);
 	if (o->no_crc && strcmp(o->cmd, "check") != 0)
 		return usage_error("--no-crc goes with the check command", NULL);
 	return -1;
@@ -254,6 +259,8 @@ main(int argc, char **argv)
 		status = list_clients(&q);
 	else if (strcmp(o.cmd, "files") == 0)
 		status = list_files(&q);
+	else if (strcmp(o.cmd, "uploads") == 0)
+		status = list_uploads(&q);
 	else if (strcmp(o.cmd, "show") == 0)
 		status = list_show(&q);
 	else if ((storage = storage_path(&o)) == NULL) {

@@ -1,0 +1,385 @@
+/* fetch.c: version 4's LIST (the account's verified files), GET (GET_DATA blocks read straight
+ * into the output buffer as it drains, then GET_END with the whole file's size and SHA-256,
+ * hashing and storing it on the first full read of a version-3 file) and DELETE. */
+#include "fetch.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../db/db.h"
+#include "../protocol/crypto.h"
+#include "../protocol/err.h"
+#include "../protocol/hex.h"
+#include "../protocol/msg4.h"
+#include "config.h"
+#include "conn.h"
+#include "log.h"
+#include "put.h"
+#include "storage.h"
+
+#define FETCH_HEX_ID (CLIENT_ID_SIZE * 2u)
+
+struct fetch {
+	int fd;
+	uint64_t next;                 /* offset of the next GET_DATA */
+	struct db_file seen;           /* the row the download serves */
+	struct sha256_ctx *sha;        /* hashing the whole file (no stored SHA-256) */
+};
+
+/* Free room at the end of c's output buffer. */
+static size_t
+out_room(const struct conn *c)
+{
+	return c->out.max > c->out.len ? c->out.max - c->out.len : 0;
+}
+
+/* pread of exactly n bytes at off into dst: 0 or SD_ERR_IO (also when the file is shorter). */
+static int
+read_exact(int fd, uint8_t *dst, size_t n, uint64_t off)
+{
+	ssize_t r;
+
+	while (n > 0) {
+		if ((r = pread(fd, dst, n, (off_t)off)) <= 0) {
+			if (r < 0 && errno == EINTR)
+				continue;
+			return SD_ERR_IO;
+		}
+		dst += r;
+		n -= (size_t)r;
+		off += (uint64_t)r;
+	}
+	return 0;
+}
+
+/* Appends n bytes of the file at off to c->out (the buffer's tail is read into directly). */
+static int
+put_file_bytes(struct conn *c, int fd, size_t n, uint64_t off)
+{
+	int e;
+
+	if ((e = buf_put_zeros(&c->out, n)) != 0)
+		return e;
+	if ((e = read_exact(fd, c->out.data + c->out.len - n, n, off)) != 0)
+		c->out.len -= n;
+	return e;
+}
+
+/* The stored row of the account's file name in f (only the account's own, verified rows). */
+static int
+own_file(struct conn *c, const char *name, struct db_file *f)
+{
+	int e = db_file_get(c->env->db, c->id, name, f);
+
+	if (e == 0 && !f->verified)
+		return SD_ERR_NOT_FOUND;
+	return e;
+}
+
+/* The base name of a row's path, only when it lies in the account's folder. */
+static const char *
+own_base(const struct conn *c, const struct db_file *f)
+{
+	char hex[FETCH_HEX_ID + 1];
+	const char *base;
+
+	hex_encode(c->id, CLIENT_ID_SIZE, hex);
+	if (strncmp(f->path_name, hex, FETCH_HEX_ID) != 0 || f->path_name[FETCH_HEX_ID] != '/')
+		return NULL;
+	base = f->path_name + FETCH_HEX_ID + 1;
+	if (base[0] == '\0' || strchr(base, '/') != NULL || strcmp(base, "..") == 0 ||
+	    strcmp(base, ".") == 0)
+		return NULL;
+	return base;
+}
+
+/* --- LIST ------------------------------------------------------------------------------ */
+
+struct listing {
+	struct conn *c;
+	uint32_t count;
+	size_t bytes;
+	int put;          /* 0: counting, 1: writing entries */
+	int err;
+};
+
+static void
+entry_of(const struct db_file *f, struct msg4_file_entry *e)
+{
+	memset(e, 0, sizeof(*e));
+	e->size = f->size;
+	e->uploaded = f->uploaded > 0 ? (uint64_t)f->uploaded : 0;
+	if (f->has_sha256)
+		memcpy(e->sha256, f->sha256, V4_SHA256_SIZE);
+	snprintf(e->name, sizeof(e->name), "%s", f->file_name);
+}
+
+static int
+on_listed(void *ctx, const struct db_file *f)
+{
+	struct listing *l = ctx;
+	struct msg4_file_entry e;
+
+	if (!msg4_name_valid(f->file_name, strlen(f->file_name)))
+		return 0;  /* a version-3 name version 4 cannot carry: left out */
+	entry_of(f, &e);
+	if (l->put) {
+		if ((l->err = msg4_put_listing_entry(&l->c->out, &e)) != 0)
+			return 1;
+		return 0;
+	}
+	if (l->count == V4_LISTING_COUNT_MAX)
+		return 1;
+	l->count++;
+	l->bytes += msg4_listing_entry_size(&e);
+	return 0;
+}
+
+void
+fetch_list(struct conn *c, const struct frame_event *ev)
+{
+	struct listing l;
+	int e;
+
+	if (!c->known) {
+		put_reply_error(c, V4_REASON_NOT_REGISTERED, 0, "not registered");
+		return;
+	}
+	if (msg4_empty_decode(ev->data, ev->len) != 0) {
+		put_reply_error(c, V4_REASON_BAD_REQUEST, 0, "malformed LIST");
+		return;
+	}
+	memset(&l, 0, sizeof(l));
+	l.c = c;
+	if ((e = db_each_verified_file(c->env->db, c->id, on_listed, &l)) < 0) {
+		put_reply_error(c, V4_REASON_STORAGE, 0, "cannot read the database");
+		return;
+	}
+	/* One reply in the output buffer: a listing that cannot fit is refused rather than
+	 * growing the buffer past its limit. */
+	if (RESP_HEADER_SIZE + V4_LISTING_HEAD_SIZE + l.bytes > out_room(c)) {
+		put_reply_error(c, V4_REASON_STORAGE, 0, "too many files for one listing");
+		return;
+	}
+	if ((e = msg4_put_listing_head(&c->out, l.count, (uint32_t)l.bytes)) != 0) {
+		conn_queued(c, e);
+		return;
+	}
+	l.put = 1;
+	if ((e = db_each_verified_file(c->env->db, c->id, on_listed, &l)) < 0 || l.err != 0) {
+		/* The header is out already: the framing cannot be kept. */
+		conn_log(c, "list", "failed mid-listing; closing");
+		conn_close_later(c);
+		return;
+	}
+	conn_log(c, "list", "%u files", (unsigned)l.count);
+}
+
+/* --- GET ------------------------------------------------------------------------------- */
+
+void
+fetch_end(struct conn *c)
+{
+	struct fetch *g = c->get;
+
+	if (g == NULL)
+		return;
+	c->get = NULL;
+	if (g->fd >= 0)
+		(void)close(g->fd);
+	sha256_free(g->sha);
+	free(g);
+}
+
+/* Hashes the file's first `upto` bytes into g->sha, using the output buffer's free tail as
+ * the block (nothing is queued). */
+static int
+hash_prefix(struct conn *c, struct fetch *g, uint64_t upto)
+{
+	uint64_t at = 0;
+	size_t n;
+	int e;
+
+	while (at < upto) {
+		n = upto - at < FETCH_BLOCK ? (size_t)(upto - at) : FETCH_BLOCK;
+		if ((e = put_file_bytes(c, g->fd, n, at)) != 0)
+			return e;
+		sha256_update(g->sha, c->out.data + c->out.len - n, n);
+		c->out.len -= n;
+		at += n;
+	}
+	return 0;
+}
+
+void
+fetch_get(struct conn *c, const struct frame_event *ev)
+{
+	struct msg4_get m;
+	struct fetch *g = NULL;
+	struct stat st;
+	const char *base;
+	int dir_fd = -1, e;
+
+	if (!c->known) {
+		put_reply_error(c, V4_REASON_NOT_REGISTERED, 0, "not registered");
+		return;
+	}
+	if (msg4_get_decode(ev->data, ev->len, &m) != 0) {
+		put_reply_error(c, V4_REASON_BAD_REQUEST, 0, "malformed GET");
+		return;
+	}
+	fetch_end(c);
+	if ((g = calloc(1, sizeof(*g))) == NULL) {
+		put_reply_error(c, V4_REASON_STORAGE, 0, "out of memory");
+		return;
+	}
+	g->fd = -1;
+	if ((e = own_file(c, m.name, &g->seen)) != 0) {
+		put_reply_error(c, e == SD_ERR_NOT_FOUND ? V4_REASON_NOT_FOUND : V4_REASON_STORAGE, 0,
+		    e == SD_ERR_NOT_FOUND ? "no such file" : "cannot read the database");
+		goto fail;
+	}
+	if (m.offset > g->seen.size) {
+		put_reply_error(c, V4_REASON_BAD_REQUEST, 0, "offset past the end of the file");
+		goto fail;
+	}
+	if ((base = own_base(c, &g->seen)) == NULL ||
+	    storage_open_folder(c->env->cfg->storage_dir, c->id, &dir_fd) != 0 ||
+	    (g->fd = openat(dir_fd, base, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0 ||
+	    fstat(g->fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+	    (uint64_t)st.st_size != g->seen.size) {
+		conn_log(c, "get", "stored file missing or not as recorded");
+		put_reply_error(c, V4_REASON_STORAGE, 0, "stored file unreadable");
+		goto fail;
+	}
+	if (!g->seen.has_sha256 &&
+	    ((e = sha256_new(&g->sha)) != 0 || (e = hash_prefix(c, g, m.offset)) != 0)) {
+		put_reply_error(c, V4_REASON_STORAGE, 0, "cannot read the stored file");
+		goto fail;
+	}
+	if (dir_fd >= 0)
+		(void)close(dir_fd);
+	g->next = m.offset;
+	c->get = g;
+	conn_log(c, "get", "%llu bytes from %llu", (unsigned long long)g->seen.size,
+	    (unsigned long long)m.offset);
+	fetch_pump(c);
+	return;
+fail:
+	if (dir_fd >= 0)
+		(void)close(dir_fd);
+	if (g->fd >= 0)
+		(void)close(g->fd);
+	sha256_free(g->sha);
+	free(g);
+}
+
+/* The download is complete: GET_END (storing a hash just computed), the download ends. */
+static void
+get_end(struct conn *c, struct fetch *g)
+{
+	struct msg4_get_end end;
+	int e;
+
+	memset(&end, 0, sizeof(end));
+	end.size = g->seen.size;
+	if (g->sha == NULL) {
+		memcpy(end.sha256, g->seen.sha256, V4_SHA256_SIZE);
+	} else {
+		if (sha256_peek(g->sha, end.sha256) != 0) {
+			conn_close_later(c);
+			return;
+		}
+		/* The first full read of a version-3 file: its hash is kept for LIST and later
+		 * downloads (refused when the row changed meanwhile). */
+		if ((e = db_file_set_sha256(c->env->db, &g->seen, end.sha256)) != 0 &&
+		    e != SD_ERR_NOT_FOUND)
+			conn_log(c, "get", "cannot store the SHA-256: %s", sd_strerror(e));
+	}
+	conn_queued(c, msg4_put_get_end(&c->out, &end));
+	fetch_end(c);
+}
+
+void
+fetch_pump(struct conn *c)
+{
+	struct fetch *g = c->get;
+	size_t n, room;
+	int e;
+
+	if (g == NULL || c->closing)
+		return;
+	while (buf_len(&c->out) < CONN_OUT_HIGH && g->next < g->seen.size) {
+		room = out_room(c);
+		if (room < RESP_HEADER_SIZE + V4_GET_DATA_HEAD_SIZE + 1)
+			return;  /* conn_flush() moves what waits to the front */
+		room -= RESP_HEADER_SIZE + V4_GET_DATA_HEAD_SIZE;
+		n = g->seen.size - g->next < FETCH_BLOCK ? (size_t)(g->seen.size - g->next) :
+		    FETCH_BLOCK;
+		if (n > room)
+			n = room;
+		if ((e = msg4_put_get_data_head(&c->out, g->next, (uint32_t)n)) != 0 ||
+		    (e = put_file_bytes(c, g->fd, n, g->next)) != 0) {
+			/* The header may be out already: the framing cannot be kept. */
+			conn_log(c, "get", "failed reading the stored file: %s; closing",
+			    sd_strerror(e));
+			conn_close_later(c);
+			return;
+		}
+		if (g->sha != NULL)
+			sha256_update(g->sha, c->out.data + c->out.len - n, n);
+		g->next += n;
+	}
+	if (g->next == g->seen.size &&
+	    out_room(c) >= RESP_HEADER_SIZE + 8u + V4_SHA256_SIZE)
+		get_end(c, g);
+}
+
+/* --- DELETE ---------------------------------------------------------------------------- */
+
+void
+fetch_delete(struct conn *c, const struct frame_event *ev)
+{
+	char name[V4_NAME_BUF], shown[LOG_NAME_MAX + 4];
+	struct db_file f;
+	const char *base;
+	int dir_fd = -1, e;
+
+	if (!c->known) {
+		put_reply_error(c, V4_REASON_NOT_REGISTERED, 0, "not registered");
+		return;
+	}
+	if (msg4_delete_decode(ev->data, ev->len, name) != 0) {
+		put_reply_error(c, V4_REASON_BAD_REQUEST, 0, "malformed DELETE");
+		return;
+	}
+	if ((e = db_file_get(c->env->db, c->id, name, &f)) != 0) {
+		put_reply_error(c, e == SD_ERR_NOT_FOUND ? V4_REASON_NOT_FOUND : V4_REASON_STORAGE, 0,
+		    e == SD_ERR_NOT_FOUND ? "no such file" : "cannot read the database");
+		return;
+	}
+	/* The row goes first: a crash in between leaves an unlisted file, never a row without
+	 * its file. */
+	if ((e = db_file_delete(c->env->db, c->id, name)) != 0) {
+		put_reply_error(c, e == SD_ERR_NOT_FOUND ? V4_REASON_NOT_FOUND : V4_REASON_STORAGE, 0,
+		    "cannot delete the file");
+		return;
+	}
+	if ((base = own_base(c, &f)) != NULL &&
+	    storage_open_folder(c->env->cfg->storage_dir, c->id, &dir_fd) == 0) {
+		/* Another of the account's names may still be stored at that path (two names
+		 * that sanitise alike keep one row, so normally none). */
+		if (unlinkat(dir_fd, base, 0) != 0 && errno != ENOENT)
+			conn_log(c, "delete", "cannot remove %s: %s", f.path_name, strerror(errno));
+		(void)fsync(dir_fd);
+		(void)close(dir_fd);
+	}
+	log_sanitize(name, shown, sizeof(shown));
+	conn_log(c, "delete", "\"%s\" deleted", shown);
+	conn_queued(c, msg4_put_empty_response(&c->out, RESP4_OK));
+}
