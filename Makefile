@@ -127,12 +127,14 @@ $(BUILD)/tests/replay_%: tests/fuzz/%.c tests/fuzz/replay_main.c $(ALL_LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< tests/fuzz/replay_main.c $(ALL_LIBS) $(LDLIBS)
 FUZZ_BUILD ?= $(BUILD)-fuzz
-fuzz:
+# Every target links protocol/, server/ and db/ (fuzz_conn drives a whole connection).
+fuzz: $(BUILD)/db/schema.c
 	@sh scripts/deps.sh fuzz
 	@for f in $(FUZZ_SRC); do n=$$(basename $$f .c); mkdir -p $(FUZZ_BUILD); \
 	  echo "clang -fsanitize=fuzzer $$f"; \
 	  clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined $(PKG_CFLAGS) \
-	    -o $(FUZZ_BUILD)/$$n $$f $(PROTO_SRC) server/upload.c $(LDLIBS) || exit 1; done
+	    -o $(FUZZ_BUILD)/$$n $$f $(PROTO_SRC) $(SERVER_SRC) $(DB_SRC) \
+	    $(BUILD)/db/schema.c $(LDLIBS) || exit 1; done
 	@echo "run e.g.: mkdir -p /tmp/fz && $(FUZZ_BUILD)/fuzz_frame -max_total_time=60 /tmp/fz tests/fuzz/corpus/fuzz_frame"
 	@echo "(libFuzzer adds new inputs to the first folder: keep the saved corpus second)"
 

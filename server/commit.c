@@ -19,6 +19,7 @@
 #include "../protocol/hex.h"
 #include "conn.h"
 #include "crash.h"
+#include "limits.h"
 #include "log.h"
 #include "storage.h"
 
@@ -29,6 +30,7 @@
 struct commit_staged {
 	struct storage_file sf;
 	char file_name[NAME_FIELD_SIZE];  /* as sent */
+	uint8_t owner[CLIENT_ID_SIZE];    /* whose staged count (limits.h) it is in */
 	uint64_t size;
 	uint32_t crc;
 };
@@ -41,6 +43,7 @@ commit_discard(struct conn *c)
 	if (s == NULL)
 		return;
 	c->staged = NULL;
+	limits_unstage(s->owner, s->size);
 	storage_abort(&s->sf);  /* removes the temporary file unless it was renamed */
 	free(s);
 }
@@ -69,6 +72,14 @@ commit_stage(struct conn *c, struct storage_file *sf, const char *file_name, uin
 		storage_abort(sf);
 		return SD_ERR_ALLOC;
 	}
+	/* Counted against the client's storage limits until its verdict. */
+	if (!limits_stage(c->id, size)) {
+		conn_log(c, "limit", "upload refused: too many clients with uploads in progress");
+		storage_abort(sf);
+		free(s);
+		return SD_ERR_TOO_LARGE;
+	}
+	memcpy(s->owner, c->id, CLIENT_ID_SIZE);
 	s->sf = *sf;  /* the folder descriptor and the temporary name move to s */
 	memset(sf, 0, sizeof(*sf));
 	sf->fd = -1;

@@ -31,6 +31,13 @@ config_defaults(struct server_config *c)
 	c->resume_ttl = CONFIG_DEFAULT_RESUME_TTL;
 	c->test_corrupt_crc = 0;
 	c->pending_ttl = CONFIG_DEFAULT_PENDING_TTL;
+	c->max_client_storage = CONFIG_DEFAULT_MAX_CLIENT_STORAGE;
+	c->max_client_files = CONFIG_DEFAULT_MAX_CLIENT_FILES;
+	c->max_uploads_per_client = CONFIG_DEFAULT_MAX_UPLOADS_PER_CLIENT;
+	c->max_registrations = CONFIG_DEFAULT_MAX_REGISTRATIONS;
+	c->min_upload_rate = CONFIG_DEFAULT_MIN_UPLOAD_RATE;
+	c->min_rate_grace = CONFIG_DEFAULT_MIN_RATE_GRACE;
+	c->retry_reply_after_ms = CONFIG_DEFAULT_RETRY_REPLY_AFTER;
 }
 
 int

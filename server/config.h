@@ -22,6 +22,14 @@ struct tls_creds;
 #define CONFIG_DEFAULT_RESUME_TTL 86400u      /* seconds a partial version-4 upload is kept */
 #define CONFIG_DEFAULT_PENDING_TTL 600u      /* seconds a registration without a key lives */
 #define CONFIG_PENDING_SWEEP_MAX 60u         /* seconds between sweeps of expired ones, at most */
+/* Per client and per address (limits.h); 0 in a field below means no limit. */
+#define CONFIG_DEFAULT_MAX_CLIENT_STORAGE (16ull << 30)  /* bytes stored per client */
+#define CONFIG_DEFAULT_MAX_CLIENT_FILES 10000u           /* files stored per client */
+#define CONFIG_DEFAULT_MAX_UPLOADS_PER_CLIENT 4u         /* concurrent, over all workers */
+#define CONFIG_DEFAULT_MAX_REGISTRATIONS 120u            /* 825/827 per address per minute */
+#define CONFIG_DEFAULT_MIN_UPLOAD_RATE 1024u             /* bytes/s over a whole upload */
+#define CONFIG_DEFAULT_MIN_RATE_GRACE 30u                /* seconds before the rate counts */
+#define CONFIG_DEFAULT_RETRY_REPLY_AFTER 1000u          /* ms: 901, nothing after: 1604 */
 
 /* Strings point into argv or static defaults: they live as long as the process. */
 struct server_config {
@@ -45,6 +53,13 @@ struct server_config {
 	/* The server's TLS credentials (made by main.c from the identity files, shared read-only
 	 * by every worker and connection); NULL serves version 3 only. */
 	const struct tls_creds *tls_creds;
+	uint64_t max_client_storage; /* plaintext bytes stored per client */
+	uint64_t max_client_files;   /* files stored per client */
+	unsigned max_uploads_per_client;  /* uploads in progress per client ID */
+	unsigned max_registrations;  /* 825 and 827 per source address per minute */
+	unsigned min_upload_rate;    /* bytes/s an upload must average after the grace */
+	unsigned min_rate_grace;     /* seconds an upload may be slower at its start */
+	unsigned retry_reply_after_ms;  /* a 901 followed by nothing this long gets 1604 (0: never) */
 };
 
 void config_defaults(struct server_config *c);

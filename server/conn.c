@@ -355,6 +355,8 @@ parse(struct conn *c, const uint8_t *in, size_t len)
 			return;
 		}
 		off += used;
+		if (ev.type != FRAME_NEED_MORE)
+			c->retry_since_ms = 0;  /* a request after the 901: the resend came */
 		switch (ev.type) {
 		case FRAME_NEED_MORE:
 			return;
@@ -392,6 +394,8 @@ update_progress(struct conn *c, size_t n)
 	int64_t now = c->env->now_ms;
 
 	c->last_rx_ms = now;
+	if (!frame_idle(&c->parser))
+		c->retry_since_ms = 0;  /* the resend has begun */
 	if (frame_idle(&c->parser) || streaming(c))
 		c->partial_since_ms = 0;
 	else if (c->partial_since_ms == 0)
@@ -523,13 +527,29 @@ conn_want(struct conn *c)
 }
 
 int
+conn_retry_reply(struct conn *c, int64_t now)
+{
+	unsigned after = c->env->cfg->retry_reply_after_ms;
+
+	if (c->closing || c->retry_since_ms == 0 || after == 0 ||
+	    now - c->retry_since_ms < (int64_t)after || !c->known)
+		return 0;
+	c->retry_since_ms = 0;
+	conn_log(c, "crc retry", "no resend within %u ms: 1604 (for clients that wait for a "
+	    "reply to 901)", after);
+	conn_queued(c, msg_put_client_id_response(&c->out, RESP_ACK, c->id));
+	conn_flush(c);
+	return 1;
+}
+
+int
 conn_check_timeouts(struct conn *c, int64_t now)
 {
 	unsigned idle = c->env->cfg->idle_timeout;
 	int64_t limit = (int64_t)idle * 1000;
 	int64_t last = c->last_rx_ms > c->last_tx_ms ? c->last_rx_ms : c->last_tx_ms;
 
-	if (c->closing)
+	if (c->closing || conn_retry_reply(c, now))
 		return 0;
 	if (put_check(c))
 		return 1;  /* its upload was taken over: ERROR 8, closed */
@@ -540,6 +560,9 @@ conn_check_timeouts(struct conn *c, int64_t now)
 	} else if (c->stream_mark_ms != 0 && now - c->stream_mark_ms >= limit) {
 		conn_log_end(c, "connection", "timed out: file content slower than %u KiB in "
 		    "%u s", CONN_STREAM_MIN_BYTES >> 10, idle);
+	} else if (receive_too_slow(c, now)) {
+		conn_log_end(c, "limit", "upload too slow: below --min-upload-rate %u bytes/s on "
+		    "average; closing", c->env->cfg->min_upload_rate);
 	} else if (now - last >= limit) {
 		conn_log_end(c, "connection", "timed out: no progress for %u s%s", idle,
 		    frame_idle(&c->parser) ? "" : " in the middle of a message");

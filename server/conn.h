@@ -142,6 +142,8 @@ struct conn {
 	int uploads_done;               /* completed uploads: 900/901/902 need one */
 	char last_file[NAME_FIELD_SIZE];  /* the file named in the last 1603 (as sent) */
 	int awaiting_verdict;           /* 1603 sent, no 900/902 yet */
+	int64_t retry_since_ms;         /* a 901 ended the input at this time (0: no); with
+	                                 * nothing after it for --retry-reply-after, 1604 */
 	unsigned corrupt_left;          /* --test-corrupt-crc replies still to corrupt */
 
 	/* Version 4 (handlers_v4.c): a TLS connection, from its finished handshake on. Its
@@ -186,6 +188,11 @@ void conn_close_after_reply(struct conn *c);
  * no progress for --idle-timeout, a message not complete within it, or file content slower
  * than CONN_STREAM_MIN_BYTES per period. 1 when it did. */
 int conn_check_timeouts(struct conn *c, int64_t now);
+
+/* After a 901 with no byte following it for cfg->retry_reply_after_ms: one 1604, which
+ * releases the clients that wait for a reply to 901 before they resend (SPEC.md says 901 gets
+ * none; clients that resend at once never see it). 1 when it was sent. */
+int conn_retry_reply(struct conn *c, int64_t now);
 
 /* 1 while c has work a graceful stop should wait for: a message or file half received, a
  * file received but not yet confirmed, or replies not yet sent. */

@@ -15,6 +15,7 @@
 #include "config.h"
 #include "conn.h"
 #include "crash.h"
+#include "limits.h"
 #include "log.h"
 
 static void
@@ -253,6 +254,7 @@ handle_verdict(struct conn *c, const struct frame_event *ev)
 		/* No reply (SPEC.md 3); the attempt goes, the resend is a new one. */
 		commit_discard(c);
 		c->awaiting_verdict = 0;
+		c->retry_since_ms = c->env->now_ms > 0 ? c->env->now_ms : 1;
 		conn_log(c, what, "\"%s\": waiting for the resend", safe);
 		return;
 	}
@@ -308,9 +310,31 @@ handlers_pending_sweep_ms(const struct conn_env *env)
 	return (int64_t)(s > 0 ? s : 1) * 1000;
 }
 
+/* --max-registrations-per-minute: 825 and 827 take a token of the source address's bucket.
+ * Over the limit: 1607, sent at once, a log line, and the connection closes. 1 allowed. */
+static int
+registration_allowed(struct conn *c)
+{
+	char addr[LIMITS_ADDR_MAX];
+	unsigned max = c->env->cfg->max_registrations;
+
+	limits_peer_address(c->peer, addr);
+	if (limits_registration_allow(addr, max, c->env->now_ms))
+		return 1;
+	conn_log_end(c, "limit", "more than %u registrations and reconnects a minute from %s "
+	    "(--max-registrations-per-minute): 1607; closing", max, addr);
+	conn_queued(c, msg_put_empty_response(&c->out, RESP_ERROR));
+	conn_flush(c);
+	conn_close_later(c);
+	return 0;
+}
+
 void
 handlers_message(struct conn *c, const struct frame_event *ev)
 {
+	if ((ev->header->code == REQ_REGISTER || ev->header->code == REQ_RECONNECT) &&
+	    !registration_allowed(c))
+		return;
 	switch (ev->header->code) {
 	case REQ_REGISTER:
 		handle_register(c, ev);

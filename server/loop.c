@@ -4,6 +4,9 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -37,6 +40,9 @@
 #define LOOP_TICK_MS 250
 #define LOOP_ACCEPTS_PER_WAKE 64
 #define LOOP_BACKLOG 4096
+/* After this many connections were freed, the next tick gives free heap pages back to the
+ * system (malloc_trim): a burst of connections must not leave the server's RSS at its peak. */
+#define LOOP_TRIM_AFTER 256u
 
 /* One worker thread: its epoll set, its connections and what they share (env). */
 struct worker {
@@ -49,6 +55,7 @@ struct worker {
 	int listening;            /* 1 while the listening socket is in epfd */
 	struct conn *conns;       /* all connections of this worker (list) */
 	size_t nconns;
+	size_t freed;             /* connections freed since the last malloc_trim */
 	int draining;             /* a stop was asked: no accepts, close idle connections */
 	int64_t drain_deadline_ms;
 	int64_t next_expiry_ms;   /* worker 0: next sweep of expired pending registrations */
@@ -135,6 +142,7 @@ reap(struct worker *w)
 			continue;
 		conn_log_end(c, "connection", "closed");
 		drop_conn(w, c);
+		w->freed++;
 	}
 	w->env.nclosing = 0;
 }
@@ -282,6 +290,14 @@ tick(struct worker *w)
 		if (w->next_expiry_ms != 0)  /* the start swept already */
 			handlers_expire_pending(&w->env);
 		w->next_expiry_ms = w->env.now_ms + handlers_pending_sweep_ms(&w->env);
+	}
+	if (w->freed >= LOOP_TRIM_AFTER) {
+		/* glibc keeps freed memory in its arenas; the connections' buffers and the
+		 * receives' reassemblers of a burst would otherwise stay resident. */
+#ifdef __GLIBC__
+		(void)malloc_trim(0);
+#endif
+		w->freed = 0;
 	}
 }
 

@@ -32,6 +32,8 @@ enum {
 	OPT_BIND = 256, OPT_DB, OPT_STORAGE, OPT_WORKERS, OPT_MAX_CONN, OPT_IDLE, OPT_MAX_FILE,
 	OPT_GRACE, OPT_CORRUPT, OPT_PENDING_TTL, OPT_RESUME_TTL, OPT_TLS_KEY, OPT_TLS_CERT, OPT_FINGERPRINT,
 	OPT_NO_V4,
+	OPT_MAX_STORAGE, OPT_MAX_FILES, OPT_MAX_UPLOADS, OPT_MAX_REG,
+	OPT_MIN_RATE, OPT_MIN_RATE_GRACE, OPT_RETRY_REPLY,
 };
 
 /* What main() does after the options: serve, or print the fingerprint. */
@@ -73,6 +75,21 @@ usage(FILE *f)
 	    "      --fingerprint        print the server's key fingerprint (SHA256:...) for\n"
 	    "                           clients to pin, and exit (makes the key if missing)\n"
 	    "      --no-v4              serve version 3 only (no TLS)\n"
+	    "      --max-client-storage BYTES  bytes one client may store (default %llu;\n"
+	    "                           0: no limit)\n"
+	    "      --max-client-files N files one client may store (default %u; 0: no limit)\n"
+	    "      --max-uploads-per-client N  uploads in progress under one client ID\n"
+	    "                           (default %u; 0: no limit)\n"
+	    "      --max-registrations-per-minute N  825/827 requests per source address\n"
+	    "                           and minute (default %u; 0: no limit); beyond it the\n"
+	    "                           connection gets 1607 and is closed\n"
+	    "      --min-upload-rate BYTES  an upload must average this many bytes per second\n"
+	    "                           once it is --min-rate-grace seconds old (default %u;\n"
+	    "                           0: no minimum)\n"
+	    "      --min-rate-grace SECS  (default %u)\n"
+	    "      --retry-reply-after MS  a 901 followed by nothing for MS milliseconds is\n"
+	    "                           answered 1604, for clients that wait for a reply\n"
+	    "                           before they resend (default %u; 0: never)\n"
 	    "      --test-corrupt-crc N TEST ONLY: the first N 1603 replies of each\n"
 	    "                           connection carry a wrong CRC, to show a client's\n"
 	    "                           retry loop. Never use it in production.\n"
@@ -81,8 +98,11 @@ usage(FILE *f)
 	    CONFIG_DEFAULT_PORT, CONFIG_DEFAULT_BIND, CONFIG_DEFAULT_DB, CONFIG_DEFAULT_STORAGE,
 	    CONFIG_DEFAULT_MAX_CONNECTIONS, CONFIG_DEFAULT_IDLE_TIMEOUT,
 	    (unsigned long long)CONFIG_DEFAULT_MAX_FILE_SIZE, CONFIG_DEFAULT_RESUME_TTL,
-	    CONFIG_DEFAULT_GRACE,
-	    CONFIG_DEFAULT_PENDING_TTL);
+	    CONFIG_DEFAULT_GRACE, CONFIG_DEFAULT_PENDING_TTL,
+	    (unsigned long long)CONFIG_DEFAULT_MAX_CLIENT_STORAGE, CONFIG_DEFAULT_MAX_CLIENT_FILES,
+	    CONFIG_DEFAULT_MAX_UPLOADS_PER_CLIENT, CONFIG_DEFAULT_MAX_REGISTRATIONS,
+	    CONFIG_DEFAULT_MIN_UPLOAD_RATE, CONFIG_DEFAULT_MIN_RATE_GRACE,
+	    CONFIG_DEFAULT_RETRY_REPLY_AFTER);
 }
 
 static int
@@ -119,6 +139,13 @@ parse_options(int argc, char **argv, struct server_config *cfg, int *port_given,
 		{ "tls-cert", required_argument, NULL, OPT_TLS_CERT },
 		{ "fingerprint", no_argument, NULL, OPT_FINGERPRINT },
 		{ "no-v4", no_argument, NULL, OPT_NO_V4 },
+		{ "max-client-storage", required_argument, NULL, OPT_MAX_STORAGE },
+		{ "max-client-files", required_argument, NULL, OPT_MAX_FILES },
+		{ "max-uploads-per-client", required_argument, NULL, OPT_MAX_UPLOADS },
+		{ "max-registrations-per-minute", required_argument, NULL, OPT_MAX_REG },
+		{ "min-upload-rate", required_argument, NULL, OPT_MIN_RATE },
+		{ "min-rate-grace", required_argument, NULL, OPT_MIN_RATE_GRACE },
+		{ "retry-reply-after", required_argument, NULL, OPT_RETRY_REPLY },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -199,6 +226,41 @@ parse_options(int argc, char **argv, struct server_config *cfg, int *port_given,
 			break;
 		case OPT_NO_V4:
 			cfg->no_v4 = 1;
+			break;
+		case OPT_MAX_STORAGE:
+			if (number("--max-client-storage", optarg, 0, UINT64_MAX / 2, &v) != 0)
+				return -1;
+			cfg->max_client_storage = v;
+			break;
+		case OPT_MAX_FILES:
+			if (number("--max-client-files", optarg, 0, 100000000, &v) != 0)
+				return -1;
+			cfg->max_client_files = v;
+			break;
+		case OPT_MAX_UPLOADS:
+			if (number("--max-uploads-per-client", optarg, 0, 1000000, &v) != 0)
+				return -1;
+			cfg->max_uploads_per_client = (unsigned)v;
+			break;
+		case OPT_MAX_REG:
+			if (number("--max-registrations-per-minute", optarg, 0, 1000000, &v) != 0)
+				return -1;
+			cfg->max_registrations = (unsigned)v;
+			break;
+		case OPT_MIN_RATE:
+			if (number("--min-upload-rate", optarg, 0, 1u << 30, &v) != 0)
+				return -1;
+			cfg->min_upload_rate = (unsigned)v;
+			break;
+		case OPT_MIN_RATE_GRACE:
+			if (number("--min-rate-grace", optarg, 0, 86400, &v) != 0)
+				return -1;
+			cfg->min_rate_grace = (unsigned)v;
+			break;
+		case OPT_RETRY_REPLY:
+			if (number("--retry-reply-after", optarg, 0, 600000, &v) != 0)
+				return -1;
+			cfg->retry_reply_after_ms = (unsigned)v;
 			break;
 		case 'h':
 			usage(stdout);

@@ -18,6 +18,7 @@
 #include "config.h"
 #include "conn.h"
 #include "crash.h"
+#include "limits.h"
 #include "log.h"
 #include "storage.h"
 #include "upload.h"
@@ -29,6 +30,10 @@ struct receive {
 	enum receive_kind kind;
 	struct storage_file sf;      /* the temporary file; sf.fd >= 0 while open */
 	char file[NAME_FIELD_SIZE];  /* the file of the attempt in progress (as sent) */
+	uint8_t owner[CLIENT_ID_SIZE];  /* whose upload slot (limits.h) it holds */
+	int holds_slot;              /* counted in limits_upload_begin() */
+	int64_t started_ms;          /* when the receive began (--min-upload-rate) */
+	uint64_t wire_bytes;         /* request bytes received for it since started_ms */
 
 	/* RECEIVE_V3_PACKETS */
 	struct upload *up;           /* the reassembler, under the connection's session key */
@@ -78,10 +83,28 @@ receive_abort(struct conn *c)
 	if (r == NULL)
 		return;
 	c->recv = NULL;
+	if (r->holds_slot)
+		limits_upload_end(r->owner);
 	receive_free_kind(r);
 	storage_abort(&r->sf);  /* accepts a closed file */
 	crypto_wipe(r, sizeof(*r));
 	free(r);
+}
+
+int
+receive_too_slow(const struct conn *c, int64_t now_ms)
+{
+	const struct server_config *cfg = c->env->cfg;
+	const struct receive *r = c->recv;
+	int64_t age;
+
+	if (r == NULL || cfg->min_upload_rate == 0)
+		return 0;
+	age = now_ms - r->started_ms;
+	if (age < (int64_t)cfg->min_rate_grace * 1000 || age <= 0)
+		return 0;
+	/* bytes / (age / 1000) < rate, without division */
+	return r->wire_bytes * 1000u < (uint64_t)cfg->min_upload_rate * (uint64_t)age;
 }
 
 int
@@ -146,6 +169,39 @@ open_attempt_file(struct conn *c, struct receive *r, const char *file_name)
 	return 0;
 }
 
+/* --max-client-storage and --max-client-files for an attempt of size bytes stored as r's
+ * temporary file will be (checked before any byte is written; a replacement counts its new
+ * size minus the old). 0 or SD_ERR_TOO_LARGE (logged). */
+static int
+check_storage_limits(struct conn *c, const struct receive *r, uint64_t size)
+{
+	const struct server_config *cfg = c->env->cfg;
+	struct limits_usage u;
+	int e;
+
+	if (cfg->max_client_storage == 0 && cfg->max_client_files == 0)
+		return 0;
+	if ((e = limits_client_usage(c->env->db, c->id, r->sf.rel_path, &u)) != 0) {
+		conn_log(c, "send file", "failed: counting stored files: %s (%s)", sd_strerror(e),
+		    db_errmsg(c->env->db));
+		return e;
+	}
+	if (cfg->max_client_files > 0 && !u.replaces && u.files + 1 > cfg->max_client_files) {
+		conn_log(c, "limit", "upload refused: the client stores %llu files already "
+		    "(--max-client-files %llu): 1607", (unsigned long long)u.files,
+		    (unsigned long long)cfg->max_client_files);
+		return SD_ERR_TOO_LARGE;
+	}
+	if (cfg->max_client_storage > 0 && (u.bytes > cfg->max_client_storage ||
+	    size > cfg->max_client_storage - u.bytes)) {
+		conn_log(c, "limit", "upload refused: %llu bytes stored and %llu more would pass "
+		    "--max-client-storage %llu: 1607", (unsigned long long)u.bytes,
+		    (unsigned long long)size, (unsigned long long)cfg->max_client_storage);
+		return SD_ERR_TOO_LARGE;
+	}
+	return 0;
+}
+
 /* The first packet of an upload: it must come from the connection that was given the
  * client's key in this session (1602 or 1605; issue 9 item 2: an ID travels in clear, so a
  * key looked up by the header's ID would let anyone who saw it upload as that client), and
@@ -169,6 +225,15 @@ begin_upload(struct conn *c, const struct msg_file_packet *p, uint32_t content_l
 		conn_log(c, "send file", "failed: %s", sd_strerror(e));
 		goto out;
 	}
+	r->started_ms = c->env->now_ms;
+	if (!limits_upload_begin(c->id, c->env->cfg->max_uploads_per_client)) {
+		conn_log(c, "limit", "upload refused: %u uploads of this client in progress "
+		    "(--max-uploads-per-client): 1607", c->env->cfg->max_uploads_per_client);
+		e = SD_ERR_TOO_LARGE;
+		goto out;
+	}
+	memcpy(r->owner, c->id, CLIENT_ID_SIZE);
+	r->holds_slot = 1;
 	if ((e = upload_new(&r->up, c->aes_key, c->env->cfg->max_file_size)) != 0) {
 		conn_log(c, "send file", "failed: %s", sd_strerror(e));
 		goto out;
@@ -177,7 +242,8 @@ begin_upload(struct conn *c, const struct msg_file_packet *p, uint32_t content_l
 		conn_log(c, "send file", "refused first packet: %s", sd_strerror(e));
 		goto out;
 	}
-	if ((e = open_attempt_file(c, r, p->file_name)) != 0)
+	if ((e = open_attempt_file(c, r, p->file_name)) != 0 ||
+	    (e = check_storage_limits(c, r, p->orig_file_size)) != 0)
 		goto out;
 	conn_touch(c, c->id);
 	e = 0;
@@ -222,7 +288,8 @@ continue_upload(struct conn *c, const struct msg_file_packet *p, uint32_t conten
 	}
 	/* The reassembler decides what restarts an attempt (a resend after 901, or a sender
 	 * that gave up mid-file): then the old temporary file goes. */
-	if (upload_packet_is_first(r->up) && (e = open_attempt_file(c, r, p->file_name)) != 0)
+	if (upload_packet_is_first(r->up) && ((e = open_attempt_file(c, r, p->file_name)) != 0 ||
+	    (e = check_storage_limits(c, r, p->orig_file_size)) != 0))
 		return e;
 	if (c->env->now_ms - c->last_touch_ms >= RECEIVE_TOUCH_INTERVAL_MS)
 		conn_touch(c, c->id);
@@ -266,6 +333,7 @@ receive_packet_start(struct conn *c, const struct frame_event *ev)
 		return;
 	}
 	c->refused = 0;
+	c->recv->wire_bytes += REQ_HEADER_SIZE + (uint64_t)ev->len;
 	c->skip_content = 0;
 	c->recv->in_packet = 1;
 }
@@ -286,6 +354,7 @@ receive_packet_data(struct conn *c, const struct frame_event *ev)
 
 	if (c->skip_content)
 		return;  /* a refused packet: its content is dropped as it arrives */
+	c->recv->wire_bytes += ev->len;
 	sink_of(c->recv, &sink);
 	if ((e = upload_packet_data(c->recv->up, ev->data, ev->len, &sink)) != 0) {
 		conn_log(c, "send file", "refused content: %s; upload discarded",
@@ -308,6 +377,10 @@ store_and_reply(struct conn *c, const struct receive_done *d)
 	char shown[LOG_NAME_MAX + 4], path[LOG_PATH_MAX + 1];
 
 	memset(&crc, 0, sizeof(crc));
+	/* Again at the end: uploads of one client on other connections may have been stored
+	 * since this one began. */
+	if (check_storage_limits(c, r, d->plain_size) != 0)
+		goto fail;
 	/* The receive's count and the stored file's must agree; they can only differ through a
 	 * bug, and then the file is not kept. */
 	if (d->plain_size != r->sf.written) {

@@ -12,6 +12,8 @@
 #ifndef SD_SERVER_RECEIVE_H
 #define SD_SERVER_RECEIVE_H
 
+#include <stdint.h>
+
 #include "../protocol/frame.h"
 
 struct conn;
@@ -27,6 +29,10 @@ enum receive_kind {
 void receive_packet_start(struct conn *c, const struct frame_event *ev);
 void receive_packet_data(struct conn *c, const struct frame_event *ev);
 void receive_packet_end(struct conn *c, const struct frame_event *ev);
+
+/* 1 when c's receive, older than --min-rate-grace at now_ms, averaged fewer than
+ * --min-upload-rate bytes per second since it began (any packet size counts the same). */
+int receive_too_slow(const struct conn *c, int64_t now_ms);
 
 /* 1 while an 828's content is arriving for r. */
 int receive_in_packet(const struct receive *r);
