@@ -27,6 +27,7 @@
 #include "conn.h"
 #include "handlers_v4.h"
 #include "log.h"
+#include "receive.h"
 #include "storage.h"
 
 /* Inflate output, and the block the prefix is re-hashed in: fixed, whatever the chunk. */
@@ -433,6 +434,21 @@ put_new(const uint8_t owner[CLIENT_ID_SIZE], const char *name, uint64_t size)
 	return p;
 }
 
+/* The per-client limits of version 3 (--max-client-storage, --max-client-files) for a file
+ * of size bytes to be stored under safe: checked at PUT_OPEN, before any byte is written. */
+static int
+client_limits(struct conn *c, const char *safe, uint64_t size)
+{
+	char hex[CLIENT_ID_SIZE * 2 + 1], rel[STORAGE_PATH_MAX];
+	int n;
+
+	hex_encode(c->id, CLIENT_ID_SIZE, hex);
+	n = snprintf(rel, sizeof(rel), "%s/%s", hex, safe);
+	if (n < 0 || (size_t)n >= sizeof(rel))
+		return SD_ERR_TOO_LARGE;
+	return receive_check_client_limits(c, rel, size);
+}
+
 void
 put_open(struct conn *c, const struct frame_event *ev)
 {
@@ -460,6 +476,12 @@ put_open(struct conn *c, const struct frame_event *ev)
 		log_sanitize(m.name, shown, sizeof(shown));
 		conn_log(c, "put", "refused: file name \"%s\" cannot be stored", shown);
 		put_reply_error(c, V4_REASON_BAD_REQUEST, 0, "file name cannot be stored");
+		return;
+	}
+	if ((e = client_limits(c, safe, m.size)) != 0) {
+		put_reply_error(c, e == SD_ERR_TOO_LARGE ? V4_REASON_TOO_LARGE : V4_REASON_STORAGE,
+		    0, e == SD_ERR_TOO_LARGE ? "over this account's storage or file limit" :
+		    "cannot count this account's files");
 		return;
 	}
 	if ((p = put_new(c->id, safe, m.size)) == NULL) {

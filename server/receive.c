@@ -169,11 +169,8 @@ open_attempt_file(struct conn *c, struct receive *r, const char *file_name)
 	return 0;
 }
 
-/* --max-client-storage and --max-client-files for an attempt of size bytes stored as r's
- * temporary file will be (checked before any byte is written; a replacement counts its new
- * size minus the old). 0 or SD_ERR_TOO_LARGE (logged). */
-static int
-check_storage_limits(struct conn *c, const struct receive *r, uint64_t size)
+int
+receive_check_client_limits(struct conn *c, const char *rel_path, uint64_t size)
 {
 	const struct server_config *cfg = c->env->cfg;
 	struct limits_usage u;
@@ -181,7 +178,7 @@ check_storage_limits(struct conn *c, const struct receive *r, uint64_t size)
 
 	if (cfg->max_client_storage == 0 && cfg->max_client_files == 0)
 		return 0;
-	if ((e = limits_client_usage(c->env->db, c->id, r->sf.rel_path, &u)) != 0) {
+	if ((e = limits_client_usage(c->env->db, c->id, rel_path, &u)) != 0) {
 		conn_log(c, "send file", "failed: counting stored files: %s (%s)", sd_strerror(e),
 		    db_errmsg(c->env->db));
 		return e;
@@ -243,7 +240,7 @@ begin_upload(struct conn *c, const struct msg_file_packet *p, uint32_t content_l
 		goto out;
 	}
 	if ((e = open_attempt_file(c, r, p->file_name)) != 0 ||
-	    (e = check_storage_limits(c, r, p->orig_file_size)) != 0)
+	    (e = receive_check_client_limits(c, r->sf.rel_path, p->orig_file_size)) != 0)
 		goto out;
 	conn_touch(c, c->id);
 	e = 0;
@@ -289,7 +286,7 @@ continue_upload(struct conn *c, const struct msg_file_packet *p, uint32_t conten
 	/* The reassembler decides what restarts an attempt (a resend after 901, or a sender
 	 * that gave up mid-file): then the old temporary file goes. */
 	if (upload_packet_is_first(r->up) && ((e = open_attempt_file(c, r, p->file_name)) != 0 ||
-	    (e = check_storage_limits(c, r, p->orig_file_size)) != 0))
+	    (e = receive_check_client_limits(c, r->sf.rel_path, p->orig_file_size)) != 0))
 		return e;
 	if (c->env->now_ms - c->last_touch_ms >= RECEIVE_TOUCH_INTERVAL_MS)
 		conn_touch(c, c->id);
@@ -379,7 +376,7 @@ store_and_reply(struct conn *c, const struct receive_done *d)
 	memset(&crc, 0, sizeof(crc));
 	/* Again at the end: uploads of one client on other connections may have been stored
 	 * since this one began. */
-	if (check_storage_limits(c, r, d->plain_size) != 0)
+	if (receive_check_client_limits(c, r->sf.rel_path, d->plain_size) != 0)
 		goto fail;
 	/* The receive's count and the stored file's must agree; they can only differ through a
 	 * bug, and then the file is not kept. */

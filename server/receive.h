@@ -41,4 +41,10 @@ int receive_in_packet(const struct receive *r);
  * it to NULL; nothing happens when there is none. */
 void receive_abort(struct conn *c);
 
+/* --max-client-storage and --max-client-files for a file of size bytes that will be stored
+ * at rel_path ("<id hex>/<name>"; a replacement counts its new size minus the old), checked
+ * before any byte is written, for both versions' uploads. 0, or SD_ERR_TOO_LARGE (logged),
+ * or the database's error. */
+int receive_check_client_limits(struct conn *c, const char *rel_path, uint64_t size);
+
 #endif

@@ -287,6 +287,21 @@ class Transfers(unittest.TestCase):
         self.assertEqual(cm.exception.reason, sdpeer4.TOO_LARGE)
         self.assertEqual(c.put_open(100000, "big.bin")["offset"], 0)
         c.close()
+        # The per-client limits of version 3 hold for version 4 too, at PUT_OPEN.
+        self.server.stop()
+        self.server = harness.Server(self.dir, args=["--max-client-files", "1",
+                                                     "--max-client-storage", "1000000"])
+        self.server.start()
+        c = self.client(self.alice["identity"])
+        c.upload("one.bin", b"x" * 1000)
+        with self.assertRaises(RemoteError) as cm:
+            c.put_open(10, "two.bin")
+        self.assertEqual(cm.exception.reason, sdpeer4.TOO_LARGE)
+        with self.assertRaises(RemoteError) as cm:
+            c.put_open(1000001, "one.bin")
+        self.assertEqual(cm.exception.reason, sdpeer4.TOO_LARGE)
+        self.assertEqual(c.put_open(2000, "one.bin")["offset"], 0, "a replacement fits")
+        c.close()
 
     def test_db_tool_shows_partial_upload(self):
         data = random.Random(4).randbytes(3 * MiB)
