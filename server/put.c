@@ -925,7 +925,9 @@ remove_unrecorded(struct recon *r)
 	const char *key = rel;
 	int fd, dup_fd;
 
-	qsort(r->paths, r->npaths, sizeof(*r->paths), cmp_str);
+	/* qsort and bsearch take no NULL array, even of 0 elements (C11 7.22.5). */
+	if (r->npaths > 0)
+		qsort(r->paths, r->npaths, sizeof(*r->paths), cmp_str);
 	if ((dup_fd = dup(r->root_fd)) < 0)
 		return;
 	if ((d = fdopendir(dup_fd)) == NULL) {
@@ -947,7 +949,8 @@ remove_unrecorded(struct recon *r)
 			    strlen(STORAGE_RESUME_PREFIX)) != 0)
 				continue;
 			snprintf(rel, sizeof(rel), "%s/%s", e->d_name, f->d_name);
-			if (bsearch(&key, r->paths, r->npaths, sizeof(*r->paths), cmp_str) == NULL &&
+			if ((r->npaths == 0 ||
+			    bsearch(&key, r->paths, r->npaths, sizeof(*r->paths), cmp_str) == NULL) &&
 			    unlinkat(dirfd(sub), f->d_name, 0) == 0)
 				r->dropped++;
 		}

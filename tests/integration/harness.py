@@ -46,6 +46,24 @@ LISTEN_RE = re.compile(r"listening on 127\.0\.0\.1:(\d+)")
 WRAP = shlex.split(os.environ.get("SEALDROP_WRAP", ""))
 START_TIMEOUT = 60.0 if WRAP else 10.0
 
+# A report of AddressSanitizer, LeakSanitizer, UndefinedBehaviorSanitizer (SAN= builds) or
+# valgrind (SEALDROP_WRAP) in our programs' output: a test that sees one fails, whatever the
+# exit status (a server killed or stopped by a test never shows its sanitizer exit code).
+SAN_REPORT_RE = re.compile(
+    r"ERROR: (?:Address|Leak|Thread|Memory)Sanitizer|runtime error: |"
+    r"==\d+== (?:Invalid |Conditional jump|Use of uninitialised|Syscall param|"
+    r"Mismatched free|Source and destination overlap|[\d,]+ bytes in [\d,]+ blocks are "
+    r"definitely lost)")
+
+
+def check_san_report(text, what):
+    """Raise AssertionError (with the report) when text holds a sanitizer or valgrind
+    report; what names the program for the message."""
+    m = SAN_REPORT_RE.search(text or "")
+    if m:
+        start = max(0, text.rfind("\n", 0, max(0, m.start() - 2000)))
+        raise AssertionError("%s: sanitizer/valgrind report:\n%s" % (what, text[start:start + 8000]))
+
 
 # SEALDROP_TEST_DB=pg: every Server of bin/sealdrop-server without its own --db gets a
 # PostgreSQL database of its own (one per work folder, so a restart in the same folder finds its
@@ -211,6 +229,7 @@ class Server:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
         self._close_log()
+        check_san_report(self.log(since_start=True), "server")
         return self.proc.returncode
 
     def kill9(self):
@@ -221,6 +240,7 @@ class Server:
             self.proc.kill()
             self.proc.wait(timeout=10)
         self._close_log()
+        check_san_report(self.log(since_start=True), "server")
         return self.proc.returncode
 
     def _close_log(self):
@@ -249,10 +269,12 @@ def run_client(workdir, args=(), timeout=60, env=None, binary=None, input=None):
     if binary is None:
         binary = WRAP + [CLIENT_BIN]
     cmd = ([binary] if isinstance(binary, str) else list(binary)) + list(args)
-    return subprocess.run(cmd, cwd=workdir, env=full_env,
+    done = subprocess.run(cmd, cwd=workdir, env=full_env,
                           stdin=subprocess.DEVNULL if input is None else None, input=input,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout,
                           text=True, errors="replace")
+    check_san_report(done.stderr, "client")
+    return done
 
 
 def write_transfer_info(directory, host_port, name, path):

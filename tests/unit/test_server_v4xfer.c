@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <stdio.h>
@@ -980,6 +981,30 @@ test_reconcile_and_expire(void **state)
 	assert_int_equal(db_upload_get(g->env.db, id_a, "long", &u), SD_ERR_NOT_FOUND);
 }
 
+/* No upload record at all (a server's first start with its storage folder present): a
+ * stray resumable file still goes, and nothing is sorted or searched in a NULL array (UBSan
+ * found qsort(NULL, 0, ...) here). */
+static void
+test_reconcile_no_records(void **state)
+{
+	struct rig *g = *state;
+	char hex[33], path[600];
+	long kept = -1, dropped = -1;
+	struct stat sb;
+	int fd;
+
+	hex_encode(id_a, CLIENT_ID_SIZE, hex);
+	snprintf(path, sizeof(path), "%s/%s", g->dir, hex);
+	assert_true(mkdir(path, 0700) == 0 || errno == EEXIST);
+	snprintf(path, sizeof(path), "%s/%s/%sstray", g->dir, hex, STORAGE_RESUME_PREFIX);
+	assert_true((fd = open(path, O_WRONLY | O_CREAT, 0600)) >= 0);
+	close(fd);
+	assert_int_equal(put_reconcile(g->env.db, g->dir, &kept, &dropped), 0);
+	assert_int_equal(kept, 0);
+	assert_int_equal(dropped, 1);
+	assert_int_not_equal(stat(path, &sb), 0);
+}
+
 /* SEALDROP_BIG=1: a file over 4 GiB, resumed past 4 GiB from a sparse temporary file
  * (recorded as durable, as a long upload leaves it): the prefix hash, the offsets and
  * PUT_DONE's size are 64-bit through. */
@@ -1062,6 +1087,7 @@ main(void)
 		    rig_teardown),
 		cmocka_unit_test_setup_teardown(test_abort, rig_setup, rig_teardown),
 		cmocka_unit_test_setup_teardown(test_reconcile_and_expire, rig_setup, rig_teardown),
+		cmocka_unit_test_setup_teardown(test_reconcile_no_records, rig_setup, rig_teardown),
 		cmocka_unit_test_setup_teardown(test_big_resume_past_4gib, rig_setup, rig_teardown),
 	};
 
