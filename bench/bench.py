@@ -5,11 +5,16 @@ tests/tools/sdload), as a ratio, with the issue's target beside it. Nothing here
 fails on speed; it prints a table and writes bench/results.txt.
 
 Sections: the unavoidable cost per GiB (AES-256-CBC and AES-256-GCM both ways, SHA-256, cksum,
-memcpy, writing into a folder); a large version-3 upload to tmpfs and to disk (each side's CPU
-seconds per GiB against its unavoidable cost, wall-clock throughput, scp of the same file);
+memcpy, writing into a folder); a large version-3 upload (client --protocol 3) to tmpfs and to
+disk (each side's CPU seconds per GiB against its unavoidable cost, wall-clock throughput, scp
+of the same file); the same file over version 4 (client --protocol 4 --compress no: the file is
+random) to tmpfs and to disk, then downloaded (`get NAME -o PATH`), each side's CPU per GiB
+against GCM + SHA-256 + cksum + 2 memcpy; the bytes the server receives again after a dropped
+connection (a relay cuts the upload at a known byte count, the client resumes by itself);
+TLS 1.3 handshakes (both certificates, + WHOAMI) per server CPU-second and server memory per
+idle TLS connection (the Python peer's ssl client: only the server's CPU and memory are read);
 registrations and 1,000 concurrent 1 MiB uploads from the C load generator; memory per idle
-connection; and the version-4 rows, which print "–" until version 4 exists (each is one
-function below, v4_*, to fill in).
+version-3 connection.
 
 CPU time is user + system: /proc/<pid>/stat for the server, wait4's rusage for the client,
 CLOCK_PROCESS_CPUTIME_ID inside the tools. CPU figures stay meaningful when other programs
@@ -18,9 +23,13 @@ share the machine; wall-clock figures do not, so the load average is printed wit
 Environment: SEALDROP_BIN (programs), SEALDROP_TOOLS (sdbench, sdload), BENCH_MB (the large
 file, default 1024), BENCH_REPEAT (runs of each large upload, the best reported, default 2),
 BENCH_LIMIT_MB (bytes per in-memory limit, default BENCH_MB),
-BENCH_UPLOADS (concurrent 1 MiB uploads, default 1000), BENCH_REGS (registrations, default
+BENCH_UPLOADS (concurrent 1 MiB uploads, default 1000), BENCH_HANDSHAKES (TLS handshakes,
+default 2000), BENCH_TLS_CONNS (idle TLS connections, default 1000), BENCH_RESEND_MB (the file
+cut by the relay, default 256), BENCH_BIG=1 (also a version-4 upload of BENCH_BIG_MB, default
+4 GiB + 1 MiB, to disk: the server's peak RSS), BENCH_REGS (registrations, default
 5000), BENCH_CONNS (idle connections, default 2000), BENCH_SCP=0 (skip scp), BENCH_TMPFS (a
 tmpfs folder, default /dev/shm), BENCH_DISK (a folder on disk, default TMPDIR or /var/tmp).
+Every server started here gets --max-registrations-per-minute 0 when its --help lists it.
 """
 import os
 import platform
@@ -464,10 +473,11 @@ def v4_transfers(big, kind, d, scratch, download):
 class Relay:
     """A TCP relay on 127.0.0.1 in front of a server. It counts the bytes it forwards from
     client to server per connection, and cuts the first connection (both sides) once `cut`
-    bytes have been forwarded (cut=None: never)."""
+    bytes have been forwarded (cut=None: never), then calls on_cut() if given (which may set
+    target_port for the next connections)."""
 
-    def __init__(self, target_port, cut=None):
-        self.target_port, self.cut = target_port, cut
+    def __init__(self, target_port, cut=None, on_cut=None):
+        self.target_port, self.cut, self.on_cut = target_port, cut, on_cut
         self.up = []  # bytes forwarded client -> server, per connection, in accept order
         self.listener = socket.socket()
         self.listener.bind(("127.0.0.1", 0))
@@ -508,6 +518,8 @@ class Relay:
                     if limit is not None and self.up[i] + len(data) >= limit:
                         server.sendall(data[:limit - self.up[i]])
                         self.up[i] = limit
+                        if self.on_cut is not None:
+                            self.on_cut(self)
                         return
                     server.sendall(data)
                     self.up[i] += len(data)
@@ -530,20 +542,31 @@ class Relay:
 
 def v4_resent(scratch, d):
     """Bytes the server receives again after a drop: the same upload through the relay once
-    whole and once cut at a known byte count (then resumed by the client by itself);
-    resent = (bytes before the cut + bytes after it) - bytes of the whole upload."""
+    whole, once cut at a known byte count, and once cut with the server killed (SIGKILL) and
+    restarted on the same folder at the cut; the client resumes by itself (--retries).
+    resent = (bytes over all connections of the cut upload) - bytes of the whole upload."""
     mb = min(MB, RESEND_MB)
     src = os.path.join(scratch, "resend.bin")
     make_big_file(src, mb)
     cut = 100 * (1 << 20) + 12345 if mb > 128 else (mb << 20) // 2 + 12345
-    srv = Server(os.path.join(d, "srv4-resend"))
+    workdir = os.path.join(d, "srv4-resend")
+    srv = [Server(workdir)]
+
+    def kill_and_restart(relay):
+        srv[0].proc.kill()
+        srv[0].proc.wait()
+        srv[0].log.close()
+        srv[0] = Server(workdir)
+        relay.target_port = srv[0].port
+
     try:
         figs = {}
-        for label, at in (("whole", None), ("cut", cut)):
+        for label, at, hook in (("whole", None, None), ("cut", cut, None),
+                                ("kill", cut, kill_and_restart)):
             # Registered directly; only the upload goes through the relay.
-            c = V4Client(os.path.join(scratch, f"cli4-resend-{label}"), srv.port,
+            c = V4Client(os.path.join(scratch, f"cli4-resend-{label}"), srv[0].port,
                          f"Bench {label}")
-            relay = Relay(srv.port, at)
+            relay = Relay(srv[0].port, at, hook)
             try:
                 c.port = relay.port
                 c.transfer(src)
@@ -554,13 +577,12 @@ def v4_resent(scratch, d):
                 relay.stop()
             figs[label] = list(relay.up)
         whole = sum(figs["whole"])
-        parts = figs["cut"]
-        resent = sum(parts) - whole
-        return {"mb": mb, "cut": cut, "whole": whole, "after": sum(parts[1:]),
-                "connections": len(parts), "resent": resent}
+        return {"mb": mb, "cut": cut, "whole": whole,
+                **{label: {"after": sum(figs[label][1:]), "connections": len(figs[label]),
+                           "resent": sum(figs[label]) - whole} for label in ("cut", "kill")}}
     finally:
-        srv.stop()
-        shutil.rmtree(os.path.join(d, "srv4-resend"), ignore_errors=True)
+        srv[0].stop()
+        shutil.rmtree(workdir, ignore_errors=True)
         os.unlink(src)
 
 
@@ -722,10 +744,13 @@ def bench_v4(big, dirs, L, v3, scp_mbs, scratch):
             note="the 4 GiB figure needs BENCH_BIG=1 (a 4 GiB + 1 MiB file, not in the "
             "default run)")
     r = v4_resent(scratch, dirs["tmpfs"])
-    row("bytes resent after a drop (v4, client resumes)", f"{r['resent'] / 2**20:.2f} MiB",
-        "64 MiB", fmt_ratio(r["resent"], 64 << 20), "<= 1",
-        f"{r['mb']} MiB file cut after {r['cut']} bytes up; {r['connections']} connections; "
-        f"the server got {r['after']} bytes after resuming, the whole upload {r['whole']}")
+    for label, what in (("cut", "connection cut"), ("kill", "cut + server kill -9, restart")):
+        x = r[label]
+        row(f"bytes resent after a drop, v4 ({what})", f"{x['resent'] / 2**20:.2f} MiB",
+            "64 MiB", fmt_ratio(x["resent"], 64 << 20), "<= 1",
+            f"{r['mb']} MiB file cut after {r['cut']} bytes up; {x['connections']} "
+            f"connections; the server got {x['after']} bytes after it, the whole upload "
+            f"{r['whole']}")
     h = v4_handshakes(scratch, dirs["tmpfs"])
     rate = h["ok"] / h["cpu"] if h["cpu"] > 0 else 0
     row("TLS 1.3 handshakes per server CPU-second", f"{rate:.0f} /s", None, None, ">= 1000",
