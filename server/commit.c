@@ -7,10 +7,8 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <stdint.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "../db/db.h"
@@ -217,7 +215,6 @@ out:
 struct recover {
 	struct db *db;
 	int root_fd;
-	int64_t newer_than;        /* intents created after this (Unix seconds) are left alone */
 	long rolled, dropped;
 	int err;
 };
@@ -293,8 +290,6 @@ on_intent(void *ctx, const struct db_commit *in)
 	struct stat st;
 	int dir_fd = -1, r;
 
-	if (in->created > k->newer_than)
-		return 0;  /* another live server's commit in progress (shared storage) */
 	log_sanitize_path(in->path_name, shown, sizeof(shown));
 	if (split_rel(in->temp_path, in->owner, &tmp) != 0 ||
 	    split_rel(in->path_name, in->owner, &fin) != 0 ||
@@ -333,15 +328,13 @@ out:
 }
 
 int
-commit_recover(struct db *db, const char *root, unsigned min_age, long *rolled,
-    long *dropped)
+commit_recover(struct db *db, const char *root, long *rolled, long *dropped)
 {
 	struct recover k;
 	int r;
 
 	memset(&k, 0, sizeof(k));
 	k.db = db;
-	k.newer_than = min_age == 0 ? INT64_MAX : (int64_t)time(NULL) - (int64_t)min_age;
 	*rolled = 0;
 	*dropped = 0;
 	if ((k.root_fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)

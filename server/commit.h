@@ -45,9 +45,6 @@ int commit_verdict(struct conn *c, int verified);
  * gone, the intent is published if the stored file is exactly the intent's (size and CRC), or
  * else dropped (its rename never happened). *rolled and *dropped count them. 0, or a negative
  * sd_err when the database could not be read or written (the intents stay). */
-/* (min_age > 0, a storage folder shared with other live servers: intents younger than
- * min_age seconds are another server's commit in progress and are left to it.) */
-int commit_recover(struct db *db, const char *root, unsigned min_age, long *rolled,
-    long *dropped);
+int commit_recover(struct db *db, const char *root, long *rolled, long *dropped);
 
 #endif

@@ -296,25 +296,13 @@ raise_fd_limit(void)
 /* Start-up work on the database: every commit intent rolled forward (before the temporary
  * files they name are removed as stale), expired pending registrations removed. 0 or -1
  * (logged). */
-/* Several servers share a storage folder only through a shared (PostgreSQL) database: then
- * another live server may be between an upload's last byte and its verdict, or between its
- * commit intent and its rename. The start-up clean-up and roll-forward leave alone what is
- * younger than twice the idle timeout (a connection silent that long is closed, and its
- * files with it); with SQLite the server is alone, and everything left is an earlier run's. */
-static unsigned
-shared_min_age(const struct server_config *cfg)
-{
-	return db_is_postgres(cfg->db_path) ? 2u * cfg->idle_timeout + 1u : 0u;
-}
-
 static int
 recover_db(const struct server_config *cfg, struct db *db)
 {
 	long rolled, dropped, expired = 0;
 	int r;
 
-	if ((r = commit_recover(db, cfg->storage_dir, shared_min_age(cfg), &rolled,
-	    &dropped)) != 0) {
+	if ((r = commit_recover(db, cfg->storage_dir, &rolled, &dropped)) != 0) {
 		log_server("fatal: cannot roll the interrupted commits forward: %s (%s)",
 		    sd_strerror(r), db_errmsg(db));
 		return -1;
@@ -378,7 +366,7 @@ prepare_storage_and_db(const struct server_config *cfg)
 	db_close(db);
 	if (r != 0)
 		return -1;
-	if ((stale = storage_remove_stale(cfg->storage_dir, shared_min_age(cfg))) < 0) {
+	if ((stale = storage_remove_stale(cfg->storage_dir)) < 0) {
 		log_server("fatal: cannot clean the storage folder %s: %s", cfg->storage_dir,
 		    sd_strerror(stale));
 		return -1;

@@ -276,7 +276,7 @@ tmp_in_use(int dir_fd, const char *name)
 /* Removes the temporary files (regular files with our prefix) in the folder dir_fd that no
  * live server is writing. */
 static int
-remove_stale_in(int dir_fd, time_t newer_than)
+remove_stale_in(int dir_fd)
 {
 	DIR *d;
 	struct dirent *e;
@@ -292,8 +292,7 @@ remove_stale_in(int dir_fd, time_t newer_than)
 		    strncmp(e->d_name, STORAGE_RESUME_PREFIX, strlen(STORAGE_RESUME_PREFIX)) == 0)
 			continue;
 		if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
-		    !S_ISREG(st.st_mode) || st.st_mtime > newer_than ||
-		    tmp_in_use(dirfd(d), e->d_name))
+		    !S_ISREG(st.st_mode) || tmp_in_use(dirfd(d), e->d_name))
 			continue;
 		if (unlinkat(dirfd(d), e->d_name, 0) == 0)
 			count++;
@@ -303,12 +302,11 @@ remove_stale_in(int dir_fd, time_t newer_than)
 }
 
 int
-storage_remove_stale(const char *root, unsigned min_age)
+storage_remove_stale(const char *root)
 {
 	DIR *d = NULL;
 	struct dirent *e;
 	struct stat st;
-	time_t newer_than = min_age == 0 ? (time_t)INT64_MAX : time(NULL) - (time_t)min_age;
 	int root_fd, fd, n, count = 0, r;
 
 	if (root == NULL)
@@ -332,7 +330,7 @@ storage_remove_stale(const char *root, unsigned min_age)
 			r = SD_ERR_IO;
 			goto out;
 		}
-		if ((n = remove_stale_in(fd, newer_than)) < 0) {
+		if ((n = remove_stale_in(fd)) < 0) {
 			r = n;
 			goto out;
 		}

@@ -63,9 +63,7 @@ void storage_abort(struct storage_file *f);
 int storage_open_folder(const char *root, const uint8_t owner[CLIENT_ID_SIZE], int *dir_fd);
 /* Removes leftover temporary files under root (after a crash), except the resumable ones
  * (STORAGE_RESUME_PREFIX) and those a live server holds (a server locks its temporary files;
- * several may share root). min_age > 0 (a shared folder): files modified less than min_age
- * seconds ago are left too, as another live server may be about to use them. Returns how
- * many, or < 0. */
-int storage_remove_stale(const char *root, unsigned min_age);
+ * several may share root). Returns how many, or < 0. */
+int storage_remove_stale(const char *root);
 
 #endif

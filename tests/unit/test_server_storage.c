@@ -429,23 +429,21 @@ test_remove_stale(void **state)
 	/* The upload in progress holds its temporary file's lock: a server sharing the folder
 	 * that starts now leaves it alone. Once its writer is gone (a crash closes the file) it
 	 * is stale like the others. */
-	assert_int_equal(storage_remove_stale(s.root, 0), 2);
+	assert_int_equal(storage_remove_stale(s.root), 2);
 	snprintf(path, sizeof(path), "%s/%s", s.root, OWNER_HEX);
 	assert_int_equal(count_entries(path), 2);         /* kept.bin, the live temporary file */
 	assert_int_equal(close(f.fd), 0);
 	f.fd = -1;
-	/* A shared folder: a file written a moment ago may be another live server's. */
-	assert_int_equal(storage_remove_stale(s.root, 3600), 0);
-	assert_int_equal(storage_remove_stale(s.root, 0), 1);
+	assert_int_equal(storage_remove_stale(s.root), 1);
 	storage_abort(&f);  /* its file went already; abort still closes cleanly */
 	assert_int_equal(count_entries(dir2), 3);         /* cccc, the folder, the link */
 	assert_int_equal(count_entries(s.outside), 1);    /* untouched */
 	snprintf(path, sizeof(path), "%s/%s", s.root, OWNER_HEX);
 	assert_int_equal(count_entries(path), 1);         /* kept.bin */
-	assert_int_equal(storage_remove_stale(s.root, 0), 0);
+	assert_int_equal(storage_remove_stale(s.root), 0);
 
 	snprintf(path, sizeof(path), "%s/none", s.top);
-	assert_int_equal(storage_remove_stale(path, 0), 0);  /* no storage yet */
+	assert_int_equal(storage_remove_stale(path), 0);  /* no storage yet */
 	scratch_remove(&s);
 }
 

@@ -961,7 +961,7 @@ test_reconcile_and_expire(void **state)
 	assert_true((fd = open(path, O_WRONLY | O_CREAT, 0600)) >= 0);
 	close(fd);
 	/* storage_remove_stale leaves resumable files alone. */
-	assert_int_equal(storage_remove_stale(g->dir, 0), 0);
+	assert_int_equal(storage_remove_stale(g->dir), 0);
 	assert_int_equal(put_reconcile(g->env.db, g->dir, &kept, &dropped), 0);
 	assert_int_equal(kept, 1);
 	assert_int_equal(dropped, 2);
