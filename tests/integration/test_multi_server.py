@@ -39,8 +39,11 @@ def service(n, workers=2, tag="multi"):
             for i in range(n):
                 w = os.path.join(top, "s%d" % i)
                 os.mkdir(w)
+                # Every client of these tests comes from 127.0.0.1, more than the default
+                # 120 registrations and reconnects a minute of one address.
                 s = harness.Server(w, args=["--db", conninfo, "--storage", storage,
-                                            "--workers", str(workers)])
+                                            "--workers", str(workers),
+                                            "--max-registrations-per-minute", "0"])
                 s.start()
                 servers.append(s)
             yield servers, storage, conninfo
@@ -237,7 +240,8 @@ class MultiServer(unittest.TestCase):
             # files (they are locked), only what the killed server left.
             w = os.path.join(os.path.dirname(servers[0].workdir), "s9")
             os.mkdir(w)
-            third = harness.Server(w, args=["--db", conninfo, "--storage", storage])
+            third = harness.Server(w, args=["--db", conninfo, "--storage", storage,
+                                            "--max-registrations-per-minute", "0"])
             third.start()
             servers.append(third)
             for t in ts:
