@@ -606,17 +606,6 @@ print_name(const char *s, int json)
 	}
 }
 
-static int
-is_zero(const uint8_t *p, size_t n)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		if (p[i] != 0)
-			return 0;
-	return 1;
-}
-
 int
 v4_cmd_list(struct v4_client *c)
 {
@@ -664,7 +653,7 @@ v4_cmd_list(struct v4_client *c)
 			print_name(e.name, 1);
 			printf("\", \"size\": %llu, \"uploaded\": %llu, \"sha256\": ",
 			    (unsigned long long)e.size, (unsigned long long)e.uploaded);
-			if (is_zero(e.sha256, sizeof(e.sha256)))
+			if (bytes_zero(e.sha256, sizeof(e.sha256)))
 				printf("null}");
 			else
 				printf("\"%s\"}", hex);
@@ -673,7 +662,7 @@ v4_cmd_list(struct v4_client *c)
 			n = text_escape(e.name, shown, sizeof(shown));
 			printf("%s%*s %15llu  %-19s  %s\n", shown, n < 40 ? (int)(40 - n) : 0, "",
 			    (unsigned long long)e.size, when,
-			    is_zero(e.sha256, sizeof(e.sha256)) ? "-" : hex);
+			    bytes_zero(e.sha256, sizeof(e.sha256)) ? "-" : hex);
 		}
 	}
 	if (c->cfg->json)

@@ -436,17 +436,6 @@ out:
 	return r;
 }
 
-static int
-is_zero(const uint8_t *p, size_t n)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		if (p[i] != 0)
-			return 0;
-	return 1;
-}
-
 /* 825; on 1600 a new identity. denied_id: the ID a 1606 carried (SPEC.md 6), or NULL. */
 static int
 do_register(struct session *s, const uint8_t *denied_id, const uint8_t *sent_id)
@@ -463,7 +452,7 @@ do_register(struct session *s, const uint8_t *denied_id, const uint8_t *sent_id)
 	if (rep.h.code == RESP_REGISTER_FAILED) {
 		/* A server that registered the name on the spot when it denied the reconnect put
 		 * the new ID in its 1606; an echo of our own ID is no such registration. */
-		if (denied_id != NULL && !is_zero(denied_id, CLIENT_ID_SIZE) &&
+		if (denied_id != NULL && !bytes_zero(denied_id, CLIENT_ID_SIZE) &&
 		    (sent_id == NULL || memcmp(denied_id, sent_id, CLIENT_ID_SIZE) != 0)) {
 			memcpy(s->id, denied_id, CLIENT_ID_SIZE);
 			hex_encode(s->id, CLIENT_ID_SIZE, hex);

@@ -1,4 +1,4 @@
-/* hex.c: lower-case hexadecimal encoding and strict decoding (hex.h). */
+/* hex.c: lower-case hexadecimal encoding and strict decoding, and the all-zero test (hex.h). */
 #include "hex.h"
 
 #include <string.h>
@@ -43,4 +43,15 @@ hex_decode(const char *text, size_t text_len, uint8_t *out, size_t n)
 	for (i = 0; i < n; i++)
 		out[i] = (uint8_t)(digit_value(text[2 * i]) << 4 | digit_value(text[2 * i + 1]));
 	return 0;
+}
+
+int
+bytes_zero(const uint8_t *p, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (p[i] != 0)
+			return 0;
+	return 1;
 }

@@ -1,5 +1,6 @@
 /* hex.h: lower-case hexadecimal of byte strings (client IDs in me.info, folder names, logs,
- * the inspect tool) and its strict inverse. */
+ * the inspect tool) and its strict inverse; and whether a byte string is all zeros (an unset
+ * client ID or digest). */
 #ifndef SD_HEX_H
 #define SD_HEX_H
 
@@ -12,5 +13,8 @@ void hex_encode(const uint8_t *in, size_t n, char *out);
  * 0, or SD_ERR_BAD_FIELD if text_len != 2 * n or a character is not a hex digit (out is then
  * left unchanged). */
 int hex_decode(const char *text, size_t text_len, uint8_t *out, size_t n);
+
+/* 1 if the n bytes at p are all zero (n == 0 included), else 0. */
+int bytes_zero(const uint8_t *p, size_t n);
 
 #endif

@@ -65,6 +65,19 @@ test_decode_refuses_and_leaves_output(void **state)
 	assert_int_equal(out[1], 0x66);
 }
 
+static void
+test_bytes_zero(void **state)
+{
+	uint8_t b[4] = { 0, 0, 0, 0 };
+
+	(void)state;
+	assert_int_equal(bytes_zero(b, 0), 1);
+	assert_int_equal(bytes_zero(b, sizeof(b)), 1);
+	b[3] = 1;
+	assert_int_equal(bytes_zero(b, sizeof(b)), 0);
+	assert_int_equal(bytes_zero(b, 3), 1);
+}
+
 int
 main(void)
 {
@@ -72,6 +85,7 @@ main(void)
 		cmocka_unit_test(test_encode_every_byte),
 		cmocka_unit_test(test_decode_either_case_and_empty),
 		cmocka_unit_test(test_decode_refuses_and_leaves_output),
+		cmocka_unit_test(test_bytes_zero),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
