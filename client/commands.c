@@ -179,12 +179,30 @@ chunk_buffers(struct upload *u, uint32_t max_chunk)
 	return 0;
 }
 
+/* Reads want bytes at off into u->plain and feeds them to the SHA-256 and cksum states:
+ * 0, CX_FILE on a read error, or file_changed()'s code if the file got shorter. */
+static int
+read_hashed(struct upload *u, uint64_t off, size_t want)
+{
+	size_t got;
+
+	if (pread_full(u->fd, u->plain, want, off, &got) != 0) {
+		log_fatal("cannot read %s: %s", u->path, strerror(errno));
+		return CX_FILE;
+	}
+	if (got < want)
+		return file_changed(u);
+	sha256_update(u->sha, u->plain, got);
+	cksum_update(&u->ck, u->plain, got);
+	return 0;
+}
+
 /* Hashes the file's first n bytes into fresh SHA-256 and cksum states. */
 static int
 hash_prefix(struct upload *u, uint64_t n)
 {
 	uint64_t off = 0;
-	size_t want, got;
+	size_t want;
 	int r;
 
 	sha256_free(u->sha);
@@ -196,15 +214,9 @@ hash_prefix(struct upload *u, uint64_t n)
 	cksum_init(&u->ck);
 	while (off < n) {
 		want = n - off < u->buf_chunk ? (size_t)(n - off) : u->buf_chunk;
-		if (pread_full(u->fd, u->plain, want, off, &got) != 0) {
-			log_fatal("cannot read %s: %s", u->path, strerror(errno));
-			return CX_FILE;
-		}
-		if (got < want)
-			return file_changed(u);
-		sha256_update(u->sha, u->plain, got);
-		cksum_update(&u->ck, u->plain, got);
-		off += got;
+		if ((r = read_hashed(u, off, want)) != 0)
+			return r;
+		off += want;
 	}
 	return 0;
 }
@@ -387,7 +399,7 @@ send_chunks(struct upload *u, uint64_t offset, uint32_t max_chunk, uint64_t resu
 	uint8_t head[REQ_HEADER_SIZE + V4_PUT_DATA_HEAD_SIZE];
 	struct v4_reply rep;
 	struct buf h;
-	size_t want, got, packed;
+	size_t got, packed;
 	const uint8_t *data;
 	size_t dlen;
 	uint8_t flags;
@@ -395,15 +407,9 @@ send_chunks(struct upload *u, uint64_t offset, uint32_t max_chunk, uint64_t resu
 	int r;
 
 	while (offset < u->size) {
-		want = u->size - offset < max_chunk ? (size_t)(u->size - offset) : max_chunk;
-		if (pread_full(u->fd, u->plain, want, offset, &got) != 0) {
-			log_fatal("cannot read %s: %s", u->path, strerror(errno));
-			return CX_FILE;
-		}
-		if (got < want)
-			return file_changed(u);
-		sha256_update(u->sha, u->plain, got);
-		cksum_update(&u->ck, u->plain, got);
+		got = u->size - offset < max_chunk ? (size_t)(u->size - offset) : max_chunk;
+		if ((r = read_hashed(u, offset, got)) != 0)
+			return r;
 		data = u->plain;
 		dlen = got;
 		flags = 0;
