@@ -275,20 +275,37 @@ find_client(struct db *db, const char *which, struct db_client *c)
 	return EXIT_OK;
 }
 
+/* Starts a listing of q: the database path for messages, and q->client (if any) resolved
+ * into c, *id its ID or NULL for every client. EXIT_OK, or the exit code find_client gave. */
+static int
+query_client(const struct list_query *q, struct db_client *c, const uint8_t **id)
+{
+	int r;
+
+	db_path_shown = q->db_path;
+	memset(c, 0, sizeof(*c));
+	*id = NULL;
+	if (q->client == NULL)
+		return EXIT_OK;
+	if ((r = find_client(q->db, q->client, c)) != EXIT_OK)
+		return r;
+	*id = c->id;
+	return EXIT_OK;
+}
+
 int
 list_files(const struct list_query *q)
 {
 	struct db *db = q->db;
 	struct listing l;
 	struct db_client c;
+	const uint8_t *id;
 	int r;
 
-	db_path_shown = q->db_path;
-	memset(&c, 0, sizeof(c));
-	if (q->client != NULL && (r = find_client(db, q->client, &c)) != EXIT_OK)
+	if ((r = query_client(q, &c, &id)) != EXIT_OK)
 		return r;
 	listing_begin(&l, q->json, "files", FILE_COLS, FILE_RIGHT, file_head);
-	r = db_each_file(db, q->client != NULL ? c.id : NULL, q->unverified, on_file, &l);
+	r = db_each_file(db, id, q->unverified, on_file, &l);
 	crypto_wipe(&c, sizeof(c));
 	return listing_end(&l, db, "reading files", r);
 }
@@ -424,15 +441,14 @@ list_uploads(const struct list_query *q)
 	struct db *db = q->db;
 	struct upload_listing x;
 	struct db_client c;
+	const uint8_t *id;
 	int r;
 
-	db_path_shown = q->db_path;
-	memset(&c, 0, sizeof(c));
-	if (q->client != NULL && (r = find_client(db, q->client, &c)) != EXIT_OK)
+	if ((r = query_client(q, &c, &id)) != EXIT_OK)
 		return r;
 	listing_begin(&x.l, q->json, "uploads", UPLOAD_COLS, UPLOAD_RIGHT, upload_head);
 	x.db = db;
-	r = db_each_upload(db, q->client != NULL ? c.id : NULL, on_upload, &x);
+	r = db_each_upload(db, id, on_upload, &x);
 	crypto_wipe(&c, sizeof(c));
 	return listing_end(&x.l, db, "reading partial uploads", r);
 }
