@@ -934,20 +934,26 @@ db_errmsg(const struct db *db)
 	return db->errmsg;
 }
 
+/* Steps a statement that returns at most one row: 0 with the row current, SD_ERR_NOT_FOUND
+ * without one, or the failure. The caller still resets s. */
+static int
+step_row(struct db *db, sqlite3_stmt *s)
+{
+	int rc = sqlite3_step(s);
+
+	if (rc == SQLITE_ROW)
+		return 0;
+	return rc == SQLITE_DONE ? SD_ERR_NOT_FOUND : sql_fail(db, rc);
+}
+
 /* Runs a statement that returns at most one client row. */
 static int
 one_client(struct db *db, sqlite3_stmt *s, struct db_client *out)
 {
-	int rc = sqlite3_step(s);
-	int r;
+	int r = step_row(db, s);
 
-	if (rc == SQLITE_ROW) {
+	if (r == 0)
 		read_client(s, out);
-		r = 0;
-	} else if (rc == SQLITE_DONE)
-		r = SD_ERR_NOT_FOUND;
-	else
-		r = sql_fail(db, rc);
 	stmt_done(s);
 	return r;
 }
@@ -1237,7 +1243,7 @@ db_file_get(struct db *db, const uint8_t owner[CLIENT_ID_SIZE], const char *file
     struct db_file *out)
 {
 	sqlite3_stmt *s;
-	int r, rc;
+	int r;
 
 	if (out != NULL)
 		memset(out, 0, sizeof(*out));
@@ -1248,12 +1254,8 @@ db_file_get(struct db *db, const uint8_t owner[CLIENT_ID_SIZE], const char *file
 	s = db->st[ST_FILE_GET];
 	if ((r = bind_id(s, 1, owner)) != 0 || (r = bind_name(s, 2, file_name)) != 0)
 		goto out;
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
+	if ((r = step_row(db, s)) == 0)
 		read_file(s, out);
-		r = 0;
-	} else
-		r = rc == SQLITE_DONE ? SD_ERR_NOT_FOUND : sql_fail(db, rc);
 out:
 	stmt_done(s);
 	return r;
@@ -1639,7 +1641,7 @@ db_commit_get(struct db *db, const uint8_t owner[CLIENT_ID_SIZE], const char *fi
     struct db_commit *out)
 {
 	sqlite3_stmt *s;
-	int r, rc;
+	int r;
 
 	if (out != NULL)
 		memset(out, 0, sizeof(*out));
@@ -1650,12 +1652,8 @@ db_commit_get(struct db *db, const uint8_t owner[CLIENT_ID_SIZE], const char *fi
 	s = db->st[ST_COMMIT_GET];
 	if ((r = bind_key(s, owner, file_name)) != 0)
 		goto out;
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
+	if ((r = step_row(db, s)) == 0)
 		read_commit(s, out);
-		r = 0;
-	} else
-		r = rc == SQLITE_DONE ? SD_ERR_NOT_FOUND : sql_fail(db, rc);
 out:
 	stmt_done(s);
 	return r;
@@ -1744,7 +1742,7 @@ db_upload_get(struct db *db, const uint8_t owner[CLIENT_ID_SIZE], const char *fi
     struct db_upload *out)
 {
 	sqlite3_stmt *s;
-	int r, rc;
+	int r;
 
 	if (out != NULL)
 		memset(out, 0, sizeof(*out));
@@ -1755,12 +1753,8 @@ db_upload_get(struct db *db, const uint8_t owner[CLIENT_ID_SIZE], const char *fi
 	s = db->st[ST_UPLOAD_GET];
 	if ((r = bind_key(s, owner, file_name)) != 0)
 		goto out;
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
+	if ((r = step_row(db, s)) == 0)
 		read_upload(s, out);
-		r = 0;
-	} else
-		r = rc == SQLITE_DONE ? SD_ERR_NOT_FOUND : sql_fail(db, rc);
 out:
 	stmt_done(s);
 	return r;
