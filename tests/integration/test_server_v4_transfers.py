@@ -292,6 +292,7 @@ class Transfers(unittest.TestCase):
         self.server = harness.Server(self.dir, args=["--max-client-files", "1",
                                                      "--max-client-storage", "1000000"])
         self.server.start()
+        self.addCleanup(self.server.stop)
         c = self.client(self.alice["identity"])
         c.upload("one.bin", b"x" * 1000)
         with self.assertRaises(RemoteError) as cm:
