@@ -39,6 +39,7 @@ enum {
 /* What main() does after the options: serve, or print the fingerprint. */
 enum run_mode { RUN_SERVE, RUN_FINGERPRINT };
 
+/* Longer than 60 lines on purpose: it is the help text, one line per option. */
 static void
 usage(FILE *f)
 {
@@ -54,7 +55,10 @@ usage(FILE *f)
 	    "                           or %u if that is missing or invalid; 0 = any free\n"
 	    "                           port, the log line \"listening on\" shows it)\n"
 	    "      --bind ADDR          address to listen on (default %s)\n"
-	    "      --db PATH            SQLite database (default %s)\n"
+	    "      --db PATH|URL        SQLite database file (default %s), or\n"
+	    "                           PostgreSQL: a URL (postgresql://user@host/db) or\n"
+	    "                           a libpq keyword string, for several servers that\n"
+	    "                           share one database and one --storage folder\n"
 	    "      --storage DIR        folder of the uploaded files (default %s/)\n"
 	    "      --workers N          worker threads (default: one per core)\n"
 	    "      --max-connections N  open connections at most (default %u)\n"
@@ -475,6 +479,22 @@ make_tls_creds(const struct server_config *cfg, char fp[TLS_FP_TEXT_SIZE],
 	return 0;
 }
 
+/* The start-up lines: what serves, from where (the database without its password). */
+static void
+log_started(const struct server_config *cfg, const char *fp, uint16_t port)
+{
+	char shown_db[256];
+
+	db_describe_target(cfg->db_path, shown_db, sizeof(shown_db));
+	log_server("sealdrop-server %s: database %s, storage %s/, %u workers",
+	    SEALDROP_VERSION, shown_db, cfg->storage_dir, config_workers(cfg));
+	if (fp != NULL)
+		log_server("version 4 (TLS 1.3) on the same port; server key fingerprint %s", fp);
+	else
+		log_server("version 3 only (--no-v4)");
+	log_server("listening on %s:%u", cfg->bind_addr, (unsigned)port);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -482,7 +502,7 @@ main(int argc, char **argv)
 	struct server *srv = NULL;
 	struct tls_identity *id = NULL;
 	struct tls_creds *creds = NULL;
-	char fp[TLS_FP_TEXT_SIZE], shown_db[256];
+	char fp[TLS_FP_TEXT_SIZE];
 	enum run_mode mode;
 	sigset_t sigs;
 	uint16_t port = 0;
@@ -525,14 +545,7 @@ main(int argc, char **argv)
 		tls_creds_free(creds);
 		return 1;
 	}
-	db_describe_target(cfg.db_path, shown_db, sizeof(shown_db));
-	log_server("sealdrop-server %s: database %s, storage %s/, %u workers",
-	    SEALDROP_VERSION, shown_db, cfg.storage_dir, config_workers(&cfg));
-	if (creds != NULL)
-		log_server("version 4 (TLS 1.3) on the same port; server key fingerprint %s", fp);
-	else
-		log_server("version 3 only (--no-v4)");
-	log_server("listening on %s:%u", cfg.bind_addr, (unsigned)port);
+	log_started(&cfg, creds != NULL ? fp : NULL, port);
 
 	while (sigwait(&sigs, &sig) != 0)
 		;
