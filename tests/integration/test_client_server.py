@@ -1,11 +1,14 @@
 """test_client_server: the real client against our real server (bin/sealdrop-server) on
 127.0.0.1: registration and reconnect with the database rows checked, files of several sizes,
 every packet layout option, the CRC loop through the server's --test-corrupt-crc switch, the
-1606 paths, and the recorded clients' me.info/priv.key after seeding their rows."""
+1606 paths, the recorded clients' me.info/priv.key after seeding their rows, and version 4
+between our own client and server (pinning, send, list, get, rm, reconnect). `make valgrind`
+runs this module with both programs under valgrind."""
 
 import hashlib
 import json
 import os
+import re
 import shutil
 import stat
 import unittest
@@ -194,6 +197,64 @@ class CorruptAlways(ClientServer):
         self.assertNotIn("-> 900", res.stderr)
         self.assertIn("Fatal error", res.stderr)
         self.assertEqual(self.db("SELECT Verified FROM files"), [(0,)])
+
+
+class Version4(ClientServer):
+    """Our client and our server over version 4 (TLS 1.3, both keys pinned)."""
+    client_args = ("--protocol", "4")
+
+    def fingerprint(self):
+        m = re.search(r"server key fingerprint (SHA256:\S+)", self.server.log())
+        self.assertIsNotNone(m, self.server.log())
+        return m.group(1)
+
+    def test_pins_sends_lists_gets_removes_and_reconnects(self):
+        src = self.setup_file(3 * 1024 * 1024 + 17)
+        first = self.run_client(["-q"])
+        # The client pinned exactly the key the server announces, and stored its own key.
+        with open(os.path.join(self.work, "known_servers")) as f:
+            pinned = f.read()
+        self.assertIn(self.server.address, pinned)
+        self.assertIn(self.fingerprint(), pinned)
+        self.assertTrue(os.path.exists(os.path.join(self.work, "me.key")), first.stderr)
+        self.assertEqual(sha(self.stored()), sha(src))
+        rows = self.db("SELECT FileName, Verified FROM files")
+        self.assertEqual(rows, [("upload.bin", 1)])
+
+        # A second file through the same identity: the ID in me.info is unchanged.
+        me = self.me_id()
+        small = make_file(os.path.join(self.work, "small.bin"), 1000, seed=7)
+        self.run_client(["-q", "send", small])
+        self.assertEqual(self.me_id(), me)
+
+        listing = json.loads(self.run_client(["list", "--json"]).stdout)
+        names = sorted(e["name"] for e in listing)
+        self.assertEqual(names, ["small.bin", "upload.bin"], listing)
+        sizes = {e["name"]: e["size"] for e in listing}
+        self.assertEqual(sizes["upload.bin"], os.path.getsize(src))
+
+        out = os.path.join(self.dir, "back.bin")
+        self.run_client(["-q", "get", "upload.bin", "-o", out])
+        self.assertEqual(sha(out), sha(src))
+
+        self.run_client(["-q", "rm", "small.bin"])
+        self.assertFalse(os.path.exists(self.stored("small.bin")))
+        self.assertEqual(self.db("SELECT FileName FROM files"), [("upload.bin",)])
+        listing = json.loads(self.run_client(["list", "--json"]).stdout)
+        self.assertEqual([e["name"] for e in listing], ["upload.bin"])
+
+    def test_a_changed_server_key_is_refused(self):
+        self.setup_file(1000)
+        self.run_client(["-q"])
+        with open(os.path.join(self.work, "known_servers")) as f:
+            pinned = f.read()
+        fake = "SHA256:" + "A" * 43
+        with open(os.path.join(self.work, "known_servers"), "w") as f:
+            f.write(pinned.replace(self.fingerprint(), fake))
+        os.remove(self.stored())
+        res = self.run_client(["-q"], status=10)
+        self.assertIn(self.fingerprint(), res.stderr)
+        self.assertFalse(os.path.exists(self.stored()), "a refused server got the file")
 
 
 if __name__ == "__main__":
