@@ -18,6 +18,7 @@
 #include "../protocol/msg4.h"
 #include "config.h"
 #include "conn.h"
+#include "crash.h"
 #include "log.h"
 #include "put.h"
 #include "storage.h"
@@ -370,6 +371,7 @@ fetch_delete(struct conn *c, const struct frame_event *ev)
 		    "cannot delete the file");
 		return;
 	}
+	crash_point("delete-after-row");
 	if ((base = own_base(c, &f)) != NULL &&
 	    storage_open_folder(c->env->cfg->storage_dir, c->id, &dir_fd) == 0) {
 		/* Another of the account's names may still be stored at that path (two names
@@ -379,6 +381,7 @@ fetch_delete(struct conn *c, const struct frame_event *ev)
 		(void)fsync(dir_fd);
 		(void)close(dir_fd);
 	}
+	crash_point("delete-after-unlink");
 	log_sanitize(name, shown, sizeof(shown));
 	conn_log(c, "delete", "\"%s\" deleted", shown);
 	conn_queued(c, msg4_put_empty_response(&c->out, RESP4_OK));

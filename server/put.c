@@ -25,6 +25,7 @@
 #include "../protocol/msg4.h"
 #include "config.h"
 #include "conn.h"
+#include "crash.h"
 #include "handlers_v4.h"
 #include "log.h"
 #include "receive.h"
@@ -195,8 +196,10 @@ sync_locked(struct conn *c, struct put *p)
 		return 0;
 	if (fsync(p->fd) != 0)
 		return SD_ERR_IO;
+	crash_point("put-sync-after-fsync");
 	if ((e = db_upload_set_offset(c->env->db, c->id, p->name, p->offset, expiry(c))) != 0)
 		return e;
+	crash_point("put-sync-after-record");
 	p->durable = p->offset;
 	return 0;
 }
@@ -209,6 +212,7 @@ discard_locked(struct conn *c, struct put *p)
 
 	if (p->tmp_name[0] != '\0')
 		(void)unlinkat(p->dir_fd, p->tmp_name, 0);
+	crash_point("put-discard-after-unlink");
 	if ((e = db_upload_delete(c->env->db, c->id, p->name)) != 0 && e != SD_ERR_NOT_FOUND)
 		conn_log(c, "put", "failed to delete the partial upload's record: %s (%s)",
 		    sd_strerror(e), db_errmsg(c->env->db));
@@ -301,6 +305,7 @@ start_fresh(struct conn *c, struct put *p)
 		p->tmp_name[0] = '\0';
 		return SD_ERR_IO;
 	}
+	crash_point("put-fresh-after-create");
 	snprintf(p->rel_tmp, sizeof(p->rel_tmp), "%s/%s", hex, p->tmp_name);
 	memset(&u, 0, sizeof(u));
 	memcpy(u.owner, c->id, CLIENT_ID_SIZE);
@@ -343,6 +348,7 @@ try_resume(struct conn *c, struct put *p)
 		goto drop;
 	if (fsync(fd) != 0 || fstat(fd, &st) != 0)
 		goto drop;
+	crash_point("put-resume-after-sync");
 	p->fd = fd;
 	snprintf(p->tmp_name, sizeof(p->tmp_name), "%s", base);
 	memcpy(p->rel_tmp, u.temp_path, sizeof(p->rel_tmp));
@@ -355,6 +361,7 @@ drop:
 		(void)close(fd);
 	if (base != NULL)
 		(void)unlinkat(p->dir_fd, base, 0);
+	crash_point("put-resume-drop-after-unlink");
 	if ((e = db_upload_delete(c->env->db, c->id, p->name)) != 0 && e != SD_ERR_NOT_FOUND)
 		return e;
 	return 0;
@@ -721,6 +728,7 @@ publish_locked(struct conn *c, struct put *p, const uint8_t sha[V4_SHA256_SIZE],
 	*why = "cannot store the file";
 	if (fsync(p->fd) != 0)
 		return SD_ERR_IO;
+	crash_point("put-before-intent");
 	memset(&in, 0, sizeof(in));
 	memcpy(in.owner, c->id, CLIENT_ID_SIZE);
 	snprintf(in.file_name, sizeof(in.file_name), "%s", p->name);
@@ -737,21 +745,26 @@ publish_locked(struct conn *c, struct put *p, const uint8_t sha[V4_SHA256_SIZE],
 		    "cannot record the file";
 		return e;
 	}
+	crash_point("put-after-intent");
 	if (renameat(p->dir_fd, p->tmp_name, p->dir_fd, p->name) != 0) {
 		(void)db_commit_delete(c->env->db, c->id, p->name);
 		return SD_ERR_IO;
 	}
 	p->tmp_name[0] = '\0';
+	crash_point("put-after-rename");
 	/* From here the intent is rolled forward at start-up if anything below fails. */
 	if (fsync(p->dir_fd) != 0)
 		return SD_ERR_IO;
+	crash_point("put-after-dirsync");
 	if ((e = db_commit_publish(c->env->db, c->id, p->name)) != 0) {
 		*why = "cannot record the file";
 		return e;
 	}
+	crash_point("put-after-publish");
 	if ((e = db_upload_delete(c->env->db, c->id, p->name)) != 0 && e != SD_ERR_NOT_FOUND)
 		conn_log(c, "put", "stored, but its partial-upload record stays: %s",
 		    sd_strerror(e));
+	crash_point("put-after-record-gone");
 	return 0;
 }
 
@@ -895,6 +908,7 @@ on_upload(void *ctx, const struct db_upload *u)
 	if ((uint64_t)st.st_size > u->offset &&
 	    (ftruncate(fd, (off_t)u->offset) != 0 || fsync(fd) != 0))
 		goto drop;
+	crash_point("reconcile-after-truncate");
 	(void)close(fd);
 	r->kept++;
 	return remember(r, u->temp_path);
@@ -903,6 +917,7 @@ drop:
 		(void)close(fd);
 	if (tmp_path_ok(u->owner, u->temp_path, &base))
 		(void)unlinkat(r->root_fd, u->temp_path, 0);
+	crash_point("reconcile-after-unlink");
 	r->dropped++;
 	if ((e = db_upload_delete(x->db, u->owner, u->file_name)) != 0 && e != SD_ERR_NOT_FOUND)
 		return e;
@@ -1006,6 +1021,7 @@ on_expired(void *ctx, const struct db_upload *u)
 		return 0;  /* a connection is on it right now; it refreshes the expiry itself */
 	if (tmp_path_ok(u->owner, u->temp_path, &base))
 		(void)unlinkat(x->root_fd, u->temp_path, 0);
+	crash_point("expire-after-unlink");
 	if ((e = db_upload_delete(x->db, u->owner, u->file_name)) != 0 && e != SD_ERR_NOT_FOUND)
 		return e;
 	x->removed++;
