@@ -343,13 +343,79 @@ fetch_pump(struct conn *c)
 
 /* --- DELETE ---------------------------------------------------------------------------- */
 
+/* The path of the commit intent that makes a DELETE safe against a kill: a temporary name
+ * nothing ever creates (no stored name can take the reserved prefix), so the start-up finds
+ * no attempt to rename and keeps the intent only while its file is still there. */
+#define FETCH_DELETE_TEMP STORAGE_TMP_PREFIX "delete"
+
+/* Removes f's file (base in the account's folder) with its row, through a commit intent that
+ * describes the row: a kill after the intent but before the file is gone is rolled back at
+ * start-up (the file still matches the intent: the row is published again), a kill after the
+ * unlink drops the intent (nothing matches it any more), so a row and its file always go
+ * together. 0 or a negative sd_err; *why says what failed. */
+static int
+delete_row_and_file(struct conn *c, const struct db_file *f, const char *base,
+    const char **why)
+{
+	struct db_commit in;
+	char hex[FETCH_HEX_ID + 1];
+	int dir_fd = -1, e, r;
+
+	*why = "cannot delete the file";
+	memset(&in, 0, sizeof(in));
+	memcpy(in.owner, c->id, CLIENT_ID_SIZE);
+	memcpy(in.file_name, f->file_name, sizeof(in.file_name));
+	hex_encode(c->id, CLIENT_ID_SIZE, hex);
+	snprintf(in.temp_path, sizeof(in.temp_path), "%s/%s", hex, FETCH_DELETE_TEMP);
+	memcpy(in.path_name, f->path_name, sizeof(in.path_name));
+	in.size = f->size;
+	in.crc = f->crc;
+	in.has_sha256 = f->has_sha256;
+	memcpy(in.sha256, f->sha256, sizeof(in.sha256));
+	in.verified = f->verified;
+	in.created = f->uploaded;
+	if ((e = db_commit_add(c->env->db, &in)) != 0) {
+		if (e == SD_ERR_EXISTS)
+			*why = "this file is being stored or deleted";
+		return e;
+	}
+	crash_point("delete-after-intent");
+	if ((e = db_file_delete(c->env->db, c->id, f->file_name)) != 0)
+		goto undo;
+	crash_point("delete-after-row");
+	if ((e = storage_open_folder(c->env->cfg->storage_dir, c->id, &dir_fd)) != 0)
+		goto undo;
+	/* Another of the account's names may still be stored at that path (two names that
+	 * sanitise alike keep one row, so normally none). */
+	if (unlinkat(dir_fd, base, 0) != 0 && errno != ENOENT) {
+		conn_log(c, "delete", "cannot remove %s: %s", f->path_name, strerror(errno));
+		e = SD_ERR_IO;
+		(void)close(dir_fd);
+		goto undo;
+	}
+	(void)fsync(dir_fd);
+	(void)close(dir_fd);
+	crash_point("delete-after-unlink");
+	if ((r = db_commit_delete(c->env->db, c->id, f->file_name)) != 0)
+		conn_log(c, "delete", "deleted, but its intent stays until the next start: %s",
+		    sd_strerror(r));
+	crash_point("delete-after-intent-gone");
+	return 0;
+undo:
+	/* The file is still there: the row comes back from the intent. */
+	if ((r = db_commit_publish(c->env->db, c->id, f->file_name)) != 0)
+		conn_log(c, "delete", "restoring the row failed: %s; the next start restores it",
+		    sd_strerror(r));
+	return e;
+}
+
 void
 fetch_delete(struct conn *c, const struct frame_event *ev)
 {
 	char name[V4_NAME_BUF], shown[LOG_NAME_MAX + 4];
 	struct db_file f;
-	const char *base;
-	int dir_fd = -1, e;
+	const char *base, *why = NULL;
+	int e;
 
 	if (!c->known) {
 		put_reply_error(c, V4_REASON_NOT_REGISTERED, 0, "not registered");
@@ -364,24 +430,17 @@ fetch_delete(struct conn *c, const struct frame_event *ev)
 		    e == SD_ERR_NOT_FOUND ? "no such file" : "cannot read the database");
 		return;
 	}
-	/* The row goes first: a crash in between leaves an unlisted file, never a row without
-	 * its file. */
-	if ((e = db_file_delete(c->env->db, c->id, name)) != 0) {
+	if ((base = own_base(c, &f)) != NULL)
+		e = delete_row_and_file(c, &f, base, &why);
+	else if ((e = db_file_delete(c->env->db, c->id, name)) != 0)
+		why = "cannot delete the file";  /* a row naming no file of ours: only the row */
+	if (e != 0) {
+		conn_log(c, "delete", "failed: %s: %s (%s)", why, sd_strerror(e),
+		    db_errmsg(c->env->db));
 		put_reply_error(c, e == SD_ERR_NOT_FOUND ? V4_REASON_NOT_FOUND : V4_REASON_STORAGE, 0,
-		    "cannot delete the file");
+		    why);
 		return;
 	}
-	crash_point("delete-after-row");
-	if ((base = own_base(c, &f)) != NULL &&
-	    storage_open_folder(c->env->cfg->storage_dir, c->id, &dir_fd) == 0) {
-		/* Another of the account's names may still be stored at that path (two names
-		 * that sanitise alike keep one row, so normally none). */
-		if (unlinkat(dir_fd, base, 0) != 0 && errno != ENOENT)
-			conn_log(c, "delete", "cannot remove %s: %s", f.path_name, strerror(errno));
-		(void)fsync(dir_fd);
-		(void)close(dir_fd);
-	}
-	crash_point("delete-after-unlink");
 	log_sanitize(name, shown, sizeof(shown));
 	conn_log(c, "delete", "\"%s\" deleted", shown);
 	conn_queued(c, msg4_put_empty_response(&c->out, RESP4_OK));
