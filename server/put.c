@@ -564,13 +564,17 @@ static void
 chunk_refused(struct conn *c, uint16_t reason, const char *message)
 {
 	struct put *p = c->put;
+	uint64_t keep;
 
 	if (p != NULL && p->in_chunk) {
+		/* Never below the durable offset: a sync inside this chunk recorded it already,
+		 * and a record past its file's end loses the whole upload (the prefix hash still
+		 * checks those bytes at the next PUT_OPEN). */
+		keep = p->durable > p->chunk_start ? p->durable : p->chunk_start;
 		pthread_mutex_lock(&p->slot->mu);
-		if (owns(p) && p->offset != p->chunk_start &&
-		    ftruncate(p->fd, (off_t)p->chunk_start) == 0 &&
-		    lseek(p->fd, (off_t)p->chunk_start, SEEK_SET) >= 0)
-			p->offset = p->chunk_start;
+		if (owns(p) && p->offset != keep && ftruncate(p->fd, (off_t)keep) == 0 &&
+		    lseek(p->fd, (off_t)keep, SEEK_SET) >= 0)
+			p->offset = keep;
 		pthread_mutex_unlock(&p->slot->mu);
 		p->in_chunk = 0;
 	}
