@@ -165,7 +165,9 @@ class CrashV4(unittest.TestCase):
             stray += [os.path.join(top, f) for f in files
                       if os.path.realpath(os.path.join(top, f)) not in named]
         self.assertEqual(stray, [], "%s: stored files without a row or record" % where)
-        r = subprocess.run([harness.DB_BIN, "--db", sh.db_path(self.dir), "check"],
+        db = harness.pg_db_for(os.path.realpath(self.dir)) if harness.TEST_DB == "pg" \
+            else sh.db_path(self.dir)
+        r = subprocess.run([harness.DB_BIN, "--db", db, "--storage", self.storage, "check"],
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60,
                            text=True)
         self.assertEqual(r.returncode, 0, "%s: sealdrop-db check:\n%s" % (where, r.stdout))
@@ -188,7 +190,7 @@ class CrashV4(unittest.TestCase):
         self.expected[name] = (len(data), sdpeer4.cksum_fast(data), sha(data))
         return res
 
-    def data(self, lo=MiB, hi=3 * MiB):
+    def data(self, lo=MiB // 2, hi=2 * MiB):
         return self.rnd.randbytes(self.rnd.randrange(lo, hi))
 
     # -- the named steps ---------------------------------------------------------------
@@ -388,6 +390,8 @@ class CrashV4(unittest.TestCase):
         rnd = random.Random(int(os.environ.get("SEALDROP_V4_CRASH_SEED", "23")))
         names = ["r%d.bin" % i for i in range(3)]
         sent = {n: {} for n in names}  # name -> sha256 -> data the client offered
+        last = {}  # name -> the data the client offered last
+        resumed = []
         for n in range(rounds):
             srv = self.start()
             stop = threading.Event()
@@ -402,21 +406,40 @@ class CrashV4(unittest.TestCase):
                         if crnd.random() < 0.15 and name in self.rows():
                             c.delete(name)
                             continue
-                        data = crnd.randbytes(crnd.randrange(1, 3 * MiB))
-                        sent[name][sha(data)] = data
+                        if name in last and crnd.random() < 0.5:
+                            data = last[name]  # again: it resumes where the kill left it
+                        else:
+                            data = crnd.randbytes(crnd.randrange(1, 3 * MiB // 2))
+                        sent[name][sha(data)] = last[name] = data
+                        if crnd.random() < 0.3:
+                            # This connection is cut: the server records what it got.
+                            cut = Client4("127.0.0.1", port, identity=self.ident,
+                                          timeout=ROUND_TIMEOUT,
+                                          drop_after=crnd.randrange(64, len(data) + 128))
+                            try:
+                                cut.connect()
+                                cut.whoami()
+                                cut.upload(name, data, chunk=64 * 1024)
+                            except sdpeer4.Dropped:
+                                pass
+                            finally:
+                                cut.close()
+                            continue
                         res = c.upload(name, data, compress=crnd.choice(["no", "auto"]),
                                        chunk=crnd.choice([64 * 1024, 256 * 1024, None]))
+                        if res["resumed_from"] > 0:
+                            resumed.append(res["resumed_from"])
                         if not res["verified"]:
                             errors.append("upload not verified: %r" % (res,))
                             return
-                except (RemoteError,) + CUT:
-                    pass  # the kill
+                except CUT:
+                    pass  # the kill (a dead server answers no ERROR)
                 except Exception as e:  # noqa: BLE001
                     errors.append(repr(e))
 
             t = threading.Thread(target=client, daemon=True)
             t.start()
-            time.sleep(rnd.uniform(0.05, 0.8))
+            time.sleep(rnd.uniform(0.2, 1.5))
             srv.proc.send_signal(signal.SIGKILL)
             srv.proc.wait(timeout=ROUND_TIMEOUT)
             stop.set()
@@ -444,7 +467,8 @@ class CrashV4(unittest.TestCase):
             self.finish(srv.port, name, self.data())
         self.check("after the random kills")
         self.assertEqual(srv.stop(), 0)
-        print("\n%d random kills, invariant intact after each" % self.crashes)
+        print("\n%d random kills, invariant intact after each; %d uploads resumed after one"
+              % (self.crashes, len(resumed)))
 
 
 if __name__ == "__main__":
