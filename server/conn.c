@@ -272,6 +272,7 @@ conn_set_identity(struct conn *c, const uint8_t id[CLIENT_ID_SIZE], const char *
 {
 	if (!c->known || memcmp(c->id, id, CLIENT_ID_SIZE) != 0) {
 		receive_abort(c);
+		put_release(c);  /* kept for its owner (still c->id here), never moved to id */
 		commit_discard(c);
 		c->uploads_done = 0;
 		c->awaiting_verdict = 0;

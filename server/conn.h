@@ -199,8 +199,8 @@ int conn_retry_reply(struct conn *c, int64_t now);
 int conn_busy(const struct conn *c);
 
 /* Makes id (named name) the connection's identity with key as its session key (NULL: none
- * issued). A change of identity forgets its uploads; a change of identity or key aborts the
- * file being received. */
+ * issued). A change of identity forgets its uploads and releases a version-4 upload to its
+ * owner (put_release); a change of identity or key aborts the file being received. */
 void conn_set_identity(struct conn *c, const uint8_t id[CLIENT_ID_SIZE], const char *name,
     const uint8_t *key);
 /* Switches c to version 4 (after the TLS handshake): the version-4 frame parser, whose

@@ -70,10 +70,12 @@ forget_challenge(struct conn *c)
 	memset(c->challenge_id, 0, sizeof(c->challenge_id));
 }
 
-/* The account (id, name) is this connection's from now on: WELCOME. */
+/* The account (id, name) is this connection's from now on: WELCOME. A challenge still
+ * outstanding (LINK, then WHOAMI) is spent: no PROVE can change the account afterwards. */
 static void
 welcome(struct conn *c, const uint8_t id[CLIENT_ID_SIZE], const char *name, const char *event)
 {
+	forget_challenge(c);
 	conn_set_identity(c, id, name, NULL);
 	conn_log(c, event, "ok: 1610 WELCOME, client key %.*s", HANDLERS_V4_FP_SHORT,
 	    c->fingerprint);
@@ -229,7 +231,8 @@ handle_prove(struct conn *c, const struct frame_event *ev)
 	crypto_wipe(&cl, sizeof(cl));
 }
 
-/* 843: the account of this certificate, if any. */
+/* 843: the account of this certificate, if any. After WELCOME the connection's account,
+ * which no later binding changes (see identity_fixed). */
 static void
 handle_whoami(struct conn *c, const struct frame_event *ev)
 {
@@ -239,6 +242,11 @@ handle_whoami(struct conn *c, const struct frame_event *ev)
 	if ((r = msg4_empty_decode(ev->data, ev->len)) != 0) {
 		conn_log(c, "whoami", "refused: %s", sd_strerror(r));
 		handlers_v4_error(c, V4_REASON_BAD_REQUEST, "malformed WHOAMI");
+		return;
+	}
+	if (c->known) {
+		conn_log(c, "whoami", "ok: 1610 WELCOME (this connection's account)");
+		conn_queued(c, msg4_put_welcome(&c->out, c->id, c->name));
 		return;
 	}
 	memset(&cl, 0, sizeof(cl));
@@ -272,6 +280,23 @@ transfer_message(struct conn *c, const struct frame_event *ev)
 	handlers_v4_fail(c, V4_REASON_BAD_REQUEST, "malformed request");
 }
 
+/* A connection's account is the one its WELCOME named, for the rest of the connection: its
+ * upload, download and staged state belong to that account, so REGISTER and LINK after
+ * WELCOME get ERROR 1 (the certificate is bound to an account already, as SPEC-v4.md answers
+ * a REGISTER of a bound certificate) instead of changing who the connection is; a PROVE then
+ * finds no challenge (WELCOME spends it): ERROR 4. Our client sends them only before
+ * WELCOME. 1 when code was refused. */
+static int
+identity_fixed(struct conn *c, uint16_t code)
+{
+	if (!c->known || (code != REQ4_REGISTER && code != REQ4_LINK))
+		return 0;
+	conn_log(c, msg4_code_name(code), "refused: after WELCOME (the connection has its "
+	    "account): ERROR 1");
+	handlers_v4_error(c, V4_REASON_BAD_REQUEST, "this connection has an account already");
+	return 1;
+}
+
 void
 handlers_v4_message(struct conn *c, const struct frame_event *ev)
 {
@@ -283,6 +308,8 @@ handlers_v4_message(struct conn *c, const struct frame_event *ev)
 		handlers_v4_fail(c, V4_REASON_BAD_REQUEST, "not a version-4 request");
 		return;
 	}
+	if (identity_fixed(c, code))
+		return;
 	switch (code) {
 	case REQ4_REGISTER:
 		handle_register(c, ev);

