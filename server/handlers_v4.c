@@ -13,8 +13,10 @@
 #include "../protocol/msg.h"
 #include "../protocol/msg4.h"
 #include "../protocol/rsa.h"
+#include "config.h"
 #include "conn.h"
 #include "handlers.h"
+#include "limits.h"
 #include "log.h"
 #include "put.h"
 #include "xfer.h"
@@ -297,6 +299,25 @@ identity_fixed(struct conn *c, uint16_t code)
 	return 1;
 }
 
+/* --max-registrations-per-minute: REGISTER and LINK (version 4's 825 and 827: a new account,
+ * an RSA operation) take a token of the source address's bucket, shared with version 3.
+ * Over the limit: ERROR 8 (busy: try later), a log line, and the connection closes, as
+ * version 3 answers 1607 and closes. 1 allowed. */
+static int
+registration_allowed(struct conn *c)
+{
+	char addr[LIMITS_ADDR_MAX];
+	unsigned max = c->env->cfg->max_registrations;
+
+	limits_peer_address(c->peer, addr);
+	if (limits_registration_allow(addr, max, c->env->now_ms))
+		return 1;
+	conn_log_end(c, "limit", "more than %u registrations and reconnects a minute from %s "
+	    "(--max-registrations-per-minute): ERROR 8; closing", max, addr);
+	handlers_v4_fail(c, V4_REASON_BUSY, "too many registrations from this address; try later");
+	return 0;
+}
+
 void
 handlers_v4_message(struct conn *c, const struct frame_event *ev)
 {
@@ -309,6 +330,8 @@ handlers_v4_message(struct conn *c, const struct frame_event *ev)
 		return;
 	}
 	if (identity_fixed(c, code))
+		return;
+	if ((code == REQ4_REGISTER || code == REQ4_LINK) && !registration_allowed(c))
 		return;
 	switch (code) {
 	case REQ4_REGISTER:

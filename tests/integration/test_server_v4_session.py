@@ -128,5 +128,34 @@ class Identity_(Session):
         self.assertEqual(self.client(bob["identity"]).whoami()["name"], "bob")
 
 
+class RegistrationLimit(Session):
+    server_args = ("--max-registrations-per-minute", "3")
+
+    def assert_refused_and_closed(self, c):
+        with self.assertRaises(RemoteError) as cm:
+            c.expect(sdpeer4.WELCOME, sdpeer4.CHALLENGE)
+        self.assertEqual(cm.exception.reason, 8, cm.exception)
+        c.sock.settimeout(10)
+        with self.assertRaises(sdpeer.PeerError):  # PeerEOF is one
+            c.recv()
+
+    def test_register_and_link_take_tokens(self):
+        a = self.account("a")
+        self.account("b")
+        # The third token goes to a LINK (CHALLENGE), the fourth request is refused.
+        c = self.connect(Identity.generate())
+        c.link(a["name"], a["id"])
+        c.request(sdpeer4.REGISTER, sdpeer.RSAKey.generate().spki() + sdpeer4.pack_str("c"))
+        self.assert_refused_and_closed(c)
+        c = self.connect(Identity.generate())
+        c.request(sdpeer4.LINK, sdpeer4.pack_str(a["name"]) + a["id"])
+        self.assert_refused_and_closed(c)
+        # WHOAMI is not limited; nothing was created.
+        self.assertEqual(self.client(a["identity"]).whoami()["name"], "a")
+        self.assertEqual(sh.query(self.dir, "SELECT count(*) FROM clients")[0][0], 2)
+        with open(self.server.log_path) as f:
+            self.assertIn("--max-registrations-per-minute): ERROR 8", f.read())
+
+
 if __name__ == "__main__":
     harness.run_tests()
