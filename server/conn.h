@@ -157,6 +157,11 @@ struct conn {
 	                                 * nothing more, close once it is sent */
 	struct put *put;                /* the upload in progress (put.h), NULL: none */
 	struct fetch *get;              /* the download in progress (fetch.h), NULL: none */
+	uint8_t *held;                  /* input read after a GET in the same read, parsed once
+	                                 * its GET_END is queued (replies stay in order); at most
+	                                 * CONN_READ_CHUNK bytes, NULL when none (owned, freed
+	                                 * when parsed) */
+	size_t held_len;
 };
 
 /* A connection over transport t (taken over: conn_free closes it), living in env.

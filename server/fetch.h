@@ -2,7 +2,8 @@
  * confined to the connection's account. A download (c->get) is pumped into the connection's
  * output as the transport takes it: file blocks are read straight into the output buffer, at
  * most CONN_OUT_HIGH bytes wait at any time, so a huge file is never queued whole; while it
- * lasts the connection reads no further requests (replies stay in order). */
+ * lasts the connection reads no further requests and parses none it has read already
+ * (conn.c holds them until GET_END is queued: replies stay in order). */
 #ifndef SD_SERVER_FETCH_H
 #define SD_SERVER_FETCH_H
 

@@ -128,6 +128,54 @@ class Identity_(Session):
         self.assertEqual(self.client(bob["identity"]).whoami()["name"], "bob")
 
 
+def get_frame(name, offset=0):
+    return sdpeer4.request4(sdpeer4.GET, struct.pack("<Q", offset) + sdpeer4.pack_str(name))
+
+
+class Pipelining(Session):
+    def read_download(self, c, name, size):
+        """GET_DATA in order from 0, then GET_END of size: the bytes."""
+        parts, at = [], 0
+        while True:
+            code, p = c.expect(sdpeer4.GET_DATA, sdpeer4.GET_END)
+            off = struct.unpack("<Q", p[:8])[0]
+            if code == sdpeer4.GET_END:
+                self.assertEqual(off, size, "GET_END of %s" % name)
+                self.assertEqual(at, size, "%s cut short" % name)
+                return b"".join(parts)
+            self.assertEqual(off, at, "GET_DATA of %s" % name)
+            parts.append(p[8:])
+            at += len(p) - 8
+
+    def test_requests_behind_a_get_wait_for_its_end(self):
+        alice = self.account("alice")
+        c = self.client(alice["identity"])
+        big, small = os.urandom(3 << 20), b"hello"
+        self.assertTrue(c.upload("big.bin", big)["verified"])
+        self.assertTrue(c.upload("small.bin", small)["verified"])
+        # GET + LIST in one write: LISTING after GET_END, never inside the download.
+        c.send_frame(get_frame("big.bin") + sdpeer4.request4(sdpeer4.LIST, b""))
+        self.assertEqual(self.read_download(c, "big.bin", len(big)), big)
+        self.assertEqual(c.expect(sdpeer4.LISTING)[0], sdpeer4.LISTING)
+        # GET big + GET small + DELETE small + LIST: two whole downloads, then OK, LISTING.
+        c.send_frame(get_frame("big.bin") + get_frame("small.bin") +
+                     sdpeer4.request4(sdpeer4.DELETE, sdpeer4.pack_str("small.bin")) +
+                     sdpeer4.request4(sdpeer4.LIST, b""))
+        self.assertEqual(self.read_download(c, "big.bin", len(big)), big)
+        self.assertEqual(self.read_download(c, "small.bin", len(small)), small)
+        c.expect(sdpeer4.OK)
+        r = sdpeer4.Reader(c.expect(sdpeer4.LISTING)[1])
+        self.assertEqual(r.u32(), 1)
+        # More requests behind a GET than one read takes (3,000 WHOAMI, 69 kB): all
+        # answered, in order, after GET_END.
+        n = 3000
+        c.send_frame(get_frame("big.bin") + sdpeer4.request4(sdpeer4.WHOAMI, b"") * n)
+        self.assertEqual(self.read_download(c, "big.bin", len(big)), big)
+        for _ in range(n):
+            c.expect(sdpeer4.WELCOME)
+        self.assertEqual(c.whoami()["name"], "alice")
+
+
 class RegistrationLimit(Session):
     server_args = ("--max-registrations-per-minute", "3")
 
