@@ -5,6 +5,7 @@
 #include "handlers_v4.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../db/db.h"
@@ -267,21 +268,6 @@ handle_whoami(struct conn *c, const struct frame_event *ev)
 	crypto_wipe(&cl, sizeof(cl));
 }
 
-/* The transfers (SPEC-v4.md "Uploads", "Listing, downloads, deletion"), after WELCOME only:
- * xfer.h routes 850, 852, 853 and 860-862 to put.c and fetch.c; 851's streamed events go to
- * put.c from handlers_v4_stream(). */
-static void
-transfer_message(struct conn *c, const struct frame_event *ev)
-{
-	uint16_t code = ev->header->code;
-
-	if (xfer_message(c, ev))
-		return;
-	/* 851 shorter than its 13-byte head, which the parser delivers whole. */
-	conn_log(c, msg4_code_name(code), "refused: malformed; closing");
-	handlers_v4_fail(c, V4_REASON_BAD_REQUEST, "malformed request");
-}
-
 /* A connection's account is the one its WELCOME named, for the rest of the connection: its
  * upload, download and staged state belong to that account, so REGISTER and LINK after
  * WELCOME get ERROR 1 (the certificate is bound to an account already, as SPEC-v4.md answers
@@ -355,7 +341,12 @@ handlers_v4_message(struct conn *c, const struct frame_event *ev)
 			handlers_v4_error(c, V4_REASON_NOT_REGISTERED, "REGISTER or LINK first");
 		return;
 	}
-	transfer_message(c, ev);
+	/* The transfers (SPEC-v4.md "Uploads", "Listing, downloads, deletion"), after WELCOME
+	 * only: xfer.h answers every other request code msg4_is_request_code() admits (850-853,
+	 * 860-862, also an 851 shorter than its head); 851's streamed events go to put.c from
+	 * handlers_v4_stream(). */
+	if (!xfer_message(c, ev))
+		abort();  /* a request code neither here nor in xfer.c: a broken invariant */
 }
 
 void

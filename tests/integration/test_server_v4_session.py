@@ -205,5 +205,21 @@ class RegistrationLimit(Session):
             self.assertIn("--max-registrations-per-minute): ERROR 8", f.read())
 
 
+class ClientLimitLog(Session):
+    server_args = ("--max-client-files", "1")
+
+    def test_v4_refusal_logged_with_its_v4_code(self):
+        alice = self.account("alice")
+        c = self.client(alice["identity"])
+        self.assertTrue(c.upload("a.txt", b"a")["verified"])
+        with self.assertRaises(RemoteError) as cm:
+            c.put_open(1, "b.txt")
+        self.assertEqual(cm.exception.reason, 7)
+        with open(self.server.log_path) as f:
+            log = f.read()
+        self.assertIn("(--max-client-files 1): ERROR 7", log)
+        self.assertNotIn("(--max-client-files 1): 1607", log)
+
+
 if __name__ == "__main__":
     harness.run_tests()
