@@ -156,7 +156,8 @@ struct conn {
 	int finishing;                  /* the reply that ends the connection is queued: read
 	                                 * nothing more, close once it is sent */
 	struct put *put;                /* the upload in progress (put.h), NULL: none */
-	struct fetch *get;              /* the download in progress (fetch.h), NULL: none */
+	struct fetch *get;              /* the download or LISTING being streamed (fetch.h),
+	                                 * NULL: none */
 	uint8_t *held;                  /* input read after a GET in the same read, parsed once
 	                                 * its GET_END is queued (replies stay in order); at most
 	                                 * CONN_READ_CHUNK bytes, NULL when none (owned, freed

@@ -10,6 +10,7 @@ entries."""
 
 import hashlib
 import os
+import sqlite3
 import struct
 import subprocess
 import threading
@@ -174,6 +175,79 @@ class Pipelining(Session):
         for _ in range(n):
             c.expect(sdpeer4.WELCOME)
         self.assertEqual(c.whoami()["name"], "alice")
+
+
+class Listing(Session):
+    N = 6000  # ~360 kB of entries: more than the output buffer holds at once
+
+    def test_thousands_of_files_while_others_delete(self):
+        if harness.TEST_DB != "sqlite":
+            self.skipTest("rows are inserted with sqlite3")
+        alice = self.account("alice")
+        cid = alice["id"]
+        con = sqlite3.connect(sh.db_path(self.dir), timeout=30)
+        try:
+            con.executemany(
+                "INSERT INTO files (ID, FileName, PathName, Verified, Size, CRC, Uploaded) "
+                "VALUES (?, ?, ?, 1, ?, 1, '2026-01-01 00:00:00')",
+                [(cid, "file-%05d" % i, "%s/file-%05d" % (cid.hex(), i), i)
+                 for i in range(self.N)])
+            con.commit()
+        finally:
+            con.close()
+        c = self.client(alice["identity"])
+        files = c.list()
+        self.assertEqual([f["name"] for f in files], ["file-%05d" % i for i in range(self.N)])
+        self.assertEqual([f["size"] for f in files], list(range(self.N)))
+        state = {"stop": False, "bad": [], "lists": 0}
+        deleted = 300
+
+        def deleter(lo, hi):
+            d = self.client(alice["identity"])
+            try:
+                for i in range(lo, hi):
+                    d.delete("file-%05d" % i)
+            except Exception as e:  # noqa: BLE001 (reported by the test)
+                state["bad"].append("deleter: %r" % e)
+
+        def lister():
+            L = self.client(alice["identity"])
+            last = self.N
+            try:
+                while not state["stop"]:
+                    got = L.list()  # the count must equal the entries (Reader.done())
+                    names = [f["name"] for f in got]
+                    if names != sorted(set(names)) or not self.N - deleted <= len(got) <= last:
+                        state["bad"].append("listing of %d entries out of order or range"
+                                            % len(got))
+                        return
+                    last = len(got)
+                    state["lists"] += 1
+            except Exception as e:  # noqa: BLE001
+                state["bad"].append("lister: %r" % e)
+
+        ds = [threading.Thread(target=deleter, args=(0, deleted // 2)),
+              threading.Thread(target=deleter, args=(deleted // 2, deleted))]
+        ls = [threading.Thread(target=lister) for _ in range(3)]
+        for t in ls + ds:
+            t.start()
+        for t in ds:
+            t.join(120)
+        state["stop"] = True
+        for t in ls:
+            t.join(60)
+        self.assertEqual(state["bad"], [])
+        self.assertGreater(state["lists"], 3)
+        c = self.client(alice["identity"])  # a fresh one: the first may have idled out
+        self.assertEqual(len(c.list()), self.N - deleted)
+        # A slow reader: LIST + WHOAMI in one write, nothing read for a while, then all of it
+        # in order.
+        c.send_frame(sdpeer4.request4(sdpeer4.LIST, b"") +
+                     sdpeer4.request4(sdpeer4.WHOAMI, b""))
+        time.sleep(0.5)
+        r = sdpeer4.Reader(c.expect(sdpeer4.LISTING)[1])
+        self.assertEqual(r.u32(), self.N - deleted)
+        c.expect(sdpeer4.WELCOME)
 
 
 class RegistrationLimit(Session):
