@@ -137,6 +137,17 @@ set_pending(struct conn *c, int more)
 		c->env->npending--;
 }
 
+/* Forgets held input (it may carry file content: wiped). */
+static void
+drop_held(struct conn *c)
+{
+	if (c->held != NULL)
+		crypto_wipe(c->held, c->held_len);
+	free(c->held);
+	c->held = NULL;
+	c->held_len = 0;
+}
+
 void
 conn_free(struct conn *c)
 {
@@ -148,7 +159,7 @@ conn_free(struct conn *c)
 	receive_abort(c);
 	put_release(c);
 	fetch_end(c);
-	free(c->held);
+	drop_held(c);
 	commit_discard(c);  /* never confirmed: the stored version stays */
 	set_pending(c, 0);
 	c->tr.ops->close(&c->tr);
@@ -339,12 +350,14 @@ streaming(const struct conn *c)
 	return c->skip_content || (c->recv != NULL && receive_in_packet(c->recv));
 }
 
-/* Keeps the len bytes that follow a GET in the input just read until its GET_END is queued
- * (a request behind it must be answered after it). len <= CONN_READ_CHUNK: one read's rest. */
+/* Keeps the len bytes that follow a GET in the input just read until the download (or a
+ * streamed LISTING) ends: a request behind it must be answered after it. len <=
+ * CONN_READ_CHUNK (one read's rest); nothing is held yet (held input is parsed before any
+ * further read, and parsing stops again at the next GET). */
 static void
 hold(struct conn *c, const uint8_t *in, size_t len)
 {
-	if (c->held == NULL && (c->held = malloc(CONN_READ_CHUNK)) == NULL) {
+	if ((c->held = malloc(len)) == NULL) {
 		conn_log_end(c, "connection", "out of memory for input behind a GET; closing");
 		conn_close_later(c);
 		return;
@@ -445,9 +458,7 @@ conn_on_readable(struct conn *c)
 			 * is free: every byte read is handled before the next read). */
 			n = (ssize_t)c->held_len;
 			memcpy(c->env->rbuf, c->held, c->held_len);
-			c->held_len = 0;
-			free(c->held);
-			c->held = NULL;
+			drop_held(c);
 			parse(c, c->env->rbuf, (size_t)n);
 			update_progress(c, (size_t)n);
 			continue;

@@ -159,9 +159,9 @@ struct conn {
 	struct fetch *get;              /* the download or LISTING being streamed (fetch.h),
 	                                 * NULL: none */
 	uint8_t *held;                  /* input read after a GET in the same read, parsed once
-	                                 * its GET_END is queued (replies stay in order); at most
-	                                 * CONN_READ_CHUNK bytes, NULL when none (owned, freed
-	                                 * when parsed) */
+	                                 * the download (or streamed LISTING) ended: replies stay
+	                                 * in order; at most CONN_READ_CHUNK bytes, NULL when none
+	                                 * (owned; wiped and freed when parsed) */
 	size_t held_len;
 };
 
