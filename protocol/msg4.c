@@ -406,12 +406,10 @@ int msg4_put_done_decode(const uint8_t *p, size_t n, struct msg4_put_done *m)
 		return SD_ERR_INVALID_ARG;
 	memset(m, 0, sizeof(*m));
 	buf_view(&b, p, n);
-	if ((r = get_u64_max(&b, &m->size)) != 0 ||                   /* size u64 */
-	    (r = buf_get_bytes(&b, m->sha256, V4_SHA256_SIZE)) != 0 ||  /* sha256[32] */
-	    (r = buf_get_u32(&b, &m->cksum)) != 0 ||                  /* cksum u32 */
-	    (r = get_name(&b, m->name)) != 0)                         /* stored name (str) */
-		goto out;
-out:
+	if ((r = get_u64_max(&b, &m->size)) == 0 &&                   /* size u64 */
+	    (r = buf_get_bytes(&b, m->sha256, V4_SHA256_SIZE)) == 0 &&  /* sha256[32] */
+	    (r = buf_get_u32(&b, &m->cksum)) == 0)                    /* cksum u32 */
+		r = get_name(&b, m->name);                              /* stored name (str) */
 	if ((r = finish(&b, r)) != 0)
 		memset(m, 0, sizeof(*m));
 	return r;

@@ -56,7 +56,7 @@ struct server_config {
 	uint64_t max_client_storage; /* plaintext bytes stored per client */
 	uint64_t max_client_files;   /* files stored per client */
 	unsigned max_uploads_per_client;  /* uploads in progress per client ID */
-	unsigned max_registrations;  /* 825 and 827 per source address per minute */
+	unsigned max_registrations;  /* 825, 827, 840, 841 per source address per minute */
 	unsigned min_upload_rate;    /* bytes/s an upload must average after the grace */
 	unsigned min_rate_grace;     /* seconds an upload may be slower at its start */
 	unsigned retry_reply_after_ms;  /* a 901 followed by nothing this long gets 1604 (0: never) */

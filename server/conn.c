@@ -137,6 +137,17 @@ set_pending(struct conn *c, int more)
 		c->env->npending--;
 }
 
+/* Forgets held input (it may carry file content: wiped). */
+static void
+drop_held(struct conn *c)
+{
+	if (c->held != NULL)
+		crypto_wipe(c->held, c->held_len);
+	free(c->held);
+	c->held = NULL;
+	c->held_len = 0;
+}
+
 void
 conn_free(struct conn *c)
 {
@@ -148,6 +159,7 @@ conn_free(struct conn *c)
 	receive_abort(c);
 	put_release(c);
 	fetch_end(c);
+	drop_held(c);
 	commit_discard(c);  /* never confirmed: the stored version stays */
 	set_pending(c, 0);
 	c->tr.ops->close(&c->tr);
@@ -172,7 +184,7 @@ int
 conn_busy(const struct conn *c)
 {
 	return !frame_idle(&c->parser) || c->recv != NULL || c->awaiting_verdict ||
-	    buf_len(&c->out) > 0 || c->put != NULL || c->get != NULL;
+	    buf_len(&c->out) > 0 || c->put != NULL || c->get != NULL || c->held_len > 0;
 }
 
 /* One log line with this connection's worker and peer; capped says whether it counts against
@@ -272,6 +284,7 @@ conn_set_identity(struct conn *c, const uint8_t id[CLIENT_ID_SIZE], const char *
 {
 	if (!c->known || memcmp(c->id, id, CLIENT_ID_SIZE) != 0) {
 		receive_abort(c);
+		put_release(c);  /* kept for its owner (still c->id here), never moved to id */
 		commit_discard(c);
 		c->uploads_done = 0;
 		c->awaiting_verdict = 0;
@@ -337,7 +350,24 @@ streaming(const struct conn *c)
 	return c->skip_content || (c->recv != NULL && receive_in_packet(c->recv));
 }
 
-/* Hands every event that len bytes of input complete to the handlers. */
+/* Keeps the len bytes that follow a GET in the input just read until the download (or a
+ * streamed LISTING) ends: a request behind it must be answered after it. len <=
+ * CONN_READ_CHUNK (one read's rest); nothing is held yet (held input is parsed before any
+ * further read, and parsing stops again at the next GET). */
+static void
+hold(struct conn *c, const uint8_t *in, size_t len)
+{
+	if ((c->held = malloc(len)) == NULL) {
+		conn_log_end(c, "connection", "out of memory for input behind a GET; closing");
+		conn_close_later(c);
+		return;
+	}
+	memcpy(c->held, in, len);
+	c->held_len = len;
+}
+
+/* Hands every event that len bytes of input complete to the handlers; stops after a GET
+ * (the rest is held, see hold()). */
 static void
 parse(struct conn *c, const uint8_t *in, size_t len)
 {
@@ -384,6 +414,11 @@ parse(struct conn *c, const uint8_t *in, size_t len)
 		}
 		if (c->closing || c->finishing)
 			return;
+		if (c->get != NULL) {
+			if (off < len)
+				hold(c, in + off, len - off);
+			return;
+		}
 	}
 }
 
@@ -418,6 +453,16 @@ conn_on_readable(struct conn *c)
 	for (i = 0; i < CONN_READS_PER_WAKE && !c->closing && !c->finishing; i++) {
 		if (buf_len(&c->out) >= CONN_OUT_HIGH || c->get != NULL)
 			break;  /* backpressure: the peer must read its replies (or download) first */
+		if (c->held_len > 0) {
+			/* What followed a finished GET goes first, through the read buffer (which
+			 * is free: every byte read is handled before the next read). */
+			n = (ssize_t)c->held_len;
+			memcpy(c->env->rbuf, c->held, c->held_len);
+			drop_held(c);
+			parse(c, c->env->rbuf, (size_t)n);
+			update_progress(c, (size_t)n);
+			continue;
+		}
 		n = c->tr.ops->read(&c->tr, c->env->rbuf, CONN_READ_CHUNK);
 		if (!c->v4)
 			check_tls(c);
@@ -445,7 +490,7 @@ conn_on_readable(struct conn *c)
 		/* Out of turns with input still held by the transport: epoll will not report it,
 		 * so the loop comes back to this connection without waiting. */
 		set_pending(c, !c->finishing && c->get == NULL && buf_len(&c->out) < CONN_OUT_HIGH &&
-		    c->tr.ops->pending(&c->tr));
+		    (c->held_len > 0 || c->tr.ops->pending(&c->tr)));
 		conn_flush(c);
 	}
 }
@@ -499,10 +544,11 @@ conn_on_writable(struct conn *c)
 		fetch_pump(c);  /* a download refills the output as it drains */
 		conn_flush(c);
 	}
-	/* Input the transport holds was left alone while output was backed up; epoll will not
-	 * report it, so the loop must come back for it now that output drained. */
+	/* Input the transport holds, or held behind a GET, was left alone while output was backed
+	 * up or the download ran; epoll will not report it, so the loop must come back for it
+	 * now that output drained. */
 	if (!c->closing && !c->finishing && c->get == NULL && buf_len(&c->out) < CONN_OUT_HIGH &&
-	    c->tr.ops->pending(&c->tr))
+	    (c->held_len > 0 || c->tr.ops->pending(&c->tr)))
 		set_pending(c, 1);
 }
 

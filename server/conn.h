@@ -156,7 +156,13 @@ struct conn {
 	int finishing;                  /* the reply that ends the connection is queued: read
 	                                 * nothing more, close once it is sent */
 	struct put *put;                /* the upload in progress (put.h), NULL: none */
-	struct fetch *get;              /* the download in progress (fetch.h), NULL: none */
+	struct fetch *get;              /* the download or LISTING being streamed (fetch.h),
+	                                 * NULL: none */
+	uint8_t *held;                  /* input read after a GET in the same read, parsed once
+	                                 * the download (or streamed LISTING) ended: replies stay
+	                                 * in order; at most CONN_READ_CHUNK bytes, NULL when none
+	                                 * (owned; wiped and freed when parsed) */
+	size_t held_len;
 };
 
 /* A connection over transport t (taken over: conn_free closes it), living in env.
@@ -199,8 +205,8 @@ int conn_retry_reply(struct conn *c, int64_t now);
 int conn_busy(const struct conn *c);
 
 /* Makes id (named name) the connection's identity with key as its session key (NULL: none
- * issued). A change of identity forgets its uploads; a change of identity or key aborts the
- * file being received. */
+ * issued). A change of identity forgets its uploads and releases a version-4 upload to its
+ * owner (put_release); a change of identity or key aborts the file being received. */
 void conn_set_identity(struct conn *c, const uint8_t id[CLIENT_ID_SIZE], const char *name,
     const uint8_t *key);
 /* Switches c to version 4 (after the TLS handshake): the version-4 frame parser, whose

@@ -1,4 +1,4 @@
-/* fetch.c: version 4's LIST (the account's verified files), GET (GET_DATA blocks read straight
+/* fetch.c: version 4's LIST (the account's verified files, one snapshot, streamed), GET (GET_DATA blocks read straight
  * into the output buffer as it drains, then GET_END with the whole file's size and SHA-256,
  * hashing and storing it on the first full read of a version-3 file) and DELETE. */
 #include "fetch.h"
@@ -25,11 +25,16 @@
 
 #define FETCH_HEX_ID (CLIENT_ID_SIZE * 2u)
 
+/* What a connection streams into its output as it drains (c->get): a download, or the
+ * entries of a LISTING whose header is queued. */
 struct fetch {
-	int fd;
-	uint64_t next;                 /* offset of the next GET_DATA */
+	int list;                      /* 1: LISTING entries, 0: a download */
+	int fd;                        /* the stored file; a listing's temporary file or -1 */
+	uint64_t next;                 /* offset of the next GET_DATA or listing byte */
 	struct db_file seen;           /* the row the download serves */
 	struct sha256_ctx *sha;        /* hashing the whole file (no stored SHA-256) */
+	struct buf mem;                /* a listing's entries when fd < 0 */
+	uint64_t size;                 /* a listing's entries' size */
 };
 
 /* Free room at the end of c's output buffer. */
@@ -101,11 +106,22 @@ own_base(const struct conn *c, const struct db_file *f)
 
 /* --- LIST ------------------------------------------------------------------------------ */
 
+/* A LISTING is built in one pass over the account's rows: one statement, one snapshot, so
+ * the count and size of its header describe exactly the entries that follow, whatever other
+ * connections delete or publish meanwhile. The entries wait in memory up to LIST_MEM_MAX
+ * bytes, beyond that in an unlinked temporary file in the account's folder (memory does not
+ * grow with the account's files), and go into the output as it drains, like a download. */
+#define LIST_MEM_MAX (64u << 10)
+
+_Static_assert(V4_LISTING_PAYLOAD_MAX - V4_LISTING_HEAD_SIZE <= UINT32_MAX,
+    "a LISTING's entries are counted in its u32 payload size");
+
 struct listing {
 	struct conn *c;
 	uint32_t count;
-	size_t bytes;
-	int put;          /* 0: counting, 1: writing entries */
+	uint64_t bytes;   /* the entries' size */
+	struct buf mem;   /* the entries; with fd >= 0 the write buffer in front of it */
+	int fd;           /* -1: every entry is in mem */
 	int err;
 };
 
@@ -120,24 +136,72 @@ entry_of(const struct db_file *f, struct msg4_file_entry *e)
 	snprintf(e->name, sizeof(e->name), "%s", f->file_name);
 }
 
+/* An unlinked temporary file in the account's folder: O_TMPFILE, or where the file system
+ * lacks it a new STORAGE_TMP_PREFIX name removed at once (a crash in between leaves what
+ * storage_remove_stale() removes at the next start). The fd or -1. */
+static int
+list_temp_file(struct conn *c)
+{
+	char name[sizeof(STORAGE_TMP_PREFIX "list-") + 16];
+	uint8_t rnd[8];
+	int dir_fd = -1, fd = -1;
+
+	if (storage_open_folder(c->env->cfg->storage_dir, c->id, &dir_fd) != 0)
+		return -1;
+	fd = openat(dir_fd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		crypto_random(rnd, sizeof(rnd));
+		memcpy(name, STORAGE_TMP_PREFIX "list-", sizeof(STORAGE_TMP_PREFIX "list-") - 1);
+		hex_encode(rnd, sizeof(rnd), name + sizeof(STORAGE_TMP_PREFIX "list-") - 1);
+		fd = openat(dir_fd, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd >= 0)
+			(void)unlinkat(dir_fd, name, 0);
+	}
+	(void)close(dir_fd);
+	return fd;
+}
+
+/* Moves the entries in l->mem to the temporary file (made on first use). */
+static int
+list_spill(struct listing *l)
+{
+	const uint8_t *p = buf_ptr(&l->mem);
+	size_t n = buf_len(&l->mem);
+	ssize_t w;
+
+	if (l->fd < 0 && (l->fd = list_temp_file(l->c)) < 0)
+		return SD_ERR_IO;
+	while (n > 0) {
+		if ((w = write(l->fd, p, n)) < 0) {
+			if (errno == EINTR)
+				continue;
+			return SD_ERR_IO;
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+	buf_reset(&l->mem);
+	return 0;
+}
+
 static int
 on_listed(void *ctx, const struct db_file *f)
 {
 	struct listing *l = ctx;
 	struct msg4_file_entry e;
+	size_t n;
 
 	if (!msg4_name_valid(f->file_name, strlen(f->file_name)))
 		return 0;  /* a version-3 name version 4 cannot carry: left out */
-	entry_of(f, &e);
-	if (l->put) {
-		if ((l->err = msg4_put_listing_entry(&l->c->out, &e)) != 0)
-			return 1;
-		return 0;
-	}
 	if (l->count == V4_LISTING_COUNT_MAX)
+		return 1;  /* the first V4_LISTING_COUNT_MAX by name */
+	entry_of(f, &e);
+	n = msg4_listing_entry_size(&e);
+	if ((buf_len(&l->mem) + n > LIST_MEM_MAX && (l->err = list_spill(l)) != 0) ||
+	    (l->err = msg4_put_listing_entry(&l->mem, &e)) != 0)
 		return 1;
 	l->count++;
-	l->bytes += msg4_listing_entry_size(&e);
+	l->bytes += n;
 	return 0;
 }
 
@@ -145,6 +209,7 @@ void
 fetch_list(struct conn *c, const struct frame_event *ev)
 {
 	struct listing l;
+	struct fetch *g = NULL;
 	int e;
 
 	if (!c->known) {
@@ -157,28 +222,43 @@ fetch_list(struct conn *c, const struct frame_event *ev)
 	}
 	memset(&l, 0, sizeof(l));
 	l.c = c;
-	if ((e = db_each_verified_file(c->env->db, c->id, on_listed, &l)) < 0) {
-		put_reply_error(c, V4_REASON_STORAGE, 0, "cannot read the database");
-		return;
-	}
-	/* One reply in the output buffer: a listing that cannot fit is refused rather than
-	 * growing the buffer past its limit. */
-	if (RESP_HEADER_SIZE + V4_LISTING_HEAD_SIZE + l.bytes > out_room(c)) {
-		put_reply_error(c, V4_REASON_STORAGE, 0, "too many files for one listing");
-		return;
+	l.fd = -1;
+	buf_init(&l.mem, LIST_MEM_MAX);
+	if ((e = db_each_verified_file(c->env->db, c->id, on_listed, &l)) < 0 || l.err != 0 ||
+	    (l.fd >= 0 && list_spill(&l) != 0)) {
+		conn_log(c, "list", "failed: %s", sd_strerror(e < 0 ? e : l.err != 0 ? l.err :
+		    SD_ERR_IO));
+		put_reply_error(c, V4_REASON_STORAGE, 0, e < 0 ? "cannot read the database" :
+		    "cannot build the listing");
+		goto out;
 	}
 	if ((e = msg4_put_listing_head(&c->out, l.count, (uint32_t)l.bytes)) != 0) {
 		conn_queued(c, e);
-		return;
-	}
-	l.put = 1;
-	if ((e = db_each_verified_file(c->env->db, c->id, on_listed, &l)) < 0 || l.err != 0) {
-		/* The header is out already: the framing cannot be kept. */
-		conn_log(c, "list", "failed mid-listing; closing");
-		conn_close_later(c);
-		return;
+		goto out;
 	}
 	conn_log(c, "list", "%u files", (unsigned)l.count);
+	if (l.fd < 0 && buf_len(&l.mem) <= out_room(c)) {
+		conn_queued(c, buf_put_bytes(&c->out, buf_ptr(&l.mem), buf_len(&l.mem)));
+		goto out;
+	}
+	/* The header is queued: from here a failure cannot keep the framing, it closes. */
+	if ((g = calloc(1, sizeof(*g))) == NULL) {
+		conn_log(c, "list", "out of memory mid-listing; closing");
+		conn_close_later(c);
+		goto out;
+	}
+	g->list = 1;
+	g->fd = l.fd;
+	g->mem = l.mem;  /* taken over (empty when the entries are in the file) */
+	g->size = l.bytes;
+	l.fd = -1;
+	buf_init(&l.mem, 0);
+	c->get = g;
+	fetch_pump(c);
+out:
+	if (l.fd >= 0)
+		(void)close(l.fd);
+	buf_free(&l.mem);
 }
 
 /* --- GET ------------------------------------------------------------------------------- */
@@ -194,6 +274,7 @@ fetch_end(struct conn *c)
 	if (g->fd >= 0)
 		(void)close(g->fd);
 	sha256_free(g->sha);
+	buf_free(&g->mem);
 	free(g);
 }
 
@@ -306,6 +387,35 @@ get_end(struct conn *c, struct fetch *g)
 	fetch_end(c);
 }
 
+/* The next bytes of a LISTING's entries, as many as the output takes; the listing ends
+ * with its last byte. */
+static void
+pump_listing(struct conn *c, struct fetch *g)
+{
+	size_t n, room;
+	int e;
+
+	while (buf_len(&c->out) < CONN_OUT_HIGH && g->next < g->size) {
+		if ((room = out_room(c)) == 0)
+			return;  /* conn_flush() moves what waits to the front */
+		n = g->size - g->next < FETCH_BLOCK ? (size_t)(g->size - g->next) : FETCH_BLOCK;
+		if (n > room)
+			n = room;
+		if (g->fd >= 0)
+			e = put_file_bytes(c, g->fd, n, g->next);
+		else
+			e = buf_put_bytes(&c->out, buf_ptr(&g->mem) + g->next, n);
+		if (e != 0) {
+			conn_log(c, "list", "failed mid-listing: %s; closing", sd_strerror(e));
+			conn_close_later(c);
+			return;
+		}
+		g->next += n;
+	}
+	if (g->next == g->size)
+		fetch_end(c);
+}
+
 void
 fetch_pump(struct conn *c)
 {
@@ -315,6 +425,10 @@ fetch_pump(struct conn *c)
 
 	if (g == NULL || c->closing)
 		return;
+	if (g->list) {
+		pump_listing(c, g);
+		return;
+	}
 	while (buf_len(&c->out) < CONN_OUT_HIGH && g->next < g->seen.size) {
 		room = out_room(c);
 		if (room < RESP_HEADER_SIZE + V4_GET_DATA_HEAD_SIZE + 1)

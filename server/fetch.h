@@ -1,8 +1,13 @@
 /* fetch.h: version 4's LIST, GET and DELETE (SPEC-v4.md 3 "Listing, downloads, deletion"),
  * confined to the connection's account. A download (c->get) is pumped into the connection's
  * output as the transport takes it: file blocks are read straight into the output buffer, at
- * most CONN_OUT_HIGH bytes wait at any time, so a huge file is never queued whole; while it
- * lasts the connection reads no further requests (replies stay in order). */
+ * most CONN_OUT_HIGH bytes wait at any time, so a huge file is never queued whole. A LISTING
+ * too big for the output buffer is streamed the same way (c->get too), its entries built in
+ * one pass over the rows (one snapshot: the header's count and size are the entries') and
+ * kept beyond 64 KiB in an unlinked temporary file of the account's folder. While either
+ * lasts the connection reads no further requests and parses none it has read already
+ * (conn.c holds them until it ends, GET_END or the last entry queued: replies stay in
+ * order). */
 #ifndef SD_SERVER_FETCH_H
 #define SD_SERVER_FETCH_H
 

@@ -5,6 +5,7 @@
 #include "handlers_v4.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../db/db.h"
@@ -13,8 +14,10 @@
 #include "../protocol/msg.h"
 #include "../protocol/msg4.h"
 #include "../protocol/rsa.h"
+#include "config.h"
 #include "conn.h"
 #include "handlers.h"
+#include "limits.h"
 #include "log.h"
 #include "put.h"
 #include "xfer.h"
@@ -70,10 +73,12 @@ forget_challenge(struct conn *c)
 	memset(c->challenge_id, 0, sizeof(c->challenge_id));
 }
 
-/* The account (id, name) is this connection's from now on: WELCOME. */
+/* The account (id, name) is this connection's from now on: WELCOME. A challenge still
+ * outstanding (LINK, then WHOAMI) is spent: no PROVE can change the account afterwards. */
 static void
 welcome(struct conn *c, const uint8_t id[CLIENT_ID_SIZE], const char *name, const char *event)
 {
+	forget_challenge(c);
 	conn_set_identity(c, id, name, NULL);
 	conn_log(c, event, "ok: 1610 WELCOME, client key %.*s", HANDLERS_V4_FP_SHORT,
 	    c->fingerprint);
@@ -229,7 +234,8 @@ handle_prove(struct conn *c, const struct frame_event *ev)
 	crypto_wipe(&cl, sizeof(cl));
 }
 
-/* 843: the account of this certificate, if any. */
+/* 843: the account of this certificate, if any. After WELCOME the connection's account,
+ * which no later binding changes (see identity_fixed). */
 static void
 handle_whoami(struct conn *c, const struct frame_event *ev)
 {
@@ -239,6 +245,11 @@ handle_whoami(struct conn *c, const struct frame_event *ev)
 	if ((r = msg4_empty_decode(ev->data, ev->len)) != 0) {
 		conn_log(c, "whoami", "refused: %s", sd_strerror(r));
 		handlers_v4_error(c, V4_REASON_BAD_REQUEST, "malformed WHOAMI");
+		return;
+	}
+	if (c->known) {
+		conn_log(c, "whoami", "ok: 1610 WELCOME (this connection's account)");
+		conn_queued(c, msg4_put_welcome(&c->out, c->id, c->name));
 		return;
 	}
 	memset(&cl, 0, sizeof(cl));
@@ -257,19 +268,40 @@ handle_whoami(struct conn *c, const struct frame_event *ev)
 	crypto_wipe(&cl, sizeof(cl));
 }
 
-/* The transfers (SPEC-v4.md "Uploads", "Listing, downloads, deletion"), after WELCOME only:
- * xfer.h routes 850, 852, 853 and 860-862 to put.c and fetch.c; 851's streamed events go to
- * put.c from handlers_v4_stream(). */
-static void
-transfer_message(struct conn *c, const struct frame_event *ev)
+/* A connection's account is the one its WELCOME named, for the rest of the connection: its
+ * upload, download and staged state belong to that account, so REGISTER and LINK after
+ * WELCOME get ERROR 1 (the certificate is bound to an account already, as SPEC-v4.md answers
+ * a REGISTER of a bound certificate) instead of changing who the connection is; a PROVE then
+ * finds no challenge (WELCOME spends it): ERROR 4. Our client sends them only before
+ * WELCOME. 1 when code was refused. */
+static int
+identity_fixed(struct conn *c, uint16_t code)
 {
-	uint16_t code = ev->header->code;
+	if (!c->known || (code != REQ4_REGISTER && code != REQ4_LINK))
+		return 0;
+	conn_log(c, msg4_code_name(code), "refused: after WELCOME (the connection has its "
+	    "account): ERROR 1");
+	handlers_v4_error(c, V4_REASON_BAD_REQUEST, "this connection has an account already");
+	return 1;
+}
 
-	if (xfer_message(c, ev))
-		return;
-	/* 851 shorter than its 13-byte head, which the parser delivers whole. */
-	conn_log(c, msg4_code_name(code), "refused: malformed; closing");
-	handlers_v4_fail(c, V4_REASON_BAD_REQUEST, "malformed request");
+/* --max-registrations-per-minute: REGISTER and LINK (version 4's 825 and 827: a new account,
+ * an RSA operation) take a token of the source address's bucket, shared with version 3.
+ * Over the limit: ERROR 8 (busy: try later), a log line, and the connection closes, as
+ * version 3 answers 1607 and closes. 1 allowed. */
+static int
+registration_allowed(struct conn *c)
+{
+	char addr[LIMITS_ADDR_MAX];
+	unsigned max = c->env->cfg->max_registrations;
+
+	limits_peer_address(c->peer, addr);
+	if (limits_registration_allow(addr, max, c->env->now_ms))
+		return 1;
+	conn_log_end(c, "limit", "more than %u registrations and reconnects a minute from %s "
+	    "(--max-registrations-per-minute): ERROR 8; closing", max, addr);
+	handlers_v4_fail(c, V4_REASON_BUSY, "too many registrations from this address; try later");
+	return 0;
 }
 
 void
@@ -283,6 +315,10 @@ handlers_v4_message(struct conn *c, const struct frame_event *ev)
 		handlers_v4_fail(c, V4_REASON_BAD_REQUEST, "not a version-4 request");
 		return;
 	}
+	if (identity_fixed(c, code))
+		return;
+	if ((code == REQ4_REGISTER || code == REQ4_LINK) && !registration_allowed(c))
+		return;
 	switch (code) {
 	case REQ4_REGISTER:
 		handle_register(c, ev);
@@ -305,7 +341,12 @@ handlers_v4_message(struct conn *c, const struct frame_event *ev)
 			handlers_v4_error(c, V4_REASON_NOT_REGISTERED, "REGISTER or LINK first");
 		return;
 	}
-	transfer_message(c, ev);
+	/* The transfers (SPEC-v4.md "Uploads", "Listing, downloads, deletion"), after WELCOME
+	 * only: xfer.h answers every other request code msg4_is_request_code() admits (850-853,
+	 * 860-862, also an 851 shorter than its head); 851's streamed events go to put.c from
+	 * handlers_v4_stream(). */
+	if (!xfer_message(c, ev))
+		abort();  /* a request code neither here nor in xfer.c: a broken invariant */
 }
 
 void

@@ -173,6 +173,8 @@ int
 receive_check_client_limits(struct conn *c, const char *rel_path, uint64_t size)
 {
 	const struct server_config *cfg = c->env->cfg;
+	/* The refusal the caller sends: version 3's 1607, version 4's ERROR 7 (quota). */
+	const char *reply = c->v4 ? "ERROR 7" : "1607";
 	struct limits_usage u;
 	int e;
 
@@ -185,15 +187,15 @@ receive_check_client_limits(struct conn *c, const char *rel_path, uint64_t size)
 	}
 	if (cfg->max_client_files > 0 && !u.replaces && u.files + 1 > cfg->max_client_files) {
 		conn_log(c, "limit", "upload refused: the client stores %llu files already "
-		    "(--max-client-files %llu): 1607", (unsigned long long)u.files,
-		    (unsigned long long)cfg->max_client_files);
+		    "(--max-client-files %llu): %s", (unsigned long long)u.files,
+		    (unsigned long long)cfg->max_client_files, reply);
 		return SD_ERR_TOO_LARGE;
 	}
 	if (cfg->max_client_storage > 0 && (u.bytes > cfg->max_client_storage ||
 	    size > cfg->max_client_storage - u.bytes)) {
 		conn_log(c, "limit", "upload refused: %llu bytes stored and %llu more would pass "
-		    "--max-client-storage %llu: 1607", (unsigned long long)u.bytes,
-		    (unsigned long long)size, (unsigned long long)cfg->max_client_storage);
+		    "--max-client-storage %llu: %s", (unsigned long long)u.bytes,
+		    (unsigned long long)size, (unsigned long long)cfg->max_client_storage, reply);
 		return SD_ERR_TOO_LARGE;
 	}
 	return 0;
