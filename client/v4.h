@@ -47,6 +47,10 @@ struct v4_client {
 	int have_me;
 	struct tls_identity *ident;
 	int ident_unsaved;         /* 1: ident is new and me.key not yet written */
+	/* The RSA key of a REGISTER not yet answered by WELCOME (owned). It is in priv.key, and
+	 * ident in me.key, before REGISTER is sent: when the reply is lost, the next connection
+	 * (or run) asks WHOAMI and writes me.info with it instead of registering again. */
+	struct rsa_private *pending;
 	struct tls_creds *creds;
 	char server_key[SERVER_KEY_TEXT_MAX + 1];  /* "host:port" line key */
 	char pinned[TLS_FP_TEXT_SIZE];             /* "" when unknown (trust on first use) */

@@ -249,6 +249,64 @@ class Accounts(V4Test):
         self.assertIn("registering anew", res.stderr)
         self.assertEqual(self.stored("after.bin"), data)
 
+    def registers(self):
+        return [r for r in self.v4_requests() if r[0] == sdpeer4.REGISTER]
+
+    def test_lost_register_reply_is_recovered_by_whoami(self):
+        # The server registers the account but the reply never arrives: the reconnect asks
+        # WHOAMI with the same key (me.key and priv.key were written before REGISTER) and
+        # writes me.info, instead of a second REGISTER (ERROR 1) and a name lost for good.
+        data = self.put_file(gen_bytes(5000, 8))
+        self.server.faults = {sdpeer4.REGISTER: ["drop"]}
+        self.client()
+        welcome = self.events("welcome")
+        self.assertEqual([w["flow"] for w in welcome], ["register", "whoami"])
+        self.assertEqual(len(self.registers()), 1)
+        self.assertEqual(self.me(), (NAME, welcome[0]["id"]))
+        self.assertEqual(welcome[1]["client_fingerprint"], welcome[0]["client_fingerprint"])
+        rsa = sdpeer.RSAKey.from_base64("".join(
+            read(os.path.join(self.work, "me.info"), "r").split("\n")[2:]))
+        with self.server.lock:
+            self.assertEqual(self.server.clients[NAME]["public_key"][:160], rsa.spki())
+        self.assertEqual(self.stored(), data)
+
+    def test_lost_register_reply_is_recovered_by_the_next_run(self):
+        data = self.put_file(gen_bytes(5000, 9))
+        self.server.faults = {sdpeer4.REGISTER: ["drop"]}
+        self.client(["--retries", "0"], status=CONNECTION)
+        self.assertFalse(os.path.exists(os.path.join(self.work, "me.info")))
+        res = self.client()
+        self.assertIn("asking it", res.stderr)
+        welcome = self.events("welcome")
+        self.assertEqual([w["flow"] for w in welcome], ["register", "whoami"])
+        self.assertEqual(len(self.registers()), 1)
+        self.assertEqual(self.me(), (NAME, welcome[0]["id"]))
+        self.assertEqual(self.stored(), data)
+        self.client()   # and from now on a plain WHOAMI
+        self.assertEqual([w["flow"] for w in self.events("welcome")],
+                         ["register", "whoami", "whoami"])
+
+    def test_lost_reply_to_registering_anew_after_error3(self):
+        self.put_file(b"v3 first")
+        self.client(["--protocol", "3"])
+        _, old_id = self.me()
+        self.server.forget = 1
+        self.server.faults = {sdpeer4.REGISTER: ["drop"]}
+        data = self.put_file(b"after", "after.bin")
+        self.client()
+        welcome = self.events("welcome")
+        self.assertEqual([w["flow"] for w in welcome], ["register", "whoami"])
+        self.assertEqual(len(self.registers()), 1)
+        name, new_id = self.me()
+        self.assertNotEqual(new_id, old_id)
+        self.assertEqual(new_id, welcome[0]["id"])
+        self.assertEqual(self.stored("after.bin"), data)
+        # priv.key holds me.info's key again.
+        rsa = sdpeer.RSAKey.from_base64("".join(
+            read(os.path.join(self.work, "me.info"), "r").split("\n")[2:]))
+        priv = sdpeer.RSAKey.from_base64(read(os.path.join(self.work, "priv.key"), "r"))
+        self.assertEqual(rsa.spki(), priv.spki())
+
     def test_name_taken_is_exit_9(self):
         self.put_file(b"a")
         self.client()
@@ -261,6 +319,7 @@ class Accounts(V4Test):
         self.assertEqual(res.returncode, REFUSED, res.stderr)
         self.assertFalse(os.path.exists(os.path.join(other, "me.info")))
         self.assertFalse(os.path.exists(os.path.join(other, "me.key")))
+        self.assertFalse(os.path.exists(os.path.join(other, "priv.key")))
 
 
 class Pinning(V4Test):
