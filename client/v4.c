@@ -452,8 +452,13 @@ do_account(struct v4_client *c)
 		if (memcmp(w.id, c->me.id, CLIENT_ID_SIZE) != 0) {
 			hex_encode(c->me.id, CLIENT_ID_SIZE, ours);
 			hex_encode(w.id, CLIENT_ID_SIZE, theirs);
-			log_warn("the server knows our key as account %s, %s holds %s", theirs,
-			    c->cfg->me_path, ours);
+			log_fatal("%s belongs to the account %s on the server, but %s holds the "
+			    "account %s: refusing to act for another account. If %s was copied "
+			    "from elsewhere, remove it (a new key is then linked to the account of "
+			    "%s)", c->cfg->key_path, theirs, c->cfg->me_path, ours, c->cfg->key_path,
+			    c->cfg->me_path);
+			v4_disconnect(c);
+			return CX_ME_INFO;
 		}
 		drop_pending(c);
 		log_verbose("welcome back, '%s'", w.name);

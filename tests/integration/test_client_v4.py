@@ -307,6 +307,29 @@ class Accounts(V4Test):
         priv = sdpeer.RSAKey.from_base64(read(os.path.join(self.work, "priv.key"), "r"))
         self.assertEqual(rsa.spki(), priv.spki())
 
+    def test_me_key_of_another_account_is_refused(self):
+        # B's folder with A's me.key: the server knows the key as A's account, me.info says
+        # B. Acting as A would show and change A's files: exit 3, nothing done.
+        self.put_file(b"a's file", "a.bin")
+        self.client()
+        other = os.path.join(self.dir, "other")
+        os.makedirs(other)
+        harness.write_transfer_info(other, self.address, "Other Tester", "b.bin")
+        with open(os.path.join(other, "b.bin"), "wb") as f:
+            f.write(b"b's file")
+        res = harness.run_client(other, [], timeout=60)
+        self.assertEqual(res.returncode, OK, res.stderr)
+        with open(os.path.join(self.work, "me.key"), "rb") as src, \
+                open(os.path.join(other, "me.key"), "wb") as dst:
+            dst.write(src.read())
+        res = harness.run_client(other, ["list"], timeout=60)
+        self.assertEqual(res.returncode, ME_INFO, res.stderr)
+        self.assertNotIn("a.bin", res.stdout)
+        self.assertIn("belongs to the account", res.stderr)
+        res = harness.run_client(other, ["rm", "b.bin"], timeout=60)
+        self.assertEqual(res.returncode, ME_INFO, res.stderr)
+        self.assertEqual(self.events("delete"), [])
+
     def test_name_taken_is_exit_9(self):
         self.put_file(b"a")
         self.client()
