@@ -281,11 +281,18 @@ adopt_pending(struct v4_client *c, const struct msg4_welcome *w)
 {
 	const struct v4_config *cfg = c->cfg;
 	char why[WHY_MAX], hex[2 * CLIENT_ID_SIZE + 1];
+	char shown[TEXT_ESCAPE_SIZE(V4_NAME_BUF)];
 
+	text_escape(w->name, shown, sizeof(shown));  /* the server's text */
+	if (text_name_check(w->name, NULL) != 0) {
+		log_fatal("the server welcomed us as '%s', which is no valid name for %s", shown,
+		    cfg->me_path);
+		return CX_SERVER;
+	}
 	if (me_info_write(cfg->me_path, cfg->priv_path, w->name, w->id, c->pending, why,
 	    sizeof(why)) != 0) {
 		log_fatal("%s (the server registered '%s'; the next run writes it again)", why,
-		    w->name);
+		    shown);
 		return CX_ME_INFO;
 	}
 	me_info_clear(&c->me);
@@ -296,7 +303,7 @@ adopt_pending(struct v4_client *c, const struct msg4_welcome *w)
 	c->have_me = 1;
 	memcpy(c->id, w->id, CLIENT_ID_SIZE);
 	hex_encode(w->id, CLIENT_ID_SIZE, hex);
-	log_note("registered '%s' (ID %s); wrote %s and %s", w->name, hex, cfg->me_path,
+	log_note("registered '%s' (ID %s); wrote %s and %s", shown, hex, cfg->me_path,
 	    cfg->priv_path);
 	return save_identity(c);
 }
@@ -431,6 +438,7 @@ do_account(struct v4_client *c)
 	struct v4_reply rep;
 	struct buf req;
 	char ours[2 * CLIENT_ID_SIZE + 1], theirs[2 * CLIENT_ID_SIZE + 1];
+	char shown[TEXT_ESCAPE_SIZE(V4_NAME_BUF)];
 	int r, unknown;
 
 	if (!c->have_me && c->pending == NULL)
@@ -461,7 +469,8 @@ do_account(struct v4_client *c)
 			return CX_ME_INFO;
 		}
 		drop_pending(c);
-		log_verbose("welcome back, '%s'", w.name);
+		text_escape(w.name, shown, sizeof(shown));  /* the server's text */
+		log_verbose("welcome back, '%s'", shown);
 		return save_identity(c);
 	}
 	if (rep.code != RESP4_UNKNOWN || msg4_empty_decode(rep.p, rep.n) != 0)

@@ -330,6 +330,22 @@ class Accounts(V4Test):
         self.assertEqual(res.returncode, ME_INFO, res.stderr)
         self.assertEqual(self.events("delete"), [])
 
+    def test_verbose_escapes_the_name_in_welcome(self):
+        # The name in WELCOME is the server's text: -v shows it escaped, never a raw escape
+        # sequence for the terminal.
+        self.put_file(b"x")
+        self.client()
+        hostile = "Evil\x1b]0;owned\x07\x1b[2J\u009b1m"
+        with self.server.lock:
+            acct = self.server.clients.pop(NAME)
+            acct["name"] = hostile
+            self.server.clients[hostile] = acct
+        res = self.client(["-v", "list"])
+        self.assertIn("welcome back", res.stderr)
+        for raw in ("\x1b", "\x07", "\u009b"):
+            self.assertNotIn(raw, res.stderr)
+        self.assertIn("Evil\\x1b]0;owned", res.stderr)
+
     def test_name_taken_is_exit_9(self):
         self.put_file(b"a")
         self.client()
