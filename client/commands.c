@@ -125,6 +125,7 @@ struct upload {
 	char name[V4_NAME_BUF];         /* the base name sent in PUT_OPEN */
 	int fd;
 	uint64_t size;
+	struct file_stamp stamp;        /* the file as opened: sent only while it stays so */
 	struct sha256_ctx *sha;
 	struct cksum ck;
 	uint8_t *plain;                 /* max_chunk bytes */
@@ -148,6 +149,13 @@ file_changed(struct upload *u)
 	return CX_FILE;
 }
 
+/* 0 while the file is the one opened (size, mtime, ctime, inode), else file_changed(). */
+static int
+check_unchanged(struct upload *u)
+{
+	return file_stamp_changed(u->fd, u->path, &u->stamp) ? file_changed(u) : 0;
+}
+
 static int
 open_upload(struct upload *u)
 {
@@ -156,6 +164,10 @@ open_upload(struct upload *u)
 	if (file_open_upload(u->path, V4_NAME_MAX_LEN, u->name, &u->fd, &u->size, why,
 	    sizeof(why)) != 0) {
 		log_fatal("%s", why);
+		return CX_FILE;
+	}
+	if (file_stamp_get(u->fd, &u->stamp) != 0 || (uint64_t)u->stamp.size != u->size) {
+		log_fatal("cannot read %s: %s", u->path, strerror(errno));
 		return CX_FILE;
 	}
 	return 0;
@@ -475,16 +487,20 @@ finish(struct upload *u)
 	struct msg4_put_done d;
 	struct v4_reply rep;
 	struct buf req;
-	struct stat st;
 	size_t got;
 	unsigned reason;
 	uint32_t crc;
 	int r;
 
-	/* The file must not have grown since we read its size. */
+	/* The file must be the one whose bytes were hashed and sent: not grown, not edited in
+	 * place, not replaced. Else what the server holds may be torn: discarded. */
 	if (pread_full(u->fd, &extra, 1, u->size, &got) != 0 || got != 0 ||
-	    fstat(u->fd, &st) != 0 || (uint64_t)st.st_size != u->size)
-		return file_changed(u);
+	    file_stamp_changed(u->fd, u->path, &u->stamp)) {
+		r = file_changed(u);
+		if (put_abort(u) == 0)
+			log_note("the server discarded what it received of %s", u->name);
+		return r;
+	}
 	if ((r = sha256_peek(u->sha, sha)) != 0) {
 		log_fatal("cannot hash: %s", sd_strerror(r));
 		return CX_FILE;
@@ -528,7 +544,8 @@ upload_once(struct upload *u, int *first)
 	char label[96];
 	int r;
 
-	if ((r = negotiate(u, &st)) != 0)
+	/* Also after a reconnect: the file may have changed while the connection was down. */
+	if ((r = check_unchanged(u)) != 0 || (r = negotiate(u, &st)) != 0)
 		return r;
 	if (*first) {
 		snprintf(label, sizeof(label), "sealdrop-client: %.60s", u->name);

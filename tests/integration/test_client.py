@@ -455,6 +455,29 @@ class Failures(ClientTest):
         self.assert_failure(FILE, words=("changed size",), timeout=120)
         self.assertTrue(done)
 
+    def test_file_edited_in_place_while_sent(self):
+        # Same size, first bytes rewritten when the peer sees the first packet: the CRC
+        # matches what was read (torn), so the client must not confirm it: 902, exit 4.
+        path = self.setup_file(64 << 20, name="edited.bin")
+        original = self.peer._send_file
+        done = []
+
+        def edit_then_handle(hdr, payload, state):
+            if not done:
+                done.append(1)
+                with open(path, "r+b") as f:
+                    head = f.read(4096)
+                    f.seek(0)
+                    f.write(bytes(b ^ 0xFF for b in head))
+            return original(hdr, payload, state)
+
+        self.peer._send_file = edit_then_handle
+        self.assert_failure(FILE, words=("changed while it was being sent",), timeout=120)
+        self.assertTrue(done)
+        codes = [r[0] for r in self.peer.requests]
+        self.assertIn(902, codes)
+        self.assertNotIn(900, codes)
+
     def test_broken_me_info_is_refused_and_kept(self):
         self.setup_file(100)
         broken = b"Name\nnot an id\n@@@\n"

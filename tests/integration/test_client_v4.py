@@ -538,6 +538,51 @@ class Uploads(V4Test):
         res = self.client(status=CRC)
         self.assertIn("PUT_DONE does not match", res.stderr)
 
+    def test_file_edited_in_place_while_sent_is_exit_4(self):
+        # Same size, first bytes rewritten once the server holds the first chunk: the client,
+        # held back by the socket buffers, read those bytes before. What the server holds is
+        # torn: PUT_ABORT, exit 4, no file stored.
+        data = self.put_file(os.urandom(24 * MiB))
+        path = os.path.join(self.work, "upload.bin")
+        edited = []
+
+        def edit(offset):
+            if not edited:
+                edited.append(offset)
+                with open(path, "r+b") as f:
+                    f.write(bytes(b ^ 0xFF for b in data[:4096]))
+
+        self.server.put_data_hook = edit
+        res = self.client(["--compress", "no"], status=FILE)
+        self.assertTrue(edited)
+        self.assertIn("changed while it was being sent", res.stderr)
+        self.assertEqual(self.events("put_done"), [])
+        self.assertEqual(len(self.events("put_abort")), 1)
+        self.assertFalse(os.path.exists(os.path.join(self.storage, self.me()[1],
+                                                     "upload.bin")))
+
+    def test_file_edited_while_disconnected_is_exit_4(self):
+        # Edited in place between a dropped connection and the reconnect.
+        self.server.drop_upload_after = 300000
+        data = self.put_file(gen_bytes(MiB, 31))
+        path = os.path.join(self.work, "upload.bin")
+
+        def edit_after_the_drop():
+            deadline = time.monotonic() + 30
+            while not self.events("dropped_upload") and time.monotonic() < deadline:
+                time.sleep(0.01)
+            with open(path, "r+b") as f:
+                f.seek(len(data) - 10)
+                f.write(b"0123456789")
+
+        t = threading.Thread(target=edit_after_the_drop)
+        t.start()
+        res = self.client(status=FILE)
+        t.join(30)
+        self.assertIn("changed while it was being sent", res.stderr)
+        self.assertEqual(len(self.events("put_open")), 1)
+        self.assertEqual(self.events("put_done"), [])
+
     def test_changed_file_is_sent_again_from_0(self):
         # A partial upload on the server whose prefix is not our file's: PUT_ABORT, from 0.
         self.server.drop_upload_after = 200000
