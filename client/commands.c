@@ -87,6 +87,12 @@ reconnect(struct v4_client *c, unsigned *attempt, int r)
 	for (;;) {
 		if (r != CX_CONNECTION && !(r == CX_CONNECT && c->connected_once))
 			return r;
+		if (*attempt >= c->cfg->retries && c->transient != 0) {
+			log_fatal("the server answered ERROR %u (%s) %u time%s; giving up "
+			    "(--retries %u)", c->transient, msg4_reason_name(c->transient),
+			    *attempt + 1, *attempt == 0 ? "" : "s", c->cfg->retries);
+			return CX_SERVER;
+		}
 		if (*attempt >= c->cfg->retries) {
 			log_fatal("the connection to %s was lost %u time%s; giving up (--retries %u)",
 			    c->server_key, *attempt + 1, *attempt == 0 ? "" : "s", c->cfg->retries);
@@ -251,10 +257,6 @@ put_open(struct upload *u, struct msg4_put_state *st)
 		return r;
 	if (rep.code == RESP4_ERROR) {
 		reason = v4_error_reply(u->c, &rep, "opening the upload (PUT_OPEN)");
-		if (reason == V4_REASON_BUSY) {
-			v4_disconnect(u->c);
-			return CX_CONNECTION;
-		}
 		if (reason == V4_REASON_TOO_LARGE) {
 			log_fatal("the server does not take %s (%llu bytes): too large or over quota",
 			    u->path, (unsigned long long)u->size);
@@ -448,6 +450,9 @@ send_chunks(struct upload *u, uint64_t offset, uint32_t max_chunk, uint64_t resu
 			if (v4conn_readable(u->c->conn, 0) &&
 			    v4conn_read_response(u->c->conn, &rep.code, &rep.p, &rep.n) == 0 &&
 			    rep.code == RESP4_ERROR) {
+				if ((r = v4_transient_error(u->c, &rep,
+				    "sending the file (PUT_DATA)")) != 0)
+					return r;
 				(void)v4_error_reply(u->c, &rep, "sending the file (PUT_DATA)");
 				return CX_SERVER;
 			}

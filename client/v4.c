@@ -31,6 +31,7 @@ v4_unexpected(uint16_t code, const char *what)
 static int
 io_failure(struct v4_client *c, int r, const char *what)
 {
+	c->transient = 0;
 	if (r == SD_ERR_BAD_FIELD || r == SD_ERR_UNKNOWN_CODE || r == SD_ERR_TOO_LARGE) {
 		log_fatal("%s: the server broke the version-4 framing (%s)", what, sd_strerror(r));
 		v4_disconnect(c);
@@ -59,7 +60,24 @@ v4_read(struct v4_client *c, struct v4_reply *rep, const char *what)
 		return io_failure(c, r, what);
 	log_verbose("<- %u %s (%zu payload bytes)", rep->code, msg4_code_name(rep->code),
 	    rep->n);
+	c->transient = 0;
+	if (rep->code == RESP4_ERROR)
+		return v4_transient_error(c, rep, what);
 	return 0;
+}
+
+int
+v4_transient_error(struct v4_client *c, const struct v4_reply *rep, const char *what)
+{
+	struct msg4_error e;
+
+	if (msg4_error_decode(rep->p, rep->n, &e) != 0 ||
+	    (e.reason != V4_REASON_BUSY && e.reason != V4_REASON_STORAGE))
+		return 0;
+	(void)v4_error_reply(c, rep, what);
+	c->transient = e.reason;
+	v4_disconnect(c);
+	return CX_CONNECTION;
 }
 
 int

@@ -59,6 +59,8 @@ struct v4_client {
 	int connected_once;
 	uint8_t id[CLIENT_ID_SIZE];
 	struct msg4_error last_error;              /* the last 1619 ERROR received */
+	uint16_t transient;        /* the reason (8 busy, 9 storage) if the last reply was an
+	                            * ERROR worth retrying, which closed the connection; else 0 */
 };
 
 /* A response: its code and payload (valid until the next read). */
@@ -82,10 +84,16 @@ void v4_disconnect(struct v4_client *c);
 /* Sends a request (req: a whole message from a msg4_put_* encoder; code for the log) and
  * reads the response. 0, or CX_CONNECTION (logged as a warning with what; the connection is
  * closed) / CX_SERVER (framing broken). A 1619 ERROR is returned as a response
- * (rep->code == RESP4_ERROR); v4_error_reply() decodes it. */
+ * (rep->code == RESP4_ERROR); v4_error_reply() decodes it. Except ERROR 8 (busy) and 9
+ * (storage failure): they are passing (docs/deployment.md: a database restart), so they are
+ * logged, the connection is closed and CX_CONNECTION returned, to be retried as a lost
+ * connection is (c->transient says so). */
 int v4_call(struct v4_client *c, uint16_t code, const struct buf *req, struct v4_reply *rep,
     const char *what);
 int v4_read(struct v4_client *c, struct v4_reply *rep, const char *what);
+/* rep is an ERROR 8 or 9: logs it, closes the connection, sets c->transient and returns
+ * CX_CONNECTION. Otherwise 0. */
+int v4_transient_error(struct v4_client *c, const struct v4_reply *rep, const char *what);
 /* Decodes an ERROR into c->last_error, logs it with what, returns its reason (0 if the
  * payload does not decode). */
 unsigned v4_error_reply(struct v4_client *c, const struct v4_reply *rep, const char *what);

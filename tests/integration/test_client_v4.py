@@ -734,6 +734,50 @@ class Files(V4Test):
         self.assertEqual(read(os.path.join(self.work, "out.bin")), data)
 
 
+class TransientErrors(V4Test):
+    """ERROR 8 (busy) and 9 (storage failure, e.g. a database restart) are passing: the client
+    reconnects and sends again within --retries, as after a dropped connection."""
+
+    server_args = {"max_chunk": 65536}
+
+    def test_every_request_is_retried_after_error_9(self):
+        data = self.put_file(gen_bytes(300000, 41))
+        self.server.faults = {sdpeer4.PUT_OPEN: [("error", sdpeer4.STORAGE)],
+                              sdpeer4.PUT_FINISH: [("error", sdpeer4.STORAGE)]}
+        res = self.client(["--compress", "no"])
+        self.assertIn("reconnecting", res.stderr)
+        self.assertEqual(len(self.events("fault")), 2)
+        self.assertEqual(self.stored(), data)
+        self.assertEqual(self.events("put_done")[-1]["plain_in"], len(data))
+        for cmd, code in (("list", sdpeer4.LIST), ("get", sdpeer4.GET),
+                          ("rm", sdpeer4.DELETE)):
+            with self.subTest(cmd=cmd):
+                self.server.faults = {code: [("error", sdpeer4.STORAGE)]}
+                args = {"list": ["list"], "get": ["get", "upload.bin", "-o", "copy.bin"],
+                        "rm": ["rm", "upload.bin"]}[cmd]
+                res = self.client(args)
+                self.assertIn("reconnecting", res.stderr)
+                self.assertEqual(self.server.faults[code], [])
+        self.assertEqual(read(os.path.join(self.work, "copy.bin")), data)
+        self.assertEqual(len(self.events("delete")), 1)
+
+    def test_error_8_on_put_data_is_retried(self):
+        data = self.put_file(gen_bytes(600000, 42))
+        self.server.faults = {sdpeer4.PUT_DATA: [None, None, ("error_close", sdpeer4.BUSY)]}
+        res = self.client(["--compress", "no"])
+        self.assertIn("reconnecting", res.stderr)
+        opens = [o["offset"] for o in self.events("put_open")]
+        self.assertEqual(opens, [0, 2 * 65536])
+        self.assertEqual(self.stored(), data)
+
+    def test_a_lasting_error_is_exit_7_after_the_retries(self):
+        self.transfer()
+        self.server.faults = {sdpeer4.LIST: [("error", sdpeer4.STORAGE)] * 3}
+        res = self.client(["list", "--retries", "1"], status=SERVER)
+        self.assertIn("giving up", res.stderr)
+        self.assertEqual(len(self.server.faults[sdpeer4.LIST]), 1)
+
+
 class ServerNames(V4Test):
     """Names from the server (LISTING, PUT_DONE) and NAME arguments of get are text from
     elsewhere: shown through the display sanitiser, written only by the file-name rule."""
