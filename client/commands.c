@@ -106,15 +106,20 @@ reconnect(struct v4_client *c, unsigned *attempt, int r)
 }
 
 /* One request-reply exchange, connecting again (within --retries) whenever the connection is
- * lost before the reply: 0 with *rep filled, or the final exit status. */
+ * lost before the reply: 0 with *rep filled, or the final exit status. *resent (if not NULL)
+ * is 1 when the request was sent again after a reconnect: the first may have been served. */
 static int
 call_reconnecting(struct v4_client *c, uint16_t code, const struct buf *req, struct v4_reply *rep,
-    const char *what)
+    const char *what, int *resent)
 {
 	unsigned attempt = 0;
 	int r;
 
+	if (resent != NULL)
+		*resent = 0;
 	for (;;) {
+		if (resent != NULL && attempt > 0)
+			*resent = 1;
 		r = c->conn == NULL ? CX_CONNECTION : v4_call(c, code, req, rep, what);
 		if (r != CX_CONNECTION)
 			return r;
@@ -651,7 +656,7 @@ v4_cmd_list(struct v4_client *c)
 	buf_fixed(&req, mem, sizeof(mem));
 	if (msg4_put_empty_request(&req, REQ4_LIST) != 0)
 		return CX_SERVER;
-	if ((r = call_reconnecting(c, REQ4_LIST, &req, &rep, "listing (LIST)")) != 0)
+	if ((r = call_reconnecting(c, REQ4_LIST, &req, &rep, "listing (LIST)", NULL)) != 0)
 		return r;
 	if (rep.code == RESP4_ERROR) {
 		(void)v4_error_reply(c, &rep, "listing (LIST)");
@@ -915,7 +920,7 @@ v4_cmd_rm(struct v4_client *c)
 	struct v4_reply rep;
 	struct buf req;
 	unsigned reason;
-	int r;
+	int r, resent;
 
 	buf_fixed(&req, mem, sizeof(mem));
 	if (msg4_put_delete(&req, c->cfg->arg) != 0) {
@@ -923,9 +928,17 @@ v4_cmd_rm(struct v4_client *c)
 		    V4_NAME_MAX_LEN);
 		return CX_USAGE;
 	}
-	if ((r = call_reconnecting(c, REQ4_DELETE, &req, &rep, "deleting (DELETE)")) != 0)
+	if ((r = call_reconnecting(c, REQ4_DELETE, &req, &rep, "deleting (DELETE)",
+	    &resent)) != 0)
 		return r;
 	if (rep.code == RESP4_ERROR) {
+		if (resent && msg4_error_decode(rep.p, rep.n, &c->last_error) == 0 &&
+		    c->last_error.reason == V4_REASON_NOT_FOUND) {
+			/* The DELETE before the reconnect was served; its reply was lost. */
+			log_note("%s deleted (the reply to the first DELETE was lost; the one sent "
+			    "again after reconnecting found the file gone)", c->cfg->arg);
+			return CX_OK;
+		}
 		reason = v4_error_reply(c, &rep, "deleting (DELETE)");
 		if (reason == V4_REASON_NOT_FOUND) {
 			log_fatal("the server has no file '%s'", c->cfg->arg);

@@ -714,6 +714,19 @@ class Files(V4Test):
         self.client(["get", "a.bin", "-o", "x"], status=NOT_FOUND)
         self.assertFalse(os.path.exists(os.path.join(self.work, "x.part")))
 
+    def test_rm_whose_reply_was_lost_is_done(self):
+        # The server deletes, the reply is lost, the DELETE sent again after the reconnect
+        # finds nothing: the file was deleted, exit 0 and a note saying so.
+        self.put_file(b"to delete", "gone.bin")
+        self.client()
+        self.server.faults = {sdpeer4.DELETE: ["drop"]}
+        res = self.client(["rm", "gone.bin"])
+        self.assertIn("reply to the first DELETE was lost", res.stderr)
+        self.assertEqual(len(self.events("delete")), 1)
+        self.assertEqual(len([r for r in self.v4_requests() if r[0] == sdpeer4.DELETE]), 2)
+        # A name never there is still exit 11.
+        self.client(["rm", "never.bin"], status=NOT_FOUND)
+
     def test_get_resumes_from_the_part_file(self):
         data = self.put_file(gen_bytes(MiB, 4), "big.bin")
         self.client()
