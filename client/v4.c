@@ -618,7 +618,7 @@ int
 v4_run(const struct v4_config *cfg, int allow_fallback, int *not_v4)
 {
 	struct v4_client *c;
-	int r, not_tls;
+	int r, not_tls, probe;
 
 	*not_v4 = 0;
 	if ((c = calloc(1, sizeof(*c))) == NULL) {
@@ -630,14 +630,17 @@ v4_run(const struct v4_config *cfg, int allow_fallback, int *not_v4)
 		goto out;
 	/* Only a fallback needs the short deadline: without one (--protocol 4) or to a pinned
 	 * server (no fallback either way) the handshake has the whole --timeout. */
-	r = open_conn(c, &not_tls, allow_fallback && c->pinned[0] == '\0');
-	if (r == CX_CONNECTION && c->conn == NULL) {
+	probe = allow_fallback && c->pinned[0] == '\0';
+	r = open_conn(c, &not_tls, probe);
+	if (r == CX_CONNECTION && c->conn == NULL && probe) {
 		/* The handshake timed out: a server that does not speak TLS may be waiting for
 		 * the rest of what it took for a version-3 request. */
 		not_tls = 1;
 		r = CX_OK;
 	}
-	if (r != 0)
+	/* Otherwise a handshake that timed out or was reset is a lost connection like any
+	 * other (the command reconnects), not a refusal to speak TLS. */
+	if (r != 0 && r != CX_CONNECTION)
 		goto out;
 	if (not_tls) {
 		if (c->pinned[0] != '\0') {
@@ -658,7 +661,7 @@ v4_run(const struct v4_config *cfg, int allow_fallback, int *not_v4)
 	}
 	c->connected_once = 1;
 	/* A connection lost here is the command's to retry (it reconnects when conn is NULL). */
-	if ((r = do_account(c)) != 0 && r != CX_CONNECTION)
+	if (c->conn != NULL && (r = do_account(c)) != 0 && r != CX_CONNECTION)
 		goto out;
 	switch (cfg->command) {
 	case CMD_SEND: r = v4_cmd_send(c); break;

@@ -444,6 +444,46 @@ class SilentFirstProxy(CuttingProxy):
             client.close()
 
 
+class PinnedSilence(V4Test):
+    """A handshake that times out at a pinned server is a lost connection (retried, exit 6 in
+    the end), not a refusal to speak TLS (exit 10): only the unpinned fallback probe may read
+    silence as version 3."""
+
+    def silent_proxy(self, silent_connections=1):
+        proxy = SilentFirstProxy(self.port)
+        proxy.cuts = silent_connections
+        self.addCleanup(proxy.close)
+        self.address = "127.0.0.1:%d" % proxy.port
+        return proxy
+
+    def test_server_key_and_protocol_4_retry_a_silent_handshake(self):
+        self.silent_proxy()
+        data = self.put_file(gen_bytes(3000, 51))
+        res = self.client(["--protocol", "4", "--server-key", self.server.fingerprint(),
+                           "--timeout", "2"])
+        self.assertIn("reconnecting", res.stderr)
+        self.assertNotIn("downgrade", res.stderr)
+        self.assertEqual(self.stored(), data)
+
+    def test_known_servers_pin_retries_a_silent_handshake(self):
+        self.silent_proxy()
+        data = self.put_file(gen_bytes(3000, 52))
+        with open(os.path.join(self.work, "known_servers"), "w") as f:
+            f.write("%s %s\n" % (self.address, self.server.fingerprint()))
+        res = self.client(["--timeout", "2"])
+        self.assertIn("reconnecting", res.stderr)
+        self.assertEqual(self.stored(), data)
+        self.assertEqual(self.v3_requests(), [])
+
+    def test_a_pinned_server_that_stays_silent_is_exit_6(self):
+        self.silent_proxy(silent_connections=100)
+        self.put_file(b"x")
+        res = self.client(["--server-key", self.server.fingerprint(), "--timeout", "1",
+                           "--retries", "1"], status=CONNECTION)
+        self.assertNotIn("downgrade", res.stderr)
+        self.assertEqual(self.v3_requests(), [])
+
+
 class V3OnlyServer(V4Test):
     server_args = {"v3_only": True}
 
