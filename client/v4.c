@@ -542,6 +542,19 @@ open_conn(struct v4_client *c, int *not_tls, int probe)
 	cc.expected_fp = c->pinned[0] != '\0' ? c->pinned : NULL;
 	why[0] = '\0';
 	r = v4conn_open(&cc, &c->conn, presented, &tcp, why, sizeof(why));
+	if (r == SD_ERR_PEER_KEY && !c->pinned_by_option && strcmp(c->pinned, presented) != 0 &&
+	    known_servers_lookup(cfg->known_path, c->server_key, presented, &kr, NULL, 0) == 0 &&
+	    kr.verdict == KNOWN_MATCH) {
+		/* The handshake expects one key, the first line for this server; another line
+		 * pins the one presented (a rotated key the user added): the same rule as
+		 * known_servers_parse, a match anywhere wins. Nothing was sent; connect again
+		 * expecting that one. */
+		log_verbose("%s presented %s, pinned by %s line %u: connecting again with that "
+		    "key", c->server_key, presented, cfg->known_path, kr.line);
+		snprintf(c->pinned, sizeof(c->pinned), "%s", presented);
+		cc.expected_fp = c->pinned;
+		r = v4conn_open(&cc, &c->conn, presented, &tcp, why, sizeof(why));
+	}
 	if (r == SD_ERR_PEER_KEY)
 		return key_changed(c, presented);
 	if (r == SD_ERR_NOT_TLS || r == SD_ERR_EOF) {

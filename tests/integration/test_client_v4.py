@@ -379,6 +379,23 @@ class Pinning(V4Test):
         # known_servers is never rewritten by a refusal.
         self.assertEqual(len(self.known_lines()), 3)
 
+    def test_a_second_line_for_a_rotated_key_is_accepted(self):
+        # The user added the server's new key below the old one: a match on any line wins,
+        # as known_servers_parse says, and the file is left as it is.
+        data = self.put_file(b"after the rotation")
+        old = Identity.generate().fingerprint()
+        text = "%s %s\n%s %s\n" % (self.address, old, self.address, self.server.fingerprint())
+        with open(os.path.join(self.work, "known_servers"), "w") as f:
+            f.write(text)
+        self.client()
+        self.assertEqual(self.stored(), data)
+        self.assertEqual(read(os.path.join(self.work, "known_servers"), "r"), text)
+        # Neither line matching is still exit 10.
+        with open(os.path.join(self.work, "known_servers"), "w") as f:
+            f.write("%s %s\n%s %s\n" % (self.address, old, self.address,
+                                          Identity.generate().fingerprint()))
+        self.client(status=SERVER_KEY)
+
     def test_man_in_the_middle_with_its_own_key_is_refused(self):
         # A relay with its own key where the pinned server was: known_servers names the
         # real server's key for that address.
