@@ -711,12 +711,50 @@ v4_cmd_list(struct v4_client *c)
 
 /* ---- get ---- */
 
+/* The size LIST gives for name: 0 with *size, CX_NOT_FOUND if it is not listed, or an exit
+ * status. GET has no size before its end: this is the bound a download is held to. */
+static int
+listed_size(struct v4_client *c, const char *name, uint64_t *size)
+{
+	uint8_t mem[REQ_HEADER_SIZE];
+	struct msg4_file_entry e;
+	struct v4_reply rep;
+	struct buf req, entries;
+	uint32_t count, i;
+	int r;
+
+	buf_fixed(&req, mem, sizeof(mem));
+	if (msg4_put_empty_request(&req, REQ4_LIST) != 0)
+		return CX_SERVER;
+	if ((r = call_reconnecting(c, REQ4_LIST, &req, &rep, "looking up the size (LIST)",
+	    NULL)) != 0)
+		return r;
+	if (rep.code == RESP4_ERROR) {
+		(void)v4_error_reply(c, &rep, "looking up the size (LIST)");
+		return CX_SERVER;
+	}
+	if (rep.code != RESP4_LISTING || rep.n < V4_LISTING_HEAD_SIZE || rep.n > UINT32_MAX ||
+	    msg4_listing_head_decode(rep.p, V4_LISTING_HEAD_SIZE, (uint32_t)rep.n, &count) != 0)
+		return v4_unexpected(rep.code, "looking up the size (LIST)");
+	buf_view(&entries, rep.p + V4_LISTING_HEAD_SIZE, rep.n - V4_LISTING_HEAD_SIZE);
+	for (i = 0; i < count; i++) {
+		if (msg4_listing_entry_get(&entries, &e) != 0)
+			return v4_unexpected(rep.code, "looking up the size (a malformed entry)");
+		if (strcmp(e.name, name) == 0) {
+			*size = e.size;
+			return 0;
+		}
+	}
+	return CX_NOT_FOUND;
+}
+
 struct download {
 	struct v4_client *c;
 	const char *name;
 	char out[PATH_MAX];
 	char part[PATH_MAX];
 	int fd;
+	uint64_t size;              /* the size LIST announced: never more is written */
 	uint64_t have;              /* bytes in the .part file, all hashed into sha */
 	struct sha256_ctx *sha;
 	struct progress progress;
@@ -813,6 +851,13 @@ get_once(struct download *d, int *restart)
 			    (unsigned long long)d->have);
 			return CX_SERVER;
 		}
+		if (rep.n - V4_GET_DATA_HEAD_SIZE > d->size - d->have) {
+			/* A server may not fill the disk: not a byte past the announced size. */
+			log_fatal("the server sends more of %s than the %llu bytes its listing "
+			    "announced; refusing the rest", d->name, (unsigned long long)d->size);
+			v4_disconnect(d->c);
+			return CX_SERVER;
+		}
 		if (write_full(d->fd, rep.p + V4_GET_DATA_HEAD_SIZE,
 		    rep.n - V4_GET_DATA_HEAD_SIZE) != 0) {
 			log_fatal("cannot write %s: %s", d->part, strerror(errno));
@@ -874,8 +919,15 @@ v4_cmd_get(struct v4_client *c)
 		return CX_USAGE;
 	}
 	log_set_hook(clear_bar, &d.progress);
+	if ((r = listed_size(c, d.name, &d.size)) != 0) {
+		if (r == CX_NOT_FOUND)
+			log_fatal("the server has no file '%s'", d.name);
+		goto out;
+	}
 	if ((r = part_open(&d, 0)) != 0)
 		goto out;
+	if (d.have > d.size && (r = part_open(&d, 1)) != 0)
+		goto out;  /* longer than the file: not a prefix of it */
 	snprintf(label, sizeof(label), "sealdrop-client: %.60s", d.name);
 	/* The size is known only at GET_END: no bar, the notes say what happened. */
 	progress_start(&d.progress, 0, 0, label);

@@ -784,6 +784,20 @@ class Files(V4Test):
         # A name never there is still exit 11.
         self.client(["rm", "never.bin"], status=NOT_FOUND)
 
+    def test_get_refuses_more_than_the_listed_size(self):
+        # A hostile server streams on past the file: the client stops at the size LIST gave
+        # and never writes more (it took every byte before).
+        data = self.put_file(gen_bytes(100000, 5), "f.bin")
+        self.client()
+        self.server.get_extra = 256 * MiB
+        res = self.client(["get", "f.bin", "-o", "out.bin", "--retries", "0"],
+                          status=SERVER)
+        self.assertIn("more of f.bin than the 100000 bytes", res.stderr)
+        self.assertLess(self.server.get_extra_sent, 64 * MiB)
+        self.assertFalse(os.path.exists(os.path.join(self.work, "out.bin")))
+        part = os.path.join(self.work, "out.bin.part")
+        self.assertLessEqual(os.path.getsize(part) if os.path.exists(part) else 0, len(data))
+
     def test_get_resumes_from_the_part_file(self):
         data = self.put_file(gen_bytes(MiB, 4), "big.bin")
         self.client()

@@ -847,7 +847,8 @@ class Server4(sdpeer.PeerServer):
     -> list of actions taken by its next requests in turn: None serves it, "drop" serves it
     and closes the connection without the reply, ("error", reason) answers ERROR reason
     without serving it, ("error_close", reason) the same and closes), put_data_hook (called
-    with the upload's offset after each PUT_DATA is stored, outside the lock).
+    with the upload's offset after each PUT_DATA is stored, outside the lock), get_extra=N
+    (GET sends N bytes of zeros past the file's end; get_extra_sent counts what got out).
 
     events: a list of dicts (also printed as JSON lines when log is set)."""
 
@@ -869,6 +870,7 @@ class Server4(sdpeer.PeerServer):
         self.wrong_done_sha = wrong_done_sha
         self.max_chunk, self.max_file_size = max_chunk, max_file_size
         self.partials = {}      # (id, name) -> partial upload dict
+        self.get_extra, self.get_extra_sent = 0, 0
         self.faults = {}
         self.put_data_hook = None
         self.log = log
@@ -1473,6 +1475,13 @@ class Server4(sdpeer.PeerServer):
                     stream.sendall(response4(GET_DATA, struct.pack("<Q", max(pos, offset))
                                              + part))
                 pos = end
+        extra = self.get_extra  # fault switch: a hostile server sends more than the file
+        while extra > 0:
+            n = min(self.max_chunk, extra)
+            stream.sendall(response4(GET_DATA, struct.pack("<Q", pos) + b"\0" * n))
+            pos += n
+            extra -= n
+            self.get_extra_sent += n
         self._event(event="get", name=name, offset=offset, size=f["size"])
         return response4(GET_END, struct.pack("<Q", f["size"]) + h.digest())
 
