@@ -890,6 +890,20 @@ get_once(struct download *d, int *restart)
 	return CX_OK;
 }
 
+/* 1 if name (a bare file name) is one of the client's own files in this folder. */
+static int
+own_file(const struct v4_config *cfg, const char *name)
+{
+	const char *own[] = { cfg->me_path, cfg->priv_path, cfg->key_path, cfg->known_path,
+	    cfg->transfer_path, "transfer.info" };
+	size_t i;
+
+	for (i = 0; i < sizeof(own) / sizeof(own[0]); i++)
+		if (own[i] != NULL && strcmp(own[i], name) == 0)
+			return 1;
+	return 0;
+}
+
 int
 v4_cmd_get(struct v4_client *c)
 {
@@ -909,6 +923,11 @@ v4_cmd_get(struct v4_client *c)
 	if (c->cfg->output == NULL && text_file_name(d.name, base, NULL) != 0) {
 		text_escape(d.name, shown, sizeof(shown));
 		log_fatal("'%s' is no file name to write here; use -o PATH", shown);
+		return CX_USAGE;
+	}
+	if (c->cfg->output == NULL && own_file(c->cfg, base)) {
+		log_fatal("'%s' would overwrite the client's own file of that name here; use -o "
+		    "PATH", base);
 		return CX_USAGE;
 	}
 	if ((size_t)snprintf(d.out, sizeof(d.out), "%s", c->cfg->output != NULL ?

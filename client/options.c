@@ -228,6 +228,10 @@ parse_command(int n, char **w, struct client_options *o, char *why, size_t why_c
 		snprintf(why, why_cap, "-o/--output goes with get");
 		return SD_ERR_INVALID_ARG;
 	}
+	if (o->output != NULL && o->output[0] == '\0') {
+		snprintf(why, why_cap, "-o/--output: the path is empty");
+		return SD_ERR_INVALID_ARG;
+	}
 	if (o->json && o->command != CMD_LIST) {
 		snprintf(why, why_cap, "--json goes with list");
 		return SD_ERR_INVALID_ARG;

@@ -27,6 +27,7 @@ struct v4_config {
 	const char *priv_path;     /* priv.key */
 	const char *key_path;      /* me.key */
 	const char *known_path;    /* known_servers */
+	const char *transfer_path; /* transfer.info (--transfer): get never writes over it */
 	const char *server_key;    /* --server-key, or NULL */
 	int connect_timeout_ms;
 	int timeout_ms;

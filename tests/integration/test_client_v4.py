@@ -891,6 +891,23 @@ class ServerNames(V4Test):
         self.client(["get", name])
         self.assertEqual(read(os.path.join(self.work, name)), data)
 
+    def test_get_never_overwrites_the_clients_own_files(self):
+        data = self.put_file(gen_bytes(3000, 3), "a.bin")
+        self.client()
+        own = ("me.info", "priv.key", "me.key", "known_servers", "transfer.info")
+        for name in own:
+            self.rename_stored("a.bin" if name == own[0] else own[own.index(name) - 1], name)
+            before = read(os.path.join(self.work, name))
+            with self.subTest(name=name):
+                res = self.client(["get", name], status=USAGE)
+                self.assertIn("use -o PATH", res.stderr)
+                self.assertEqual(read(os.path.join(self.work, name)), before)
+                self.assertFalse(os.path.exists(os.path.join(self.work, name + ".part")))
+        self.assertEqual(self.events("get"), [])
+        self.client(["get", "transfer.info", "-o", "copy.bin"])
+        self.assertEqual(read(os.path.join(self.work, "copy.bin")), data)
+        self.client(["get", "transfer.info", "-o", ""], status=USAGE)
+
     def test_get_refuses_names_that_are_no_file_name_here(self):
         self.put_file(gen_bytes(100, 3), "a.bin")
         self.client()
