@@ -282,6 +282,18 @@ class Retries(ClientTest):
                 self.assertEqual(res.stderr.count("server responded with an error"), 4)
                 self.assertIn("Fatal error: ", res.stderr)
 
+    def test_help_readme_and_man_page_say_what_exit_7_means(self):
+        # One try and 3 retries, as test_1607_four_times_is_fatal checks the code does.
+        want = "errors 4 times (a try and 3 retries"
+        res = run_client(self.work, ["--help"], timeout=10)
+        line = [l for l in res.stdout.split("\n") if l.startswith("  7 ")]
+        self.assertEqual(len(line), 1)
+        self.assertIn(want, line[0])
+        readme = read(os.path.join(harness.TOP, "README.md"), "r")
+        self.assertIn("| 7 | the server answered a step with " + want, readme)
+        man = read(os.path.join(harness.TOP, "docs", "sealdrop-client.1"), "r")
+        self.assertIn(want, man)
+
     def test_1607_for_every_packet_of_a_multi_packet_upload(self):
         # Three 1607s for the three packets of the first upload: one failed attempt.
         path = self.setup_file(3000)
