@@ -477,7 +477,7 @@ class PinnedSilence(V4Test):
         self.silent_proxy()
         data = self.put_file(gen_bytes(3000, 51))
         res = self.client(["--protocol", "4", "--server-key", self.server.fingerprint(),
-                           "--timeout", "2"])
+                           "--timeout", "3"])
         self.assertIn("reconnecting", res.stderr)
         self.assertNotIn("downgrade", res.stderr)
         self.assertEqual(self.stored(), data)
@@ -487,7 +487,7 @@ class PinnedSilence(V4Test):
         data = self.put_file(gen_bytes(3000, 52))
         with open(os.path.join(self.work, "known_servers"), "w") as f:
             f.write("%s %s\n" % (self.address, self.server.fingerprint()))
-        res = self.client(["--timeout", "2"])
+        res = self.client(["--timeout", "3"])
         self.assertIn("reconnecting", res.stderr)
         self.assertEqual(self.stored(), data)
         self.assertEqual(self.v3_requests(), [])
@@ -618,24 +618,22 @@ class Uploads(V4Test):
         self.assertFalse(os.path.exists(os.path.join(self.storage, self.me()[1],
                                                      "upload.bin")))
 
-    def test_file_edited_while_disconnected_is_exit_4(self):
-        # Edited in place between a dropped connection and the reconnect.
-        self.server.drop_upload_after = 300000
+    def test_file_edited_before_a_reconnect_is_exit_4(self):
+        # Edited in place once the server holds the first chunk; the connection is closed at
+        # the third (ERROR 8, retried): the check after the reconnect finds the change.
         data = self.put_file(gen_bytes(MiB, 31))
         path = os.path.join(self.work, "upload.bin")
 
-        def edit_after_the_drop():
-            deadline = time.monotonic() + 30
-            while not self.events("dropped_upload") and time.monotonic() < deadline:
-                time.sleep(0.01)
+        def edit(offset):
             with open(path, "r+b") as f:
                 f.seek(len(data) - 10)
                 f.write(b"0123456789")
+            self.server.put_data_hook = None
 
-        t = threading.Thread(target=edit_after_the_drop)
-        t.start()
-        res = self.client(status=FILE)
-        t.join(30)
+        self.server.put_data_hook = edit
+        self.server.faults = {sdpeer4.PUT_DATA: [None, None, ("error_close", sdpeer4.BUSY)]}
+        res = self.client(["--compress", "no"], status=FILE)
+        self.assertIn("reconnecting", res.stderr)
         self.assertIn("changed while it was being sent", res.stderr)
         self.assertEqual(len(self.events("put_open")), 1)
         self.assertEqual(self.events("put_done"), [])
