@@ -620,8 +620,9 @@ class Uploads(V4Test):
 
     def test_file_edited_before_a_reconnect_is_exit_4(self):
         # Edited in place once the server holds the first chunk; the connection is closed at
-        # the third (ERROR 8, retried): the check after the reconnect finds the change.
-        data = self.put_file(gen_bytes(MiB, 31))
+        # the third (ERROR 8, retried): the check after the reconnect finds the change. 24 MiB:
+        # the client, held back by the socket buffers, cannot reach the end before that.
+        data = self.put_file(os.urandom(24 * MiB))
         path = os.path.join(self.work, "upload.bin")
 
         def edit(offset):
