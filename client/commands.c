@@ -87,6 +87,12 @@ reconnect(struct v4_client *c, unsigned *attempt, int r)
 	for (;;) {
 		if (r != CX_CONNECTION && !(r == CX_CONNECT && c->connected_once))
 			return r;
+		if (*attempt >= c->cfg->retries && c->transient != 0) {
+			log_fatal("the server answered ERROR %u (%s) %u time%s; giving up "
+			    "(--retries %u)", c->transient, msg4_reason_name(c->transient),
+			    *attempt + 1, *attempt == 0 ? "" : "s", c->cfg->retries);
+			return CX_SERVER;
+		}
 		if (*attempt >= c->cfg->retries) {
 			log_fatal("the connection to %s was lost %u time%s; giving up (--retries %u)",
 			    c->server_key, *attempt + 1, *attempt == 0 ? "" : "s", c->cfg->retries);
@@ -100,15 +106,20 @@ reconnect(struct v4_client *c, unsigned *attempt, int r)
 }
 
 /* One request-reply exchange, connecting again (within --retries) whenever the connection is
- * lost before the reply: 0 with *rep filled, or the final exit status. */
+ * lost before the reply: 0 with *rep filled, or the final exit status. *resent (if not NULL)
+ * is 1 when the request was sent again after a reconnect: the first may have been served. */
 static int
 call_reconnecting(struct v4_client *c, uint16_t code, const struct buf *req, struct v4_reply *rep,
-    const char *what)
+    const char *what, int *resent)
 {
 	unsigned attempt = 0;
 	int r;
 
+	if (resent != NULL)
+		*resent = 0;
 	for (;;) {
+		if (resent != NULL && attempt > 0)
+			*resent = 1;
 		r = c->conn == NULL ? CX_CONNECTION : v4_call(c, code, req, rep, what);
 		if (r != CX_CONNECTION)
 			return r;
@@ -125,6 +136,7 @@ struct upload {
 	char name[V4_NAME_BUF];         /* the base name sent in PUT_OPEN */
 	int fd;
 	uint64_t size;
+	struct file_stamp stamp;        /* the file as opened: sent only while it stays so */
 	struct sha256_ctx *sha;
 	struct cksum ck;
 	uint8_t *plain;                 /* max_chunk bytes */
@@ -148,6 +160,13 @@ file_changed(struct upload *u)
 	return CX_FILE;
 }
 
+/* 0 while the file is the one opened (size, mtime, ctime, inode), else file_changed(). */
+static int
+check_unchanged(struct upload *u)
+{
+	return file_stamp_changed(u->fd, u->path, &u->stamp) ? file_changed(u) : 0;
+}
+
 static int
 open_upload(struct upload *u)
 {
@@ -156,6 +175,10 @@ open_upload(struct upload *u)
 	if (file_open_upload(u->path, V4_NAME_MAX_LEN, u->name, &u->fd, &u->size, why,
 	    sizeof(why)) != 0) {
 		log_fatal("%s", why);
+		return CX_FILE;
+	}
+	if (file_stamp_get(u->fd, &u->stamp) != 0 || (uint64_t)u->stamp.size != u->size) {
+		log_fatal("cannot read %s: %s", u->path, strerror(errno));
 		return CX_FILE;
 	}
 	return 0;
@@ -239,10 +262,6 @@ put_open(struct upload *u, struct msg4_put_state *st)
 		return r;
 	if (rep.code == RESP4_ERROR) {
 		reason = v4_error_reply(u->c, &rep, "opening the upload (PUT_OPEN)");
-		if (reason == V4_REASON_BUSY) {
-			v4_disconnect(u->c);
-			return CX_CONNECTION;
-		}
 		if (reason == V4_REASON_TOO_LARGE) {
 			log_fatal("the server does not take %s (%llu bytes): too large or over quota",
 			    u->path, (unsigned long long)u->size);
@@ -436,6 +455,9 @@ send_chunks(struct upload *u, uint64_t offset, uint32_t max_chunk, uint64_t resu
 			if (v4conn_readable(u->c->conn, 0) &&
 			    v4conn_read_response(u->c->conn, &rep.code, &rep.p, &rep.n) == 0 &&
 			    rep.code == RESP4_ERROR) {
+				if ((r = v4_transient_error(u->c, &rep,
+				    "sending the file (PUT_DATA)")) != 0)
+					return r;
 				(void)v4_error_reply(u->c, &rep, "sending the file (PUT_DATA)");
 				return CX_SERVER;
 			}
@@ -475,16 +497,20 @@ finish(struct upload *u)
 	struct msg4_put_done d;
 	struct v4_reply rep;
 	struct buf req;
-	struct stat st;
 	size_t got;
 	unsigned reason;
 	uint32_t crc;
 	int r;
 
-	/* The file must not have grown since we read its size. */
+	/* The file must be the one whose bytes were hashed and sent: not grown, not edited in
+	 * place, not replaced. Else what the server holds may be torn: discarded. */
 	if (pread_full(u->fd, &extra, 1, u->size, &got) != 0 || got != 0 ||
-	    fstat(u->fd, &st) != 0 || (uint64_t)st.st_size != u->size)
-		return file_changed(u);
+	    file_stamp_changed(u->fd, u->path, &u->stamp)) {
+		r = file_changed(u);
+		if (put_abort(u) == 0)
+			log_note("the server discarded what it received of %s", u->name);
+		return r;
+	}
 	if ((r = sha256_peek(u->sha, sha)) != 0) {
 		log_fatal("cannot hash: %s", sd_strerror(r));
 		return CX_FILE;
@@ -528,7 +554,8 @@ upload_once(struct upload *u, int *first)
 	char label[96];
 	int r;
 
-	if ((r = negotiate(u, &st)) != 0)
+	/* Also after a reconnect: the file may have changed while the connection was down. */
+	if ((r = check_unchanged(u)) != 0 || (r = negotiate(u, &st)) != 0)
 		return r;
 	if (*first) {
 		snprintf(label, sizeof(label), "sealdrop-client: %.60s", u->name);
@@ -629,7 +656,7 @@ v4_cmd_list(struct v4_client *c)
 	buf_fixed(&req, mem, sizeof(mem));
 	if (msg4_put_empty_request(&req, REQ4_LIST) != 0)
 		return CX_SERVER;
-	if ((r = call_reconnecting(c, REQ4_LIST, &req, &rep, "listing (LIST)")) != 0)
+	if ((r = call_reconnecting(c, REQ4_LIST, &req, &rep, "listing (LIST)", NULL)) != 0)
 		return r;
 	if (rep.code == RESP4_ERROR) {
 		(void)v4_error_reply(c, &rep, "listing (LIST)");
@@ -684,12 +711,50 @@ v4_cmd_list(struct v4_client *c)
 
 /* ---- get ---- */
 
+/* The size LIST gives for name: 0 with *size, CX_NOT_FOUND if it is not listed, or an exit
+ * status. GET has no size before its end: this is the bound a download is held to. */
+static int
+listed_size(struct v4_client *c, const char *name, uint64_t *size)
+{
+	uint8_t mem[REQ_HEADER_SIZE];
+	struct msg4_file_entry e;
+	struct v4_reply rep;
+	struct buf req, entries;
+	uint32_t count, i;
+	int r;
+
+	buf_fixed(&req, mem, sizeof(mem));
+	if (msg4_put_empty_request(&req, REQ4_LIST) != 0)
+		return CX_SERVER;
+	if ((r = call_reconnecting(c, REQ4_LIST, &req, &rep, "looking up the size (LIST)",
+	    NULL)) != 0)
+		return r;
+	if (rep.code == RESP4_ERROR) {
+		(void)v4_error_reply(c, &rep, "looking up the size (LIST)");
+		return CX_SERVER;
+	}
+	if (rep.code != RESP4_LISTING || rep.n < V4_LISTING_HEAD_SIZE || rep.n > UINT32_MAX ||
+	    msg4_listing_head_decode(rep.p, V4_LISTING_HEAD_SIZE, (uint32_t)rep.n, &count) != 0)
+		return v4_unexpected(rep.code, "looking up the size (LIST)");
+	buf_view(&entries, rep.p + V4_LISTING_HEAD_SIZE, rep.n - V4_LISTING_HEAD_SIZE);
+	for (i = 0; i < count; i++) {
+		if (msg4_listing_entry_get(&entries, &e) != 0)
+			return v4_unexpected(rep.code, "looking up the size (a malformed entry)");
+		if (strcmp(e.name, name) == 0) {
+			*size = e.size;
+			return 0;
+		}
+	}
+	return CX_NOT_FOUND;
+}
+
 struct download {
 	struct v4_client *c;
 	const char *name;
 	char out[PATH_MAX];
 	char part[PATH_MAX];
 	int fd;
+	uint64_t size;              /* the size LIST announced: never more is written */
 	uint64_t have;              /* bytes in the .part file, all hashed into sha */
 	struct sha256_ctx *sha;
 	struct progress progress;
@@ -786,6 +851,13 @@ get_once(struct download *d, int *restart)
 			    (unsigned long long)d->have);
 			return CX_SERVER;
 		}
+		if (rep.n - V4_GET_DATA_HEAD_SIZE > d->size - d->have) {
+			/* A server may not fill the disk: not a byte past the announced size. */
+			log_fatal("the server sends more of %s than the %llu bytes its listing "
+			    "announced; refusing the rest", d->name, (unsigned long long)d->size);
+			v4_disconnect(d->c);
+			return CX_SERVER;
+		}
 		if (write_full(d->fd, rep.p + V4_GET_DATA_HEAD_SIZE,
 		    rep.n - V4_GET_DATA_HEAD_SIZE) != 0) {
 			log_fatal("cannot write %s: %s", d->part, strerror(errno));
@@ -818,6 +890,20 @@ get_once(struct download *d, int *restart)
 	return CX_OK;
 }
 
+/* 1 if name (a bare file name) is one of the client's own files in this folder. */
+static int
+own_file(const struct v4_config *cfg, const char *name)
+{
+	const char *own[] = { cfg->me_path, cfg->priv_path, cfg->key_path, cfg->known_path,
+	    cfg->transfer_path, "transfer.info" };
+	size_t i;
+
+	for (i = 0; i < sizeof(own) / sizeof(own[0]); i++)
+		if (own[i] != NULL && strcmp(own[i], name) == 0)
+			return 1;
+	return 0;
+}
+
 int
 v4_cmd_get(struct v4_client *c)
 {
@@ -839,6 +925,11 @@ v4_cmd_get(struct v4_client *c)
 		log_fatal("'%s' is no file name to write here; use -o PATH", shown);
 		return CX_USAGE;
 	}
+	if (c->cfg->output == NULL && own_file(c->cfg, base)) {
+		log_fatal("'%s' would overwrite the client's own file of that name here; use -o "
+		    "PATH", base);
+		return CX_USAGE;
+	}
 	if ((size_t)snprintf(d.out, sizeof(d.out), "%s", c->cfg->output != NULL ?
 	    c->cfg->output : base) >= sizeof(d.out) ||
 	    (size_t)snprintf(d.part, sizeof(d.part), "%s%s", d.out, PART_SUFFIX) >=
@@ -847,8 +938,15 @@ v4_cmd_get(struct v4_client *c)
 		return CX_USAGE;
 	}
 	log_set_hook(clear_bar, &d.progress);
+	if ((r = listed_size(c, d.name, &d.size)) != 0) {
+		if (r == CX_NOT_FOUND)
+			log_fatal("the server has no file '%s'", d.name);
+		goto out;
+	}
 	if ((r = part_open(&d, 0)) != 0)
 		goto out;
+	if (d.have > d.size && (r = part_open(&d, 1)) != 0)
+		goto out;  /* longer than the file: not a prefix of it */
 	snprintf(label, sizeof(label), "sealdrop-client: %.60s", d.name);
 	/* The size is known only at GET_END: no bar, the notes say what happened. */
 	progress_start(&d.progress, 0, 0, label);
@@ -893,7 +991,7 @@ v4_cmd_rm(struct v4_client *c)
 	struct v4_reply rep;
 	struct buf req;
 	unsigned reason;
-	int r;
+	int r, resent;
 
 	buf_fixed(&req, mem, sizeof(mem));
 	if (msg4_put_delete(&req, c->cfg->arg) != 0) {
@@ -901,9 +999,17 @@ v4_cmd_rm(struct v4_client *c)
 		    V4_NAME_MAX_LEN);
 		return CX_USAGE;
 	}
-	if ((r = call_reconnecting(c, REQ4_DELETE, &req, &rep, "deleting (DELETE)")) != 0)
+	if ((r = call_reconnecting(c, REQ4_DELETE, &req, &rep, "deleting (DELETE)",
+	    &resent)) != 0)
 		return r;
 	if (rep.code == RESP4_ERROR) {
+		if (resent && msg4_error_decode(rep.p, rep.n, &c->last_error) == 0 &&
+		    c->last_error.reason == V4_REASON_NOT_FOUND) {
+			/* The DELETE before the reconnect was served; its reply was lost. */
+			log_note("%s deleted (the reply to the first DELETE was lost; the one sent "
+			    "again after reconnecting found the file gone)", c->cfg->arg);
+			return CX_OK;
+		}
 		reason = v4_error_reply(c, &rep, "deleting (DELETE)");
 		if (reason == V4_REASON_NOT_FOUND) {
 			log_fatal("the server has no file '%s'", c->cfg->arg);

@@ -199,6 +199,38 @@ fail:
 }
 
 int
+file_stamp_get(int fd, struct file_stamp *st)
+{
+	struct stat sb;
+
+	memset(st, 0, sizeof(*st));
+	if (fstat(fd, &sb) != 0)
+		return SD_ERR_IO;
+	st->dev = sb.st_dev;
+	st->ino = sb.st_ino;
+	st->size = sb.st_size;
+	st->mtim = sb.st_mtim;
+	st->ctim = sb.st_ctim;
+	return 0;
+}
+
+int
+file_stamp_changed(int fd, const char *path, const struct file_stamp *st)
+{
+	struct file_stamp now;
+	struct stat sb;
+
+	if (file_stamp_get(fd, &now) != 0 || now.dev != st->dev || now.ino != st->ino ||
+	    now.size != st->size || now.mtim.tv_sec != st->mtim.tv_sec ||
+	    now.mtim.tv_nsec != st->mtim.tv_nsec || now.ctim.tv_sec != st->ctim.tv_sec ||
+	    now.ctim.tv_nsec != st->ctim.tv_nsec)
+		return 1;
+	if (stat(path, &sb) != 0 || sb.st_dev != st->dev || sb.st_ino != st->ino)
+		return 1;
+	return 0;
+}
+
+int
 file_write_sync(int fd, const void *p, size_t n)
 {
 	const char *c = p;

@@ -7,6 +7,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
 
 #define WHY_MAX 256u              /* a reason for a failure, one line */
 
@@ -28,6 +30,21 @@ void file_free_secret(void *p, size_t n);
  * *fd is -1 and why says what is wrong: SD_ERR_INVALID_ARG for the name, SD_ERR_IO otherwise. */
 int file_open_upload(const char *path, size_t name_max, char *name, int *fd, uint64_t *size,
     char *why, size_t why_cap);
+
+/* What identifies the content of a file being uploaded: an edit in place changes the size,
+ * mtime or ctime of its inode; a replacement (rename over it) the inode the path names. */
+struct file_stamp {
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec mtim, ctim;
+};
+
+/* Records the stamp of the open file fd. 0 or SD_ERR_IO (errno kept). */
+int file_stamp_get(int fd, struct file_stamp *st);
+/* 1 if the file open as fd, or the file path names now, is no longer the one stamped (or
+ * cannot be checked), else 0. */
+int file_stamp_changed(int fd, const char *path, const struct file_stamp *st);
 
 /* Writes all n bytes at p to fd (retrying after EINTR and short writes), then fsyncs it. 0, or -1
  * with errno as write() or fsync() left it. fd stays open (the caller closes it). */

@@ -4,9 +4,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -154,43 +157,77 @@ known_servers_lookup(const char *path, const char *key, const char *fingerprint,
 	return r;
 }
 
+/* Opens the folder holding path (for its lock). -1 on failure. */
+static int
+open_folder(const char *path)
+{
+	char dir[PATH_MAX];
+	char *slash;
+
+	if ((size_t)snprintf(dir, sizeof(dir), "%s", path) >= sizeof(dir))
+		return -1;
+	if ((slash = strrchr(dir, '/')) == NULL)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == dir)
+		slash[1] = '\0';
+	else
+		*slash = '\0';
+	return open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+}
+
 int
 known_servers_append(const char *path, const char *key, const char *fingerprint, char *why,
     size_t why_cap)
 {
 	char line[SERVER_KEY_TEXT_MAX + FINGERPRINT_TEXT_LEN + 4];
-	struct stat st;
-	char last = '\n';
-	int fd, r = SD_ERR_IO, n;
+	char *old = NULL, *text = NULL;
+	size_t n = 0, len;
+	int dfd, r, k;
 
 	if (path == NULL || key == NULL || fingerprint == NULL)
 		return SD_ERR_INVALID_ARG;
 	if (fingerprint_check(fingerprint) != 0 || strlen(key) == 0 ||
 	    strlen(key) > SERVER_KEY_TEXT_MAX || strpbrk(key, " \t\r\n") != NULL)
 		return SD_ERR_INVALID_ARG;
-	if ((fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0644)) < 0) {
-		file_why(why, why_cap, "cannot open %s: %s", path, strerror(errno));
-		return SD_ERR_IO;
+	/* Runs in the same folder take turns (a lock on the folder, as the file itself is
+	 * replaced), so that neither loses the other's line. */
+	if ((dfd = open_folder(path)) < 0 || flock(dfd, LOCK_EX) != 0) {
+		file_why(why, why_cap, "cannot lock the folder of %s: %s", path, strerror(errno));
+		r = SD_ERR_IO;
+		goto out;
 	}
-	if (fstat(fd, &st) != 0)
-		goto fail;
-	if (st.st_size > 0 && pread(fd, &last, 1, st.st_size - 1) != 1)
-		goto fail;
-	n = snprintf(line, sizeof(line), "%s%s %s\n", last == '\n' ? "" : "\n", key, fingerprint);
-	if (n < 0 || (size_t)n >= sizeof(line)) {
+	r = file_read_small(path, KNOWN_SERVERS_MAX, &old, &n);
+	if (r == SD_ERR_NOT_FOUND) {
+		old = NULL;
+		n = 0;
+	} else if (r != 0) {
+		file_why(why, why_cap, "cannot read %s: %s", path, r == SD_ERR_TOO_LARGE ?
+		    "too large" : strerror(errno));
+		goto out;
+	}
+	k = snprintf(line, sizeof(line), "%s%s %s\n", n > 0 && old[n - 1] != '\n' ? "\n" : "",
+	    key, fingerprint);
+	if (k < 0 || (size_t)k >= sizeof(line)) {
 		r = SD_ERR_INTERNAL;
-		goto fail;
+		goto out;
 	}
-	/* One write with O_APPEND: another client appending at once cannot split our line. */
-	if (file_write_sync(fd, line, (size_t)n) != 0)
-		goto fail;
-	if (close(fd) != 0) {
-		file_why(why, why_cap, "cannot write %s: %s", path, strerror(errno));
-		return SD_ERR_IO;
+	len = n + (size_t)k;
+	if ((text = malloc(len)) == NULL) {
+		file_why(why, why_cap, "out of memory");
+		r = SD_ERR_ALLOC;
+		goto out;
 	}
-	return 0;
-fail:
-	file_why(why, why_cap, "cannot write %s: %s", path, strerror(errno));
-	close(fd);
+	if (n > 0)
+		memcpy(text, old, n);
+	memcpy(text + n, line, (size_t)k);
+	/* The old content and the new line in a new file, synced, renamed over the old one
+	 * and the folder synced: a crash leaves the old file or the new one, never a torn
+	 * line that would make every later run refuse the file. */
+	r = file_write_atomic(path, text, len, why, why_cap);
+out:
+	free(text);
+	file_free_small(old, n);
+	if (dfd >= 0)
+		close(dfd);  /* and the lock with it */
 	return r;
 }

@@ -33,7 +33,7 @@ enum known_verdict {
 struct known_result {
 	enum known_verdict verdict;
 	unsigned line;                            /* KNOWN_MISMATCH, KNOWN_MATCH: 1-based line */
-	char fingerprint[FINGERPRINT_TEXT_LEN + 1];  /* the pinned one (first line for key) */
+	char fingerprint[FINGERPRINT_TEXT_LEN + 1];  /* the matching one; else the first line's */
 };
 
 /* Looks up key (from known_servers_key) in known_servers text (n bytes, need not be
@@ -45,8 +45,10 @@ int known_servers_parse(const char *text, size_t n, const char *key, const char 
 /* The same on the file at path; a missing file is KNOWN_NONE. */
 int known_servers_lookup(const char *path, const char *key, const char *fingerprint,
     struct known_result *res, char *why, size_t why_cap);
-/* Appends "key fingerprint\n" to path (created with mode 0644 if missing; a newline is added
- * first when the file does not end in one), then fsyncs. */
+/* Adds the line "key fingerprint\n" to path (a newline first when the file does not end in
+ * one): the old content and the line go to a temporary file, which is synced and renamed over
+ * path (mode 0600), then the folder is synced; runs in the same folder take turns by a lock
+ * on it. A crash leaves the old file or the new one whole. */
 int known_servers_append(const char *path, const char *key, const char *fingerprint, char *why,
     size_t why_cap);
 

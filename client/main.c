@@ -125,6 +125,7 @@ main(int argc, char **argv)
 		v4.priv_path = "priv.key";
 		v4.key_path = "me.key";
 		v4.known_path = "known_servers";
+		v4.transfer_path = o.transfer;
 		v4.server_key = o.server_key;
 		v4.connect_timeout_ms = o.connect_timeout_ms;
 		v4.timeout_ms = o.timeout_ms;

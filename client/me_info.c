@@ -270,19 +270,13 @@ out:
 }
 
 int
-me_info_new_key(struct rsa_private **out, uint8_t spki[PUBLIC_KEY_SIZE], char *why,
+me_info_key_spki(const struct rsa_private *key, uint8_t spki[PUBLIC_KEY_SIZE], char *why,
     size_t why_cap)
 {
-	struct rsa_private *key = NULL;
 	struct rsa_public *pub = NULL;
 	size_t len = 0;
 	int r;
 
-	*out = NULL;
-	if ((r = rsa_generate(&key)) != 0) {
-		file_why(why, why_cap, "cannot generate an RSA key pair: %s", sd_strerror(r));
-		goto out;
-	}
 	if ((r = rsa_public_from_private(key, &pub)) != 0 ||
 	    (r = rsa_public_to_spki(pub, spki, PUBLIC_KEY_SIZE, &len)) != 0 ||
 	    len != PUBLIC_KEY_SIZE) {
@@ -290,12 +284,79 @@ me_info_new_key(struct rsa_private **out, uint8_t spki[PUBLIC_KEY_SIZE], char *w
 		    len);
 		if (r == 0)
 			r = SD_ERR_INTERNAL;
+	}
+	rsa_public_free(pub);
+	return r;
+}
+
+int
+me_info_new_key(struct rsa_private **out, uint8_t spki[PUBLIC_KEY_SIZE], char *why,
+    size_t why_cap)
+{
+	struct rsa_private *key = NULL;
+	int r;
+
+	*out = NULL;
+	if ((r = rsa_generate(&key)) != 0) {
+		file_why(why, why_cap, "cannot generate an RSA key pair: %s", sd_strerror(r));
 		goto out;
 	}
+	if ((r = me_info_key_spki(key, spki, why, why_cap)) != 0)
+		goto out;
 	*out = key;
 	key = NULL;
 out:
-	rsa_public_free(pub);
 	rsa_private_free(key);
+	return r;
+}
+
+int
+me_info_write_key(const char *priv_path, const struct rsa_private *key, char *why,
+    size_t why_cap)
+{
+	uint8_t *der = NULL;
+	size_t der_len = 0, b64_len = 0;
+	char *b64 = NULL;
+	int r;
+
+	if (priv_path == NULL || key == NULL)
+		return SD_ERR_INVALID_ARG;
+	if ((r = rsa_private_to_pkcs8(key, &der, &der_len)) != 0 ||
+	    (r = base64_encode(der, der_len, &b64, &b64_len)) != 0) {
+		file_why(why, why_cap, "cannot encode the private key (%s)", sd_strerror(r));
+		goto out;
+	}
+	/* base64_encode leaves room for its NUL: the line's newline takes its place. */
+	b64[b64_len] = '\n';
+	r = file_write_atomic(priv_path, b64, b64_len + 1, why, why_cap);
+	b64[b64_len] = '\0';
+out:
+	if (b64 != NULL)
+		crypto_free_secret(b64, b64_len + 1);
+	if (der != NULL)
+		crypto_free_secret(der, der_len);
+	return r;
+}
+
+int
+me_info_load_key(const char *priv_path, struct rsa_private **out, char *why, size_t why_cap)
+{
+	char *text = NULL;
+	size_t n = 0;
+	int r;
+
+	if (priv_path == NULL || out == NULL)
+		return SD_ERR_INVALID_ARG;
+	*out = NULL;
+	if ((r = file_read_small(priv_path, ME_INFO_PRIV_KEY_MAX, &text, &n)) != 0) {
+		if (r == SD_ERR_NOT_FOUND)
+			file_why(why, why_cap, "%s does not exist", priv_path);
+		else
+			file_why(why, why_cap, "cannot read %s: %s", priv_path,
+			    r == SD_ERR_TOO_LARGE ? "too large" : strerror(errno));
+		return r;
+	}
+	r = me_info_parse_key((const uint8_t *)text, n, out, why, why_cap);
+	file_free_small(text, n);
 	return r;
 }

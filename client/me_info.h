@@ -40,6 +40,18 @@ int me_info_parse_key(const uint8_t *data, size_t n, struct rsa_private **out, c
  * rsa_private_free), spki its public key as sent in 826 and REGISTER. */
 int me_info_new_key(struct rsa_private **out, uint8_t spki[PUBLIC_KEY_SIZE], char *why,
     size_t why_cap);
+/* spki: key's public key as sent in 826 and REGISTER. */
+int me_info_key_spki(const struct rsa_private *key, uint8_t spki[PUBLIC_KEY_SIZE], char *why,
+    size_t why_cap);
+/* Writes priv.key alone (the base64 key, one line; temporary file, fsync, rename, 0600): the
+ * version-4 client keeps the key of a REGISTER not yet answered there, so that a lost reply
+ * does not lose the account (v4.c). */
+int me_info_write_key(const char *priv_path, const struct rsa_private *key, char *why,
+    size_t why_cap);
+/* Reads priv.key into *out (the caller frees it with rsa_private_free); SD_ERR_NOT_FOUND if
+ * it does not exist. */
+int me_info_load_key(const char *priv_path, struct rsa_private **out, char *why,
+    size_t why_cap);
 /* Writes priv.key (the base64 key, one line) and then me.info (name, lower-case hex ID, the same
  * base64), each through a temporary file in the same folder with mode 0600, fsync and rename.
  * On failure the previous files are left as they were. */

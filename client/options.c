@@ -135,13 +135,15 @@ options_usage(FILE *f)
 "     (4 GiB - 17 bytes at most), or it changed while it was sent\n"
 "  5  cannot resolve or connect to the server (connect timeout)\n"
 "  6  connection lost, or the server stopped answering (read timeout)\n"
-"  7  the server answered with errors (1607) 4 times, or broke the protocol\n"
+"  7  the server answered a step with errors 4 times (a try and 3 retries; version 4:\n"
+"     ERROR 8 or 9 on every --retries, any other ERROR at once), or broke the protocol\n"
 "  8  the CRC did not match 4 times (902 sent)\n"
 "  9  the server refused the registration (name taken or invalid)\n"
 "  10 the server's key is not the one pinned in known_servers or by --server-key (nothing\n"
 "     was sent), or a server pinned in known_servers did not speak version 4\n"
 "  11 get, rm: the server has no file of that name\n"
-"Version 4 uses the same statuses otherwise: 3 also for me.key and known_servers, 4 for a\n"
+"Version 4 uses the same statuses otherwise: 3 also for me.key and known_servers (and a\n"
+"me.key the server knows as another account than me.info's), 4 for a\n"
 "download that cannot be written, 7 for a server error reply, 8 for a SHA-256 or CRC that\n"
 "does not match.\n"
 "\n"
@@ -225,6 +227,10 @@ parse_command(int n, char **w, struct client_options *o, char *why, size_t why_c
 	}
 	if (o->output != NULL && o->command != CMD_GET) {
 		snprintf(why, why_cap, "-o/--output goes with get");
+		return SD_ERR_INVALID_ARG;
+	}
+	if (o->output != NULL && o->output[0] == '\0') {
+		snprintf(why, why_cap, "-o/--output: the path is empty");
 		return SD_ERR_INVALID_ARG;
 	}
 	if (o->json && o->command != CMD_LIST) {

@@ -42,6 +42,7 @@ struct session {
 	int fd;
 	int file_fd;
 	uint64_t file_size;
+	struct file_stamp stamp;          /* the file when the last upload of it began */
 	char file_name[NAME_FIELD_SIZE];  /* the base name sent in 828 and 900-902 */
 	uint8_t id[CLIENT_ID_SIZE];
 	struct me_info me;
@@ -552,6 +553,10 @@ send_file_cb(struct session *s, void *ctx)
 	job.progress = &s->progress;
 	snprintf(label, sizeof(label), "sealdrop-client: %.60s", s->file_name);
 	progress_start(&s->progress, s->cfg->progress, s->file_size, label);
+	if (file_stamp_get(s->file_fd, &s->stamp) != 0) {
+		log_fatal("cannot read %s: %s", s->cfg->file_path, strerror(errno));
+		return CX_FILE;
+	}
 	r = send_file(&l, &job, &s->crc);
 	if (r == 0)
 		progress_finish(&s->progress);
@@ -574,6 +579,16 @@ crc_loop(struct session *s)
 		    EX_SKIP_ACKS, NULL, &rep)) != 0)
 			return r;
 		check_reply_id(s, rep.crc.client_id, RESP_FILE_CRC);
+		if (file_stamp_changed(s->file_fd, s->cfg->file_path, &s->stamp)) {
+			/* The CRC covers what was read, which may be torn: never confirmed. */
+			q.code = REQ_CRC_FAIL;
+			if ((r = exchange(s, "giving up on the file (902)", send_name_cb, &q,
+			    want_ack, 1, EX_ANY_ACK, NULL, &rep)) != 0)
+				return r;
+			log_fatal("%s changed while it was being sent; sent 902, the server keeps "
+			    "it unverified", s->cfg->file_path);
+			return CX_FILE;
+		}
 		if (rep.crc.cksum == s->crc) {
 			log_verbose("CRC %u matches (server: content_size %u)", s->crc,
 			    rep.crc.content_size);

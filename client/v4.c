@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "../protocol/crypto.h"
 #include "../protocol/rsa.h"
@@ -30,6 +31,7 @@ v4_unexpected(uint16_t code, const char *what)
 static int
 io_failure(struct v4_client *c, int r, const char *what)
 {
+	c->transient = 0;
 	if (r == SD_ERR_BAD_FIELD || r == SD_ERR_UNKNOWN_CODE || r == SD_ERR_TOO_LARGE) {
 		log_fatal("%s: the server broke the version-4 framing (%s)", what, sd_strerror(r));
 		v4_disconnect(c);
@@ -58,7 +60,24 @@ v4_read(struct v4_client *c, struct v4_reply *rep, const char *what)
 		return io_failure(c, r, what);
 	log_verbose("<- %u %s (%zu payload bytes)", rep->code, msg4_code_name(rep->code),
 	    rep->n);
+	c->transient = 0;
+	if (rep->code == RESP4_ERROR)
+		return v4_transient_error(c, rep, what);
 	return 0;
+}
+
+int
+v4_transient_error(struct v4_client *c, const struct v4_reply *rep, const char *what)
+{
+	struct msg4_error e;
+
+	if (msg4_error_decode(rep->p, rep->n, &e) != 0 ||
+	    (e.reason != V4_REASON_BUSY && e.reason != V4_REASON_STORAGE))
+		return 0;
+	(void)v4_error_reply(c, rep, what);
+	c->transient = e.reason;
+	v4_disconnect(c);
+	return CX_CONNECTION;
 }
 
 int
@@ -134,12 +153,26 @@ save_identity(struct v4_client *c)
 	return 0;
 }
 
+/* 1 if the two RSA keys differ (by their public keys). */
+static int
+keys_differ(const struct rsa_private *a, const struct rsa_private *b)
+{
+	uint8_t sa[PUBLIC_KEY_SIZE], sb[PUBLIC_KEY_SIZE];
+
+	if (me_info_key_spki(a, sa, NULL, 0) != 0 || me_info_key_spki(b, sb, NULL, 0) != 0)
+		return 1;
+	return memcmp(sa, sb, sizeof(sa)) != 0;
+}
+
 /* Loads me.info and me.key and makes the TLS credentials; a missing me.key (or me.info)
- * means a new Ed25519 identity. */
+ * means a new Ed25519 identity. A priv.key that is not me.info's key, or me.key and priv.key
+ * without me.info, are what a REGISTER whose reply was lost leaves (do_register): that key
+ * becomes c->pending, and do_account asks the server before registering again. */
 static int
 load_identities(struct v4_client *c)
 {
 	const struct v4_config *cfg = c->cfg;
+	struct rsa_private *priv = NULL;
 	char why[WHY_MAX];
 	int r;
 
@@ -160,9 +193,24 @@ load_identities(struct v4_client *c)
 			    "which me.info proves)", why);
 			return CX_ME_INFO;
 		}
+		if (c->ident != NULL && !c->me.key_from_priv_key &&
+		    me_info_load_key(cfg->priv_path, &priv, NULL, 0) == 0 &&
+		    keys_differ(priv, c->me.key)) {
+			c->pending = priv;
+			priv = NULL;
+		}
+	} else if (identity_load(cfg->key_path, &c->ident, NULL, 0) == 0 &&
+	    me_info_load_key(cfg->priv_path, &c->pending, NULL, 0) == 0) {
+		log_note("%s and %s without %s: an earlier registration may have reached the "
+		    "server; asking it", cfg->key_path, cfg->priv_path, cfg->me_path);
+	} else {
+		/* Without me.info a new account is made, with new keys. */
+		tls_identity_free(c->ident);
+		c->ident = NULL;
+		rsa_private_free(c->pending);
+		c->pending = NULL;
 	}
-	/* Without me.info a new account is made, with a new key: an old me.key is replaced
-	 * once the server has registered the new one. */
+	rsa_private_free(priv);
 	if (c->ident == NULL) {
 		if (identity_generate(c->have_me ? c->me.name : cfg->name, &c->ident, why,
 		    sizeof(why)) != 0) {
@@ -228,71 +276,116 @@ key_changed(struct v4_client *c, const char *presented)
 
 /* ---- accounts ---- */
 
-/* Registers the name with a new RSA key (me.info's version-3 identity) and writes me.info
- * and priv.key on WELCOME. */
+/* Forgets a pending key that turned out not to be needed, and puts me.info's key back into
+ * priv.key (where do_register had put the pending one). */
+static void
+drop_pending(struct v4_client *c)
+{
+	char why[WHY_MAX];
+
+	if (c->pending == NULL)
+		return;
+	rsa_private_free(c->pending);
+	c->pending = NULL;
+	if (c->have_me && !c->me.key_from_priv_key &&
+	    me_info_write_key(c->cfg->priv_path, c->me.key, why, sizeof(why)) != 0)
+		log_warn("%s", why);
+}
+
+/* The server welcomed the pending registration (w): me.info and priv.key get its ID and the
+ * pending key. */
+static int
+adopt_pending(struct v4_client *c, const struct msg4_welcome *w)
+{
+	const struct v4_config *cfg = c->cfg;
+	char why[WHY_MAX], hex[2 * CLIENT_ID_SIZE + 1];
+	char shown[TEXT_ESCAPE_SIZE(V4_NAME_BUF)];
+
+	text_escape(w->name, shown, sizeof(shown));  /* the server's text */
+	if (text_name_check(w->name, NULL) != 0) {
+		log_fatal("the server welcomed us as '%s', which is no valid name for %s", shown,
+		    cfg->me_path);
+		return CX_SERVER;
+	}
+	if (me_info_write(cfg->me_path, cfg->priv_path, w->name, w->id, c->pending, why,
+	    sizeof(why)) != 0) {
+		log_fatal("%s (the server registered '%s'; the next run writes it again)", why,
+		    shown);
+		return CX_ME_INFO;
+	}
+	me_info_clear(&c->me);
+	snprintf(c->me.name, sizeof(c->me.name), "%s", w->name);
+	memcpy(c->me.id, w->id, CLIENT_ID_SIZE);
+	c->me.key = c->pending;
+	c->pending = NULL;
+	c->have_me = 1;
+	memcpy(c->id, w->id, CLIENT_ID_SIZE);
+	hex_encode(w->id, CLIENT_ID_SIZE, hex);
+	log_note("registered '%s' (ID %s); wrote %s and %s", shown, hex, cfg->me_path,
+	    cfg->priv_path);
+	return save_identity(c);
+}
+
+/* Registers the name with the pending RSA key (made here, if there is none, and written to
+ * priv.key with me.key before REGISTER is sent) and writes me.info on WELCOME. */
 static int
 do_register(struct v4_client *c)
 {
 	const struct v4_config *cfg = c->cfg;
-	struct rsa_private *key = NULL;
 	uint8_t spki[PUBLIC_KEY_SIZE];
 	uint8_t mem[REQ_HEADER_SIZE + V4_REGISTER_PAYLOAD_MAX];
 	struct msg4_welcome w;
 	struct v4_reply rep;
 	struct buf req;
-	char why[WHY_MAX], hex[2 * CLIENT_ID_SIZE + 1];
+	char why[WHY_MAX];
 	unsigned reason;
 	int r;
 
-	if ((r = me_info_new_key(&key, spki, why, sizeof(why))) != 0) {
+	if (c->pending == NULL) {
+		if ((r = me_info_new_key(&c->pending, spki, why, sizeof(why))) != 0) {
+			log_fatal("%s", why);
+			return CX_ME_INFO;
+		}
+		/* Durable before REGISTER: a lost reply must not lose the account. An old
+		 * me.info taking its key from priv.key keeps it (then the key stays in memory). */
+		if ((r = save_identity(c)) != 0)
+			return r;
+		if ((!c->have_me || !c->me.key_from_priv_key) &&
+		    me_info_write_key(cfg->priv_path, c->pending, why, sizeof(why)) != 0) {
+			log_fatal("%s", why);
+			return CX_ME_INFO;
+		}
+	} else if (me_info_key_spki(c->pending, spki, why, sizeof(why)) != 0) {
 		log_fatal("%s", why);
-		r = CX_ME_INFO;
-		goto out;
+		return CX_ME_INFO;
 	}
 	buf_fixed(&req, mem, sizeof(mem));
 	if ((r = msg4_put_register(&req, spki, cfg->name)) != 0) {
 		log_fatal("cannot encode REGISTER for '%s': %s", cfg->name, sd_strerror(r));
-		r = CX_TRANSFER_INFO;
-		goto out;
+		return CX_TRANSFER_INFO;
 	}
 	if ((r = v4_call(c, REQ4_REGISTER, &req, &rep, "registering (REGISTER)")) != 0)
-		goto out;
+		return r;
 	if (rep.code == RESP4_ERROR) {
 		reason = v4_error_reply(c, &rep, "registering (REGISTER)");
 		if (reason == V4_REASON_NAME_TAKEN) {
 			log_fatal("the server refused to register '%s': the name is taken",
 			    cfg->name);
-			r = CX_REFUSED;
-		} else {
-			log_fatal("the server refused to register '%s'", cfg->name);
-			r = CX_SERVER;
+			/* Refused for certain: the keys written for it are of no use. */
+			if (!c->have_me) {
+				(void)unlink(cfg->key_path);
+				(void)unlink(cfg->priv_path);
+				c->ident_unsaved = 1;
+			}
+			drop_pending(c);
+			return CX_REFUSED;
 		}
-		goto out;
+		log_fatal("the server refused to register '%s'", cfg->name);
+		return CX_SERVER;
 	}
-	if (rep.code != RESP4_WELCOME || msg4_welcome_decode(rep.p, rep.n, &w) != 0) {
-		r = v4_unexpected(rep.code, "registering (REGISTER)");
-		goto out;
-	}
-	if ((r = me_info_write(cfg->me_path, cfg->priv_path, cfg->name, w.id, key, why,
-	    sizeof(why))) != 0) {
-		log_fatal("%s", why);
-		r = CX_ME_INFO;
-		goto out;
-	}
-	me_info_clear(&c->me);
-	snprintf(c->me.name, sizeof(c->me.name), "%s", cfg->name);
-	memcpy(c->me.id, w.id, CLIENT_ID_SIZE);
-	c->me.key = key;
-	key = NULL;
-	c->have_me = 1;
-	memcpy(c->id, w.id, CLIENT_ID_SIZE);
-	hex_encode(w.id, CLIENT_ID_SIZE, hex);
-	log_note("registered '%s' (ID %s); wrote %s and %s", cfg->name, hex, cfg->me_path,
-	    cfg->priv_path);
-	r = save_identity(c);
-out:
-	rsa_private_free(key);
-	return r;
+	if (rep.code != RESP4_WELCOME || msg4_welcome_decode(rep.p, rep.n, &w) != 0)
+		return v4_unexpected(rep.code, "registering (REGISTER)");
+	return adopt_pending(c, &w);
 }
 
 /* LINK (me.info's name and ID) and PROVE with the nonce unwrapped by me.info's RSA key.
@@ -350,6 +443,7 @@ do_link(struct v4_client *c, int *unknown)
 	if (rep.code != RESP4_WELCOME || msg4_welcome_decode(rep.p, rep.n, &w) != 0)
 		return v4_unexpected(rep.code, "proving (PROVE)");
 	memcpy(c->id, w.id, CLIENT_ID_SIZE);
+	drop_pending(c);
 	log_note("linked this key to the account '%s' of %s", c->me.name, c->cfg->me_path);
 	return save_identity(c);
 }
@@ -362,9 +456,10 @@ do_account(struct v4_client *c)
 	struct v4_reply rep;
 	struct buf req;
 	char ours[2 * CLIENT_ID_SIZE + 1], theirs[2 * CLIENT_ID_SIZE + 1];
+	char shown[TEXT_ESCAPE_SIZE(V4_NAME_BUF)];
 	int r, unknown;
 
-	if (!c->have_me)
+	if (!c->have_me && c->pending == NULL)
 		return do_register(c);
 	buf_fixed(&req, mem, sizeof(mem));
 	if (msg4_put_empty_request(&req, REQ4_WHOAMI) != 0)
@@ -374,18 +469,32 @@ do_account(struct v4_client *c)
 	if (rep.code == RESP4_WELCOME) {
 		if (msg4_welcome_decode(rep.p, rep.n, &w) != 0)
 			return v4_unexpected(rep.code, "WHOAMI");
+		if (c->pending != NULL && (!c->have_me ||
+		    memcmp(w.id, c->me.id, CLIENT_ID_SIZE) != 0)) {
+			log_note("the server holds the registration whose reply was lost");
+			return adopt_pending(c, &w);
+		}
 		memcpy(c->id, w.id, CLIENT_ID_SIZE);
 		if (memcmp(w.id, c->me.id, CLIENT_ID_SIZE) != 0) {
 			hex_encode(c->me.id, CLIENT_ID_SIZE, ours);
 			hex_encode(w.id, CLIENT_ID_SIZE, theirs);
-			log_warn("the server knows our key as account %s, %s holds %s", theirs,
-			    c->cfg->me_path, ours);
+			log_fatal("%s belongs to the account %s on the server, but %s holds the "
+			    "account %s: refusing to act for another account. If %s was copied "
+			    "from elsewhere, remove it (a new key is then linked to the account of "
+			    "%s)", c->cfg->key_path, theirs, c->cfg->me_path, ours, c->cfg->key_path,
+			    c->cfg->me_path);
+			v4_disconnect(c);
+			return CX_ME_INFO;
 		}
-		log_verbose("welcome back, '%s'", w.name);
+		drop_pending(c);
+		text_escape(w.name, shown, sizeof(shown));  /* the server's text */
+		log_verbose("welcome back, '%s'", shown);
 		return save_identity(c);
 	}
 	if (rep.code != RESP4_UNKNOWN || msg4_empty_decode(rep.p, rep.n) != 0)
 		return v4_unexpected(rep.code, "asking for the account (WHOAMI)");
+	if (!c->have_me)
+		return do_register(c);   /* the pending REGISTER never reached the server */
 	if ((r = do_link(c, &unknown)) != 0)
 		return r;
 	if (!unknown)
@@ -433,6 +542,19 @@ open_conn(struct v4_client *c, int *not_tls, int probe)
 	cc.expected_fp = c->pinned[0] != '\0' ? c->pinned : NULL;
 	why[0] = '\0';
 	r = v4conn_open(&cc, &c->conn, presented, &tcp, why, sizeof(why));
+	if (r == SD_ERR_PEER_KEY && !c->pinned_by_option && strcmp(c->pinned, presented) != 0 &&
+	    known_servers_lookup(cfg->known_path, c->server_key, presented, &kr, NULL, 0) == 0 &&
+	    kr.verdict == KNOWN_MATCH) {
+		/* The handshake expects one key, the first line for this server; another line
+		 * pins the one presented (a rotated key the user added): the same rule as
+		 * known_servers_parse, a match anywhere wins. Nothing was sent; connect again
+		 * expecting that one. */
+		log_verbose("%s presented %s, pinned by %s line %u: connecting again with that "
+		    "key", c->server_key, presented, cfg->known_path, kr.line);
+		snprintf(c->pinned, sizeof(c->pinned), "%s", presented);
+		cc.expected_fp = c->pinned;
+		r = v4conn_open(&cc, &c->conn, presented, &tcp, why, sizeof(why));
+	}
 	if (r == SD_ERR_PEER_KEY)
 		return key_changed(c, presented);
 	if (r == SD_ERR_NOT_TLS || r == SD_ERR_EOF) {
@@ -509,7 +631,7 @@ int
 v4_run(const struct v4_config *cfg, int allow_fallback, int *not_v4)
 {
 	struct v4_client *c;
-	int r, not_tls;
+	int r, not_tls, probe;
 
 	*not_v4 = 0;
 	if ((c = calloc(1, sizeof(*c))) == NULL) {
@@ -521,14 +643,17 @@ v4_run(const struct v4_config *cfg, int allow_fallback, int *not_v4)
 		goto out;
 	/* Only a fallback needs the short deadline: without one (--protocol 4) or to a pinned
 	 * server (no fallback either way) the handshake has the whole --timeout. */
-	r = open_conn(c, &not_tls, allow_fallback && c->pinned[0] == '\0');
-	if (r == CX_CONNECTION && c->conn == NULL) {
+	probe = allow_fallback && c->pinned[0] == '\0';
+	r = open_conn(c, &not_tls, probe);
+	if (r == CX_CONNECTION && c->conn == NULL && probe) {
 		/* The handshake timed out: a server that does not speak TLS may be waiting for
 		 * the rest of what it took for a version-3 request. */
 		not_tls = 1;
 		r = CX_OK;
 	}
-	if (r != 0)
+	/* Otherwise a handshake that timed out or was reset is a lost connection like any
+	 * other (the command reconnects), not a refusal to speak TLS. */
+	if (r != 0 && r != CX_CONNECTION)
 		goto out;
 	if (not_tls) {
 		if (c->pinned[0] != '\0') {
@@ -549,7 +674,7 @@ v4_run(const struct v4_config *cfg, int allow_fallback, int *not_v4)
 	}
 	c->connected_once = 1;
 	/* A connection lost here is the command's to retry (it reconnects when conn is NULL). */
-	if ((r = do_account(c)) != 0 && r != CX_CONNECTION)
+	if (c->conn != NULL && (r = do_account(c)) != 0 && r != CX_CONNECTION)
 		goto out;
 	switch (cfg->command) {
 	case CMD_SEND: r = v4_cmd_send(c); break;
@@ -562,6 +687,7 @@ out:
 	v4_disconnect(c);
 	tls_creds_free(c->creds);
 	tls_identity_free(c->ident);
+	rsa_private_free(c->pending);
 	me_info_clear(&c->me);
 	crypto_wipe(c, sizeof(*c));
 	free(c);

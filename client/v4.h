@@ -27,6 +27,7 @@ struct v4_config {
 	const char *priv_path;     /* priv.key */
 	const char *key_path;      /* me.key */
 	const char *known_path;    /* known_servers */
+	const char *transfer_path; /* transfer.info (--transfer): get never writes over it */
 	const char *server_key;    /* --server-key, or NULL */
 	int connect_timeout_ms;
 	int timeout_ms;
@@ -47,6 +48,10 @@ struct v4_client {
 	int have_me;
 	struct tls_identity *ident;
 	int ident_unsaved;         /* 1: ident is new and me.key not yet written */
+	/* The RSA key of a REGISTER not yet answered by WELCOME (owned). It is in priv.key, and
+	 * ident in me.key, before REGISTER is sent: when the reply is lost, the next connection
+	 * (or run) asks WHOAMI and writes me.info with it instead of registering again. */
+	struct rsa_private *pending;
 	struct tls_creds *creds;
 	char server_key[SERVER_KEY_TEXT_MAX + 1];  /* "host:port" line key */
 	char pinned[TLS_FP_TEXT_SIZE];             /* "" when unknown (trust on first use) */
@@ -55,6 +60,8 @@ struct v4_client {
 	int connected_once;
 	uint8_t id[CLIENT_ID_SIZE];
 	struct msg4_error last_error;              /* the last 1619 ERROR received */
+	uint16_t transient;        /* the reason (8 busy, 9 storage) if the last reply was an
+	                            * ERROR worth retrying, which closed the connection; else 0 */
 };
 
 /* A response: its code and payload (valid until the next read). */
@@ -78,10 +85,16 @@ void v4_disconnect(struct v4_client *c);
 /* Sends a request (req: a whole message from a msg4_put_* encoder; code for the log) and
  * reads the response. 0, or CX_CONNECTION (logged as a warning with what; the connection is
  * closed) / CX_SERVER (framing broken). A 1619 ERROR is returned as a response
- * (rep->code == RESP4_ERROR); v4_error_reply() decodes it. */
+ * (rep->code == RESP4_ERROR); v4_error_reply() decodes it. Except ERROR 8 (busy) and 9
+ * (storage failure): they are passing (docs/deployment.md: a database restart), so they are
+ * logged, the connection is closed and CX_CONNECTION returned, to be retried as a lost
+ * connection is (c->transient says so). */
 int v4_call(struct v4_client *c, uint16_t code, const struct buf *req, struct v4_reply *rep,
     const char *what);
 int v4_read(struct v4_client *c, struct v4_reply *rep, const char *what);
+/* rep is an ERROR 8 or 9: logs it, closes the connection, sets c->transient and returns
+ * CX_CONNECTION. Otherwise 0. */
+int v4_transient_error(struct v4_client *c, const struct v4_reply *rep, const char *what);
 /* Decodes an ERROR into c->last_error, logs it with what, returns its reason (0 if the
  * payload does not decode). */
 unsigned v4_error_reply(struct v4_client *c, const struct v4_reply *rep, const char *what);

@@ -282,6 +282,18 @@ class Retries(ClientTest):
                 self.assertEqual(res.stderr.count("server responded with an error"), 4)
                 self.assertIn("Fatal error: ", res.stderr)
 
+    def test_help_readme_and_man_page_say_what_exit_7_means(self):
+        # One try and 3 retries, as test_1607_four_times_is_fatal checks the code does.
+        want = "errors 4 times (a try and 3 retries"
+        res = run_client(self.work, ["--help"], timeout=10)
+        line = [l for l in res.stdout.split("\n") if l.startswith("  7 ")]
+        self.assertEqual(len(line), 1)
+        self.assertIn(want, line[0])
+        readme = read(os.path.join(harness.TOP, "README.md"), "r")
+        self.assertIn("| 7 | the server answered a step with " + want, readme)
+        man = read(os.path.join(harness.TOP, "docs", "sealdrop-client.1"), "r")
+        self.assertIn(want, man)
+
     def test_1607_for_every_packet_of_a_multi_packet_upload(self):
         # Three 1607s for the three packets of the first upload: one failed attempt.
         path = self.setup_file(3000)
@@ -454,6 +466,29 @@ class Failures(ClientTest):
         self.peer._send_file = truncate_then_handle
         self.assert_failure(FILE, words=("changed size",), timeout=120)
         self.assertTrue(done)
+
+    def test_file_edited_in_place_while_sent(self):
+        # Same size, first bytes rewritten when the peer sees the first packet: the CRC
+        # matches what was read (torn), so the client must not confirm it: 902, exit 4.
+        path = self.setup_file(64 << 20, name="edited.bin")
+        original = self.peer._send_file
+        done = []
+
+        def edit_then_handle(hdr, payload, state):
+            if not done:
+                done.append(1)
+                with open(path, "r+b") as f:
+                    head = f.read(4096)
+                    f.seek(0)
+                    f.write(bytes(b ^ 0xFF for b in head))
+            return original(hdr, payload, state)
+
+        self.peer._send_file = edit_then_handle
+        self.assert_failure(FILE, words=("changed while it was being sent",), timeout=120)
+        self.assertTrue(done)
+        codes = [r[0] for r in self.peer.requests]
+        self.assertIn(902, codes)
+        self.assertNotIn(900, codes)
 
     def test_broken_me_info_is_refused_and_kept(self):
         self.setup_file(100)

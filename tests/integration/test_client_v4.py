@@ -249,6 +249,103 @@ class Accounts(V4Test):
         self.assertIn("registering anew", res.stderr)
         self.assertEqual(self.stored("after.bin"), data)
 
+    def registers(self):
+        return [r for r in self.v4_requests() if r[0] == sdpeer4.REGISTER]
+
+    def test_lost_register_reply_is_recovered_by_whoami(self):
+        # The server registers the account but the reply never arrives: the reconnect asks
+        # WHOAMI with the same key (me.key and priv.key were written before REGISTER) and
+        # writes me.info, instead of a second REGISTER (ERROR 1) and a name lost for good.
+        data = self.put_file(gen_bytes(5000, 8))
+        self.server.faults = {sdpeer4.REGISTER: ["drop"]}
+        self.client()
+        welcome = self.events("welcome")
+        self.assertEqual([w["flow"] for w in welcome], ["register", "whoami"])
+        self.assertEqual(len(self.registers()), 1)
+        self.assertEqual(self.me(), (NAME, welcome[0]["id"]))
+        self.assertEqual(welcome[1]["client_fingerprint"], welcome[0]["client_fingerprint"])
+        rsa = sdpeer.RSAKey.from_base64("".join(
+            read(os.path.join(self.work, "me.info"), "r").split("\n")[2:]))
+        with self.server.lock:
+            self.assertEqual(self.server.clients[NAME]["public_key"][:160], rsa.spki())
+        self.assertEqual(self.stored(), data)
+
+    def test_lost_register_reply_is_recovered_by_the_next_run(self):
+        data = self.put_file(gen_bytes(5000, 9))
+        self.server.faults = {sdpeer4.REGISTER: ["drop"]}
+        self.client(["--retries", "0"], status=CONNECTION)
+        self.assertFalse(os.path.exists(os.path.join(self.work, "me.info")))
+        res = self.client()
+        self.assertIn("asking it", res.stderr)
+        welcome = self.events("welcome")
+        self.assertEqual([w["flow"] for w in welcome], ["register", "whoami"])
+        self.assertEqual(len(self.registers()), 1)
+        self.assertEqual(self.me(), (NAME, welcome[0]["id"]))
+        self.assertEqual(self.stored(), data)
+        self.client()   # and from now on a plain WHOAMI
+        self.assertEqual([w["flow"] for w in self.events("welcome")],
+                         ["register", "whoami", "whoami"])
+
+    def test_lost_reply_to_registering_anew_after_error3(self):
+        self.put_file(b"v3 first")
+        self.client(["--protocol", "3"])
+        _, old_id = self.me()
+        self.server.forget = 1
+        self.server.faults = {sdpeer4.REGISTER: ["drop"]}
+        data = self.put_file(b"after", "after.bin")
+        self.client()
+        welcome = self.events("welcome")
+        self.assertEqual([w["flow"] for w in welcome], ["register", "whoami"])
+        self.assertEqual(len(self.registers()), 1)
+        name, new_id = self.me()
+        self.assertNotEqual(new_id, old_id)
+        self.assertEqual(new_id, welcome[0]["id"])
+        self.assertEqual(self.stored("after.bin"), data)
+        # priv.key holds me.info's key again.
+        rsa = sdpeer.RSAKey.from_base64("".join(
+            read(os.path.join(self.work, "me.info"), "r").split("\n")[2:]))
+        priv = sdpeer.RSAKey.from_base64(read(os.path.join(self.work, "priv.key"), "r"))
+        self.assertEqual(rsa.spki(), priv.spki())
+
+    def test_me_key_of_another_account_is_refused(self):
+        # B's folder with A's me.key: the server knows the key as A's account, me.info says
+        # B. Acting as A would show and change A's files: exit 3, nothing done.
+        self.put_file(b"a's file", "a.bin")
+        self.client()
+        other = os.path.join(self.dir, "other")
+        os.makedirs(other)
+        harness.write_transfer_info(other, self.address, "Other Tester", "b.bin")
+        with open(os.path.join(other, "b.bin"), "wb") as f:
+            f.write(b"b's file")
+        res = harness.run_client(other, [], timeout=60)
+        self.assertEqual(res.returncode, OK, res.stderr)
+        with open(os.path.join(self.work, "me.key"), "rb") as src, \
+                open(os.path.join(other, "me.key"), "wb") as dst:
+            dst.write(src.read())
+        res = harness.run_client(other, ["list"], timeout=60)
+        self.assertEqual(res.returncode, ME_INFO, res.stderr)
+        self.assertNotIn("a.bin", res.stdout)
+        self.assertIn("belongs to the account", res.stderr)
+        res = harness.run_client(other, ["rm", "b.bin"], timeout=60)
+        self.assertEqual(res.returncode, ME_INFO, res.stderr)
+        self.assertEqual(self.events("delete"), [])
+
+    def test_verbose_escapes_the_name_in_welcome(self):
+        # The name in WELCOME is the server's text: -v shows it escaped, never a raw escape
+        # sequence for the terminal.
+        self.put_file(b"x")
+        self.client()
+        hostile = "Evil\x1b]0;owned\x07\x1b[2J\u009b1m"
+        with self.server.lock:
+            acct = self.server.clients.pop(NAME)
+            acct["name"] = hostile
+            self.server.clients[hostile] = acct
+        res = self.client(["-v", "list"])
+        self.assertIn("welcome back", res.stderr)
+        for raw in ("\x1b", "\x07", "\u009b"):
+            self.assertNotIn(raw, res.stderr)
+        self.assertIn("Evil\\x1b]0;owned", res.stderr)
+
     def test_name_taken_is_exit_9(self):
         self.put_file(b"a")
         self.client()
@@ -261,6 +358,7 @@ class Accounts(V4Test):
         self.assertEqual(res.returncode, REFUSED, res.stderr)
         self.assertFalse(os.path.exists(os.path.join(other, "me.info")))
         self.assertFalse(os.path.exists(os.path.join(other, "me.key")))
+        self.assertFalse(os.path.exists(os.path.join(other, "priv.key")))
 
 
 class Pinning(V4Test):
@@ -280,6 +378,23 @@ class Pinning(V4Test):
         self.assertFalse(os.path.exists(os.path.join(self.work, "me.info")))
         # known_servers is never rewritten by a refusal.
         self.assertEqual(len(self.known_lines()), 3)
+
+    def test_a_second_line_for_a_rotated_key_is_accepted(self):
+        # The user added the server's new key below the old one: a match on any line wins,
+        # as known_servers_parse says, and the file is left as it is.
+        data = self.put_file(b"after the rotation")
+        old = Identity.generate().fingerprint()
+        text = "%s %s\n%s %s\n" % (self.address, old, self.address, self.server.fingerprint())
+        with open(os.path.join(self.work, "known_servers"), "w") as f:
+            f.write(text)
+        self.client()
+        self.assertEqual(self.stored(), data)
+        self.assertEqual(read(os.path.join(self.work, "known_servers"), "r"), text)
+        # Neither line matching is still exit 10.
+        with open(os.path.join(self.work, "known_servers"), "w") as f:
+            f.write("%s %s\n%s %s\n" % (self.address, old, self.address,
+                                          Identity.generate().fingerprint()))
+        self.client(status=SERVER_KEY)
 
     def test_man_in_the_middle_with_its_own_key_is_refused(self):
         # A relay with its own key where the pinned server was: known_servers names the
@@ -344,6 +459,46 @@ class SilentFirstProxy(CuttingProxy):
             pass
         finally:
             client.close()
+
+
+class PinnedSilence(V4Test):
+    """A handshake that times out at a pinned server is a lost connection (retried, exit 6 in
+    the end), not a refusal to speak TLS (exit 10): only the unpinned fallback probe may read
+    silence as version 3."""
+
+    def silent_proxy(self, silent_connections=1):
+        proxy = SilentFirstProxy(self.port)
+        proxy.cuts = silent_connections
+        self.addCleanup(proxy.close)
+        self.address = "127.0.0.1:%d" % proxy.port
+        return proxy
+
+    def test_server_key_and_protocol_4_retry_a_silent_handshake(self):
+        self.silent_proxy()
+        data = self.put_file(gen_bytes(3000, 51))
+        res = self.client(["--protocol", "4", "--server-key", self.server.fingerprint(),
+                           "--timeout", "3"])
+        self.assertIn("reconnecting", res.stderr)
+        self.assertNotIn("downgrade", res.stderr)
+        self.assertEqual(self.stored(), data)
+
+    def test_known_servers_pin_retries_a_silent_handshake(self):
+        self.silent_proxy()
+        data = self.put_file(gen_bytes(3000, 52))
+        with open(os.path.join(self.work, "known_servers"), "w") as f:
+            f.write("%s %s\n" % (self.address, self.server.fingerprint()))
+        res = self.client(["--timeout", "3"])
+        self.assertIn("reconnecting", res.stderr)
+        self.assertEqual(self.stored(), data)
+        self.assertEqual(self.v3_requests(), [])
+
+    def test_a_pinned_server_that_stays_silent_is_exit_6(self):
+        self.silent_proxy(silent_connections=100)
+        self.put_file(b"x")
+        res = self.client(["--server-key", self.server.fingerprint(), "--timeout", "1",
+                           "--retries", "1"], status=CONNECTION)
+        self.assertNotIn("downgrade", res.stderr)
+        self.assertEqual(self.v3_requests(), [])
 
 
 class V3OnlyServer(V4Test):
@@ -439,6 +594,50 @@ class Uploads(V4Test):
         self.server.wrong_done_sha = 1
         res = self.client(status=CRC)
         self.assertIn("PUT_DONE does not match", res.stderr)
+
+    def test_file_edited_in_place_while_sent_is_exit_4(self):
+        # Same size, first bytes rewritten once the server holds the first chunk: the client,
+        # held back by the socket buffers, read those bytes before. What the server holds is
+        # torn: PUT_ABORT, exit 4, no file stored.
+        data = self.put_file(os.urandom(24 * MiB))
+        path = os.path.join(self.work, "upload.bin")
+        edited = []
+
+        def edit(offset):
+            if not edited:
+                edited.append(offset)
+                with open(path, "r+b") as f:
+                    f.write(bytes(b ^ 0xFF for b in data[:4096]))
+
+        self.server.put_data_hook = edit
+        res = self.client(["--compress", "no"], status=FILE)
+        self.assertTrue(edited)
+        self.assertIn("changed while it was being sent", res.stderr)
+        self.assertEqual(self.events("put_done"), [])
+        self.assertEqual(len(self.events("put_abort")), 1)
+        self.assertFalse(os.path.exists(os.path.join(self.storage, self.me()[1],
+                                                     "upload.bin")))
+
+    def test_file_edited_before_a_reconnect_is_exit_4(self):
+        # Edited in place once the server holds the first chunk; the connection is closed at
+        # the third (ERROR 8, retried): the check after the reconnect finds the change. 24 MiB:
+        # the client, held back by the socket buffers, cannot reach the end before that.
+        data = self.put_file(os.urandom(24 * MiB))
+        path = os.path.join(self.work, "upload.bin")
+
+        def edit(offset):
+            with open(path, "r+b") as f:
+                f.seek(len(data) - 10)
+                f.write(b"0123456789")
+            self.server.put_data_hook = None
+
+        self.server.put_data_hook = edit
+        self.server.faults = {sdpeer4.PUT_DATA: [None, None, ("error_close", sdpeer4.BUSY)]}
+        res = self.client(["--compress", "no"], status=FILE)
+        self.assertIn("reconnecting", res.stderr)
+        self.assertIn("changed while it was being sent", res.stderr)
+        self.assertEqual(len(self.events("put_open")), 1)
+        self.assertEqual(self.events("put_done"), [])
 
     def test_changed_file_is_sent_again_from_0(self):
         # A partial upload on the server whose prefix is not our file's: PUT_ABORT, from 0.
@@ -571,6 +770,33 @@ class Files(V4Test):
         self.client(["get", "a.bin", "-o", "x"], status=NOT_FOUND)
         self.assertFalse(os.path.exists(os.path.join(self.work, "x.part")))
 
+    def test_rm_whose_reply_was_lost_is_done(self):
+        # The server deletes, the reply is lost, the DELETE sent again after the reconnect
+        # finds nothing: the file was deleted, exit 0 and a note saying so.
+        self.put_file(b"to delete", "gone.bin")
+        self.client()
+        self.server.faults = {sdpeer4.DELETE: ["drop"]}
+        res = self.client(["rm", "gone.bin"])
+        self.assertIn("reply to the first DELETE was lost", res.stderr)
+        self.assertEqual(len(self.events("delete")), 1)
+        self.assertEqual(len([r for r in self.v4_requests() if r[0] == sdpeer4.DELETE]), 2)
+        # A name never there is still exit 11.
+        self.client(["rm", "never.bin"], status=NOT_FOUND)
+
+    def test_get_refuses_more_than_the_listed_size(self):
+        # A hostile server streams on past the file: the client stops at the size LIST gave
+        # and never writes more (it took every byte before).
+        data = self.put_file(gen_bytes(100000, 5), "f.bin")
+        self.client()
+        self.server.get_extra = 256 * MiB
+        res = self.client(["get", "f.bin", "-o", "out.bin", "--retries", "0"],
+                          status=SERVER)
+        self.assertIn("more of f.bin than the 100000 bytes", res.stderr)
+        self.assertLess(self.server.get_extra_sent, 64 * MiB)
+        self.assertFalse(os.path.exists(os.path.join(self.work, "out.bin")))
+        part = os.path.join(self.work, "out.bin.part")
+        self.assertLessEqual(os.path.getsize(part) if os.path.exists(part) else 0, len(data))
+
     def test_get_resumes_from_the_part_file(self):
         data = self.put_file(gen_bytes(MiB, 4), "big.bin")
         self.client()
@@ -589,6 +815,50 @@ class Files(V4Test):
         self.client(["get", "big.bin", "-o", "out.bin"])
         self.assertEqual([g["offset"] for g in self.events("get")], [1000, 0])
         self.assertEqual(read(os.path.join(self.work, "out.bin")), data)
+
+
+class TransientErrors(V4Test):
+    """ERROR 8 (busy) and 9 (storage failure, e.g. a database restart) are passing: the client
+    reconnects and sends again within --retries, as after a dropped connection."""
+
+    server_args = {"max_chunk": 65536}
+
+    def test_every_request_is_retried_after_error_9(self):
+        data = self.put_file(gen_bytes(300000, 41))
+        self.server.faults = {sdpeer4.PUT_OPEN: [("error", sdpeer4.STORAGE)],
+                              sdpeer4.PUT_FINISH: [("error", sdpeer4.STORAGE)]}
+        res = self.client(["--compress", "no"])
+        self.assertIn("reconnecting", res.stderr)
+        self.assertEqual(len(self.events("fault")), 2)
+        self.assertEqual(self.stored(), data)
+        self.assertEqual(self.events("put_done")[-1]["plain_in"], len(data))
+        for cmd, code in (("list", sdpeer4.LIST), ("get", sdpeer4.GET),
+                          ("rm", sdpeer4.DELETE)):
+            with self.subTest(cmd=cmd):
+                self.server.faults = {code: [("error", sdpeer4.STORAGE)]}
+                args = {"list": ["list"], "get": ["get", "upload.bin", "-o", "copy.bin"],
+                        "rm": ["rm", "upload.bin"]}[cmd]
+                res = self.client(args)
+                self.assertIn("reconnecting", res.stderr)
+                self.assertEqual(self.server.faults[code], [])
+        self.assertEqual(read(os.path.join(self.work, "copy.bin")), data)
+        self.assertEqual(len(self.events("delete")), 1)
+
+    def test_error_8_on_put_data_is_retried(self):
+        data = self.put_file(gen_bytes(600000, 42))
+        self.server.faults = {sdpeer4.PUT_DATA: [None, None, ("error_close", sdpeer4.BUSY)]}
+        res = self.client(["--compress", "no"])
+        self.assertIn("reconnecting", res.stderr)
+        opens = [o["offset"] for o in self.events("put_open")]
+        self.assertEqual(opens, [0, 2 * 65536])
+        self.assertEqual(self.stored(), data)
+
+    def test_a_lasting_error_is_exit_7_after_the_retries(self):
+        self.transfer()
+        self.server.faults = {sdpeer4.LIST: [("error", sdpeer4.STORAGE)] * 3}
+        res = self.client(["list", "--retries", "1"], status=SERVER)
+        self.assertIn("giving up", res.stderr)
+        self.assertEqual(len(self.server.faults[sdpeer4.LIST]), 1)
 
 
 class ServerNames(V4Test):
@@ -619,6 +889,23 @@ class ServerNames(V4Test):
         self.assertEqual([f["name"] for f in json.loads(raw)], [name])
         self.client(["get", name])
         self.assertEqual(read(os.path.join(self.work, name)), data)
+
+    def test_get_never_overwrites_the_clients_own_files(self):
+        data = self.put_file(gen_bytes(3000, 3), "a.bin")
+        self.client()
+        own = ("me.info", "priv.key", "me.key", "known_servers", "transfer.info")
+        for name in own:
+            self.rename_stored("a.bin" if name == own[0] else own[own.index(name) - 1], name)
+            before = read(os.path.join(self.work, name))
+            with self.subTest(name=name):
+                res = self.client(["get", name], status=USAGE)
+                self.assertIn("use -o PATH", res.stderr)
+                self.assertEqual(read(os.path.join(self.work, name)), before)
+                self.assertFalse(os.path.exists(os.path.join(self.work, name + ".part")))
+        self.assertEqual(self.events("get"), [])
+        self.client(["get", "transfer.info", "-o", "copy.bin"])
+        self.assertEqual(read(os.path.join(self.work, "copy.bin")), data)
+        self.client(["get", "transfer.info", "-o", ""], status=USAGE)
 
     def test_get_refuses_names_that_are_no_file_name_here(self):
         self.put_file(gen_bytes(100, 3), "a.bin")

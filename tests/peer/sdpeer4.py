@@ -843,7 +843,12 @@ class Server4(sdpeer.PeerServer):
     mitm (a fresh key of its own instead of tls_key's), forget=N (the next N WHOAMI/LINK
     drop the account first: UNKNOWN / ERROR 3), drop_upload_after=N (close the connection
     once N bytes of an upload are held; drop_times uploads), wrong_done_sha=N (the first N
-    PUT_DONEs carry a wrong sha256), max_chunk, max_file_size.
+    PUT_DONEs carry a wrong sha256), max_chunk, max_file_size, faults (a dict: request code
+    -> list of actions taken by its next requests in turn: None serves it, "drop" serves it
+    and closes the connection without the reply, ("error", reason) answers ERROR reason
+    without serving it, ("error_close", reason) the same and closes), put_data_hook (called
+    with the upload's offset after each PUT_DATA is stored, outside the lock), get_extra=N
+    (GET sends N bytes of zeros past the file's end; get_extra_sent counts what got out).
 
     events: a list of dicts (also printed as JSON lines when log is set)."""
 
@@ -865,6 +870,9 @@ class Server4(sdpeer.PeerServer):
         self.wrong_done_sha = wrong_done_sha
         self.max_chunk, self.max_file_size = max_chunk, max_file_size
         self.partials = {}      # (id, name) -> partial upload dict
+        self.get_extra, self.get_extra_sent = 0, 0
+        self.faults = {}
+        self.put_data_hook = None
         self.log = log
         self.events = []
         self.events_lock = threading.Lock()
@@ -1109,6 +1117,21 @@ class Server4(sdpeer.PeerServer):
         with self.lock:
             self.requests.append((code, sdpeer.ZERO_ID, size))
         r = Reader(payload)
+        with self.lock:
+            todo = self.faults.get(code)
+            fault = todo.pop(0) if todo else None
+        if fault is not None:
+            self._event(event="fault", code=code, action=fault if isinstance(fault, str)
+                        else list(fault))
+            if fault == "drop":
+                self._serve_request(code, r, state, stream)
+                raise CloseConnection(None)
+            if fault[0] == "error_close":
+                raise CloseConnection(error4(fault[1], "fault switch"))
+            return error4(fault[1], "fault switch")
+        return self._serve_request(code, r, state, stream)
+
+    def _serve_request(self, code, r, state, stream):
         try:
             if code in (REGISTER, LINK, PROVE, WHOAMI):
                 return {REGISTER: self._v4_register, LINK: self._v4_link,
@@ -1361,6 +1384,8 @@ class Server4(sdpeer.PeerServer):
         if drop:
             self._event(event="dropped_upload", name=up["name"], offset=up["offset"])
             raise CloseConnection(None)
+        if self.put_data_hook is not None:
+            self.put_data_hook(up["offset"])
         return None
 
     def _put_finish(self, r, state, stream):
@@ -1450,6 +1475,13 @@ class Server4(sdpeer.PeerServer):
                     stream.sendall(response4(GET_DATA, struct.pack("<Q", max(pos, offset))
                                              + part))
                 pos = end
+        extra = self.get_extra  # fault switch: a hostile server sends more than the file
+        while extra > 0:
+            n = min(self.max_chunk, extra)
+            stream.sendall(response4(GET_DATA, struct.pack("<Q", pos) + b"\0" * n))
+            pos += n
+            extra -= n
+            self.get_extra_sent += n
         self._event(event="get", name=name, offset=offset, size=f["size"])
         return response4(GET_END, struct.pack("<Q", f["size"]) + h.digest())
 

@@ -2,6 +2,7 @@
  * (fingerprint form, parsing, lookup verdicts, append), me.key (round trip, mode, a broken file
  * never replaces a good one), and the version-4 options and commands (the payloads are
  * protocol/msg4's, tested in test_msg4). */
+#include <dirent.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -49,6 +50,22 @@ remove_tmp(const char *name)
 
 	in_tmp(p, sizeof(p), name);
 	unlink(p);
+}
+
+/* Entries in tmp_dir other than . and .. */
+static int
+count_tmp_entries(void)
+{
+	struct dirent *e;
+	DIR *d;
+	int n = 0;
+
+	assert_non_null(d = opendir(tmp_dir));
+	while ((e = readdir(d)) != NULL)
+		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+			n++;
+	closedir(d);
+	return n;
 }
 
 static char *
@@ -173,7 +190,7 @@ static void
 test_known_servers_file(void **state)
 {
 	struct known_result kr;
-	char path[512], why[WHY_MAX];
+	char path[512], old_path[512], why[WHY_MAX];
 	char *text;
 	size_t n;
 
@@ -195,6 +212,20 @@ test_known_servers_file(void **state)
 	text = slurp(path, &n);
 	assert_string_equal(text, "# mine\nb:2 " FP_B "\na:1 " FP_A "\n");
 	file_free_small(text, n);
+	/* The old file is never changed in place (a crash in the middle would leave a torn
+	 * line): a new one replaces it whole, and no temporary file stays behind. */
+	in_tmp(old_path, sizeof(old_path), "known_servers.old");
+	assert_int_equal(link(path, old_path), 0);
+	assert_int_equal(known_servers_append(path, "c:3", FP_B, why, sizeof(why)), 0);
+	text = slurp(old_path, &n);
+	assert_string_equal(text, "# mine\nb:2 " FP_B "\na:1 " FP_A "\n");
+	file_free_small(text, n);
+	text = slurp(path, &n);
+	assert_string_equal(text, "# mine\nb:2 " FP_B "\na:1 " FP_A "\nc:3 " FP_B "\n");
+	file_free_small(text, n);
+	assert_int_equal(count_tmp_entries(), 2);
+	remove_tmp("known_servers.old");
+	spit(path, "# mine\nb:2 " FP_B "\na:1 " FP_A "\n");
 	/* Refused input is never written. */
 	assert_int_equal(known_servers_append(path, "a b:1", FP_A, why, sizeof(why)),
 	    SD_ERR_INVALID_ARG);
