@@ -92,6 +92,12 @@ v4conn_open(const struct v4conn_config *cfg, struct v4conn **out, char *presente
 		    sd_strerror(r));
 		goto out;
 	}
+	/* A chunk of the file goes out in a few large send() calls, not one per record: half
+	 * the system calls of an upload, and larger TCP segments for the server to take. */
+	if ((r = tls_batch_writes(c->tls)) != 0) {
+		snprintf(why, why_cap, "cannot start TLS: %s", sd_strerror(r));
+		goto out;
+	}
 	*out = c;
 	c = NULL;
 	r = 0;
@@ -133,8 +139,10 @@ v4conn_bytes_out(const struct v4conn *c)
 	return c != NULL ? c->bytes_out : 0;
 }
 
-int
-v4conn_write(struct v4conn *c, const void *data, size_t len)
+/* Hands len bytes to the session, which batches them into records (tls_batch_writes());
+ * v4conn_flush() sends what is left. */
+static int
+write_some(struct v4conn *c, const void *data, size_t len)
 {
 	const uint8_t *p = data;
 	size_t sent;
@@ -159,16 +167,44 @@ v4conn_write(struct v4conn *c, const void *data, size_t len)
 	return 0;
 }
 
+static int
+flush(struct v4conn *c)
+{
+	long long deadline = net_now_ms() + c->timeout_ms;
+	size_t before = tls_unsent(c->tls);
+	int r;
+
+	while ((r = tls_flush(c->tls)) == SD_ERR_WANT_WRITE) {
+		if (tls_unsent(c->tls) < before) {
+			before = tls_unsent(c->tls);
+			deadline = net_now_ms() + c->timeout_ms;
+		}
+		if ((r = wait_for(c, r, deadline)) != 0)
+			return r;
+	}
+	return r;
+}
+
+int
+v4conn_write(struct v4conn *c, const void *data, size_t len)
+{
+	int r;
+
+	if ((r = write_some(c, data, len)) != 0)
+		return r;
+	return flush(c);
+}
+
 int
 v4conn_write2(struct v4conn *c, const void *a, size_t a_len, const void *b, size_t b_len)
 {
 	int r;
 
-	if (a_len > 0 && (r = v4conn_write(c, a, a_len)) != 0)
+	if (a_len > 0 && (r = write_some(c, a, a_len)) != 0)
 		return r;
-	if (b_len > 0 && (r = v4conn_write(c, b, b_len)) != 0)
+	if (b_len > 0 && (r = write_some(c, b, b_len)) != 0)
 		return r;
-	return 0;
+	return flush(c);
 }
 
 /* Reads more decrypted bytes into c->in (which must be empty). */

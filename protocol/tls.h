@@ -102,17 +102,36 @@ void tls_set_timeout(struct tls_session *s, unsigned ms);
  * or another ALPN, TLS below 1.3, no client certificate, bad record...). A failure is final. */
 int tls_handshake(struct tls_session *s);
 
-/* After the handshake. Read: 0 with *got > 0 bytes; SD_ERR_WANT_*; SD_ERR_EOF (the peer
- * closed, with or without close_notify); SD_ERR_TLS. Write: 0 with *sent (1..len, at most
- * one record); after SD_ERR_WANT_* call again with the same bytes first (more may follow
- * them: an output buffer that grew meanwhile is fine; fewer is SD_ERR_INVALID_ARG). */
+/* After the handshake. Read: 0 with *got > 0 bytes (at most one record's); SD_ERR_WANT_*;
+ * SD_ERR_EOF (the peer closed, with or without close_notify); SD_ERR_TLS. The session reads
+ * the fd up to 64 KiB at a time and keeps what GnuTLS has not taken yet (tls_pending()).
+ * Write: 0 with *sent (1..len, at most one record); after SD_ERR_WANT_* call again with the
+ * same bytes first (more may follow them: an output buffer that grew meanwhile is fine;
+ * fewer is SD_ERR_INVALID_ARG). */
 int tls_read(struct tls_session *s, void *buf, size_t cap, size_t *got);
 int tls_write(struct tls_session *s, const void *data, size_t len, size_t *sent);
-/* Decrypted bytes that GnuTLS holds already: they do not make the fd readable, so an epoll
- * loop must read them before it waits again. */
+/* Bytes the session holds that the fd will not report as readable: decrypted bytes GnuTLS
+ * keeps, and bytes read ahead from the fd (perhaps only part of a record, so a read may
+ * still answer SD_ERR_WANT_READ). An epoll loop must read on while it is > 0; after a read
+ * answered SD_ERR_WANT_READ it is 0. */
 size_t tls_pending(const struct tls_session *s);
-/* Sends close_notify (0, SD_ERR_WANT_*, or an error; the caller may just close after an
- * error). */
+
+/* Write batching, for a writer that sends much at a time and can say when it is done (the
+ * client): after tls_batch_writes(), tls_write() appends each record to a buffer of
+ * TLS_WRITE_BATCH bytes and sends it only when it is full (SD_ERR_WANT_WRITE as before when
+ * the fd takes nothing), so a 1 MiB write costs a few send() calls, not one per 16 KiB
+ * record. *sent then counts bytes taken, not yet sent: the caller must tls_flush() until it
+ * returns 0 before it waits for an answer. SD_ERR_INVALID_ARG before the handshake is done;
+ * SD_ERR_ALLOC. tls_flush(): 0 when nothing is left unsent (also without batching),
+ * SD_ERR_WANT_WRITE (call again when the fd is writable), SD_ERR_EOF (the peer is gone).
+ * tls_unsent(): bytes still in the buffer. */
+#define TLS_WRITE_BATCH (256u * 1024u)
+int tls_batch_writes(struct tls_session *s);
+int tls_flush(struct tls_session *s);
+size_t tls_unsent(const struct tls_session *s);
+
+/* Sends close_notify, after what a batch still holds (0, SD_ERR_WANT_*, or an error; the
+ * caller may just close after an error). */
 int tls_bye(struct tls_session *s);
 
 /* The peer certificate's fingerprint ("" before the certificate arrived). Valid until

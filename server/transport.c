@@ -30,6 +30,7 @@ struct tr_tls {
 	unsigned hs_want;          /* CONN_WANT_* the handshake waits for */
 	int read_wants_write;      /* a record read blocked until the socket is writable */
 	int write_wants_read;      /* a record write blocked until the socket is readable */
+	int deferred;              /* the end or failure a read met after records it returned */
 	char why[TR_WHY_MAX];      /* the last failure, for the log */
 };
 
@@ -85,11 +86,11 @@ fail(struct tr_tls *x, const char *what, int r)
 	return CONN_IO_ERROR;
 }
 
-/* TLS: a handshake step while it lasts, then at most one record's application bytes. */
+/* TLS: a handshake step while it lasts, then application bytes of the records at hand. */
 static ssize_t
 tls_step(struct tr_tls *x, uint8_t *buf, size_t cap)
 {
-	size_t got;
+	size_t got, total;
 	int r;
 
 	if (x->state == TR_HANDSHAKE) {
@@ -103,10 +104,29 @@ tls_step(struct tr_tls *x, uint8_t *buf, size_t cap)
 		x->hs_want = 0;
 		x->state = TR_OPEN;
 	}
-	r = tls_read(x->s, buf, cap, &got);
-	x->read_wants_write = r == SD_ERR_WANT_WRITE;
-	if (r == 0)
-		return (ssize_t)got;
+	if ((r = x->deferred) != 0) {
+		x->deferred = 0;
+	} else {
+		/* As many records as fit and are at hand (decrypted, or read ahead from the
+		 * socket): the connection gets one slice per wake-up rather than one per 16 KiB
+		 * record, and the upload writes its file in slices as large. */
+		r = SD_ERR_INVALID_ARG;  /* never: cap is CONN_READ_CHUNK */
+		for (total = 0; total < cap; total += got) {
+			if ((r = tls_read(x->s, buf + total, cap - total, &got)) != 0)
+				break;
+			if (tls_pending(x->s) == 0) {
+				total += got;
+				break;
+			}
+		}
+		x->read_wants_write = r == SD_ERR_WANT_WRITE;
+		if (total > 0) {
+			/* The end or a failure after some records: those records first. */
+			if (r != 0 && r != SD_ERR_WANT_READ && r != SD_ERR_WANT_WRITE)
+				x->deferred = r;
+			return (ssize_t)total;
+		}
+	}
 	if (r == SD_ERR_WANT_READ || r == SD_ERR_WANT_WRITE)
 		return CONN_IO_AGAIN;
 	if (r == SD_ERR_EOF)
@@ -187,7 +207,7 @@ tr_pending(struct conn_transport *t)
 {
 	const struct tr_tls *x = t->ctx;
 
-	return x->state == TR_OPEN && tls_pending(x->s) > 0;
+	return x->state == TR_OPEN && (tls_pending(x->s) > 0 || x->deferred != 0);
 }
 
 static void
