@@ -28,7 +28,7 @@
  * header, then its body); served from this buffer, a 16 KiB record costs a fraction of a
  * system call instead of two (a profile of a version-4 upload showed the server's recv()
  * calls and their epoll wake-ups among its largest costs). Holds ciphertext only. */
-#define TLS_READ_AHEAD 65536u
+#define TLS_READ_AHEAD (256u * 1024u)
 
 struct tls_identity {
 	gnutls_x509_privkey_t key;

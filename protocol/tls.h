@@ -104,7 +104,7 @@ int tls_handshake(struct tls_session *s);
 
 /* After the handshake. Read: 0 with *got > 0 bytes (at most one record's); SD_ERR_WANT_*;
  * SD_ERR_EOF (the peer closed, with or without close_notify); SD_ERR_TLS. The session reads
- * the fd up to 64 KiB at a time and keeps what GnuTLS has not taken yet (tls_pending()).
+ * the fd up to 256 KiB at a time and keeps what GnuTLS has not taken yet (tls_pending()).
  * Write: 0 with *sent (1..len, at most one record); after SD_ERR_WANT_* call again with the
  * same bytes first (more may follow them: an output buffer that grew meanwhile is fine;
  * fewer is SD_ERR_INVALID_ARG). */
