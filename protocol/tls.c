@@ -52,6 +52,7 @@ struct tls_session {
 	int fd;                                /* the socket */
 	uint8_t *in;                           /* TLS_READ_AHEAD bytes: read, not pulled yet */
 	size_t in_off, in_len;
+	uint64_t pulled;                       /* bytes GnuTLS took from it so far */
 	uint8_t *out;                          /* tls_batch_writes(): records not sent yet */
 	size_t out_off, out_len;
 };
@@ -515,6 +516,7 @@ static ssize_t buffered_pull(gnutls_transport_ptr_t ptr, void *buf, size_t len)
 		n = len;
 	memcpy(buf, s->in + s->in_off, n);
 	s->in_off += n;
+	s->pulled += n;
 	return (ssize_t)n;
 }
 
@@ -675,6 +677,7 @@ int tls_handshake(struct tls_session *s)
 
 int tls_read(struct tls_session *s, void *buf, size_t cap, size_t *got)
 {
+	uint64_t before;
 	ssize_t n;
 
 	if (got != NULL)
@@ -683,7 +686,15 @@ int tls_read(struct tls_session *s, void *buf, size_t cap, size_t *got)
 		return SD_ERR_INVALID_ARG;
 	if (!s->handshake_done)
 		return SD_ERR_INVALID_ARG;
-	n = gnutls_record_recv(s->gs, buf, cap);
+	/* GnuTLS answers GNUTLS_E_AGAIN after a post-handshake message (a TLS 1.3 session ticket
+	 * from the peer) too, with more records perhaps read ahead already: the fd would not
+	 * report those, so they are read on as long as each call takes bytes from the buffer. */
+	do {
+		before = s->pulled;
+		n = gnutls_record_recv(s->gs, buf, cap);
+	} while ((n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED) &&
+	    gnutls_record_get_direction(s->gs) == 0 && s->in_off < s->in_len &&
+	    s->pulled != before);
 	if (n > 0) {
 		*got = (size_t)n;
 		return 0;

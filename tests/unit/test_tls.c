@@ -714,6 +714,7 @@ struct raw_server {
 	int fd;
 	const char *alpn;
 	int hs;
+	int ticket_then_data;  /* after the handshake: a session ticket, then "hello" */
 };
 
 static void *raw_server(void *arg)
@@ -722,7 +723,7 @@ static void *raw_server(void *arg)
 	gnutls_certificate_credentials_t cred = NULL;
 	gnutls_session_t s = NULL;
 	struct buf key, crt;
-	gnutls_datum_t k, ce, alpn;
+	gnutls_datum_t k, ce, alpn, tkey = { NULL, 0 };
 
 	buf_init(&key, TLS_PEM_MAX);
 	buf_init(&crt, TLS_PEM_MAX);
@@ -745,10 +746,17 @@ static void *raw_server(void *arg)
 		gnutls_alpn_set_protocols(s, &alpn, 1, 0);
 	}
 	gnutls_certificate_server_set_request(s, GNUTLS_CERT_REQUEST);
+	if (rs->ticket_then_data && (gnutls_session_ticket_key_generate(&tkey) < 0 ||
+	    gnutls_session_ticket_enable_server(s, &tkey) < 0))
+		goto out;
 	gnutls_transport_set_int(s, rs->fd);
 	gnutls_handshake_set_timeout(s, DEADLINE_MS);
 	rs->hs = gnutls_handshake(s);
+	if (rs->hs == 0 && rs->ticket_then_data &&
+	    (gnutls_session_ticket_send(s, 1, 0) < 0 || gnutls_record_send(s, "hello", 5) != 5))
+		rs->hs = -1001;
 out:
+	gnutls_free(tkey.data);
 	buf_free(&key);
 	buf_free(&crt);
 	if (s != NULL)
@@ -767,6 +775,7 @@ static int client_against_raw_server(const char *alpn)
 	int sp[2], r;
 
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sp), 0);
+	memset(&rs, 0, sizeof(rs));
 	rs.fd = sp[1];
 	rs.alpn = alpn;
 	assert_int_equal(pthread_create(&t, NULL, raw_server, &rs), 0);
@@ -779,6 +788,42 @@ static int client_against_raw_server(const char *alpn)
 	close(sp[0]);
 	close(sp[1]);
 	return r;
+}
+
+/* A server that sends a TLS 1.3 session ticket and then data at once (OpenSSL does after
+ * every handshake): both records come in one read ahead, and GnuTLS answers the ticket with
+ * GNUTLS_E_AGAIN; the read must go on to the data, which the fd no longer reports. */
+static void test_client_reads_past_ticket(void **state)
+{
+	struct raw_server rs;
+	struct tls_session *s = NULL;
+	uint8_t in[16];
+	pthread_t t;
+	size_t n = 0;
+	int sp[2], r;
+
+	(void)state;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sp), 0);
+	memset(&rs, 0, sizeof(rs));
+	rs.fd = sp[1];
+	rs.alpn = TLS_ALPN;
+	rs.ticket_then_data = 1;
+	assert_int_equal(pthread_create(&t, NULL, raw_server, &rs), 0);
+	assert_int_equal(tls_client_new(client_creds, sp[0], server_fp, &s), 0);
+	tls_set_timeout(s, DEADLINE_MS);
+	r = tls_handshake(s);
+	/* The server has sent both records and closed its side: all is in the socket. */
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_int_equal(r, 0);
+	assert_int_equal(rs.hs, 0);
+	assert_int_equal(fcntl(sp[0], F_SETFL, fcntl(sp[0], F_GETFL) | O_NONBLOCK), 0);
+	r = tls_read(s, in, sizeof(in), &n);
+	assert_int_equal(r, 0);
+	assert_int_equal(n, 5);
+	assert_memory_equal(in, "hello", 5);
+	tls_session_free(s);
+	close(sp[0]);
+	close(sp[1]);
 }
 
 static void test_client_needs_alpn(void **state)
@@ -834,6 +879,7 @@ int main(void)
 		cmocka_unit_test(test_refuse_tls12),
 		cmocka_unit_test(test_client_not_tls),
 		cmocka_unit_test(test_client_needs_alpn),
+		cmocka_unit_test(test_client_reads_past_ticket),
 		cmocka_unit_test(test_null_arguments),
 	};
 
