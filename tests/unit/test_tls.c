@@ -261,6 +261,7 @@ struct peer {
 	/* Ours: */
 	const struct tls_creds *creds;
 	const char *expected;
+	int batch;  /* tls_batch_writes() after the handshake */
 	/* Raw GnuTLS instead (raw = 1): its priority, ALPN (NULL: none), credentials. */
 	int raw;
 	const char *priority;
@@ -306,9 +307,14 @@ static void *our_client(void *arg)
 		goto out;
 	tls_describe(s, c->desc, sizeof(c->desc));
 	fill(msg, sizeof(msg));
+	if (c->batch && tls_batch_writes(s) != 0)
+		goto out;
 	for (off = 0; off < sizeof(msg); off += n)
 		if (tls_write(s, msg + off, sizeof(msg) - off, &n) != 0)
 			goto out;
+	/* Batched: all of it is still in the session (70000 < TLS_WRITE_BATCH) until flushed. */
+	if (c->batch && (tls_unsent(s) < MSG_LEN || tls_flush(s) != 0 || tls_unsent(s) != 0))
+		goto out;
 	c->sent = 1;
 	{
 		/* Read the echo only after a pause, so that the server's writes fill the small
@@ -551,6 +557,29 @@ static void test_handshake_tofu_and_data(void **state)
 	assert_true(sv.echo_ok);
 	assert_true(sv.saw_pending);
 	assert_true(sv.retried > 0);
+	assert_int_equal(c->echo_len, MSG_LEN);
+	fill(want, MSG_LEN);
+	for (i = 0; i < MSG_LEN; i++)
+		assert_int_equal(c->echo[i], want[MSG_LEN - 1 - i]);
+	free(c);
+}
+
+/* The same with the client's writes batched: nothing leaves before tls_flush(), then all
+ * of it arrives in order. */
+static void test_batched_writes(void **state)
+{
+	struct peer *c = peer_new();
+	struct served sv;
+	uint8_t want[MSG_LEN];
+	size_t i;
+
+	(void)state;
+	c->creds = client_creds;
+	c->batch = 1;
+	run_pair(c, &sv);
+	assert_int_equal(c->hs, 0);
+	assert_true(c->sent);
+	assert_true(sv.echo_ok);
 	assert_int_equal(c->echo_len, MSG_LEN);
 	fill(want, MSG_LEN);
 	for (i = 0; i < MSG_LEN; i++)
@@ -880,6 +909,7 @@ int main(void)
 		cmocka_unit_test(test_client_not_tls),
 		cmocka_unit_test(test_client_needs_alpn),
 		cmocka_unit_test(test_client_reads_past_ticket),
+		cmocka_unit_test(test_batched_writes),
 		cmocka_unit_test(test_null_arguments),
 	};
 
