@@ -29,6 +29,9 @@
  * system call instead of two (a profile of a version-4 upload showed the server's recv()
  * calls and their epoll wake-ups among its largest costs). Holds ciphertext only. */
 #define TLS_READ_AHEAD (256u * 1024u)
+/* ... once a recv() has filled the buffer's first size: an idle connection (a handshake, a
+ * few requests) keeps a small buffer, as the server's memory per idle TLS connection counts. */
+#define TLS_READ_AHEAD_FIRST 4096u
 
 struct tls_identity {
 	gnutls_x509_privkey_t key;
@@ -50,8 +53,9 @@ struct tls_session {
 	size_t retry_len;                      /* a write that would block: its length */
 	int last_error;                        /* GnuTLS code of the last failure, or 0 */
 	int fd;                                /* the socket */
-	uint8_t *in;                           /* TLS_READ_AHEAD bytes: read, not pulled yet */
-	size_t in_off, in_len;
+	uint8_t *in;                           /* in_cap bytes: read, not pulled yet */
+	size_t in_off, in_len, in_cap;
+	int in_filled;                         /* the last recv() filled all of in_cap */
 	uint64_t pulled;                       /* bytes GnuTLS took from it so far */
 	uint8_t *out;                          /* tls_batch_writes(): records not sent yet */
 	size_t out_off, out_len;
@@ -502,7 +506,15 @@ static ssize_t buffered_pull(gnutls_transport_ptr_t ptr, void *buf, size_t len)
 
 	if (s->in_off == s->in_len) {
 		s->in_off = s->in_len = 0;
-		while ((got = recv(s->fd, s->in, TLS_READ_AHEAD, 0)) < 0 && errno == EINTR)
+		if (s->in_filled && s->in_cap < TLS_READ_AHEAD) {
+			uint8_t *bigger = realloc(s->in, TLS_READ_AHEAD);
+
+			if (bigger != NULL) {  /* else it goes on with the small one */
+				s->in = bigger;
+				s->in_cap = TLS_READ_AHEAD;
+			}
+		}
+		while ((got = recv(s->fd, s->in, s->in_cap, 0)) < 0 && errno == EINTR)
 			;
 		if (got <= 0) {
 			if (got < 0)
@@ -510,6 +522,7 @@ static ssize_t buffered_pull(gnutls_transport_ptr_t ptr, void *buf, size_t len)
 			return got;
 		}
 		s->in_len = (size_t)got;
+		s->in_filled = s->in_len == s->in_cap;
 	}
 	n = s->in_len - s->in_off;
 	if (n > len)
@@ -551,8 +564,9 @@ static int session_new(const struct tls_creds *c, int fd, int client, const char
 		return SD_ERR_INVALID_ARG;
 	r = SD_ERR_ALLOC;
 	if ((s = gnutls_calloc(1, sizeof(*s))) == NULL || gnutls_init(&s->gs, flags) < 0 ||
-	    (s->in = malloc(TLS_READ_AHEAD)) == NULL)
+	    (s->in = malloc(TLS_READ_AHEAD_FIRST)) == NULL)
 		goto out;
+	s->in_cap = TLS_READ_AHEAD_FIRST;
 	s->client = client;
 	s->fd = fd;
 	if (expected_fp != NULL)
