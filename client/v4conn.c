@@ -140,7 +140,7 @@ v4conn_bytes_out(const struct v4conn *c)
 }
 
 /* Hands len bytes to the session, which batches them into records (tls_batch_writes());
- * v4conn_flush() sends what is left. */
+ * flush() sends what is left. */
 static int
 write_some(struct v4conn *c, const void *data, size_t len)
 {

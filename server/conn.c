@@ -486,13 +486,15 @@ conn_on_readable(struct conn *c)
 		if ((size_t)n < CONN_READ_CHUNK && !c->tr.ops->pending(&c->tr))
 			break;
 	}
-	if (!c->closing) {
-		/* Out of turns with input still held by the transport: epoll will not report it,
-		 * so the loop comes back to this connection without waiting. */
+	if (!c->closing)
+		conn_flush(c);
+	/* Out of turns with input still held by the transport: epoll will not report it, so
+	 * the loop comes back to this connection without waiting. Judged after the flush: output
+	 * that drained at once must not leave read-ahead TLS records waiting for an event that
+	 * never comes (the socket may be empty). */
+	if (!c->closing)
 		set_pending(c, !c->finishing && c->get == NULL && buf_len(&c->out) < CONN_OUT_HIGH &&
 		    (c->held_len > 0 || c->tr.ops->pending(&c->tr)));
-		conn_flush(c);
-	}
 }
 
 void
