@@ -262,14 +262,76 @@ dbpg_is_conninfo(const char *target)
 	    strncmp(target, "postgres://", 11) == 0 || strchr(target, '=') != NULL;
 }
 
-/* Keeps the first line of libpq's message (they end with a newline). */
+/* Length of the value at v of a "password=" keyword (quoted as libpq quotes, or up to a
+ * space, '&' of a URI query, or a quote of the message around it). */
+static size_t
+keyword_value_len(const char *v)
+{
+	size_t n = 0;
+
+	if (v[0] == '\'') {
+		for (n = 1; v[n] != '\0' && v[n] != '\''; n++)
+			if (v[n] == '\\' && v[n + 1] != '\0')
+				n++;
+		return v[n] == '\'' ? n + 1 : n;
+	}
+	return strcspn(v, " \t\n&\"");
+}
+
+/* Copies in to out (always NUL-terminated when cap > 0) with every password in it replaced
+ * by "***": secret (the connection's own password, may be NULL) wherever it appears, the
+ * password of a URI ("scheme://user:PASSWORD@host", up to the '@' as libpq reads it), and the
+ * value of a "password=" keyword. libpq's and the server's messages may quote a connection
+ * string or a database name that is one; what we keep of them reaches logs. */
+static void
+copy_masked(const char *in, const char *secret, char *out, size_t cap)
+{
+	size_t i = 0, o = 0, n, slen = secret != NULL ? strlen(secret) : 0, k;
+	const char *keep = NULL, *colon;
+	size_t keep_len = 0, skip = 0;
+
+	if (cap == 0)
+		return;
+	while (in[i] != '\0' && o + 1 < cap) {
+		keep = NULL;
+		skip = 0;
+		if (slen > 0 && strncmp(in + i, secret, slen) == 0) {
+			skip = slen;
+		} else if (strncmp(in + i, "://", 3) == 0) {
+			k = strcspn(in + i + 3, "@/");
+			colon = memchr(in + i + 3, ':', k);
+			if (in[i + 3 + k] == '@' && colon != NULL) {
+				keep = in + i;  /* "://user:" stays, the password goes */
+				keep_len = (size_t)(colon - keep) + 1;
+				skip = (size_t)(in + i + 3 + k - keep) - keep_len;
+			}
+		} else if (strncmp(in + i, "password=", 9) == 0) {
+			keep = in + i;
+			keep_len = 9;
+			skip = keyword_value_len(in + i + 9);
+		}
+		if (keep == NULL && skip == 0) {
+			out[o++] = in[i++];
+			continue;
+		}
+		for (n = 0; n < keep_len && o + 1 < cap; n++)
+			out[o++] = keep[n];
+		i += keep_len + skip;
+		keep_len = 0;
+		for (n = 0; n < 3 && o + 1 < cap; n++)
+			out[o++] = '*';
+	}
+	out[o] = '\0';
+}
+
+/* Keeps the first line of libpq's message (they end with a newline), without passwords. */
 static void
 save_msg(struct dbpg *pg, const char *msg)
 {
 	size_t n;
 
-	snprintf(pg->errmsg, sizeof(pg->errmsg), "%s", msg != NULL && *msg != '\0' ? msg :
-	    "PostgreSQL failed");
+	copy_masked(msg != NULL && *msg != '\0' ? msg : "PostgreSQL failed",
+	    pg->conn != NULL ? PQpass(pg->conn) : NULL, pg->errmsg, sizeof(pg->errmsg));
 	n = strcspn(pg->errmsg, "\n");
 	pg->errmsg[n] = '\0';
 }
@@ -755,12 +817,22 @@ dbpg_open(const char *conninfo, enum db_open_mode mode, struct dbpg **out, char 
 	 * the connection string sets its own connect_timeout (it is read after ours). */
 	static const char *const keys[] = { "connect_timeout", "dbname", NULL };
 	const char *values[] = { DB_PG_CONNECT_TIMEOUT, conninfo, NULL };
+	PQconninfoOption *opts = NULL;
+	char *parse_err = NULL;
 	struct dbpg *pg;
 	int r;
 
 	*out = NULL;
 	if ((pg = calloc(1, sizeof(*pg))) == NULL)
 		return SD_ERR_ALLOC;
+	/* libpq's own message quotes the string, password and all: ours says only what is
+	 * expected. */
+	if ((opts = PQconninfoParse(conninfo, &parse_err)) == NULL) {
+		r = parse_err != NULL ? SD_ERR_IO : SD_ERR_ALLOC;
+		snprintf(pg->errmsg, sizeof(pg->errmsg), "unparsable connection string (expected "
+		    "postgresql://USER@HOST/DATABASE or keywords as in host=HOST dbname=DATABASE)");
+		goto out;
+	}
 	if ((pg->conn = PQconnectdbParams(keys, values, 1)) == NULL) {
 		r = SD_ERR_ALLOC;
 		goto out;
@@ -781,6 +853,11 @@ dbpg_open(const char *conninfo, enum db_open_mode mode, struct dbpg **out, char 
 out:
 	if (why != NULL && why_cap > 0)
 		snprintf(why, why_cap, "%s", pg != NULL ? pg->errmsg : "");
+	if (parse_err != NULL) {
+		wipe(parse_err, strlen(parse_err));
+		PQfreemem(parse_err);
+	}
+	PQconninfoFree(opts);
 	dbpg_close(pg);
 	return r;
 }
@@ -1431,6 +1508,7 @@ dbpg_describe(const char *conninfo, char *out, size_t cap)
 {
 	static const char *const shown[] = { "host", "port", "dbname", "user" };
 	PQconninfoOption *opts, *o;
+	char val[256];
 	size_t used = 0, i;
 	int n;
 
@@ -1447,7 +1525,9 @@ dbpg_describe(const char *conninfo, char *out, size_t cap)
 		for (o = opts; o->keyword != NULL; o++) {
 			if (strcmp(o->keyword, shown[i]) != 0 || o->val == NULL || o->val[0] == '\0')
 				continue;
-			n = snprintf(out + used, cap - used, " %s=%s", o->keyword, o->val);
+			/* A database name may itself be a connection string with a password. */
+			copy_masked(o->val, NULL, val, sizeof(val));
+			n = snprintf(out + used, cap - used, " %s=%s", o->keyword, val);
 			used = n > 0 && (size_t)n < cap - used ? used + (size_t)n : cap - 1;
 		}
 	}

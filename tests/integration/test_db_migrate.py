@@ -94,6 +94,76 @@ class Migrate(unittest.TestCase):
             self.assertNotIn("port=1", bad.stderr)
 
 
+SECRET = "TopSecret99"
+MKDB = os.path.join(harness.TOOLS, "mkdb")
+
+
+def mkdb(target, lines):
+    p = subprocess.run([MKDB, target], input="\n".join(lines) + "\n", text=True,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
+    if p.returncode != 0:
+        raise RuntimeError("mkdb: " + p.stderr)
+
+
+@unittest.skipUnless(OK, "PostgreSQL: %s" % WHY)
+@harness.skip_unless_built(harness.SERVER_BIN, harness.DB_BIN, MKDB)
+class PasswordNeverShown(unittest.TestCase):
+    """docs/deployment.md: servers and sealdrop-db never echo a connection string. A password
+    marker in every form of --db never reaches stdout or stderr, whatever fails."""
+
+    def assert_hidden(self, p, *expect):
+        out = (p.stdout or "") + (p.stderr or "")
+        self.assertNotIn("Secret99", out)
+        for e in expect:
+            self.assertIn(e, out)
+
+    def test_password_never_in_messages(self):
+        conninfo = harness.pg_create_db("sd_pw_%d" % os.getpid(), fresh=True)
+        mkdb(conninfo, ["client\talice\t%s" % ("01" * 16),
+                        "file\t%s\ta.bin\ta/a.bin\t3\t7\t1" % ("01" * 16)])
+        # A role that may read clients but not files: the listing of files fails after the
+        # open succeeded (as after a database restart), and says where, not how to log in.
+        harness.pg_psql(harness.PG_ADMIN, "DO $$BEGIN CREATE ROLE sd_noread LOGIN; "
+                        "EXCEPTION WHEN duplicate_object THEN NULL; END$$")
+        harness.pg_psql(conninfo, "GRANT SELECT ON sealdrop_schema, clients, commits, uploads "
+                        "TO sd_noread")
+        limited = "%s user=sd_noread password=%s" % (conninfo, SECRET)
+        p = tool("--db", limited, "uploads")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        for cmd in (["clients"], ["files"], ["show", "alice"]):
+            p = tool("--db", limited, *cmd)
+            self.assertEqual(p.returncode, 3, p.stderr)
+            self.assert_hidden(p, "permission denied", "user=sd_noread")
+        uri = ("postgresql://sd_noread:%s@/sd_pw_%d?host=%s&port=%s" %
+               (SECRET, os.getpid(), harness.PG_ADMIN.split("host=")[1].split()[0],
+                harness.PG_ADMIN.split("port=")[1].split()[0]))
+        p = tool("--db", uri, "files")
+        self.assertEqual(p.returncode, 3, p.stderr)
+        self.assert_hidden(p, "permission denied")
+        # Strings libpq cannot parse (its own message quotes them), a database name that is a
+        # URI with a password (the server's message quotes it), a server that is not there.
+        unparsable = ["postgresql://sealdrop:%s@[db1/sealdrop" % SECRET, "password=Top Secret99"]
+        bad = unparsable + ["%s password=%s dbname=postgresql://u:%s@h/db" %
+                            (harness.PG_ADMIN, SECRET, SECRET),
+                            "%s port=1 password=%s" % (harness.PG_ADMIN, SECRET)]
+        for target in bad:
+            p = tool("--db", target, "clients")
+            self.assertEqual(p.returncode, 3, p.stderr)
+            self.assert_hidden(p, "sealdrop-db: ")
+            for args in (["--from", target, "--to", conninfo],
+                         ["--from", conninfo, "--to", target]):
+                p = tool("migrate", *args)
+                self.assertEqual(p.returncode, 3, p.stderr)
+                self.assert_hidden(p, "cannot open the")
+            with harness.tmpdir() as d:
+                p = subprocess.run([harness.SERVER_BIN, "--port", str(harness.free_port()),
+                                    "--db", target, "--storage", os.path.join(d, "files")],
+                                   cwd=d, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   text=True, timeout=60)
+                self.assertNotEqual(p.returncode, 0)
+                self.assert_hidden(p, "cannot open the database PostgreSQL")
+
+
 if __name__ == "__main__":
     if not OK:
         print("SKIPPED: PostgreSQL tests: %s" % WHY)
