@@ -808,17 +808,41 @@ out:
 	return r;
 }
 
+/* The "options" of conninfo (as parsed in opts) with read-only transactions added last: as
+ * a connection parameter it holds on every connection made with them, the new one PQreset
+ * makes after a database restart too (a SET would be lost there). Caller frees. */
+static char *
+read_only_options(const PQconninfoOption *opts)
+{
+	static const char ro[] = "-c default_transaction_read_only=on";
+	const char *given = "";
+	char *s;
+	size_t n;
+
+	for (; opts->keyword != NULL; opts++)
+		if (strcmp(opts->keyword, "options") == 0 && opts->val != NULL)
+			given = opts->val;
+	/* libpq reads PGOPTIONS only when no options are given: ours would hide it. */
+	if (given[0] == '\0' && getenv("PGOPTIONS") != NULL)
+		given = getenv("PGOPTIONS");
+	n = strlen(given) + 1 + sizeof(ro);
+	if ((s = malloc(n)) != NULL)
+		snprintf(s, n, "%s%s%s", given, given[0] != '\0' ? " " : "", ro);
+	return s;
+}
+
 int
 dbpg_open(const char *conninfo, enum db_open_mode mode, struct dbpg **out, char *why,
     size_t why_cap)
 {
 	/* A database host that does not answer must not hold a worker for minutes: connecting
 	 * (and every reconnection, PQreset) gives up after DB_PG_CONNECT_TIMEOUT seconds unless
-	 * the connection string sets its own connect_timeout (it is read after ours). */
-	static const char *const keys[] = { "connect_timeout", "dbname", NULL };
-	const char *values[] = { DB_PG_CONNECT_TIMEOUT, conninfo, NULL };
+	 * the connection string sets its own connect_timeout (it is read after ours). Options
+	 * come after the connection string, so that read-only cannot be overridden there. */
+	static const char *const keys[] = { "connect_timeout", "dbname", "options", NULL };
+	const char *values[] = { DB_PG_CONNECT_TIMEOUT, conninfo, NULL, NULL };
 	PQconninfoOption *opts = NULL;
-	char *parse_err = NULL;
+	char *parse_err = NULL, *ro_opts = NULL;
 	struct dbpg *pg;
 	int r;
 
@@ -833,6 +857,10 @@ dbpg_open(const char *conninfo, enum db_open_mode mode, struct dbpg **out, char 
 		    "postgresql://USER@HOST/DATABASE or keywords as in host=HOST dbname=DATABASE)");
 		goto out;
 	}
+	if (mode == DB_READ_ONLY && (values[2] = ro_opts = read_only_options(opts)) == NULL) {
+		r = SD_ERR_ALLOC;
+		goto out;
+	}
 	if ((pg->conn = PQconnectdbParams(keys, values, 1)) == NULL) {
 		r = SD_ERR_ALLOC;
 		goto out;
@@ -843,9 +871,7 @@ dbpg_open(const char *conninfo, enum db_open_mode mode, struct dbpg **out, char 
 		goto out;
 	}
 	PQsetNoticeProcessor(pg->conn, ignore_notice, NULL);
-	if ((mode == DB_READ_ONLY &&
-	    (r = exec_fixed(pg, "SET default_transaction_read_only = on")) != 0) ||
-	    (r = create_or_check(pg, mode)) != 0 || (r = prepare_all(pg)) != 0)
+	if ((r = create_or_check(pg, mode)) != 0 || (r = prepare_all(pg)) != 0)
 		goto out;
 	*out = pg;
 	pg = NULL;
@@ -858,6 +884,7 @@ out:
 		PQfreemem(parse_err);
 	}
 	PQconninfoFree(opts);
+	free(ro_opts);
 	dbpg_close(pg);
 	return r;
 }

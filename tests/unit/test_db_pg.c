@@ -81,12 +81,62 @@ pg_test_register_race(void **state)
 	db_close(b);
 }
 
-/* Ends every other session on sd_unit, as a database restart does. */
+/* Ends every other session on sd_unit, as a database restart does, and waits (up to 5 s
+ * each) until they are gone. */
 static void
 kill_sessions(void)
 {
-	assert_int_equal(pgt_exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+	assert_int_equal(pgt_exec("SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
 	    "WHERE datname = 'sd_unit' AND pid <> pg_backend_pid()"), 0);
+}
+
+/* Restarts the whole cluster when tests/run.sh said where it is (SEALDROP_TEST_PG_DIR);
+ * 0 when it did, -1 when it cannot. */
+static int
+restart_cluster(void)
+{
+	const char *dir = getenv("SEALDROP_TEST_PG_DIR"), *top = getenv("SEALDROP_TOP");
+	char cmd[1024];
+
+	if (dir == NULL || *dir == '\0' || top == NULL || *top == '\0')
+		return -1;
+	snprintf(cmd, sizeof(cmd), "sh '%s/tests/pgcluster.sh' restart '%s'", top, dir);
+	assert_int_equal(system(cmd), 0);
+	return 0;
+}
+
+/* A read-only connection (sealdrop-db) stays read-only on the new connection made after the
+ * database went away: a SET on the old one would be lost with it. */
+static void
+pg_test_read_only_after_restart(void **state)
+{
+	struct db *db = NULL, *ro = NULL;
+	struct db_client c;
+	uint8_t id[CLIENT_ID_SIZE];
+	int round;
+
+	(void)state;
+	pgt_skip_unless_pg();
+	make_id(id, 9);
+	assert_int_equal(pgt_open(":memory:", DB_READ_WRITE, &db), 0);
+	db_close(db);
+	assert_int_equal(db_open(pgt_conninfo, DB_READ_ONLY, &ro), 0);
+	assert_int_equal(db_client_register(ro, "w0", id), SD_ERR_DB);
+	for (round = 0; round < 2; round++) {
+		if (round == 0)
+			kill_sessions();
+		else if (restart_cluster() != 0)
+			break;
+		/* A read reconnects; then every kind of write is still refused. */
+		assert_int_equal(db_client_by_name(ro, "w0", &c), SD_ERR_NOT_FOUND);
+		assert_int_equal(db_client_register(ro, "w1", id), SD_ERR_DB);
+		assert_int_equal(db_client_expire_pending(ro, 0, NULL), SD_ERR_DB);
+		assert_int_equal(db_client_touch(ro, id), SD_ERR_DB);
+	}
+	db_close(ro);
+	assert_int_equal(db_open(pgt_conninfo, DB_READ_WRITE, &db), 0);
+	assert_int_equal(db_client_by_name(db, "w1", &c), SD_ERR_NOT_FOUND);
+	db_close(db);
 }
 
 /* After the server dropped the connection: a read and a transaction start on a new one; a
@@ -174,6 +224,7 @@ main(void)
 		cmocka_unit_test(pg_test_register_race),
 		cmocka_unit_test(pg_test_reconnect),
 		cmocka_unit_test(pg_test_open_refusals),
+		cmocka_unit_test(pg_test_read_only_after_restart),
 	};
 
 	return cmocka_run_group_tests(tests, pgt_setup, NULL);
