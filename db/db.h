@@ -33,9 +33,10 @@ enum db_open_mode {
  * works for tests). SD_ERR_SCHEMA if the file is not a sealdrop database. A path that is a
  * libpq connection string (db_is_postgres) opens PostgreSQL instead (db/pg.c): the same tables
  * and columns, schema created under an advisory lock in one transaction; connection failures
- * are SD_ERR_IO (why says libpq's reason), a unique violation is SD_ERR_EXISTS, and a request
- * whose connection broke fails with SD_ERR_DB (reads and BEGIN are retried once on a new
- * connection first), the next call reconnecting. */
+ * are SD_ERR_IO (why says libpq's reason), a unique violation is SD_ERR_EXISTS. A connection
+ * the server closed while idle is replaced before the next statement is sent; a request whose
+ * connection broke while a statement ran fails with SD_ERR_DB (reads and BEGIN are retried
+ * once on a new connection first), the next call reconnecting. */
 int db_open(const char *path, enum db_open_mode mode, struct db **out);
 /* How long each statement waits for another connection's write lock before it fails with
  * SD_ERR_DB ("database is locked"); db_open sets DB_BUSY_TIMEOUT_MS (5 s). */

@@ -378,11 +378,32 @@ prepare_all(struct dbpg *pg)
 	return 0;
 }
 
+/* Has the server closed this idle connection (a database restart, an administrator)? Its
+ * last words (a FATAL message, which libpq hands to the notice processor) and the end of the
+ * stream wait on the socket: reading them, without sending anything, marks the connection
+ * bad. Two reads: the message, then the end. Never blocks (libpq's socket is non-blocking).
+ * A server that is closing it only now is not seen: the statement then fails as before. */
+static void
+notice_closed(struct dbpg *pg)
+{
+	int i;
+
+	for (i = 0; i < 2 && PQstatus(pg->conn) == CONNECTION_OK; i++) {
+		if (!PQconsumeInput(pg->conn))
+			break;
+		(void)PQisBusy(pg->conn);  /* parses what came in */
+	}
+}
+
 /* Before a statement: a connection that broke is reset (once per call), and statements are
- * prepared on a fresh one. Inside a transaction a broken connection lost it: SD_ERR_DB. */
+ * prepared on a fresh one. Outside a transaction, one the server closed while it was idle
+ * counts as broken: the statement has not been sent yet, so a write too runs once on the new
+ * connection. Inside a transaction a broken connection lost it: SD_ERR_DB. */
 static int
 ready(struct dbpg *pg)
 {
+	if (!pg->in_tx && PQstatus(pg->conn) == CONNECTION_OK)
+		notice_closed(pg);
 	if (PQstatus(pg->conn) != CONNECTION_OK) {
 		pg->prepared = 0;
 		if (pg->in_tx) {
