@@ -91,6 +91,7 @@ enum pst {
 	PS_FILE_SET_SHA256,
 	PS_FILE_GET,
 	PS_FILE_DELETE,
+	PS_FILE_COPY,
 	PS_EACH_CLIENT,
 	PS_EACH_FILE,
 	PS_EACH_VERIFIED_FILE,
@@ -105,6 +106,7 @@ enum pst {
 	PS_UPLOAD_SET_OFFSET,
 	PS_UPLOAD_DELETE,
 	PS_UPLOAD_NEXT,
+	PS_UPLOAD_COPY,
 	PS_INTEGRITY,
 	PS_COUNT
 };
@@ -175,6 +177,11 @@ static const struct pstmt pstmts[PS_COUNT] = {
 	[PS_FILE_GET] = { "SELECT " FILE_COLS " FROM files f LEFT JOIN clients c ON c.ID = f.ID "
 	    "WHERE f.ID = $1 AND f.FileName = $2", 2, 1 },
 	[PS_FILE_DELETE] = { "DELETE FROM files WHERE ID = $1 AND FileName = $2", 2, 0 },
+	[PS_FILE_COPY] = { "INSERT INTO files (ID, FileName, PathName, Verified, Size, CRC, "
+	    "Uploaded, SHA256) VALUES ($1, $2, $3, $4::smallint, $5::bigint, $6::bigint, "
+	    STORED("$7") ", $8) ON CONFLICT (ID, FileName) DO UPDATE SET "
+	    "PathName = excluded.PathName, Verified = excluded.Verified, Size = excluded.Size, "
+	    "CRC = excluded.CRC, Uploaded = excluded.Uploaded, SHA256 = excluded.SHA256", 8, 1 },
 	[PS_EACH_CLIENT] = { "SELECT " CLIENT_COLS ", (SELECT count(*) FROM files f "
 	    "WHERE f.ID = c.ID) FROM clients c ORDER BY c.Name" BYTES ", c.ID", 0, 1 },
 	[PS_EACH_FILE] = { "SELECT " FILE_COLS " FROM files f LEFT JOIN clients c ON c.ID = f.ID "
@@ -213,6 +220,11 @@ static const struct pstmt pstmts[PS_COUNT] = {
 	    "AND ($2::bytea IS NULL OR u.ID = $2::bytea) "
 	    "AND ($3::bigint IS NULL OR u.Expires <= " STORED("$3") ") ORDER BY u.Seq LIMIT 1",
 	    3, 1 },
+	[PS_UPLOAD_COPY] = { "INSERT INTO uploads (ID, FileName, Size, \"Offset\", TempPath, "
+	    "Expires, Created) VALUES ($1, $2, $3::bigint, $4::bigint, $5, " STORED("$6") ", "
+	    "COALESCE(" STORED("$7") ", " NOW ")) ON CONFLICT (ID, FileName) DO UPDATE SET "
+	    "Size = excluded.Size, \"Offset\" = excluded.\"Offset\", TempPath = excluded.TempPath, "
+	    "Expires = excluded.Expires, Created = excluded.Created", 7, 1 },
 	/* Rows that no constraint of ours would let in: 0 on a healthy database. */
 	[PS_INTEGRITY] = { "SELECT (SELECT count(*) FROM files f WHERE NOT EXISTS "
 	    "(SELECT 1 FROM clients c WHERE c.ID = f.ID)) + (SELECT count(*) FROM uploads u "
@@ -1264,6 +1276,24 @@ dbpg_file_set_sha256(struct dbpg *pg, const struct db_file *seen,
 	return exec_one(pg, PS_FILE_SET_SHA256, &a);
 }
 
+int
+dbpg_file_copy(struct dbpg *pg, const struct db_file *f)
+{
+	struct args a;
+	int r;
+
+	args_init(&a);
+	if ((r = arg_key(&a, f->owner, f->file_name)) != 0 ||
+	    (r = arg_path(&a, 3, f->path_name, sizeof(f->path_name))) != 0 ||
+	    (r = arg_u64(&a, 5, f->size)) != 0 || (r = arg_i64(&a, 6, (int64_t)f->crc)) != 0 ||
+	    (r = arg_time(&a, 7, f->uploaded)) != 0 ||
+	    (r = arg_sha256(&a, 8, f->has_sha256, f->sha256)) != 0)
+		return r;
+	a.v[3] = f->verified ? "1" : "0";
+	/* One statement; the only constraint that can fail is the owner's foreign key. */
+	return exec_count(pg, PS_FILE_COPY, &a, NULL);
+}
+
 /* A DELETE by (owner, file_name): SD_ERR_NOT_FOUND when there was no such row. */
 static int
 delete_by_key(struct dbpg *pg, enum pst id, const uint8_t *owner, const char *file_name)
@@ -1478,6 +1508,21 @@ dbpg_upload_put(struct dbpg *pg, const struct db_upload *u)
 	    (r = arg_time(&a, 6, u->expires)) != 0)
 		return r;
 	return exec_count(pg, PS_UPLOAD_PUT, &a, NULL);
+}
+
+int
+dbpg_upload_copy(struct dbpg *pg, const struct db_upload *u)
+{
+	struct args a;
+	int r;
+
+	args_init(&a);
+	if ((r = arg_key(&a, u->owner, u->file_name)) != 0 || (r = arg_u64(&a, 3, u->size)) != 0 ||
+	    (r = arg_u64(&a, 4, u->offset)) != 0 ||
+	    (r = arg_path(&a, 5, u->temp_path, sizeof(u->temp_path))) != 0 ||
+	    (r = arg_time(&a, 6, u->expires)) != 0 || (r = arg_time(&a, 7, u->created)) != 0)
+		return r;
+	return exec_count(pg, PS_UPLOAD_COPY, &a, NULL);
 }
 
 int
