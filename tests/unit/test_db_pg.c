@@ -81,13 +81,31 @@ pg_test_register_race(void **state)
 	db_close(b);
 }
 
-/* Ends every other session on sd_unit, as a database restart does, and waits (up to 5 s
- * each) until they are gone. */
+static long pgt_int(const char *sql);
+
+/* Ends the sessions on sd_unit that match where (SQL on pg_stat_activity), as a database
+ * restart does, and waits (up to 5 s) until they are gone. */
+static void
+end_sessions(const char *where)
+{
+	char sql[256];
+	int i;
+
+	snprintf(sql, sizeof(sql), "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+	    "WHERE datname = 'sd_unit' AND pid <> pg_backend_pid() AND %s", where);
+	assert_int_equal(pgt_exec(sql), 0);
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM pg_stat_activity "
+	    "WHERE datname = 'sd_unit' AND pid <> pg_backend_pid() AND %s", where);
+	for (i = 0; i < 500 && pgt_int(sql) != 0; i++)
+		usleep(10000);
+	assert_true(i < 500);
+}
+
+/* Ends every other session on sd_unit. */
 static void
 kill_sessions(void)
 {
-	assert_int_equal(pgt_exec("SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
-	    "WHERE datname = 'sd_unit' AND pid <> pg_backend_pid()"), 0);
+	end_sessions("true");
 }
 
 /* Restarts the whole cluster when tests/run.sh said where it is (SEALDROP_TEST_PG_DIR);
@@ -203,8 +221,7 @@ drop_while_waiting(void *(*fn)(void *), struct blocked *b, const char *table)
 	    "datname = 'sd_unit' AND wait_event_type = 'Lock'") != 1; i++)
 		usleep(10000);
 	assert_true(i < 500);
-	assert_int_equal(pgt_exec("SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
-	    "WHERE datname = 'sd_unit' AND wait_event_type = 'Lock'"), 0);
+	end_sessions("wait_event_type = 'Lock'");
 	/* A retry on a new connection would wait for the lock again: let go only now. */
 	usleep(100000);
 	PQclear(PQexec(locker, "ROLLBACK"));
