@@ -52,6 +52,7 @@ enum stmt_id {
 	ST_FILE_SET_SHA256,
 	ST_FILE_GET,
 	ST_FILE_DELETE,
+	ST_FILE_COPY,
 	ST_EACH_CLIENT,
 	ST_EACH_FILE,
 	ST_EACH_VERIFIED_FILE,
@@ -66,6 +67,7 @@ enum stmt_id {
 	ST_UPLOAD_SET_OFFSET,
 	ST_UPLOAD_DELETE,
 	ST_UPLOAD_NEXT,
+	ST_UPLOAD_COPY,
 	ST_INTEGRITY,
 	ST_COUNT
 };
@@ -134,6 +136,12 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_FILE_GET] = "SELECT " FILE_COLS " FROM files f LEFT JOIN clients c ON c.ID = f.ID "
 	    "WHERE f.ID = ?1 AND f.FileName = ?2",
 	[ST_FILE_DELETE] = "DELETE FROM files WHERE ID = ?1 AND FileName = ?2",
+	/* migrate: the row as it is (Uploaded NULL stays NULL), no other row touched. */
+	[ST_FILE_COPY] = "INSERT INTO files (ID, FileName, PathName, Verified, Size, CRC, Uploaded, "
+	    "SHA256) VALUES (?1, ?2, ?3, ?4, ?5, ?6, " STORED("?7") ", ?8) "
+	    "ON CONFLICT (ID, FileName) DO UPDATE SET PathName = excluded.PathName, "
+	    "Verified = excluded.Verified, Size = excluded.Size, CRC = excluded.CRC, "
+	    "Uploaded = excluded.Uploaded, SHA256 = excluded.SHA256",
 	[ST_EACH_CLIENT] = "SELECT " CLIENT_COLS ", "
 	    "(SELECT count(*) FROM files f WHERE f.ID = c.ID) FROM clients c ORDER BY c.Name, c.ID",
 	[ST_EACH_FILE] = "SELECT " FILE_COLS " FROM files f LEFT JOIN clients c ON c.ID = f.ID "
@@ -172,6 +180,11 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_UPLOAD_NEXT] = "SELECT " UPLOAD_COLS " FROM uploads u WHERE u.rowid > ?1 "
 	    "AND (?2 IS NULL OR u.ID = ?2) AND (?3 IS NULL OR u.Expires <= " STORED("?3") ") "
 	    "ORDER BY u.rowid LIMIT 1",
+	[ST_UPLOAD_COPY] = "INSERT INTO uploads (ID, FileName, Size, \"Offset\", TempPath, Expires, "
+	    "Created) VALUES (?1, ?2, ?3, ?4, ?5, " STORED("?6") ", COALESCE(" STORED("?7") ", "
+	    "datetime('now'))) ON CONFLICT (ID, FileName) DO UPDATE SET Size = excluded.Size, "
+	    "\"Offset\" = excluded.\"Offset\", TempPath = excluded.TempPath, "
+	    "Expires = excluded.Expires, Created = excluded.Created",
 	[ST_INTEGRITY] = "PRAGMA integrity_check",
 };
 
@@ -1576,6 +1589,34 @@ db_file_delete(struct db *db, const uint8_t owner[CLIENT_ID_SIZE], const char *f
 }
 
 int
+db_file_copy(struct db *db, const struct db_file *f)
+{
+	sqlite3_stmt *s;
+	int r;
+
+	if (db == NULL || f == NULL || f->size > (uint64_t)INT64_MAX)
+		return SD_ERR_INVALID_ARG;
+	if (db->pg != NULL)
+		return dbpg_file_copy(db->pg, f);
+	s = db->st[ST_FILE_COPY];
+	if ((r = bind_key(s, f->owner, f->file_name)) != 0 ||
+	    (r = bind_path(s, 3, f->path_name, sizeof(f->path_name))) != 0 ||
+	    (r = bind_u64(s, 5, f->size)) != 0 || (r = bind_time(s, 7, f->uploaded)) != 0 ||
+	    (r = bind_sha256(s, 8, f->has_sha256, f->sha256)) != 0) {
+		stmt_done(s);
+		return r;
+	}
+	if (sqlite3_bind_int(s, 4, f->verified ? 1 : 0) != SQLITE_OK ||
+	    sqlite3_bind_int64(s, 6, (sqlite3_int64)f->crc) != SQLITE_OK) {
+		stmt_done(s);
+		return SD_ERR_DB;
+	}
+	/* One statement; the only constraint that can fail is the owner's foreign key. */
+	r = stmt_exec(db, s);
+	return r == SD_ERR_EXISTS ? SD_ERR_NOT_FOUND : r;
+}
+
+int
 db_each_verified_file(struct db *db, const uint8_t owner[CLIENT_ID_SIZE], db_file_cb cb,
     void *ctx)
 {
@@ -1779,6 +1820,27 @@ db_upload_put(struct db *db, const struct db_upload *u)
 		return r;
 	}
 	/* An upsert: one statement, so one transaction; a missing owner fails its foreign key. */
+	return stmt_exec(db, s);
+}
+
+int
+db_upload_copy(struct db *db, const struct db_upload *u)
+{
+	sqlite3_stmt *s;
+	int r;
+
+	if (db == NULL || u == NULL || u->offset > u->size || u->expires <= 0)
+		return SD_ERR_INVALID_ARG;
+	if (db->pg != NULL)
+		return dbpg_upload_copy(db->pg, u);
+	s = db->st[ST_UPLOAD_COPY];
+	if ((r = bind_key(s, u->owner, u->file_name)) != 0 || (r = bind_u64(s, 3, u->size)) != 0 ||
+	    (r = bind_u64(s, 4, u->offset)) != 0 ||
+	    (r = bind_path(s, 5, u->temp_path, sizeof(u->temp_path))) != 0 ||
+	    (r = bind_time(s, 6, u->expires)) != 0 || (r = bind_time(s, 7, u->created)) != 0) {
+		stmt_done(s);
+		return r;
+	}
 	return stmt_exec(db, s);
 }
 

@@ -33,9 +33,10 @@ enum db_open_mode {
  * works for tests). SD_ERR_SCHEMA if the file is not a sealdrop database. A path that is a
  * libpq connection string (db_is_postgres) opens PostgreSQL instead (db/pg.c): the same tables
  * and columns, schema created under an advisory lock in one transaction; connection failures
- * are SD_ERR_IO (why says libpq's reason), a unique violation is SD_ERR_EXISTS, and a request
- * whose connection broke fails with SD_ERR_DB (reads and BEGIN are retried once on a new
- * connection first), the next call reconnecting. */
+ * are SD_ERR_IO (why says libpq's reason), a unique violation is SD_ERR_EXISTS. A connection
+ * the server closed while idle is replaced before the next statement is sent; a request whose
+ * connection broke while a statement ran fails with SD_ERR_DB (reads and BEGIN are retried
+ * once on a new connection first), the next call reconnecting. */
 int db_open(const char *path, enum db_open_mode mode, struct db **out);
 /* How long each statement waits for another connection's write lock before it fails with
  * SD_ERR_DB ("database is locked"); db_open sets DB_BUSY_TIMEOUT_MS (5 s). */
@@ -165,6 +166,10 @@ int db_file_set_sha256(struct db *db, const struct db_file *seen,
 /* Deletes the row (owner, file_name) (version-4 DELETE; the caller removes the file).
  * SD_ERR_NOT_FOUND if there is none. */
 int db_file_delete(struct db *db, const uint8_t owner[CLIENT_ID_SIZE], const char *file_name);
+/* For sealdrop-db migrate: writes f as it is (PathName, Verified, Size, CRC, SHA-256, and
+ * Uploaded, 0 staying NULL as in a reference server's rows), replacing the row (owner,
+ * file_name) and touching no other. No such owner: SD_ERR_NOT_FOUND. */
+int db_file_copy(struct db *db, const struct db_file *f);
 
 /* Iteration for the inspect tool: the callback returns 0 to go on, non-zero to stop (that
  * value is returned). owner == NULL: every client's files; only_unverified filters. */
@@ -247,6 +252,8 @@ int db_upload_set_offset(struct db *db, const uint8_t owner[CLIENT_ID_SIZE],
     const char *file_name, uint64_t offset, int64_t expires);
 /* Deletes the record (the caller removes the temp file). SD_ERR_NOT_FOUND if none. */
 int db_upload_delete(struct db *db, const uint8_t owner[CLIENT_ID_SIZE], const char *file_name);
+/* For sealdrop-db migrate: db_upload_put, but Created is u->created (0: now). */
+int db_upload_copy(struct db *db, const struct db_upload *u);
 /* Walks, oldest record first (one replaced by db_upload_put keeps its place): every partial
  * upload (owner NULL) or one owner's (reconciliation at start-up, sealdrop-db), or those
  * expired at now (expires <= now, Unix seconds). The callback may delete or change the upload

@@ -91,6 +91,7 @@ enum pst {
 	PS_FILE_SET_SHA256,
 	PS_FILE_GET,
 	PS_FILE_DELETE,
+	PS_FILE_COPY,
 	PS_EACH_CLIENT,
 	PS_EACH_FILE,
 	PS_EACH_VERIFIED_FILE,
@@ -105,6 +106,7 @@ enum pst {
 	PS_UPLOAD_SET_OFFSET,
 	PS_UPLOAD_DELETE,
 	PS_UPLOAD_NEXT,
+	PS_UPLOAD_COPY,
 	PS_INTEGRITY,
 	PS_COUNT
 };
@@ -175,6 +177,11 @@ static const struct pstmt pstmts[PS_COUNT] = {
 	[PS_FILE_GET] = { "SELECT " FILE_COLS " FROM files f LEFT JOIN clients c ON c.ID = f.ID "
 	    "WHERE f.ID = $1 AND f.FileName = $2", 2, 1 },
 	[PS_FILE_DELETE] = { "DELETE FROM files WHERE ID = $1 AND FileName = $2", 2, 0 },
+	[PS_FILE_COPY] = { "INSERT INTO files (ID, FileName, PathName, Verified, Size, CRC, "
+	    "Uploaded, SHA256) VALUES ($1, $2, $3, $4::smallint, $5::bigint, $6::bigint, "
+	    STORED("$7") ", $8) ON CONFLICT (ID, FileName) DO UPDATE SET "
+	    "PathName = excluded.PathName, Verified = excluded.Verified, Size = excluded.Size, "
+	    "CRC = excluded.CRC, Uploaded = excluded.Uploaded, SHA256 = excluded.SHA256", 8, 1 },
 	[PS_EACH_CLIENT] = { "SELECT " CLIENT_COLS ", (SELECT count(*) FROM files f "
 	    "WHERE f.ID = c.ID) FROM clients c ORDER BY c.Name" BYTES ", c.ID", 0, 1 },
 	[PS_EACH_FILE] = { "SELECT " FILE_COLS " FROM files f LEFT JOIN clients c ON c.ID = f.ID "
@@ -213,6 +220,11 @@ static const struct pstmt pstmts[PS_COUNT] = {
 	    "AND ($2::bytea IS NULL OR u.ID = $2::bytea) "
 	    "AND ($3::bigint IS NULL OR u.Expires <= " STORED("$3") ") ORDER BY u.Seq LIMIT 1",
 	    3, 1 },
+	[PS_UPLOAD_COPY] = { "INSERT INTO uploads (ID, FileName, Size, \"Offset\", TempPath, "
+	    "Expires, Created) VALUES ($1, $2, $3::bigint, $4::bigint, $5, " STORED("$6") ", "
+	    "COALESCE(" STORED("$7") ", " NOW ")) ON CONFLICT (ID, FileName) DO UPDATE SET "
+	    "Size = excluded.Size, \"Offset\" = excluded.\"Offset\", TempPath = excluded.TempPath, "
+	    "Expires = excluded.Expires, Created = excluded.Created", 7, 1 },
 	/* Rows that no constraint of ours would let in: 0 on a healthy database. */
 	[PS_INTEGRITY] = { "SELECT (SELECT count(*) FROM files f WHERE NOT EXISTS "
 	    "(SELECT 1 FROM clients c WHERE c.ID = f.ID)) + (SELECT count(*) FROM uploads u "
@@ -262,14 +274,76 @@ dbpg_is_conninfo(const char *target)
 	    strncmp(target, "postgres://", 11) == 0 || strchr(target, '=') != NULL;
 }
 
-/* Keeps the first line of libpq's message (they end with a newline). */
+/* Length of the value at v of a "password=" keyword (quoted as libpq quotes, or up to a
+ * space, '&' of a URI query, or a quote of the message around it). */
+static size_t
+keyword_value_len(const char *v)
+{
+	size_t n = 0;
+
+	if (v[0] == '\'') {
+		for (n = 1; v[n] != '\0' && v[n] != '\''; n++)
+			if (v[n] == '\\' && v[n + 1] != '\0')
+				n++;
+		return v[n] == '\'' ? n + 1 : n;
+	}
+	return strcspn(v, " \t\n&\"");
+}
+
+/* Copies in to out (always NUL-terminated when cap > 0) with every password in it replaced
+ * by "***": secret (the connection's own password, may be NULL) wherever it appears, the
+ * password of a URI ("scheme://user:PASSWORD@host", up to the '@' as libpq reads it), and the
+ * value of a "password=" keyword. libpq's and the server's messages may quote a connection
+ * string or a database name that is one; what we keep of them reaches logs. */
+static void
+copy_masked(const char *in, const char *secret, char *out, size_t cap)
+{
+	size_t i = 0, o = 0, n, slen = secret != NULL ? strlen(secret) : 0, k;
+	const char *keep = NULL, *colon;
+	size_t keep_len = 0, skip = 0;
+
+	if (cap == 0)
+		return;
+	while (in[i] != '\0' && o + 1 < cap) {
+		keep = NULL;
+		skip = 0;
+		if (slen > 0 && strncmp(in + i, secret, slen) == 0) {
+			skip = slen;
+		} else if (strncmp(in + i, "://", 3) == 0) {
+			k = strcspn(in + i + 3, "@/");
+			colon = memchr(in + i + 3, ':', k);
+			if (in[i + 3 + k] == '@' && colon != NULL) {
+				keep = in + i;  /* "://user:" stays, the password goes */
+				keep_len = (size_t)(colon - keep) + 1;
+				skip = (size_t)(in + i + 3 + k - keep) - keep_len;
+			}
+		} else if (strncmp(in + i, "password=", 9) == 0) {
+			keep = in + i;
+			keep_len = 9;
+			skip = keyword_value_len(in + i + 9);
+		}
+		if (keep == NULL && skip == 0) {
+			out[o++] = in[i++];
+			continue;
+		}
+		for (n = 0; n < keep_len && o + 1 < cap; n++)
+			out[o++] = keep[n];
+		i += keep_len + skip;
+		keep_len = 0;
+		for (n = 0; n < 3 && o + 1 < cap; n++)
+			out[o++] = '*';
+	}
+	out[o] = '\0';
+}
+
+/* Keeps the first line of libpq's message (they end with a newline), without passwords. */
 static void
 save_msg(struct dbpg *pg, const char *msg)
 {
 	size_t n;
 
-	snprintf(pg->errmsg, sizeof(pg->errmsg), "%s", msg != NULL && *msg != '\0' ? msg :
-	    "PostgreSQL failed");
+	copy_masked(msg != NULL && *msg != '\0' ? msg : "PostgreSQL failed",
+	    pg->conn != NULL ? PQpass(pg->conn) : NULL, pg->errmsg, sizeof(pg->errmsg));
 	n = strcspn(pg->errmsg, "\n");
 	pg->errmsg[n] = '\0';
 }
@@ -316,11 +390,32 @@ prepare_all(struct dbpg *pg)
 	return 0;
 }
 
+/* Has the server closed this idle connection (a database restart, an administrator)? Its
+ * last words (a FATAL message, which libpq hands to the notice processor) and the end of the
+ * stream wait on the socket: reading them, without sending anything, marks the connection
+ * bad. Two reads: the message, then the end. Never blocks (libpq's socket is non-blocking).
+ * A server that is closing it only now is not seen: the statement then fails as before. */
+static void
+notice_closed(struct dbpg *pg)
+{
+	int i;
+
+	for (i = 0; i < 2 && PQstatus(pg->conn) == CONNECTION_OK; i++) {
+		if (!PQconsumeInput(pg->conn))
+			break;
+		(void)PQisBusy(pg->conn);  /* parses what came in */
+	}
+}
+
 /* Before a statement: a connection that broke is reset (once per call), and statements are
- * prepared on a fresh one. Inside a transaction a broken connection lost it: SD_ERR_DB. */
+ * prepared on a fresh one. Outside a transaction, one the server closed while it was idle
+ * counts as broken: the statement has not been sent yet, so a write too runs once on the new
+ * connection. Inside a transaction a broken connection lost it: SD_ERR_DB. */
 static int
 ready(struct dbpg *pg)
 {
+	if (!pg->in_tx && PQstatus(pg->conn) == CONNECTION_OK)
+		notice_closed(pg);
 	if (PQstatus(pg->conn) != CONNECTION_OK) {
 		pg->prepared = 0;
 		if (pg->in_tx) {
@@ -746,21 +841,59 @@ out:
 	return r;
 }
 
+/* The "options" of conninfo (as parsed in opts) with read-only transactions added last: as
+ * a connection parameter it holds on every connection made with them, the new one PQreset
+ * makes after a database restart too (a SET would be lost there). Caller frees. */
+static char *
+read_only_options(const PQconninfoOption *opts)
+{
+	static const char ro[] = "-c default_transaction_read_only=on";
+	const char *given = "";
+	char *s;
+	size_t n;
+
+	for (; opts->keyword != NULL; opts++)
+		if (strcmp(opts->keyword, "options") == 0 && opts->val != NULL)
+			given = opts->val;
+	/* libpq reads PGOPTIONS only when no options are given: ours would hide it. */
+	if (given[0] == '\0' && getenv("PGOPTIONS") != NULL)
+		given = getenv("PGOPTIONS");
+	n = strlen(given) + 1 + sizeof(ro);
+	if ((s = malloc(n)) != NULL)
+		snprintf(s, n, "%s%s%s", given, given[0] != '\0' ? " " : "", ro);
+	return s;
+}
+
 int
 dbpg_open(const char *conninfo, enum db_open_mode mode, struct dbpg **out, char *why,
     size_t why_cap)
 {
 	/* A database host that does not answer must not hold a worker for minutes: connecting
 	 * (and every reconnection, PQreset) gives up after DB_PG_CONNECT_TIMEOUT seconds unless
-	 * the connection string sets its own connect_timeout (it is read after ours). */
-	static const char *const keys[] = { "connect_timeout", "dbname", NULL };
-	const char *values[] = { DB_PG_CONNECT_TIMEOUT, conninfo, NULL };
+	 * the connection string sets its own connect_timeout (it is read after ours). Options
+	 * come after the connection string, so that read-only cannot be overridden there. */
+	static const char *const keys[] = { "connect_timeout", "dbname", "options", NULL };
+	const char *values[] = { DB_PG_CONNECT_TIMEOUT, conninfo, NULL, NULL };
+	PQconninfoOption *opts = NULL;
+	char *parse_err = NULL, *ro_opts = NULL;
 	struct dbpg *pg;
 	int r;
 
 	*out = NULL;
 	if ((pg = calloc(1, sizeof(*pg))) == NULL)
 		return SD_ERR_ALLOC;
+	/* libpq's own message quotes the string, password and all: ours says only what is
+	 * expected. */
+	if ((opts = PQconninfoParse(conninfo, &parse_err)) == NULL) {
+		r = parse_err != NULL ? SD_ERR_IO : SD_ERR_ALLOC;
+		snprintf(pg->errmsg, sizeof(pg->errmsg), "unparsable connection string (expected "
+		    "postgresql://USER@HOST/DATABASE or keywords as in host=HOST dbname=DATABASE)");
+		goto out;
+	}
+	if (mode == DB_READ_ONLY && (values[2] = ro_opts = read_only_options(opts)) == NULL) {
+		r = SD_ERR_ALLOC;
+		goto out;
+	}
 	if ((pg->conn = PQconnectdbParams(keys, values, 1)) == NULL) {
 		r = SD_ERR_ALLOC;
 		goto out;
@@ -771,9 +904,7 @@ dbpg_open(const char *conninfo, enum db_open_mode mode, struct dbpg **out, char 
 		goto out;
 	}
 	PQsetNoticeProcessor(pg->conn, ignore_notice, NULL);
-	if ((mode == DB_READ_ONLY &&
-	    (r = exec_fixed(pg, "SET default_transaction_read_only = on")) != 0) ||
-	    (r = create_or_check(pg, mode)) != 0 || (r = prepare_all(pg)) != 0)
+	if ((r = create_or_check(pg, mode)) != 0 || (r = prepare_all(pg)) != 0)
 		goto out;
 	*out = pg;
 	pg = NULL;
@@ -781,6 +912,12 @@ dbpg_open(const char *conninfo, enum db_open_mode mode, struct dbpg **out, char 
 out:
 	if (why != NULL && why_cap > 0)
 		snprintf(why, why_cap, "%s", pg != NULL ? pg->errmsg : "");
+	if (parse_err != NULL) {
+		wipe(parse_err, strlen(parse_err));
+		PQfreemem(parse_err);
+	}
+	PQconninfoFree(opts);
+	free(ro_opts);
 	dbpg_close(pg);
 	return r;
 }
@@ -1139,6 +1276,24 @@ dbpg_file_set_sha256(struct dbpg *pg, const struct db_file *seen,
 	return exec_one(pg, PS_FILE_SET_SHA256, &a);
 }
 
+int
+dbpg_file_copy(struct dbpg *pg, const struct db_file *f)
+{
+	struct args a;
+	int r;
+
+	args_init(&a);
+	if ((r = arg_key(&a, f->owner, f->file_name)) != 0 ||
+	    (r = arg_path(&a, 3, f->path_name, sizeof(f->path_name))) != 0 ||
+	    (r = arg_u64(&a, 5, f->size)) != 0 || (r = arg_i64(&a, 6, (int64_t)f->crc)) != 0 ||
+	    (r = arg_time(&a, 7, f->uploaded)) != 0 ||
+	    (r = arg_sha256(&a, 8, f->has_sha256, f->sha256)) != 0)
+		return r;
+	a.v[3] = f->verified ? "1" : "0";
+	/* One statement; the only constraint that can fail is the owner's foreign key. */
+	return exec_count(pg, PS_FILE_COPY, &a, NULL);
+}
+
 /* A DELETE by (owner, file_name): SD_ERR_NOT_FOUND when there was no such row. */
 static int
 delete_by_key(struct dbpg *pg, enum pst id, const uint8_t *owner, const char *file_name)
@@ -1356,6 +1511,21 @@ dbpg_upload_put(struct dbpg *pg, const struct db_upload *u)
 }
 
 int
+dbpg_upload_copy(struct dbpg *pg, const struct db_upload *u)
+{
+	struct args a;
+	int r;
+
+	args_init(&a);
+	if ((r = arg_key(&a, u->owner, u->file_name)) != 0 || (r = arg_u64(&a, 3, u->size)) != 0 ||
+	    (r = arg_u64(&a, 4, u->offset)) != 0 ||
+	    (r = arg_path(&a, 5, u->temp_path, sizeof(u->temp_path))) != 0 ||
+	    (r = arg_time(&a, 6, u->expires)) != 0 || (r = arg_time(&a, 7, u->created)) != 0)
+		return r;
+	return exec_count(pg, PS_UPLOAD_COPY, &a, NULL);
+}
+
+int
 dbpg_upload_set_offset(struct dbpg *pg, const uint8_t owner[CLIENT_ID_SIZE],
     const char *file_name, uint64_t offset, int64_t expires)
 {
@@ -1431,6 +1601,7 @@ dbpg_describe(const char *conninfo, char *out, size_t cap)
 {
 	static const char *const shown[] = { "host", "port", "dbname", "user" };
 	PQconninfoOption *opts, *o;
+	char val[256];
 	size_t used = 0, i;
 	int n;
 
@@ -1447,7 +1618,9 @@ dbpg_describe(const char *conninfo, char *out, size_t cap)
 		for (o = opts; o->keyword != NULL; o++) {
 			if (strcmp(o->keyword, shown[i]) != 0 || o->val == NULL || o->val[0] == '\0')
 				continue;
-			n = snprintf(out + used, cap - used, " %s=%s", o->keyword, o->val);
+			/* A database name may itself be a connection string with a password. */
+			copy_masked(o->val, NULL, val, sizeof(val));
+			n = snprintf(out + used, cap - used, " %s=%s", o->keyword, val);
 			used = n > 0 && (size_t)n < cap - used ? used + (size_t)n : cap - 1;
 		}
 	}

@@ -75,4 +75,8 @@ int dbpg_each_upload(struct dbpg *pg, const uint8_t *owner, int64_t now, db_uplo
     void *ctx);
 int dbpg_integrity_check(struct dbpg *pg);
 
+/* sealdrop-db migrate's copies (db_file_copy, db_upload_copy). */
+int dbpg_file_copy(struct dbpg *pg, const struct db_file *f);
+int dbpg_upload_copy(struct dbpg *pg, const struct db_upload *u);
+
 #endif

@@ -758,6 +758,45 @@ test_describe_target(void **state)
 	db_describe_target("postgresql://x:s3cret@h/d", out, 12);
 	assert_int_equal(strlen(out), 11);
 	assert_null(strstr(out, "s3cret"));
+	/* A database name that is itself a URI, or keywords, with a password. */
+	db_describe_target("host=/run/pg dbname=postgresql://u:s3cret@h/d", out, sizeof(out));
+	assert_null(strstr(out, "s3cret"));
+	assert_non_null(strstr(out, "host=/run/pg"));
+	assert_non_null(strstr(out, "postgresql://u:***@h/d"));
+	db_describe_target("host=/run/pg dbname='password=s3cret'", out, sizeof(out));
+	assert_null(strstr(out, "s3cret"));
+}
+
+/* libpq's parse errors quote the connection string: what db_open_why says of one it cannot
+ * parse, or cannot connect with, never holds the password (the server and sealdrop-db print
+ * it). */
+static void
+test_open_why_hides_password(void **state)
+{
+	static const char *const bad[] = {
+		"postgresql://sealdrop:TopSecret99@[db1/sealdrop",
+		"password=Top Secret99",
+		"host=/nonexistent-sd port=1 password=TopSecret99 dbname='x",
+		"postgresql://sealdrop:TopSecret99@/sealdrop?host=/nonexistent-sd&port=1",
+		"host=/nonexistent-sd port=1 user=u password=TopSecret99 dbname=sd",
+	};
+	struct db *db = NULL;
+	char why[256], shown[256];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_not_equal(db_open_why(bad[i], DB_READ_ONLY, &db, why, sizeof(why)), 0);
+		assert_null(db);
+		assert_true(why[0] != '\0');
+		if (strstr(why, "Secret99") != NULL)
+			fail_msg("%s: password in \"%s\"", bad[i], why);
+		db_describe_target(bad[i], shown, sizeof(shown));
+		assert_null(strstr(shown, "Secret99"));
+	}
+	/* Unparsable: a plain reason with the forms expected. */
+	assert_int_not_equal(db_open_why(bad[0], DB_READ_WRITE, &db, why, sizeof(why)), 0);
+	assert_non_null(strstr(why, "unparsable connection string"));
 }
 
 static void
@@ -808,6 +847,7 @@ main(void)
 		cmocka_unit_test(test_integrity_and_close),
 		cmocka_unit_test(test_open_why),
 		cmocka_unit_test(test_describe_target),
+		cmocka_unit_test(test_open_why_hides_password),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -192,8 +192,12 @@ static const char *db_path_shown = "database";
 static int
 db_failure(struct db *db, const char *what, int r)
 {
-	char *clean = out_clean(db_path_shown);
+	char shown[512];
+	char *clean;
 
+	/* A connection string may hold a password: only where the database is. */
+	db_describe_target(db_path_shown, shown, sizeof(shown));
+	clean = out_clean(shown);
 	fprintf(stderr, PROG ": %s: %s: %s (%s)\n", clean != NULL ? clean : "database", what,
 	    sd_strerror(r), db_errmsg(db));
 	free(clean);

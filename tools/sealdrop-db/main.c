@@ -218,10 +218,11 @@ storage_path(const struct opts *o)
 static int
 open_db(const char *path, struct db **db)
 {
-	int r = db_open(path, DB_READ_ONLY, db);
-	int fd = -1;
+	char reason[256], shown[512];
+	int r = db_open_why(path, DB_READ_ONLY, db, reason, sizeof(reason));
+	int fd = -1, pg = db_is_postgres(path);
 	struct stat st;
-	char *clean;
+	char *clean, *clean_reason = NULL;
 	const char *why;
 
 	if (r == 0)
@@ -232,7 +233,7 @@ open_db(const char *path, struct db **db)
 		break;
 	case SD_ERR_IO:
 		/* SQLite does not keep errno; ask the file system ourselves. */
-		if (db_is_postgres(path))
+		if (pg)
 			why = "cannot connect";
 		else if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
 			why = "is a directory, not a database";
@@ -250,11 +251,17 @@ open_db(const char *path, struct db **db)
 		why = sd_strerror(r);
 		break;
 	}
-	/* A connection string may hold a password: it is not echoed. */
-	clean = db_is_postgres(path) ? NULL : out_clean(path);
-	fprintf(stderr, PROG ": %s: %s\n", clean != NULL ? clean : db_is_postgres(path) ?
-	    "the PostgreSQL database" : path, why);
+	/* A connection string may hold a password: it is not echoed, only where the database
+	 * is; PostgreSQL's reason (libpq's or the server's, passwords masked by db/) follows. */
+	db_describe_target(path, shown, sizeof(shown));
+	clean = out_clean(shown);
+	if (pg && reason[0] != '\0')
+		clean_reason = out_clean(reason);
+	fprintf(stderr, PROG ": %s: %s%s%s\n", clean != NULL ? clean : pg ?
+	    "the PostgreSQL database" : path, why, clean_reason != NULL ? ": " : "",
+	    clean_reason != NULL ? clean_reason : "");
 	free(clean);
+	free(clean_reason);
 	return EXIT_NO_DB;
 }
 

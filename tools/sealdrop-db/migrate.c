@@ -86,10 +86,9 @@ on_file(void *ctx, const struct db_file *f)
 	}
 	if (m->checking != 0)
 		return 0;
-	/* db_file_record writes the row with Verified = 0 (and the SHA-256 and time given); the
-	 * mark follows. Both replace: a second run writes the same values. */
-	if ((r = db_file_record(m->dst, f)) != 0 ||
-	    (r = db_file_set_verified(m->dst, f->owner, f->file_name, f->verified)) != 0)
+	/* The row as it is (an Uploaded that is NULL stays NULL, where db_file_record would
+	 * write now): a second run writes the same values. */
+	if ((r = db_file_copy(m->dst, f)) != 0)
 		complain(m, "file", f->file_name, r);
 	return 0;
 }
@@ -107,7 +106,8 @@ on_commit(void *ctx, const struct db_commit *c)
 	if (m->checking != 1 && (db_commit_get(m->dst, c->owner, c->file_name, &d) != 0 ||
 	    strcmp(d.temp_path, c->temp_path) != 0 || strcmp(d.path_name, c->path_name) != 0 ||
 	    d.size != c->size || d.crc != c->crc || d.created != c->created ||
-	    d.verified != c->verified)) {
+	    d.verified != c->verified || d.has_sha256 != c->has_sha256 ||
+	    (c->has_sha256 && memcmp(d.sha256, c->sha256, DB_SHA256_SIZE) != 0))) {
 		fprintf(stderr, PROG ": migrate: commit intent '%s' differs in the destination\n",
 		    c->file_name);
 		m->bad++;
@@ -123,12 +123,11 @@ on_upload(void *ctx, const struct db_upload *u)
 	int r;
 
 	m->n[3]++;
-	if (m->checking == 0 && (r = db_upload_put(m->dst, u)) != 0)
+	if (m->checking == 0 && (r = db_upload_copy(m->dst, u)) != 0)
 		complain(m, "partial upload", u->file_name, r);
-	/* Created is the copy's time (db_upload_put sets it); the rest must match. */
 	if (m->checking != 1 && (db_upload_get(m->dst, u->owner, u->file_name, &d) != 0 ||
 	    d.size != u->size || d.offset != u->offset || d.expires != u->expires ||
-	    strcmp(d.temp_path, u->temp_path) != 0)) {
+	    d.created != u->created || strcmp(d.temp_path, u->temp_path) != 0)) {
 		fprintf(stderr, PROG ": migrate: partial upload '%s' differs in the destination\n",
 		    u->file_name);
 		m->bad++;
@@ -192,10 +191,13 @@ migrate(const char *from, const char *to)
 	m.checking = 1;
 	if (walk(&m, m.dst) != 0)
 		goto out;
+	/* The destination may hold rows of its own (another server's database copied in
+	 * before): fewer rows than the source is a failed copy, more is not. */
 	for (i = 0; i < 4; i++) {
 		printf("check %-8s source %ld, destination %ld%s\n", tables[i], src_n[i], m.n[i],
-		    src_n[i] == m.n[i] ? "" : "  DIFFERENT");
-		if (src_n[i] != m.n[i])
+		    src_n[i] > m.n[i] ? "  MISSING" : src_n[i] < m.n[i] ?
+		    "  (more: rows the destination had)" : "");
+		if (src_n[i] > m.n[i])
 			m.bad++;
 	}
 	m.checking = 2;
