@@ -824,9 +824,9 @@ db_set_busy_timeout(struct db *db, unsigned ms)
 {
 	if (db == NULL || ms > INT32_MAX)
 		return SD_ERR_INVALID_ARG;
-	/* PostgreSQL has no such lock wait: rows are locked one by one, not the database. */
+	/* PostgreSQL locks rows and tables, not the database: the same bound on a lock wait. */
 	if (db->pg != NULL)
-		return 0;
+		return dbpg_set_lock_timeout(db->pg, ms);
 	if (sqlite3_busy_timeout(db->sql, (int)ms) != SQLITE_OK)
 		return sql_fail(db, SQLITE_ERROR);
 	return 0;

@@ -39,7 +39,8 @@ enum db_open_mode {
  * once on a new connection first), the next call reconnecting. */
 int db_open(const char *path, enum db_open_mode mode, struct db **out);
 /* How long each statement waits for another connection's write lock before it fails with
- * SD_ERR_DB ("database is locked"); db_open sets DB_BUSY_TIMEOUT_MS (5 s). */
+ * SD_ERR_DB ("database is locked"); db_open sets DB_BUSY_TIMEOUT_MS (5 s). On PostgreSQL:
+ * the session's lock_timeout on a row or table lock (none until this is called). */
 int db_set_busy_timeout(struct db *db, unsigned ms);
 /* (db_open's other results: SD_ERR_NOT_FOUND for a missing file in DB_READ_ONLY mode,
  * SD_ERR_IO when the file cannot be opened, SD_ERR_DB for other SQLite failures.)

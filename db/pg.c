@@ -236,6 +236,7 @@ struct dbpg {
 	PGconn *conn;
 	int prepared;  /* the statements exist on this connection (lost with it) */
 	int in_tx;     /* between tx_begin and tx_commit or tx_abort */
+	unsigned lock_timeout_ms; /* set on every new connection; 0: PostgreSQL's (no limit) */
 	char errmsg[256];
 };
 
@@ -368,6 +369,8 @@ result_fail(struct dbpg *pg, const PGresult *res)
 	return SD_ERR_DB;
 }
 
+static int exec_fixed(struct dbpg *pg, const char *sql);
+
 static int
 prepare_all(struct dbpg *pg)
 {
@@ -407,13 +410,29 @@ notice_closed(struct dbpg *pg)
 	}
 }
 
+/* The session's lock_timeout: how long a statement waits for a lock another session holds
+ * (a row another server is changing, an administrator's LOCK TABLE or ALTER TABLE) before it
+ * fails with lock_not_available, SD_ERR_DB. Session settings go with the connection, so a new
+ * one gets it again (ready). */
+static int
+apply_lock_timeout(struct dbpg *pg)
+{
+	char sql[48];
+
+	snprintf(sql, sizeof(sql), "SET lock_timeout = %u", pg->lock_timeout_ms);
+	return exec_fixed(pg, sql);
+}
+
 /* Before a statement: a connection that broke is reset (once per call), and statements are
- * prepared on a fresh one. Outside a transaction, one the server closed while it was idle
- * counts as broken: the statement has not been sent yet, so a write too runs once on the new
- * connection. Inside a transaction a broken connection lost it: SD_ERR_DB. */
+ * prepared (and the lock timeout set) on a fresh one. Outside a transaction, one the server
+ * closed while it was idle counts as broken: the statement has not been sent yet, so a write
+ * too runs once on the new connection. Inside a transaction a broken connection lost it:
+ * SD_ERR_DB. */
 static int
 ready(struct dbpg *pg)
 {
+	int r;
+
 	if (!pg->in_tx && PQstatus(pg->conn) == CONNECTION_OK)
 		notice_closed(pg);
 	if (PQstatus(pg->conn) != CONNECTION_OK) {
@@ -428,7 +447,11 @@ ready(struct dbpg *pg)
 			return SD_ERR_DB;
 		}
 	}
-	return pg->prepared ? 0 : prepare_all(pg);
+	if (pg->prepared)
+		return 0;
+	if ((r = apply_lock_timeout(pg)) != 0)
+		return r;
+	return prepare_all(pg);
 }
 
 /* Runs a prepared statement. On success *out holds the result (the caller clears it). A
@@ -920,6 +943,17 @@ out:
 	free(ro_opts);
 	dbpg_close(pg);
 	return r;
+}
+
+int
+dbpg_set_lock_timeout(struct dbpg *pg, unsigned ms)
+{
+	pg->lock_timeout_ms = ms;
+	if (PQstatus(pg->conn) != CONNECTION_OK) {
+		pg->prepared = 0;  /* ready() sets it on the next connection */
+		return 0;
+	}
+	return apply_lock_timeout(pg);
 }
 
 void

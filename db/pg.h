@@ -17,6 +17,9 @@ void dbpg_describe(const char *conninfo, char *out, size_t cap);
  * failure why (when why_cap > 0) says why and nothing is left to free. */
 int dbpg_open(const char *conninfo, enum db_open_mode mode, struct dbpg **out, char *why,
     size_t why_cap);
+/* db_set_busy_timeout() for PostgreSQL: the session's lock_timeout, kept across
+ * reconnections (0: no limit, PostgreSQL's default). */
+int dbpg_set_lock_timeout(struct dbpg *pg, unsigned ms);
 void dbpg_close(struct dbpg *pg);
 const char *dbpg_errmsg(const struct dbpg *pg);
 

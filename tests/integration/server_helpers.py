@@ -33,6 +33,21 @@ def db_path(folder):
     return os.path.join(folder, "defensive.db")
 
 
+def db_target(folder):
+    """What `sealdrop-db --db` takes for the server database of folder: its SQLite file, or
+    with SEALDROP_TEST_DB=pg its PostgreSQL database (harness.pg_db_for)."""
+    if harness.TEST_DB == "pg":
+        return harness.pg_db_for(os.path.realpath(folder))
+    return db_path(folder)
+
+
+def db_tool_args(folder):
+    """The options of `sealdrop-db` for the server of folder, with either backend: the
+    database, and the storage folder (beside a SQLite file by default, but not beside a
+    PostgreSQL database)."""
+    return ["--db", db_target(folder), "--storage", os.path.join(folder, "files")]
+
+
 def _pg_literal(v):
     if v is None:
         return "NULL"
@@ -61,7 +76,17 @@ def _pg_value(v):
     return v
 
 
+# SQLite's datetime('now'[, 'N minutes']) in the tests' SQL, as PostgreSQL's UTC timestamp.
+_DATETIME_RE = re.compile(r"datetime\('now'(?:\s*,\s*'([^']*)')?\)")
+
+
+def _pg_datetime(m):
+    now = "date_trunc('second', now() AT TIME ZONE 'UTC')"
+    return "(%s + interval '%s')" % (now, m.group(1)) if m.group(1) else "(%s)" % now
+
+
 def _pg_sql(sql, params):
+    sql = _DATETIME_RE.sub(_pg_datetime, sql)
     parts = sql.split("?")
     if len(parts) - 1 != len(params):
         raise ValueError("parameters do not match: %s" % sql)
@@ -205,8 +230,11 @@ def assert_serves(test, port, name=None, size=1000):
     """A complete normal session (register, key, upload, 900) on a new connection works."""
     data = harness.gen_bytes(size, seed=size + 7)
     name = name or "probe-%s" % os.urandom(4).hex()
+    # The key is made before connecting: made between 825 and 826 on a loaded machine it can
+    # take longer than a short --idle-timeout of the server under test.
+    key = sdpeer.RSAKey.generate()
     with sdpeer.PeerClient("127.0.0.1", port, timeout=20) as pc:
-        r = pc.full_session(name, "probe.bin", data)
+        r = pc.full_session(name, "probe.bin", data, rsa_key=key)
     test.assertEqual(r["step"], "crc_ok", r)
     test.assertEqual(r["code"], sdpeer.ACK)
     test.assertEqual(r["cksum"], sdpeer.cksum(data))

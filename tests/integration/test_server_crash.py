@@ -89,7 +89,7 @@ class Crash(unittest.TestCase):
         if exact:
             got = {f: (r[1], r[2], r[3]) for f, r in rows.items()}
             self.assertEqual(got, self.expected, where)
-        r = subprocess.run([harness.DB_BIN, "--db", sh.db_path(self.dir), "check"],
+        r = subprocess.run([harness.DB_BIN] + sh.db_tool_args(self.dir) + ["check"],
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60,
                            text=True)
         self.assertEqual(r.returncode, 0, "%s: sealdrop-db check:\n%s" % (where, r.stdout))

@@ -1,11 +1,14 @@
 """The real sealdrop-server on defects found by the review: client-supplied text in log lines
 goes through the display sanitiser (C1 controls never reach the log); a client that
 half-closes after its last packet still gets every reply queued for it; a database locked by
-another process costs a request a 1607 within a bound, and the server serves on afterwards."""
+another process (on PostgreSQL: a table lock) costs a request a 1607 within a bound, and the
+server serves on afterwards."""
 
+import contextlib
 import os
 import socket
 import sqlite3
+import subprocess
 import time
 import unittest
 
@@ -84,6 +87,40 @@ class HalfClose(unittest.TestCase):
                 self.assertEqual(pc.sock.recv(1), b"")
 
 
+@contextlib.contextmanager
+def held_lock(folder):
+    """Another process holds the lock the server's requests need: SQLite's write lock, or on
+    PostgreSQL (SEALDROP_TEST_DB=pg) an ACCESS EXCLUSIVE lock on clients, which every
+    request that looks a client up waits for (an administrator's ALTER TABLE or LOCK TABLE;
+    without a lock_timeout a worker would wait for ever)."""
+    if harness.TEST_DB != "pg":
+        lock = sqlite3.connect(sh.db_path(folder), timeout=10, isolation_level=None)
+        try:
+            lock.execute("BEGIN IMMEDIATE")
+            yield
+        finally:
+            lock.execute("ROLLBACK")
+            lock.close()
+        return
+    psql = subprocess.Popen([harness.PSQL, "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-d",
+                             sh.db_target(folder)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        psql.stdin.write("BEGIN;\nLOCK TABLE clients IN ACCESS EXCLUSIVE MODE;\n"
+                         "SELECT 'locked';\n")
+        psql.stdin.flush()
+        # readline() blocks until psql answers (or exits: then it returns its error).
+        line = psql.stdout.readline().strip()
+        if line != "locked":
+            raise AssertionError("psql could not lock clients: %s" % line)
+        yield
+    finally:
+        psql.stdin.write("ROLLBACK;\n")
+        psql.stdin.close()
+        psql.wait(timeout=30)
+        psql.stdout.close()
+
+
 @harness.skip_unless_built(harness.SERVER_BIN)
 class LockedDatabase(unittest.TestCase):
     def test_held_lock_costs_1607_quickly(self):
@@ -92,20 +129,16 @@ class LockedDatabase(unittest.TestCase):
                 self.assertEqual(pc.upload("a.bin", harness.gen_bytes(1000), pc.aes_key)["code"],
                                  sdpeer.FILE_CRC)
                 self.assertEqual(pc.crc_ok("a.bin"), sdpeer.ACK)
-            lock = sqlite3.connect(sh.db_path(d), timeout=10, isolation_level=None)
-            try:
-                lock.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+            with held_lock(d):
                 with sdpeer.PeerClient("127.0.0.1", srv.port, timeout=20) as pc:
                     t0 = time.monotonic()
                     code, _ = pc.register("while locked")
                     elapsed = time.monotonic() - t0
                 self.assertEqual(code, sdpeer.ERROR)
-                # The worker's busy timeout (1 s), not db_open's 5 s, and it did wait.
+                # The worker's busy timeout (1 s; on PostgreSQL its lock_timeout), not
+                # db_open's 5 s, and it did wait.
                 self.assertGreaterEqual(elapsed, 0.8)
                 self.assertLess(elapsed, 3.0)
-            finally:
-                lock.execute("ROLLBACK")
-                lock.close()
             # The lock is gone: the same worker serves new connections as before.
             with sh.registered(srv.port, "after lock") as pc:
                 r = pc.upload("b.bin", harness.gen_bytes(2000), pc.aes_key)

@@ -23,6 +23,7 @@ import harness
 from harness import run_tests, tmpdir
 import sdpeer
 import sdpeer4
+import server_helpers as sh
 from sdpeer4 import Client4, Dropped, Identity, RemoteError
 
 MiB = 1 << 20
@@ -316,8 +317,8 @@ class Transfers(unittest.TestCase):
         c.close()
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
-            res = subprocess.run([harness.DB_BIN, "--db", os.path.join(self.dir, "defensive.db"),
-                                  "uploads", "--json"], capture_output=True, timeout=30)
+            res = subprocess.run([harness.DB_BIN] + sh.db_tool_args(self.dir) +
+                                 ["uploads", "--json"], capture_output=True, timeout=30)
             ups = json.loads(res.stdout)["uploads"]
             if ups and ups[0]["offset"] > 0:
                 break
@@ -325,8 +326,8 @@ class Transfers(unittest.TestCase):
         self.assertEqual([(u["owner"], u["file_name"], u["size"]) for u in ups],
                          [("alice", "part.bin", 3 * MiB)])
         self.assertGreater(ups[0]["offset"], MiB)
-        res = subprocess.run([harness.DB_BIN, "--db", os.path.join(self.dir, "defensive.db"),
-                              "check", "--json"], capture_output=True, timeout=30)
+        res = subprocess.run([harness.DB_BIN] + sh.db_tool_args(self.dir) +
+                             ["check", "--json"], capture_output=True, timeout=30)
         doc = json.loads(res.stdout)
         self.assertIs(doc["ok"], True, doc)
         self.assertEqual(doc["orphans"], [])
