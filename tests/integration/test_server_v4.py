@@ -384,12 +384,18 @@ class ServerV4(unittest.TestCase):
     def test_backpressure_inside_tls(self):
         # A client that sends 12,000 requests before it reads a reply, through a small
         # receive buffer: the server stops reading while its output waits and goes on when
-        # the client reads; every request is answered, in order.
+        # the client reads; every request is answered, in order. A server of its own with
+        # the default idle timeout (60 s): on a loaded machine reading 12,000 replies in
+        # Python can take longer than the 5 s of this class's server, whose partial-message
+        # deadline runs while the server waits for the client to read.
+        ctx = sh.server(prefix="sealdrop-v4-bp-")
+        srv, _d = ctx.__enter__()
+        self.addCleanup(ctx.__exit__, None, None, None)
         raw = socket.socket()
         raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         raw.settimeout(20)
-        raw.connect(("127.0.0.1", self.port))
-        c = sdpeer4.Client4("127.0.0.1", self.port, identity=sdpeer4.Identity.generate(),
+        raw.connect(("127.0.0.1", srv.port))
+        c = sdpeer4.Client4("127.0.0.1", srv.port, identity=sdpeer4.Identity.generate(),
                             timeout=20)
         c.sock = c._context().wrap_socket(raw, server_hostname=None)
         self.addCleanup(c.close)
