@@ -21,9 +21,9 @@
 #define TMP_RANDOM_BYTES 8u   /* hex-encoded after STORAGE_TMP_PREFIX */
 #define TMP_ATTEMPTS 8        /* O_EXCL collisions are practically impossible; bounded anyway */
 /* Several servers may share the storage folder (docs/deployment.md). A live server holds an
- * flock on each temporary file from creation until it is synced and closed (just before the
- * rename; see docs/deployment.md for that window), so the start-up clean-up of another
- * server skips it; a killed server's locks are gone with it. An empty file younger than this
+ * flock on each temporary file from creation until it is renamed into place or removed (the
+ * verdict wait included), so the start-up clean-up of another server skips it; a killed
+ * server's locks are gone with it. An empty file younger than this
  * may be one created an instant ago and not locked yet: it is left too. */
 #define TMP_FRESH_SECONDS 5
 
@@ -191,18 +191,11 @@ storage_commit(struct storage_file *f)
 int
 storage_finish(struct storage_file *f)
 {
-	int fd;
-
 	if (f == NULL || f->fd < 0 || f->dir_fd < 0)
 		return SD_ERR_INVALID_ARG;
-	fd = f->fd;
-	f->fd = -1;
-	if (fsync(fd) != 0) {
-		f->err = errno;
-		(void)close(fd);
-		return SD_ERR_IO;
-	}
-	if (close(fd) != 0) {
+	/* The file stays open, and so locked, until it is renamed or removed: while it waits
+	 * for its client's verdict another server's start-up clean-up must leave it. */
+	if (fsync(f->fd) != 0) {
 		f->err = errno;
 		return SD_ERR_IO;
 	}
@@ -212,7 +205,7 @@ storage_finish(struct storage_file *f)
 int
 storage_rename(struct storage_file *f)
 {
-	if (f == NULL || f->fd >= 0 || f->dir_fd < 0 || f->tmp_name[0] == '\0')
+	if (f == NULL || f->dir_fd < 0 || f->tmp_name[0] == '\0')
 		return SD_ERR_INVALID_ARG;
 	/* renameat replaces whatever has the final name, a planted symlink included, without
 	 * following it. */
@@ -221,6 +214,12 @@ storage_rename(struct storage_file *f)
 		return SD_ERR_IO;
 	}
 	f->tmp_name[0] = '\0';
+	/* Synced by storage_finish(): a failed close loses nothing; the lock goes with it, once
+	 * the file has a name the clean-up never takes. */
+	if (f->fd >= 0) {
+		(void)close(f->fd);
+		f->fd = -1;
+	}
 	return 0;
 }
 

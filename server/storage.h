@@ -49,9 +49,10 @@ int storage_write(struct storage_file *f, const void *data, size_t n);
 /* fsync, close, rename over the final name, fsync the folder. f is closed afterwards. */
 int storage_commit(struct storage_file *f);
 /* The two-step form of storage_commit() for a file that must wait for its client's verdict
- * (issue 9 item 1): storage_finish() fsyncs and closes the temporary file, which keeps its
- * temporary name beside the stored version (storage_abort() still removes it);
- * storage_rename() puts it in place under its final name (f->tmp_name becomes "");
+ * (issue 9 item 1): storage_finish() fsyncs the temporary file, which keeps its temporary
+ * name beside the stored version and stays open and locked (storage_abort() still closes and
+ * removes it); storage_rename() puts it in place under its final name (f->tmp_name becomes
+ * "") and closes it;
  * storage_sync_folder() makes the rename durable. 0 or SD_ERR_IO (f->err says why). */
 int storage_finish(struct storage_file *f);
 int storage_rename(struct storage_file *f);

@@ -447,6 +447,33 @@ test_remove_stale(void **state)
 	scratch_remove(&s);
 }
 
+/* A finished upload waiting for its client's verdict (synced, not yet renamed) keeps its
+ * lock: another server starting meanwhile leaves it; the rename closes it. */
+static void
+test_finished_stays_locked(void **state)
+{
+	struct scratch s;
+	struct storage_file f;
+	char path[1024];
+
+	(void)state;
+	scratch_make(&s);
+	assert_int_equal(storage_begin(s.root, owner, "wait.bin", &f), 0);
+	assert_int_equal(storage_write(&f, "verdict", 7), 0);
+	assert_int_equal(storage_finish(&f), 0);
+	assert_int_equal(storage_remove_stale(s.root), 0);
+	snprintf(path, sizeof(path), "%s/%s", s.root, OWNER_HEX);
+	assert_int_equal(count_entries(path), 1);         /* the temporary file, still there */
+	assert_int_equal(storage_rename(&f), 0);
+	assert_int_equal(f.fd, -1);                       /* closed once in place */
+	assert_int_equal(storage_sync_folder(&f), 0);
+	storage_abort(&f);
+	snprintf(path, sizeof(path), "%s/%s/wait.bin", s.root, OWNER_HEX);
+	assert_int_equal(access(path, F_OK), 0);
+	assert_int_equal(storage_remove_stale(s.root), 0);
+	scratch_remove(&s);
+}
+
 int
 main(void)
 {
@@ -461,6 +488,7 @@ main(void)
 		cmocka_unit_test(test_symlink_folder),
 		cmocka_unit_test(test_symlink_final_name),
 		cmocka_unit_test(test_remove_stale),
+		cmocka_unit_test(test_finished_stays_locked),
 	};
 
 	if (crypto_init() != 0)
