@@ -151,13 +151,15 @@ def file_row(folder, client_id, file_name):
 def registered(port, name, timeout=20.0):
     """A PeerClient connected to port that registered name and sent a fresh RSA key; its
     client_id, rsa_key and aes_key are set. Raises AssertionError if the server refuses."""
+    # The key is made before connecting (see assert_serves: a short --idle-timeout).
+    key = sdpeer.RSAKey.generate()
     pc = sdpeer.PeerClient("127.0.0.1", port, timeout=timeout)
     pc.connect()
     code, cid = pc.register(name)
     if code != sdpeer.REGISTERED:
         pc.close()
         raise AssertionError("register %r: %d" % (name, code))
-    code, aes = pc.send_public_key(name, sdpeer.RSAKey.generate())
+    code, aes = pc.send_public_key(name, key)
     if code != sdpeer.AES_KEY:
         pc.close()
         raise AssertionError("public key %r: %d" % (name, code))
