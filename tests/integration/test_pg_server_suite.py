@@ -29,7 +29,7 @@ ROUGH_SECONDS = {
     "test_server_protocol": 60, "test_server_badinput": 60, "test_client_server": 50,
     "test_server_fixtures": 45, "test_server_concurrency": 45, "test_server_retry_reply": 35,
     "test_server_restart": 30, "test_server_limits": 25, "test_server_session_rules": 20,
-    "test_server_review": 10,
+    "test_server_review": 10, "test_server_v4_session": 20,
 }
 
 

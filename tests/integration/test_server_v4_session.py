@@ -65,8 +65,7 @@ class Session(unittest.TestCase):
         return {"identity": ident, "id": bytes.fromhex(w["id"]), "rsa": rsa, "name": name}
 
     def db_check(self):
-        res = subprocess.run([harness.DB_BIN, "--db", sh.db_path(self.dir), "check",
-                              "--storage", os.path.join(self.dir, "files")],
+        res = subprocess.run([harness.DB_BIN] + sh.db_tool_args(self.dir) + ["check"],
                              capture_output=True, text=True, timeout=60)
         self.assertEqual(res.returncode, 0, res.stdout + res.stderr)
 
@@ -181,20 +180,26 @@ class Listing(Session):
     N = 6000  # ~360 kB of entries: more than the output buffer holds at once
 
     def test_thousands_of_files_while_others_delete(self):
-        if harness.TEST_DB != "sqlite":
-            self.skipTest("rows are inserted with sqlite3")
         alice = self.account("alice")
         cid = alice["id"]
-        con = sqlite3.connect(sh.db_path(self.dir), timeout=30)
-        try:
-            con.executemany(
-                "INSERT INTO files (ID, FileName, PathName, Verified, Size, CRC, Uploaded) "
-                "VALUES (?, ?, ?, 1, ?, 1, '2026-01-01 00:00:00')",
-                [(cid, "file-%05d" % i, "%s/file-%05d" % (cid.hex(), i), i)
-                 for i in range(self.N)])
-            con.commit()
-        finally:
-            con.close()
+        if harness.TEST_DB == "pg":  # the same rows in one statement
+            sh.execute(self.dir,
+                       "INSERT INTO files (ID, FileName, PathName, Verified, Size, CRC, "
+                       "Uploaded) SELECT ?, 'file-' || lpad(i::text, 5, '0'), "
+                       "? || '/file-' || lpad(i::text, 5, '0'), 1, i, 1, "
+                       "'2026-01-01 00:00:00' FROM generate_series(0, %d) AS i" % (self.N - 1),
+                       (cid, cid.hex()))
+        else:
+            con = sqlite3.connect(sh.db_path(self.dir), timeout=30)
+            try:
+                con.executemany(
+                    "INSERT INTO files (ID, FileName, PathName, Verified, Size, CRC, Uploaded) "
+                    "VALUES (?, ?, ?, 1, ?, 1, '2026-01-01 00:00:00')",
+                    [(cid, "file-%05d" % i, "%s/file-%05d" % (cid.hex(), i), i)
+                     for i in range(self.N)])
+                con.commit()
+            finally:
+                con.close()
         c = self.client(alice["identity"])
         files = c.list()
         self.assertEqual([f["name"] for f in files], ["file-%05d" % i for i in range(self.N)])
