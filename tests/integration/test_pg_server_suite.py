@@ -25,7 +25,8 @@ SQLITE_ONLY = {}
 # Seconds each module took on the 2-core machine, to start the longest first (a module not
 # listed counts as 30 s).
 ROUGH_SECONDS = {
-    "test_server_crash": 110, "test_server_v4": 80, "test_server_v4_transfers": 80,
+    "test_server_crash": 110, "test_server_v4": 80, "test_server_v4_crash": 80,
+    "test_server_v4_transfers": 80,
     "test_server_protocol": 60, "test_server_badinput": 60, "test_client_server": 50,
     "test_server_fixtures": 45, "test_server_concurrency": 45, "test_server_retry_reply": 35,
     "test_server_restart": 30, "test_server_limits": 25, "test_server_session_rules": 20,
