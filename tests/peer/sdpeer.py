@@ -14,6 +14,7 @@ Everything is bounded: sockets carry timeouts, threads are joined with timeouts.
 
 import argparse
 import base64
+import errno
 import os
 import secrets
 import signal
@@ -844,7 +845,18 @@ class PeerServer:
         os.makedirs(self.storage_dir, exist_ok=True)
         self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.listener.bind((self.host, self.port))
+        # A restart on the port of a server just stopped: its accept thread may hold the old
+        # listener for up to one POLL (or a join timeout under load); wait for it, bounded.
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                self.listener.bind((self.host, self.port))
+                break
+            except OSError as e:
+                if e.errno != errno.EADDRINUSE or not self.port or time.monotonic() > deadline:
+                    self.listener.close()
+                    raise
+                time.sleep(0.1)
         self.listener.listen(64)
         self.listener.settimeout(self.POLL)
         self.port = self.listener.getsockname()[1]
