@@ -17,6 +17,7 @@ PGT_RUN(test_register_conn)
 PGT_RUN(test_files_v4)
 PGT_RUN(test_commit_publish)
 PGT_RUN(test_each_commit)
+PGT_RUN(test_upload_owner)
 
 static int
 count_upload(void *ctx, const struct db_upload *u)
@@ -100,6 +101,7 @@ main(void)
 		cmocka_unit_test(pg_test_commit_publish),
 		cmocka_unit_test(pg_test_each_commit),
 		cmocka_unit_test(pg_test_uploads),
+		cmocka_unit_test(pg_test_upload_owner),
 	};
 
 	return cmocka_run_group_tests(tests, pgt_setup, NULL);
