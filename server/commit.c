@@ -23,8 +23,8 @@
 
 #define COMMIT_READ_CHUNK 65536u
 
-/* A finished attempt waiting for its verdict: sf is closed (fd -1), its folder open, its
- * temporary name set. */
+/* A finished attempt waiting for its verdict: sf fsynced and still open (its lock held until
+ * commit_discard, after the publishing), its folder open, its temporary name set. */
 struct commit_staged {
 	struct storage_file sf;
 	char file_name[NAME_FIELD_SIZE];  /* as sent */
@@ -215,7 +215,7 @@ out:
 struct recover {
 	struct db *db;
 	int root_fd;
-	long rolled, dropped;
+	long rolled, dropped, left;
 	int err;
 };
 
@@ -280,7 +280,23 @@ drop_intent(struct recover *k, const struct db_commit *in, const char *why)
 	return 0;
 }
 
-/* One intent: rename if the temporary file is still there, then publish. */
+/* 1 when a live server holds the lock of name in dir_fd (storage.h): the file of a commit it
+ * is completing right now, before or after the rename. */
+static int
+held_by_live_server(int dir_fd, const char *name)
+{
+	int fd, held;
+
+	if ((fd = openat(dir_fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)) < 0)
+		return 0;
+	held = storage_lock(fd, 0) == STORAGE_LOCK_HELD;
+	(void)close(fd);
+	return held;
+}
+
+/* One intent: rename if the temporary file is still there, then publish. An intent whose file
+ * a live server holds (another server sharing the storage folder is completing it) is left
+ * to that server. */
 static int
 on_intent(void *ctx, const struct db_commit *in)
 {
@@ -301,6 +317,13 @@ on_intent(void *ctx, const struct db_commit *in)
 		r = drop_intent(k, in, "the client's folder is missing");
 		goto out;
 	}
+	if (held_by_live_server(dir_fd, tmp) || (fstatat(dir_fd, tmp, &st,
+	    AT_SYMLINK_NOFOLLOW) != 0 && held_by_live_server(dir_fd, fin))) {
+		log_server("commit of %s left to the live server completing it", shown);
+		k->left++;
+		r = 0;
+		goto out;
+	}
 	if (fstatat(dir_fd, tmp, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode)) {
 		if (renameat(dir_fd, tmp, dir_fd, fin) != 0 || fsync(dir_fd) != 0) {
 			log_server("fatal: cannot roll the commit of %s forward: %s", shown,
@@ -315,8 +338,12 @@ on_intent(void *ctx, const struct db_commit *in)
 		r = drop_intent(k, in, "the attempt is gone and the stored file is another");
 		goto out;
 	}
-	if ((r = db_commit_publish(k->db, in->owner, in->file_name)) != 0)
+	if ((r = db_commit_publish(k->db, in->owner, in->file_name)) != 0) {
+		/* Its server published it an instant ago (it let go of the lock just before). */
+		if (r == SD_ERR_NOT_FOUND)
+			r = 0;
 		goto out;
+	}
 	k->rolled++;
 	log_server("commit of %s rolled forward: %llu bytes, cksum %u, %s", shown,
 	    (unsigned long long)in->size, (unsigned)in->crc,
