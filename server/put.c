@@ -23,6 +23,7 @@
 #include "../protocol/err.h"
 #include "../protocol/hex.h"
 #include "../protocol/msg4.h"
+#include "commit.h"
 #include "config.h"
 #include "conn.h"
 #include "crash.h"
@@ -229,15 +230,15 @@ put_free(struct put *p)
 	free(p);
 }
 
-/* Under the slot's mutex, p owning its file: fsync and record the durable offset. */
+/* Under the slot's mutex, p owning its file: fsync and record the durable offset, also when
+ * it has not moved (the record then tells whether another server took the upload over).
+ * PUT_TAKEN when one did. */
 static int
-sync_locked(struct conn *c, struct put *p)
+record_locked(struct conn *c, struct put *p)
 {
 	int e;
 
-	if (p->offset == p->durable)
-		return 0;
-	if (fsync(p->fd) != 0)
+	if (p->offset != p->durable && fsync(p->fd) != 0)
 		return SD_ERR_IO;
 	crash_point("put-sync-after-fsync");
 	e = db_upload_advance(c->env->db, c->id, p->name, p->rel_tmp, p->offset, expiry(c));
@@ -250,6 +251,15 @@ sync_locked(struct conn *c, struct put *p)
 	crash_point("put-sync-after-record");
 	p->durable = p->offset;
 	return 0;
+}
+
+/* Under the slot's mutex, p owning its file: record_locked when there is something new. */
+static int
+sync_locked(struct conn *c, struct put *p)
+{
+	if (p->offset == p->durable)
+		return 0;
+	return record_locked(c, p);
 }
 
 /* Under the slot's mutex, p owning its file: the file and its record go. */
@@ -282,7 +292,7 @@ put_release(struct conn *c)
 	/* The bytes of a chunk cut short are a prefix of the file too (inflated ones as well):
 	 * they count. */
 	if ((mine = owns(p)) != 0)
-		e = sync_locked(c, p);
+		e = record_locked(c, p);
 	pthread_mutex_unlock(&p->slot->mu);
 	if (!mine || e == PUT_TAKEN)
 		conn_log(c, "put", "upload taken over by a newer connection");
@@ -924,7 +934,12 @@ publish_locked(struct conn *c, struct put *p, const uint8_t sha[V4_SHA256_SIZE],
 	in.verified = 1;
 	/* The record goes with the intent's coming, if it still names p's file: an upload another
 	 * server took over never publishes. */
-	if ((e = db_upload_commit(c->env->db, &in)) != 0) {
+	e = db_upload_commit(c->env->db, &in);
+	/* In the way: an intent a killed server left (none has started since to roll it on). */
+	if (e == SD_ERR_EXISTS &&
+	    commit_roll_stale(c->env->db, c->env->cfg->storage_dir, &in) == 1)
+		e = db_upload_commit(c->env->db, &in);
+	if (e != 0) {
 		if (e == SD_ERR_NOT_FOUND) {
 			lost_locked(p);
 			return PUT_TAKEN;

@@ -288,7 +288,8 @@ storage_startup_lock(const char *root, unsigned wait_seconds, int *fd, int *wait
 	*waited = 0;
 	if ((root_fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
 		return SD_ERR_IO;
-	lfd = openat(root_fd, STORAGE_STARTUP_LOCK, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	lfd = openat(root_fd, STORAGE_STARTUP_LOCK, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
+	    0600);
 	close_keep_errno(root_fd);
 	if (lfd < 0)
 		return SD_ERR_IO;

@@ -340,6 +340,62 @@ class MultiServerV4(unittest.TestCase):
     def test_intent_after_rename_left_to_its_server(self):
         self.intent_left_to_live_server("after-rename")
 
+    def test_killed_servers_intent_rolled_forward_by_a_live_one(self):
+        """A is killed right after recording a commit intent; no server starts after it. The
+        next uploads of that path on the live server B (version 3, then version 4) roll the
+        dead server's intent forward instead of failing on it (1607, ERROR 9)."""
+        env = {"SEALDROP_CRASH_AT": "after-intent"}
+        with service(2, "stale", env=env) as (servers, storage, conninfo, _):
+            a, b = servers
+            key = rsa()
+            who = self.account(b, "xena")
+            first = harness.gen_bytes(150000, seed=60)
+            with sdpeer.PeerClient("127.0.0.1", a.port, timeout=30) as pc:
+                pc.connect()
+                code, aes, _ = pc.reconnect("xena", who["id"], key)
+                self.assertEqual(code, sdpeer.RECONNECTED)
+                r = pc.upload("s.bin", first, aes)
+                self.assertEqual(r["code"], sdpeer.FILE_CRC)
+                pc.request(sdpeer.CRC_OK, sdpeer.name_field("s.bin"))
+                with self.assertRaises((OSError, sdpeer.PeerError)):
+                    pc.recv()
+            a.proc.wait(10)
+            self.assertEqual(a.proc.returncode, 137)
+            self.assertEqual(rows(conninfo, "SELECT count(*) FROM commits"), [["1"]])
+            second = harness.gen_bytes(160000, seed=61)
+            with sdpeer.PeerClient("127.0.0.1", b.port, timeout=30) as pc:
+                pc.connect()
+                code, aes, _ = pc.reconnect("xena", who["id"], key)
+                r = pc.upload("s.bin", second, aes)
+                self.assertEqual(r["code"], sdpeer.FILE_CRC)
+                self.assertEqual(pc.crc_ok("s.bin"), sdpeer.ACK)
+            self.assertIn("rolled forward", b.log())
+            self.assertEqual(self.stored(storage, who, "s.bin"), second)
+            self.assertEqual(rows(conninfo, "SELECT count(*) FROM commits"), [["0"]])
+            self.assert_check(storage, conninfo)
+
+    def test_killed_servers_intent_in_the_way_of_a_version4_upload(self):
+        env = {"SEALDROP_CRASH_AT": "after-intent"}
+        with service(2, "stale4", env=env) as (servers, storage, conninfo, _):
+            a, b = servers
+            key = rsa()
+            who = self.account(b, "yara")
+            with sdpeer.PeerClient("127.0.0.1", a.port, timeout=30) as pc:
+                pc.connect()
+                code, aes, _ = pc.reconnect("yara", who["id"], key)
+                r = pc.upload("t.bin", b"old bytes" * 1000, aes)
+                pc.request(sdpeer.CRC_OK, sdpeer.name_field("t.bin"))
+                with self.assertRaises((OSError, sdpeer.PeerError)):
+                    pc.recv()
+            a.proc.wait(10)
+            self.assertEqual(rows(conninfo, "SELECT count(*) FROM commits"), [["1"]])
+            data = random.Random(62).randbytes(MiB)
+            res = self.client(b, who).upload("t.bin", data)
+            self.assertTrue(res["verified"])
+            self.assertEqual(self.stored(storage, who, "t.bin"), data)
+            self.assertEqual(rows(conninfo, "SELECT count(*) FROM commits"), [["0"]])
+            self.assert_check(storage, conninfo)
+
     def test_start_ups_one_at_a_time(self):
         """The start-up lock: a server finding it held waits, says so, then starts."""
         with service(1, "lock") as (servers, storage, conninfo, top):
