@@ -4,8 +4,10 @@ the durable offset and reads back byte-identical from A; one upload per (account
 across servers (the newer PUT_OPEN takes over, the older connection gets ERROR 8 and never
 publishes, also when the older one still writes its file); a server starting while another
 is mid-upload, waiting for a version-3 verdict, or between a commit intent and its
-publishing leaves that work alone (it completes, byte-identical); `sealdrop-db check` exits 0
-after each. Needs the cluster of tests/run.sh (SEALDROP_TEST_PG), else SKIPPED."""
+publishing leaves that work alone (it completes, byte-identical); a commit intent a killed
+server left is rolled forward by a live one; `sealdrop-db check` exits 0 after each. On
+PostgreSQL (the cluster of tests/run.sh, SEALDROP_TEST_PG, else SKIPPED) and again with the
+servers sharing one SQLite file (MultiServerV4SQLite)."""
 
 import contextlib
 import glob
@@ -13,6 +15,7 @@ import hashlib
 import os
 import random
 import signal
+import sqlite3
 import subprocess
 import threading
 import time
@@ -35,11 +38,15 @@ def rsa():
 
 
 @contextlib.contextmanager
-def service(n, tag, env=None):
-    """n servers on one fresh database and one storage folder; yields (servers, storage,
-    conninfo, top). env: extra environment of the FIRST server."""
+def service(n, tag, backend, env=None):
+    """n servers on one fresh database (PostgreSQL, or one SQLite file all of them open) and
+    one storage folder; yields (servers, storage, db, top), db being the --db value. env:
+    extra environment of the FIRST server."""
     with harness.tmpdir("sealdrop-xs-") as top:
-        conninfo = harness.pg_create_db("sd_xs_%s_%d" % (tag, os.getpid()), fresh=True)
+        if backend == "pg":
+            conninfo = harness.pg_create_db("sd_xs_%s_%d" % (tag, os.getpid()), fresh=True)
+        else:
+            conninfo = os.path.join(top, "shared.db")
         storage = os.path.join(top, "storage")
         servers = []
         try:
@@ -80,13 +87,29 @@ def db_check(storage, conninfo):
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
 
 
-def rows(conninfo, sql):
-    return [line.split("|") for line in harness.pg_psql(conninfo, sql).splitlines()]
+def rows(db, sql):
+    """The answer of sql as lists of text, from PostgreSQL or the SQLite file db."""
+    if "=" in db:  # a libpq keyword string (harness.pg_create_db)
+        return [line.split("|") for line in harness.pg_psql(db, sql).splitlines()]
+    con = sqlite3.connect(db, timeout=10)
+    try:
+        return [["" if v is None else str(v) for v in row] for row in con.execute(sql)]
+    finally:
+        con.close()
 
 
-@unittest.skipUnless(OK, "PostgreSQL: %s" % WHY)
 @harness.skip_unless_built(harness.SERVER_BIN, harness.DB_BIN)
 class MultiServerV4(unittest.TestCase):
+    """On PostgreSQL (several hosts); MultiServerV4SQLite runs the same on one SQLite file
+    shared by several processes of one host."""
+    backend = "pg"
+
+    def setUp(self):
+        if self.backend == "pg" and not OK:
+            self.skipTest("PostgreSQL: %s" % WHY)
+
+    def service(self, n, tag, env=None):
+        return service(n, tag + self.backend, self.backend, env)
     def account(self, server, name):
         ident = Identity.generate()
         c = Client4("127.0.0.1", server.port, identity=ident, timeout=20.0)
@@ -120,7 +143,7 @@ class MultiServerV4(unittest.TestCase):
     def test_cut_on_a_resumed_on_b(self):
         """Cut mid-file on A; B resumes at the durable offset A recorded (in place: A let go
         of the file); only the rest travels; GET on A is byte-identical."""
-        with service(2, "resume") as (servers, storage, conninfo, _):
+        with self.service(2, "resume") as (servers, storage, conninfo, _):
             a, b = servers
             who = self.account(a, "rita")
             size = 12 * MiB
@@ -157,7 +180,7 @@ class MultiServerV4(unittest.TestCase):
         """A's connection is alive and writing past its durable offset when B's PUT_OPEN
         comes: B resumes from a copy of the durable prefix, finishes and publishes; A's
         connection gets ERROR 8 at PUT_FINISH; the file is B's bytes."""
-        with service(2, "live") as (servers, storage, conninfo, _):
+        with self.service(2, "live") as (servers, storage, conninfo, _):
             a, b = servers
             who = self.account(a, "sam")
             size = 6 * MiB
@@ -215,7 +238,7 @@ class MultiServerV4(unittest.TestCase):
         """Two clients open the same name at once, one on each server, then send different
         bytes: exactly one publishes (the later PUT_OPEN), the other gets ERROR 8; the stored
         file is the winner's source, byte for byte."""
-        with service(2, "race") as (servers, storage, conninfo, _):
+        with self.service(2, "race") as (servers, storage, conninfo, _):
             who = self.account(servers[0], "tess")
             size = 4 * MiB
             sources = [random.Random(30 + i).randbytes(size) for i in range(2)]
@@ -254,8 +277,9 @@ class MultiServerV4(unittest.TestCase):
             loser = 1 - winner
             self.assertEqual(results[loser][1], sdpeer4.BUSY)
             self.assertEqual(self.stored(storage, who, "race.bin"), sources[winner])
-            self.assertEqual(rows(conninfo, "SELECT encode(SHA256, 'hex') FROM files "
-                                  "WHERE FileName = 'race.bin' AND Verified = 1"),
+            hexsha = "encode(SHA256, 'hex')" if self.backend == "pg" else "lower(hex(SHA256))"
+            self.assertEqual(rows(conninfo, "SELECT %s FROM files WHERE FileName = "
+                                  "'race.bin' AND Verified = 1" % hexsha),
                              [[hashlib.sha256(sources[winner]).hexdigest()]])
             self.assertEqual(self.partial_files(storage, who), [])
             self.assert_check(storage, conninfo)
@@ -265,7 +289,7 @@ class MultiServerV4(unittest.TestCase):
         version-3 upload waiting for its client's verdict, a third server starts on the same
         folder: both complete on A afterwards, byte-identical (its start-up neither truncated
         the one nor removed the other)."""
-        with service(1, "startup") as (servers, storage, conninfo, top):
+        with self.service(1, "startup") as (servers, storage, conninfo, top):
             a = servers[0]
             who = self.account(a, "uma")
             size = 3 * MiB
@@ -302,7 +326,8 @@ class MultiServerV4(unittest.TestCase):
         """A stops (SIGSTOP, alive with its locks) at step of a version-3 publish; a server
         starting meanwhile leaves that commit to A; once continued, A acknowledges it."""
         env = {"SEALDROP_CRASH_AT": step, "SEALDROP_CRASH_STOP": "1"}
-        with service(1, step.replace("-", ""), env=env) as (servers, storage, conninfo, top):
+        tag = step.replace("-", "")
+        with self.service(1, tag, env=env) as (servers, storage, conninfo, top):
             a = servers[0]
             key = rsa()
             data = harness.gen_bytes(200000, seed=50)
@@ -345,7 +370,7 @@ class MultiServerV4(unittest.TestCase):
         next uploads of that path on the live server B (version 3, then version 4) roll the
         dead server's intent forward instead of failing on it (1607, ERROR 9)."""
         env = {"SEALDROP_CRASH_AT": "after-intent"}
-        with service(2, "stale", env=env) as (servers, storage, conninfo, _):
+        with self.service(2, "stale", env=env) as (servers, storage, conninfo, _):
             a, b = servers
             key = rsa()
             who = self.account(b, "xena")
@@ -376,7 +401,7 @@ class MultiServerV4(unittest.TestCase):
 
     def test_killed_servers_intent_in_the_way_of_a_version4_upload(self):
         env = {"SEALDROP_CRASH_AT": "after-intent"}
-        with service(2, "stale4", env=env) as (servers, storage, conninfo, _):
+        with self.service(2, "stale4", env=env) as (servers, storage, conninfo, _):
             a, b = servers
             key = rsa()
             who = self.account(b, "yara")
@@ -398,7 +423,7 @@ class MultiServerV4(unittest.TestCase):
 
     def test_start_ups_one_at_a_time(self):
         """The start-up lock: a server finding it held waits, says so, then starts."""
-        with service(1, "lock") as (servers, storage, conninfo, top):
+        with self.service(1, "lock") as (servers, storage, conninfo, top):
             import fcntl
             fd = os.open(os.path.join(storage, ".sealdrop-startup.lock"), os.O_RDWR)
             try:
@@ -418,6 +443,10 @@ class MultiServerV4(unittest.TestCase):
             finally:
                 os.close(fd)
             self.assert_check(storage, conninfo)
+
+
+class MultiServerV4SQLite(MultiServerV4):
+    backend = "sqlite"
 
 
 if __name__ == "__main__":
