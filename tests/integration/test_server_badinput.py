@@ -45,8 +45,6 @@ class BadInput(unittest.TestCase):
     def assert_nothing_outside_storage(self):
         for rel in sh.files_under(self.dir):
             parts = rel.split(os.sep)
-            if rel == os.path.join("files", ".sealdrop-startup.lock"):
-                continue  # the servers' start-up lock (docs/deployment.md)
             if parts[0] == "files":
                 self.assertEqual(len(parts), 3, rel)
                 self.assertRegex(parts[1], HEX32)
