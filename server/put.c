@@ -236,11 +236,13 @@ put_free(struct put *p)
 static int
 record_locked(struct conn *c, struct put *p)
 {
-	int e;
+	int e, moved = p->offset != p->durable;
 
-	if (p->offset != p->durable && fsync(p->fd) != 0)
-		return SD_ERR_IO;
-	crash_point("put-sync-after-fsync");
+	if (moved) {
+		if (fsync(p->fd) != 0)
+			return SD_ERR_IO;
+		crash_point("put-sync-after-fsync");
+	}
 	e = db_upload_advance(c->env->db, c->id, p->name, p->rel_tmp, p->offset, expiry(c));
 	if (e == SD_ERR_NOT_FOUND) {
 		lost_locked(p);
@@ -248,7 +250,8 @@ record_locked(struct conn *c, struct put *p)
 	}
 	if (e != 0)
 		return e;
-	crash_point("put-sync-after-record");
+	if (moved)
+		crash_point("put-sync-after-record");
 	p->durable = p->offset;
 	return 0;
 }
