@@ -68,6 +68,9 @@ enum stmt_id {
 	ST_UPLOAD_DELETE,
 	ST_UPLOAD_NEXT,
 	ST_UPLOAD_COPY,
+	ST_UPLOAD_ADVANCE,
+	ST_UPLOAD_MOVE,
+	ST_UPLOAD_DROP,
 	ST_INTEGRITY,
 	ST_COUNT
 };
@@ -185,6 +188,15 @@ static const char *const stmt_sql[ST_COUNT] = {
 	    "datetime('now'))) ON CONFLICT (ID, FileName) DO UPDATE SET Size = excluded.Size, "
 	    "\"Offset\" = excluded.\"Offset\", TempPath = excluded.TempPath, "
 	    "Expires = excluded.Expires, Created = excluded.Created",
+	/* The cross-server forms: only while the record still names the caller's file (?5, ?7,
+	 * ?3). */
+	[ST_UPLOAD_ADVANCE] = "UPDATE uploads SET \"Offset\" = ?3, "
+	    "Expires = COALESCE(" STORED("?4") ", Expires) "
+	    "WHERE ID = ?1 AND FileName = ?2 AND TempPath = ?5 AND \"Offset\" <= ?3 AND ?3 <= Size",
+	[ST_UPLOAD_MOVE] = "UPDATE uploads SET Size = ?3, \"Offset\" = ?4, TempPath = ?5, "
+	    "Expires = " STORED("?6") ", Created = datetime('now') "
+	    "WHERE ID = ?1 AND FileName = ?2 AND TempPath = ?7",
+	[ST_UPLOAD_DROP] = "DELETE FROM uploads WHERE ID = ?1 AND FileName = ?2 AND TempPath = ?3",
 	[ST_INTEGRITY] = "PRAGMA integrity_check",
 };
 
@@ -1646,17 +1658,12 @@ db_each_verified_file(struct db *db, const uint8_t owner[CLIENT_ID_SIZE], db_fil
 
 /* ---- commit intents ---- */
 
-int
-db_commit_add(struct db *db, const struct db_commit *c)
+/* Binds the intent c to ST_COMMIT_ADD (reset on failure). */
+static int
+bind_commit(sqlite3_stmt *s, const struct db_commit *c)
 {
-	sqlite3_stmt *s;
 	int r;
 
-	if (db == NULL || c == NULL)
-		return SD_ERR_INVALID_ARG;
-	if (db->pg != NULL)
-		return dbpg_commit_add(db->pg, c);
-	s = db->st[ST_COMMIT_ADD];
 	if ((r = bind_key(s, c->owner, c->file_name)) != 0 ||
 	    (r = bind_path(s, 3, c->temp_path, sizeof(c->temp_path))) != 0 ||
 	    (r = bind_path(s, 4, c->path_name, sizeof(c->path_name))) != 0 ||
@@ -1669,12 +1676,28 @@ db_commit_add(struct db *db, const struct db_commit *c)
 		r = SD_ERR_DB;
 		goto fail;
 	}
-	/* One statement: its own transaction. A second intent for the key or the path fails on
-	 * the primary key or commits_path (SD_ERR_EXISTS), a missing owner on the foreign key. */
-	return stmt_exec(db, s);
+	return 0;
 fail:
 	stmt_done(s);
 	return r;
+}
+
+int
+db_commit_add(struct db *db, const struct db_commit *c)
+{
+	sqlite3_stmt *s;
+	int r;
+
+	if (db == NULL || c == NULL)
+		return SD_ERR_INVALID_ARG;
+	if (db->pg != NULL)
+		return dbpg_commit_add(db->pg, c);
+	s = db->st[ST_COMMIT_ADD];
+	if ((r = bind_commit(s, c)) != 0)
+		return r;
+	/* One statement: its own transaction. A second intent for the key or the path fails on
+	 * the primary key or commits_path (SD_ERR_EXISTS), a missing owner on the foreign key. */
+	return stmt_exec(db, s);
 }
 
 int
@@ -1926,4 +1949,115 @@ db_each_expired_upload(struct db *db, int64_t now, db_upload_cb cb, void *ctx)
 	if (now <= 0)
 		return SD_ERR_INVALID_ARG;
 	return each_upload(db, NULL, now, cb, ctx);
+}
+
+/* ---- partial uploads shared by several servers (the record names its owner's file) ---- */
+
+int
+db_upload_advance(struct db *db, const uint8_t owner[CLIENT_ID_SIZE], const char *file_name,
+    const char *temp_path, uint64_t offset, int64_t expires)
+{
+	struct db_upload u;
+	sqlite3_stmt *s;
+	int r;
+
+	if (db == NULL || temp_path == NULL)
+		return SD_ERR_INVALID_ARG;
+	if (db->pg != NULL)
+		return dbpg_upload_advance(db->pg, owner, file_name, temp_path, offset, expires);
+	s = db->st[ST_UPLOAD_ADVANCE];
+	if ((r = bind_key(s, owner, file_name)) != 0 || (r = bind_u64(s, 3, offset)) != 0 ||
+	    (r = bind_time(s, 4, expires)) != 0 ||
+	    (r = bind_path(s, 5, temp_path, DB_PATH_SIZE)) != 0) {
+		stmt_done(s);
+		return r;
+	}
+	if ((r = update_one(db, s)) != SD_ERR_NOT_FOUND)
+		return r;
+	/* Matched nothing: gone or taken over (NOT_FOUND), or an offset out of range. */
+	if ((r = db_upload_get(db, owner, file_name, &u)) == 0)
+		r = strcmp(u.temp_path, temp_path) != 0 ? SD_ERR_NOT_FOUND : SD_ERR_BAD_FIELD;
+	return r;
+}
+
+int
+db_upload_move(struct db *db, const char *from_temp_path, const struct db_upload *u)
+{
+	sqlite3_stmt *s;
+	int r;
+
+	if (db == NULL || u == NULL || from_temp_path == NULL || u->offset > u->size ||
+	    u->expires <= 0)
+		return SD_ERR_INVALID_ARG;
+	if (db->pg != NULL)
+		return dbpg_upload_move(db->pg, from_temp_path, u);
+	s = db->st[ST_UPLOAD_MOVE];
+	if ((r = bind_key(s, u->owner, u->file_name)) != 0 || (r = bind_u64(s, 3, u->size)) != 0 ||
+	    (r = bind_u64(s, 4, u->offset)) != 0 ||
+	    (r = bind_path(s, 5, u->temp_path, sizeof(u->temp_path))) != 0 ||
+	    (r = bind_time(s, 6, u->expires)) != 0 ||
+	    (r = bind_path(s, 7, from_temp_path, DB_PATH_SIZE)) != 0) {
+		stmt_done(s);
+		return r;
+	}
+	return update_one(db, s);
+}
+
+int
+db_upload_drop(struct db *db, const uint8_t owner[CLIENT_ID_SIZE], const char *file_name,
+    const char *temp_path)
+{
+	sqlite3_stmt *s;
+	int r;
+
+	if (db == NULL || temp_path == NULL)
+		return SD_ERR_INVALID_ARG;
+	if (db->pg != NULL)
+		return dbpg_upload_drop(db->pg, owner, file_name, temp_path);
+	s = db->st[ST_UPLOAD_DROP];
+	if ((r = bind_key(s, owner, file_name)) != 0 ||
+	    (r = bind_path(s, 3, temp_path, DB_PATH_SIZE)) != 0) {
+		stmt_done(s);
+		return r == SD_ERR_INVALID_ARG && owner != NULL ? SD_ERR_NOT_FOUND : r;
+	}
+	return update_one(db, s);
+}
+
+int
+db_upload_commit(struct db *db, const struct db_commit *c)
+{
+	sqlite3_stmt *drop, *add;
+	int r, in_tx = 0;
+
+	if (db == NULL || c == NULL)
+		return SD_ERR_INVALID_ARG;
+	if (db->pg != NULL)
+		return dbpg_upload_commit(db->pg, c);
+	drop = db->st[ST_UPLOAD_DROP];
+	add = db->st[ST_COMMIT_ADD];
+	if ((r = bind_key(drop, c->owner, c->file_name)) != 0 ||
+	    (r = bind_path(drop, 3, c->temp_path, sizeof(c->temp_path))) != 0) {
+		stmt_done(drop);
+		return r;
+	}
+	if ((r = bind_commit(add, c)) != 0) {
+		stmt_done(drop);
+		return r;
+	}
+	/* The record must still name this file (no other server took the upload over); it
+	 * goes and the intent comes, all or nothing. */
+	if ((r = tx_begin(db)) != 0)
+		goto out;
+	in_tx = 1;
+	if ((r = update_one(db, drop)) != 0 || (r = stmt_exec(db, add)) != 0)
+		goto out;
+	if ((r = tx_commit(db)) != 0)
+		goto out;
+	in_tx = 0;
+out:
+	stmt_done(drop);
+	stmt_done(add);
+	if (in_tx)
+		tx_abort(db);
+	return r;
 }

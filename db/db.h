@@ -263,6 +263,27 @@ typedef int (*db_upload_cb)(void *ctx, const struct db_upload *u);
 int db_each_upload(struct db *db, const uint8_t *owner, db_upload_cb cb, void *ctx);
 int db_each_expired_upload(struct db *db, int64_t now, db_upload_cb cb, void *ctx);
 
+/* Several servers, one upload per (owner, file name) (SPEC-v4.md: the newer PUT_OPEN takes
+ * over): the record's TempPath names the file its current owner writes. A server that takes
+ * over an upload whose file another live server still holds moves the record to a file of
+ * its own (db_upload_move); the older server's next write of the record then no longer finds
+ * its file named. So these change the record only while TempPath equals temp_path, and
+ * answer SD_ERR_NOT_FOUND when it names another file or is gone (taken over, or deleted). */
+/* db_upload_set_offset under that condition (SD_ERR_BAD_FIELD as there). */
+int db_upload_advance(struct db *db, const uint8_t owner[CLIENT_ID_SIZE], const char *file_name,
+    const char *temp_path, uint64_t offset, int64_t expires);
+/* Replaces the record (u->owner, u->file_name) whole with u (created = now) while it names
+ * from_temp_path. Arguments as db_upload_put. */
+int db_upload_move(struct db *db, const char *from_temp_path, const struct db_upload *u);
+/* db_upload_delete while the record names temp_path. */
+int db_upload_drop(struct db *db, const uint8_t owner[CLIENT_ID_SIZE], const char *file_name,
+    const char *temp_path);
+/* A finished upload's step (a): in ONE transaction, the record (c->owner, c->file_name)
+ * naming c->temp_path is deleted and the intent c added (db_commit_add's rules and errors).
+ * The record names another file or is gone: SD_ERR_NOT_FOUND, nothing changes, and the upload
+ * must not publish (it was taken over). */
+int db_upload_commit(struct db *db, const struct db_commit *c);
+
 /* PRAGMA integrity_check: 0 when "ok", SD_ERR_DB otherwise (message in db_errmsg()). */
 int db_integrity_check(struct db *db);
 

@@ -107,6 +107,9 @@ enum pst {
 	PS_UPLOAD_DELETE,
 	PS_UPLOAD_NEXT,
 	PS_UPLOAD_COPY,
+	PS_UPLOAD_ADVANCE,
+	PS_UPLOAD_MOVE,
+	PS_UPLOAD_DROP,
 	PS_INTEGRITY,
 	PS_COUNT
 };
@@ -225,6 +228,15 @@ static const struct pstmt pstmts[PS_COUNT] = {
 	    "COALESCE(" STORED("$7") ", " NOW ")) ON CONFLICT (ID, FileName) DO UPDATE SET "
 	    "Size = excluded.Size, \"Offset\" = excluded.\"Offset\", TempPath = excluded.TempPath, "
 	    "Expires = excluded.Expires, Created = excluded.Created", 7, 1 },
+	/* The cross-server forms: only while the record still names the caller's file. */
+	[PS_UPLOAD_ADVANCE] = { "UPDATE uploads SET \"Offset\" = $3::bigint, "
+	    "Expires = COALESCE(" STORED("$4") ", Expires) WHERE ID = $1 AND FileName = $2 "
+	    "AND TempPath = $5 AND \"Offset\" <= $3::bigint AND $3::bigint <= Size", 5, 0 },
+	[PS_UPLOAD_MOVE] = { "UPDATE uploads SET Size = $3::bigint, \"Offset\" = $4::bigint, "
+	    "TempPath = $5, Expires = " STORED("$6") ", Created = " NOW " "
+	    "WHERE ID = $1 AND FileName = $2 AND TempPath = $7", 7, 0 },
+	[PS_UPLOAD_DROP] = { "DELETE FROM uploads WHERE ID = $1 AND FileName = $2 "
+	    "AND TempPath = $3", 3, 0 },
 	/* Rows that no constraint of ours would let in: 0 on a healthy database. */
 	[PS_INTEGRITY] = { "SELECT (SELECT count(*) FROM files f WHERE NOT EXISTS "
 	    "(SELECT 1 FROM clients c WHERE c.ID = f.ID)) + (SELECT count(*) FROM uploads u "
@@ -1412,21 +1424,32 @@ dbpg_each_verified_file(struct dbpg *pg, const uint8_t owner[CLIENT_ID_SIZE], db
 
 /* ---- commit intents ---- */
 
+/* The parameters of PS_COMMIT_ADD for the intent c. */
+static int
+args_commit(struct args *a, const struct db_commit *c)
+{
+	int r;
+
+	args_init(a);
+	if ((r = arg_key(a, c->owner, c->file_name)) != 0 ||
+	    (r = arg_path(a, 3, c->temp_path, sizeof(c->temp_path))) != 0 ||
+	    (r = arg_path(a, 4, c->path_name, sizeof(c->path_name))) != 0 ||
+	    (r = arg_u64(a, 5, c->size)) != 0 || (r = arg_i64(a, 6, (int64_t)c->crc)) != 0 ||
+	    (r = arg_sha256(a, 7, c->has_sha256, c->sha256)) != 0 ||
+	    (r = arg_time(a, 9, c->created)) != 0)
+		return r;
+	a->v[7] = c->verified ? "1" : "0";
+	return 0;
+}
+
 int
 dbpg_commit_add(struct dbpg *pg, const struct db_commit *c)
 {
 	struct args a;
 	int r;
 
-	args_init(&a);
-	if ((r = arg_key(&a, c->owner, c->file_name)) != 0 ||
-	    (r = arg_path(&a, 3, c->temp_path, sizeof(c->temp_path))) != 0 ||
-	    (r = arg_path(&a, 4, c->path_name, sizeof(c->path_name))) != 0 ||
-	    (r = arg_u64(&a, 5, c->size)) != 0 || (r = arg_i64(&a, 6, (int64_t)c->crc)) != 0 ||
-	    (r = arg_sha256(&a, 7, c->has_sha256, c->sha256)) != 0 ||
-	    (r = arg_time(&a, 9, c->created)) != 0)
+	if ((r = args_commit(&a, c)) != 0)
 		return r;
-	a.v[7] = c->verified ? "1" : "0";
 	/* One statement: the primary key or commits_path refuses a second intent (EXISTS), the
 	 * foreign key a missing owner (NOT_FOUND). */
 	return exec_count(pg, PS_COMMIT_ADD, &a, NULL);
@@ -1610,6 +1633,82 @@ dbpg_each_upload(struct dbpg *pg, const uint8_t *owner, int64_t now, db_upload_c
 		if ((r = cb(ctx, &u)) != 0)
 			return r;
 	}
+}
+
+/* ---- partial uploads shared by several servers (the record names its owner's file) ---- */
+
+int
+dbpg_upload_advance(struct dbpg *pg, const uint8_t owner[CLIENT_ID_SIZE],
+    const char *file_name, const char *temp_path, uint64_t offset, int64_t expires)
+{
+	struct db_upload u;
+	struct args a;
+	int r;
+
+	args_init(&a);
+	if ((r = arg_key(&a, owner, file_name)) != 0 || (r = arg_u64(&a, 3, offset)) != 0 ||
+	    (r = arg_time(&a, 4, expires)) != 0 ||
+	    (r = arg_path(&a, 5, temp_path, DB_PATH_SIZE)) != 0)
+		return r;
+	if ((r = exec_one(pg, PS_UPLOAD_ADVANCE, &a)) != SD_ERR_NOT_FOUND)
+		return r;
+	if ((r = dbpg_upload_get(pg, owner, file_name, &u)) == 0)
+		r = strcmp(u.temp_path, temp_path) != 0 ? SD_ERR_NOT_FOUND : SD_ERR_BAD_FIELD;
+	return r;
+}
+
+int
+dbpg_upload_move(struct dbpg *pg, const char *from_temp_path, const struct db_upload *u)
+{
+	struct args a;
+	int r;
+
+	args_init(&a);
+	if ((r = arg_key(&a, u->owner, u->file_name)) != 0 || (r = arg_u64(&a, 3, u->size)) != 0 ||
+	    (r = arg_u64(&a, 4, u->offset)) != 0 ||
+	    (r = arg_path(&a, 5, u->temp_path, sizeof(u->temp_path))) != 0 ||
+	    (r = arg_time(&a, 6, u->expires)) != 0 ||
+	    (r = arg_path(&a, 7, from_temp_path, DB_PATH_SIZE)) != 0)
+		return r;
+	return exec_one(pg, PS_UPLOAD_MOVE, &a);
+}
+
+int
+dbpg_upload_drop(struct dbpg *pg, const uint8_t owner[CLIENT_ID_SIZE], const char *file_name,
+    const char *temp_path)
+{
+	struct args a;
+	int r;
+
+	args_init(&a);
+	if ((r = arg_key(&a, owner, file_name)) != 0 ||
+	    (r = arg_path(&a, 3, temp_path, DB_PATH_SIZE)) != 0)
+		return r == SD_ERR_INVALID_ARG && owner != NULL ? SD_ERR_NOT_FOUND : r;
+	return exec_one(pg, PS_UPLOAD_DROP, &a);
+}
+
+int
+dbpg_upload_commit(struct dbpg *pg, const struct db_commit *c)
+{
+	struct args drop, add;
+	int r;
+
+	args_init(&drop);
+	if ((r = arg_key(&drop, c->owner, c->file_name)) != 0 ||
+	    (r = arg_path(&drop, 3, c->temp_path, sizeof(c->temp_path))) != 0 ||
+	    (r = args_commit(&add, c)) != 0)
+		return r;
+	/* The DELETE locks the record: a server moving it to another file at this instant
+	 * waits, then finds no record. */
+	if ((r = tx_begin(pg)) != 0)
+		return r;
+	if ((r = exec_one(pg, PS_UPLOAD_DROP, &drop)) != 0 ||
+	    (r = exec_count(pg, PS_COMMIT_ADD, &add, NULL)) != 0)
+		goto out;
+	r = tx_commit(pg);
+out:
+	tx_abort(pg);
+	return r;
 }
 
 int

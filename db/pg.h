@@ -76,6 +76,12 @@ int dbpg_upload_delete(struct dbpg *pg, const uint8_t owner[CLIENT_ID_SIZE],
     const char *file_name);
 int dbpg_each_upload(struct dbpg *pg, const uint8_t *owner, int64_t now, db_upload_cb cb,
     void *ctx);
+int dbpg_upload_advance(struct dbpg *pg, const uint8_t owner[CLIENT_ID_SIZE],
+    const char *file_name, const char *temp_path, uint64_t offset, int64_t expires);
+int dbpg_upload_move(struct dbpg *pg, const char *from_temp_path, const struct db_upload *u);
+int dbpg_upload_drop(struct dbpg *pg, const uint8_t owner[CLIENT_ID_SIZE],
+    const char *file_name, const char *temp_path);
+int dbpg_upload_commit(struct dbpg *pg, const struct db_commit *c);
 int dbpg_integrity_check(struct dbpg *pg);
 
 /* sealdrop-db migrate's copies (db_file_copy, db_upload_copy). */

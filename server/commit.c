@@ -15,6 +15,7 @@
 #include "../protocol/cksum.h"
 #include "../protocol/err.h"
 #include "../protocol/hex.h"
+#include "config.h"
 #include "conn.h"
 #include "crash.h"
 #include "limits.h"
@@ -23,8 +24,8 @@
 
 #define COMMIT_READ_CHUNK 65536u
 
-/* A finished attempt waiting for its verdict: sf is closed (fd -1), its folder open, its
- * temporary name set. */
+/* A finished attempt waiting for its verdict: sf fsynced and still open (its lock held until
+ * commit_discard, after the publishing), its folder open, its temporary name set. */
 struct commit_staged {
 	struct storage_file sf;
 	char file_name[NAME_FIELD_SIZE];  /* as sent */
@@ -154,7 +155,13 @@ publish(struct conn *c, struct commit_staged *s, int verified)
 		return e;
 	}
 	crash_point("before-intent");
-	if ((e = db_commit_add(c->env->db, &in)) != 0) {
+	e = db_commit_add(c->env->db, &in);
+	/* In the way: an intent a killed server left (none has started since to roll it
+	 * forward). */
+	if (e == SD_ERR_EXISTS &&
+	    commit_roll_stale(c->env->db, c->env->cfg->storage_dir, &in) == 1)
+		e = db_commit_add(c->env->db, &in);
+	if (e != 0) {
 		/* Nothing on disk has changed: the stored version stays as it was. */
 		conn_log(c, what, "failed: recording the commit: %s (%s)", sd_strerror(e),
 		    e == SD_ERR_EXISTS ? "another upload of this file is being committed" :
@@ -215,7 +222,7 @@ out:
 struct recover {
 	struct db *db;
 	int root_fd;
-	long rolled, dropped;
+	long rolled, dropped, left;
 	int err;
 };
 
@@ -240,18 +247,22 @@ split_rel(const char *rel, const uint8_t owner[CLIENT_ID_SIZE], const char **nam
 static int
 file_matches(int dir_fd, const char *name, uint64_t size, uint32_t crc)
 {
-	static uint8_t chunk[COMMIT_READ_CHUNK];  /* start-up only: one thread */
+	uint8_t *chunk;
 	struct cksum ck;
 	struct stat st;
 	ssize_t n;
 	int fd, ok = 0;
 
-	if ((fd = openat(dir_fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+	if ((chunk = malloc(COMMIT_READ_CHUNK)) == NULL)
 		return 0;
+	if ((fd = openat(dir_fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
+		free(chunk);
+		return 0;
+	}
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size != size)
 		goto out;
 	cksum_init(&ck);
-	while ((n = read(fd, chunk, sizeof(chunk))) != 0) {
+	while ((n = read(fd, chunk, COMMIT_READ_CHUNK)) != 0) {
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -262,6 +273,7 @@ file_matches(int dir_fd, const char *name, uint64_t size, uint32_t crc)
 	ok = ck.length == size && cksum_final(&ck) == crc;
 out:
 	(void)close(fd);
+	free(chunk);
 	return ok;
 }
 
@@ -280,7 +292,23 @@ drop_intent(struct recover *k, const struct db_commit *in, const char *why)
 	return 0;
 }
 
-/* One intent: rename if the temporary file is still there, then publish. */
+/* 1 when a live server holds the lock of name in dir_fd (storage.h): the file of a commit it
+ * is completing right now, before or after the rename. */
+static int
+held_by_live_server(int dir_fd, const char *name)
+{
+	int fd, held;
+
+	if ((fd = openat(dir_fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)) < 0)
+		return 0;
+	held = storage_lock(fd, 0) == STORAGE_LOCK_HELD;
+	(void)close(fd);
+	return held;
+}
+
+/* One intent: rename if the temporary file is still there, then publish. An intent whose file
+ * a live server holds (another server sharing the storage folder is completing it) is left
+ * to that server. */
 static int
 on_intent(void *ctx, const struct db_commit *in)
 {
@@ -288,7 +316,7 @@ on_intent(void *ctx, const struct db_commit *in)
 	const char *tmp, *fin;
 	char hex[CLIENT_ID_SIZE * 2 + 1], shown[LOG_PATH_MAX + 1];
 	struct stat st;
-	int dir_fd = -1, r;
+	int dir_fd = -1, tmp_fd = -1, r;
 
 	log_sanitize_path(in->path_name, shown, sizeof(shown));
 	if (split_rel(in->temp_path, in->owner, &tmp) != 0 ||
@@ -301,7 +329,17 @@ on_intent(void *ctx, const struct db_commit *in)
 		r = drop_intent(k, in, "the client's folder is missing");
 		goto out;
 	}
-	if (fstatat(dir_fd, tmp, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode)) {
+	/* Held by this roll-forward until it is done, so that another server rolling the same
+	 * intent forward at once (starting, or commit_roll_stale) leaves it. */
+	tmp_fd = openat(dir_fd, tmp, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if ((tmp_fd >= 0 && storage_lock(tmp_fd, 0) == STORAGE_LOCK_HELD) ||
+	    (tmp_fd < 0 && held_by_live_server(dir_fd, fin))) {
+		log_server("commit of %s left to the live server completing it", shown);
+		k->left++;
+		r = 0;
+		goto out;
+	}
+	if (tmp_fd >= 0 && fstat(tmp_fd, &st) == 0 && S_ISREG(st.st_mode)) {
 		if (renameat(dir_fd, tmp, dir_fd, fin) != 0 || fsync(dir_fd) != 0) {
 			log_server("fatal: cannot roll the commit of %s forward: %s", shown,
 			    strerror(errno));
@@ -315,13 +353,19 @@ on_intent(void *ctx, const struct db_commit *in)
 		r = drop_intent(k, in, "the attempt is gone and the stored file is another");
 		goto out;
 	}
-	if ((r = db_commit_publish(k->db, in->owner, in->file_name)) != 0)
+	if ((r = db_commit_publish(k->db, in->owner, in->file_name)) != 0) {
+		/* Its server published it an instant ago (it let go of the lock just before). */
+		if (r == SD_ERR_NOT_FOUND)
+			r = 0;
 		goto out;
+	}
 	k->rolled++;
 	log_server("commit of %s rolled forward: %llu bytes, cksum %u, %s", shown,
 	    (unsigned long long)in->size, (unsigned)in->crc,
 	    in->verified ? "verified" : "not verified");
 out:
+	if (tmp_fd >= 0)
+		(void)close(tmp_fd);
 	if (dir_fd >= 0)
 		(void)close(dir_fd);
 	return r;
@@ -344,4 +388,46 @@ commit_recover(struct db *db, const char *root, long *rolled, long *dropped)
 	*rolled = k.rolled;
 	*dropped = k.dropped;
 	return r;
+}
+
+struct stale {
+	struct recover k;
+	const struct db_commit *mine;
+	int found;
+};
+
+/* The intent in the way of mine (same name, or same stored path): rolled forward unless a live
+ * server holds it; the walk stops there. */
+static int
+on_stale(void *ctx, const struct db_commit *in)
+{
+	struct stale *x = ctx;
+	int r;
+
+	if (memcmp(in->owner, x->mine->owner, CLIENT_ID_SIZE) != 0 ||
+	    (strcmp(in->file_name, x->mine->file_name) != 0 &&
+	    strcmp(in->path_name, x->mine->path_name) != 0))
+		return 0;
+	x->found = 1;
+	if ((r = on_intent(&x->k, in)) != 0)
+		return r;
+	return 1;
+}
+
+int
+commit_roll_stale(struct db *db, const char *root, const struct db_commit *mine)
+{
+	struct stale x;
+	int r;
+
+	memset(&x, 0, sizeof(x));
+	x.k.db = db;
+	x.mine = mine;
+	if ((x.k.root_fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return SD_ERR_IO;
+	r = db_each_commit(db, on_stale, &x);
+	(void)close(x.k.root_fd);
+	if (r < 0)
+		return r;
+	return x.found && x.k.left == 0 ? 1 : 0;
 }

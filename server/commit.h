@@ -23,10 +23,11 @@
 
 struct conn;
 struct db;
+struct db_commit;
 struct storage_file;
 
-/* Takes over sf (an open temporary file holding the whole attempt): fsyncs and closes it,
- * keeps it under its temporary name and makes it c's staged attempt at file_name (as sent)
+/* Takes over sf (an open temporary file holding the whole attempt): fsyncs it, keeps it open
+ * and locked under its temporary name and makes it c's staged attempt at file_name (as sent)
  * with its plaintext size and CRC, discarding an earlier one. 0, or a negative sd_err (logged;
  * the file is removed). sf is closed afterwards either way. */
 int commit_stage(struct conn *c, struct storage_file *sf, const char *file_name,
@@ -46,5 +47,12 @@ int commit_verdict(struct conn *c, int verified);
  * else dropped (its rename never happened). *rolled and *dropped count them. 0, or a negative
  * sd_err when the database could not be read or written (the intents stay). */
 int commit_recover(struct db *db, const char *root, long *rolled, long *dropped);
+/* A live server's intent for mine (db_commit_add or db_upload_commit) was refused because
+ * another intent holds its name or stored path: if no live server holds that intent's file
+ * (its server was killed between intent and publishing, and none has started since), it is
+ * rolled forward now as commit_recover does. 1 when it was (the caller records its intent
+ * again, once), 0 when it belongs to a live server or is gone, or a negative sd_err. Any
+ * thread. */
+int commit_roll_stale(struct db *db, const char *root, const struct db_commit *mine);
 
 #endif

@@ -11,7 +11,8 @@
 const char *crash_init(void);
 /* 1 when step is the armed one (for a caller that must do something first, e.g. send). */
 int crash_armed(const char *step);
-/* _exit(137) when step is armed and reached for the N-th time. Thread-safe. */
+/* _exit(137) when step is armed and reached for the N-th time (with SEALDROP_CRASH_STOP set
+ * also: raise(SIGSTOP) instead, and go on once continued). Thread-safe. */
 void crash_point(const char *step);
 
 #endif

@@ -473,9 +473,19 @@ delete_row_and_file(struct conn *c, const struct db_file *f, const char *base,
 {
 	struct db_commit in;
 	char hex[FETCH_HEX_ID + 1];
-	int dir_fd = -1, e, r;
+	int dir_fd = -1, lock_fd = -1, e, r;
 
 	*why = "cannot delete the file";
+	if ((e = storage_open_folder(c->env->cfg->storage_dir, c->id, &dir_fd)) != 0)
+		return e;
+	/* The file's lock, held until the intent is gone: a roll-forward on another server (one
+	 * starting, or one whose upload meets this intent) leaves a DELETE in progress alone. */
+	lock_fd = openat(dir_fd, base, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (lock_fd >= 0 && storage_lock(lock_fd, 0) == STORAGE_LOCK_HELD) {
+		*why = "this file is being stored or deleted";
+		e = SD_ERR_EXISTS;
+		goto out;
+	}
 	memset(&in, 0, sizeof(in));
 	memcpy(in.owner, c->id, CLIENT_ID_SIZE);
 	memcpy(in.file_name, f->file_name, sizeof(in.file_name));
@@ -491,35 +501,36 @@ delete_row_and_file(struct conn *c, const struct db_file *f, const char *base,
 	if ((e = db_commit_add(c->env->db, &in)) != 0) {
 		if (e == SD_ERR_EXISTS)
 			*why = "this file is being stored or deleted";
-		return e;
+		goto out;
 	}
 	crash_point("delete-after-intent");
 	if ((e = db_file_delete(c->env->db, c->id, f->file_name)) != 0)
 		goto undo;
 	crash_point("delete-after-row");
-	if ((e = storage_open_folder(c->env->cfg->storage_dir, c->id, &dir_fd)) != 0)
-		goto undo;
 	/* Another of the account's names may still be stored at that path (two names that
 	 * sanitise alike keep one row, so normally none). */
 	if (unlinkat(dir_fd, base, 0) != 0 && errno != ENOENT) {
 		conn_log(c, "delete", "cannot remove %s: %s", f->path_name, strerror(errno));
 		e = SD_ERR_IO;
-		(void)close(dir_fd);
 		goto undo;
 	}
 	(void)fsync(dir_fd);
-	(void)close(dir_fd);
 	crash_point("delete-after-unlink");
 	if ((r = db_commit_delete(c->env->db, c->id, f->file_name)) != 0)
 		conn_log(c, "delete", "deleted, but its intent stays until the next start: %s",
 		    sd_strerror(r));
 	crash_point("delete-after-intent-gone");
-	return 0;
+	e = 0;
+	goto out;
 undo:
 	/* The file is still there: the row comes back from the intent. */
 	if ((r = db_commit_publish(c->env->db, c->id, f->file_name)) != 0)
 		conn_log(c, "delete", "restoring the row failed: %s; the next start restores it",
 		    sd_strerror(r));
+out:
+	if (lock_fd >= 0)
+		(void)close(lock_fd);
+	(void)close(dir_fd);
 	return e;
 }
 

@@ -298,6 +298,9 @@ raise_fd_limit(void)
 		log_server("warning: cannot raise the descriptor limit: %s", strerror(errno));
 }
 
+/* How long a server waits for another's start-up work on a shared storage folder. */
+#define STARTUP_LOCK_WAIT_S 300u
+
 /* Start-up work on the database: every commit intent rolled forward (before the temporary
  * files they name are removed as stale), expired pending registrations removed. 0 or -1
  * (logged). */
@@ -352,7 +355,7 @@ prepare_storage_and_db(const struct server_config *cfg)
 {
 	struct db *db = NULL;
 	char why[256], shown_db[256];
-	int r, stale;
+	int r, stale, lock_fd = -1, waited = 0;
 
 	if (mkdir(cfg->storage_dir, 0700) != 0 && errno != EEXIST) {
 		log_server("fatal: cannot create the storage folder %s: %s", cfg->storage_dir,
@@ -365,21 +368,31 @@ prepare_storage_and_db(const struct server_config *cfg)
 		    sd_strerror(r), why[0] != '\0' ? ": " : "", why);
 		return -1;
 	}
+	/* Servers sharing the folder do this one at a time (storage.h); what a live server is
+	 * doing is left alone by the steps themselves (its files are locked). */
+	if ((r = storage_startup_lock(cfg->storage_dir, STARTUP_LOCK_WAIT_S, &lock_fd,
+	    &waited)) != 0) {
+		log_server("fatal: cannot take the start-up lock %s/%s: %s", cfg->storage_dir,
+		    STORAGE_STARTUP_LOCK, r == SD_ERR_TOO_LARGE ? "another server held it for "
+		    "too long" : strerror(errno));
+		db_close(db);
+		return -1;
+	}
+	if (waited)
+		log_server("waited for another server's start-up on the same storage folder");
 	r = recover_db(cfg, db);
 	if (r == 0)
 		r = reconcile_uploads(cfg, db);
 	db_close(db);
-	if (r != 0)
-		return -1;
-	if ((stale = storage_remove_stale(cfg->storage_dir)) < 0) {
+	if (r == 0 && (stale = storage_remove_stale(cfg->storage_dir)) < 0) {
 		log_server("fatal: cannot clean the storage folder %s: %s", cfg->storage_dir,
 		    sd_strerror(stale));
-		return -1;
-	}
-	if (stale > 0)
+		r = -1;
+	} else if (r == 0 && stale > 0)
 		log_server("removed %d partial file%s left by an earlier run", stale,
 		    stale == 1 ? "" : "s");
-	return 0;
+	(void)close(lock_fd);
+	return r != 0 ? -1 : 0;
 }
 
 /* The server's identity (identity.h) at the configured paths, or beside the database; NULL

@@ -23,6 +23,7 @@
 #include "../protocol/err.h"
 #include "../protocol/hex.h"
 #include "../protocol/msg4.h"
+#include "commit.h"
 #include "config.h"
 #include "conn.h"
 #include "crash.h"
@@ -36,9 +37,15 @@
 #define PUT_TMP_RANDOM 8u
 #define PUT_TMP_NAME_MAX 64u
 #define PUT_HEX_ID (CLIENT_ID_SIZE * 2u)
+/* Not an sd_err: the upload was taken over (by a connection of this process or another
+ * server); the connection answers ERROR 8 and closes. */
+#define PUT_TAKEN 1
 
 /* One (account, stored name) being uploaded somewhere in the process. gen changes on every
- * PUT_OPEN; the upload whose gen it is owns the file (read and written under mu). */
+ * PUT_OPEN; the upload whose gen it is owns the file (read and written under mu). lock_fd
+ * holds the flock of the file the slot's uploads write (lock_rel), for the slot's life: an
+ * upload of this process taking the name over shares it (a dup), other servers see the file
+ * held (docs/deployment.md). */
 struct put_slot {
 	struct put_slot *next;
 	uint8_t owner[CLIENT_ID_SIZE];
@@ -46,6 +53,8 @@ struct put_slot {
 	pthread_mutex_t mu;
 	unsigned gen;
 	unsigned refs;                 /* uploads pointing here (under reg_mu) */
+	int lock_fd;                   /* -1 or a descriptor holding lock_rel's flock (under mu) */
+	char lock_rel[DB_PATH_SIZE];
 };
 
 static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -102,6 +111,7 @@ slot_get(const uint8_t owner[CLIENT_ID_SIZE], const char *name)
 		memcpy(s->owner, owner, CLIENT_ID_SIZE);
 		snprintf(s->name, sizeof(s->name), "%s", name);
 		pthread_mutex_init(&s->mu, NULL);
+		s->lock_fd = -1;
 		s->next = reg_head;
 		reg_head = s;
 	}
@@ -127,6 +137,8 @@ slot_unref(struct put_slot *s)
 			}
 		}
 		pthread_mutex_destroy(&s->mu);
+		if (s->lock_fd >= 0)
+			(void)close(s->lock_fd);
 		free(s);
 	}
 	pthread_mutex_unlock(&reg_mu);
@@ -152,6 +164,38 @@ static int
 owns(const struct put *p)
 {
 	return p->slot->gen == p->gen;
+}
+
+/* Under the slot's mutex: fd (locked by this process) is the slot's file rel from now on; the
+ * lock of an earlier file of the slot is let go. */
+static void
+slot_hold(struct put_slot *s, int fd, const char *rel)
+{
+	int dup_fd = dup(fd);
+
+	if (s->lock_fd >= 0)
+		(void)close(s->lock_fd);
+	s->lock_fd = dup_fd;  /* -1 if dup failed: p's own descriptor still holds the lock */
+	snprintf(s->lock_rel, sizeof(s->lock_rel), "%s", rel);
+}
+
+/* Under the slot's mutex, p owning its file: another server took the upload over (the
+ * record names its own file now) or the record went. p's file is nobody's: it goes, and no
+ * connection of this process owns the name any more (p answers ERROR 8 through put_check). */
+static void
+lost_locked(struct put *p)
+{
+	struct stat mine, named;
+
+	if (p->tmp_name[0] != '\0' && fstat(p->fd, &mine) == 0 &&
+	    fstatat(p->dir_fd, p->tmp_name, &named, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    mine.st_ino == named.st_ino && mine.st_dev == named.st_dev)
+		(void)unlinkat(p->dir_fd, p->tmp_name, 0);
+	p->slot->gen++;
+	if (p->slot->lock_fd >= 0) {
+		(void)close(p->slot->lock_fd);
+		p->slot->lock_fd = -1;
+	}
 }
 
 /* --- Replies --------------------------------------------------------------------------- */
@@ -186,22 +230,39 @@ put_free(struct put *p)
 	free(p);
 }
 
-/* Under the slot's mutex, p owning its file: fsync and record the durable offset. */
+/* Under the slot's mutex, p owning its file: fsync and record the durable offset, also when
+ * it has not moved (the record then tells whether another server took the upload over).
+ * PUT_TAKEN when one did. */
+static int
+record_locked(struct conn *c, struct put *p)
+{
+	int e, moved = p->offset != p->durable;
+
+	if (moved) {
+		if (fsync(p->fd) != 0)
+			return SD_ERR_IO;
+		crash_point("put-sync-after-fsync");
+	}
+	e = db_upload_advance(c->env->db, c->id, p->name, p->rel_tmp, p->offset, expiry(c));
+	if (e == SD_ERR_NOT_FOUND) {
+		lost_locked(p);
+		return PUT_TAKEN;
+	}
+	if (e != 0)
+		return e;
+	if (moved)
+		crash_point("put-sync-after-record");
+	p->durable = p->offset;
+	return 0;
+}
+
+/* Under the slot's mutex, p owning its file: record_locked when there is something new. */
 static int
 sync_locked(struct conn *c, struct put *p)
 {
-	int e;
-
 	if (p->offset == p->durable)
 		return 0;
-	if (fsync(p->fd) != 0)
-		return SD_ERR_IO;
-	crash_point("put-sync-after-fsync");
-	if ((e = db_upload_set_offset(c->env->db, c->id, p->name, p->offset, expiry(c))) != 0)
-		return e;
-	crash_point("put-sync-after-record");
-	p->durable = p->offset;
-	return 0;
+	return record_locked(c, p);
 }
 
 /* Under the slot's mutex, p owning its file: the file and its record go. */
@@ -213,7 +274,10 @@ discard_locked(struct conn *c, struct put *p)
 	if (p->tmp_name[0] != '\0')
 		(void)unlinkat(p->dir_fd, p->tmp_name, 0);
 	crash_point("put-discard-after-unlink");
-	if ((e = db_upload_delete(c->env->db, c->id, p->name)) != 0 && e != SD_ERR_NOT_FOUND)
+	/* Only p's record: another server may have taken the name over meanwhile. */
+	if (p->rel_tmp[0] != '\0' &&
+	    (e = db_upload_drop(c->env->db, c->id, p->name, p->rel_tmp)) != 0 &&
+	    e != SD_ERR_NOT_FOUND)
 		conn_log(c, "put", "failed to delete the partial upload's record: %s (%s)",
 		    sd_strerror(e), db_errmsg(c->env->db));
 }
@@ -231,9 +295,9 @@ put_release(struct conn *c)
 	/* The bytes of a chunk cut short are a prefix of the file too (inflated ones as well):
 	 * they count. */
 	if ((mine = owns(p)) != 0)
-		e = sync_locked(c, p);
+		e = record_locked(c, p);
 	pthread_mutex_unlock(&p->slot->mu);
-	if (!mine)
+	if (!mine || e == PUT_TAKEN)
 		conn_log(c, "put", "upload taken over by a newer connection");
 	else if (e != 0)
 		conn_log(c, "put", "failed to record the durable offset: %s", sd_strerror(e));
@@ -268,28 +332,34 @@ put_in_chunk(const struct conn *c)
 	return c->put != NULL && c->put->in_chunk;
 }
 
-/* A temp_path from the database that names a resumable file in owner's folder: 1. */
+/* A temp_path from the database that names a resumable file in owner's folder: 1, *base
+ * set to its name in the folder. */
 static int
 tmp_path_ok(const uint8_t owner[CLIENT_ID_SIZE], const char *rel, const char **base)
 {
 	char hex[PUT_HEX_ID + 1];
+	const char *name;
 
+	*base = NULL;
 	hex_encode(owner, CLIENT_ID_SIZE, hex);
 	if (strncmp(rel, hex, PUT_HEX_ID) != 0 || rel[PUT_HEX_ID] != '/')
 		return 0;
-	*base = rel + PUT_HEX_ID + 1;
-	return strncmp(*base, STORAGE_RESUME_PREFIX, strlen(STORAGE_RESUME_PREFIX)) == 0 &&
-	    strchr(*base, '/') == NULL && strlen(*base) < PUT_TMP_NAME_MAX;
+	name = rel + PUT_HEX_ID + 1;
+	if (strncmp(name, STORAGE_RESUME_PREFIX, strlen(STORAGE_RESUME_PREFIX)) != 0 ||
+	    strchr(name, '/') != NULL || strlen(name) >= PUT_TMP_NAME_MAX)
+		return 0;
+	*base = name;
+	return 1;
 }
 
-/* A fresh temporary file and its record at offset 0 (an older record of the name replaced). */
+/* A new temporary file in the account's folder, locked and the slot's file from now on: p->fd,
+ * p->tmp_name, p->rel_tmp. */
 static int
-start_fresh(struct conn *c, struct put *p)
+create_tmp(struct conn *c, struct put *p)
 {
 	uint8_t rnd[PUT_TMP_RANDOM];
 	char rnd_hex[PUT_TMP_RANDOM * 2 + 1], hex[PUT_HEX_ID + 1];
-	struct db_upload u;
-	int i, e;
+	int i;
 
 	hex_encode(c->id, CLIENT_ID_SIZE, hex);
 	for (i = 0; i < 8 && p->fd < 0; i++) {
@@ -306,7 +376,37 @@ start_fresh(struct conn *c, struct put *p)
 		return SD_ERR_IO;
 	}
 	crash_point("put-fresh-after-create");
+	/* Locked before a byte is written: another server's clean-up leaves it (empty and young
+	 * until then). */
+	(void)storage_lock(p->fd, 1);
 	snprintf(p->rel_tmp, sizeof(p->rel_tmp), "%s/%s", hex, p->tmp_name);
+	slot_hold(p->slot, p->fd, p->rel_tmp);
+	return 0;
+}
+
+/* Undoes create_tmp (the record, if any, is the caller's). */
+static void
+drop_tmp(struct put *p)
+{
+	if (p->tmp_name[0] != '\0')
+		(void)unlinkat(p->dir_fd, p->tmp_name, 0);
+	if (p->fd >= 0)
+		(void)close(p->fd);
+	p->fd = -1;
+	p->tmp_name[0] = '\0';
+	p->rel_tmp[0] = '\0';
+}
+
+/* A fresh temporary file and its record at offset 0 (an older record of the name replaced:
+ * a connection of another server still on it finds so at its next record). */
+static int
+start_fresh(struct conn *c, struct put *p)
+{
+	struct db_upload u;
+	int e;
+
+	if ((e = create_tmp(c, p)) != 0)
+		return e;
 	memset(&u, 0, sizeof(u));
 	memcpy(u.owner, c->id, CLIENT_ID_SIZE);
 	snprintf(u.file_name, sizeof(u.file_name), "%s", p->name);
@@ -315,32 +415,115 @@ start_fresh(struct conn *c, struct put *p)
 	memcpy(u.temp_path, p->rel_tmp, sizeof(u.temp_path));
 	u.expires = expiry(c);
 	if ((e = db_upload_put(c->env->db, &u)) != 0) {
-		(void)unlinkat(p->dir_fd, p->tmp_name, 0);
-		p->tmp_name[0] = '\0';
+		drop_tmp(p);
 		return e;
 	}
 	p->offset = p->durable = 0;
 	return 0;
 }
 
+/* The record u's file src is locked by another server's connection, alive or not yet aware
+ * its client went: the upload moves to a new file of ours holding the durable prefix (bytes
+ * below the recorded offset never change, their writer only appends), and the record to that
+ * file. That connection finds at its next record, or at PUT_FINISH, that it lost the name.
+ * src is closed. 1 resumed, 0 not (start afresh), or a negative sd_err. */
+static int
+take_from_live(struct conn *c, struct put *p, const struct db_upload *u, int src)
+{
+	struct db_upload v;
+	uint64_t at = 0;
+	size_t want, done;
+	ssize_t n;
+	int e = 0;
+
+	if (u->size != p->size) {
+		(void)close(src);
+		return 0;  /* another file: start_fresh replaces the record */
+	}
+	if ((e = create_tmp(c, p)) != 0) {
+		(void)close(src);
+		return e;
+	}
+	while (e == 0 && at < u->offset) {
+		want = u->offset - at < PUT_BLOCK ? (size_t)(u->offset - at) : PUT_BLOCK;
+		if ((n = pread(src, p->block, want, (off_t)at)) < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			e = n == 0 ? SD_ERR_NOT_FOUND : SD_ERR_IO;  /* shorter: start afresh */
+			break;
+		}
+		for (done = 0; e == 0 && done < (size_t)n; ) {
+			ssize_t w = write(p->fd, p->block + done, (size_t)n - done);
+
+			if (w < 0 && errno != EINTR)
+				e = SD_ERR_IO;
+			else if (w > 0)
+				done += (size_t)w;
+		}
+		at += (uint64_t)n;
+	}
+	(void)close(src);
+	if (e == 0 && fsync(p->fd) != 0)
+		e = SD_ERR_IO;
+	if (e == 0) {
+		v = *u;
+		memcpy(v.temp_path, p->rel_tmp, sizeof(v.temp_path));
+		v.expires = expiry(c);
+		/* NOT_FOUND: the record changed since it was read (published, moved, expired). */
+		e = db_upload_move(c->env->db, u->temp_path, &v);
+	}
+	if (e != 0) {
+		drop_tmp(p);
+		return e == SD_ERR_NOT_FOUND ? 0 : e;
+	}
+	p->offset = p->durable = u->offset;
+	return 1;
+}
+
+/* 1 when fd is the file name in dir_fd (not removed or replaced since it was opened). */
+static int
+still_named(int dir_fd, const char *name, int fd)
+{
+	struct stat a, b;
+
+	return fstat(fd, &a) == 0 && fstatat(dir_fd, name, &b, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    a.st_ino == b.st_ino && a.st_dev == b.st_dev;
+}
+
 /* The recorded partial upload of p's name, if it is for this size and its file holds at
  * least the durable offset: reopened at the file's length (fsynced and recorded, since an
- * older connection may have written past its last record). 1 resumed, 0 not (the old record
- * and file are gone then), or a negative sd_err. */
+ * older connection may have written past its last record). Its file is shared with an older
+ * connection of this process, locked when no other server holds it, and copied when one does
+ * (take_from_live). 1 resumed, 0 not (the old record and file, when this server could lock
+ * it, are gone then), or a negative sd_err. */
 static int
 try_resume(struct conn *c, struct put *p)
 {
 	struct db_upload u;
 	struct stat st;
 	const char *base = NULL;
-	int e, fd = -1;
+	int e, fd = -1, held = 0;
 
 	if ((e = db_upload_get(c->env->db, c->id, p->name, &u)) != 0)
 		return e == SD_ERR_NOT_FOUND ? 0 : e;
 	if (!tmp_path_ok(c->id, u.temp_path, &base))
 		goto drop;
-	if ((fd = openat(p->dir_fd, base, O_RDWR | O_NOFOLLOW | O_CLOEXEC)) < 0)
-		goto drop;
+	if (p->slot->lock_fd >= 0 && strcmp(p->slot->lock_rel, u.temp_path) == 0) {
+		/* An older connection of this process has it (it no longer touches it). */
+		if ((fd = dup(p->slot->lock_fd)) < 0)
+			return SD_ERR_IO;
+		held = 1;
+	} else {
+		if ((fd = openat(p->dir_fd, base, O_RDWR | O_NOFOLLOW | O_CLOEXEC)) < 0)
+			goto drop;
+		if (storage_lock(fd, 0) == STORAGE_LOCK_HELD)
+			return take_from_live(c, p, &u, fd);
+		held = 1;
+		/* Expired and removed between the read and the lock: not this record's file. */
+		if (!still_named(p->dir_fd, base, fd))
+			goto drop;
+		slot_hold(p->slot, fd, u.temp_path);
+	}
 	if (u.size != p->size || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
 	    (uint64_t)st.st_size < u.offset)
 		goto drop;
@@ -353,16 +536,25 @@ try_resume(struct conn *c, struct put *p)
 	snprintf(p->tmp_name, sizeof(p->tmp_name), "%s", base);
 	memcpy(p->rel_tmp, u.temp_path, sizeof(p->rel_tmp));
 	p->offset = p->durable = (uint64_t)st.st_size;
-	if ((e = db_upload_set_offset(c->env->db, c->id, p->name, p->offset, expiry(c))) != 0)
+	e = db_upload_advance(c->env->db, c->id, p->name, p->rel_tmp, p->offset, expiry(c));
+	if (e == SD_ERR_NOT_FOUND) {
+		/* Changed since it was read: the file is no record's now. */
+		p->rel_tmp[0] = '\0';
+		drop_tmp(p);
+		return 0;
+	}
+	if (e != 0)
 		return e;
 	return 1;
 drop:
 	if (fd >= 0)
 		(void)close(fd);
-	if (base != NULL)
+	/* A file another server holds is its connection's to remove. */
+	if (held && base != NULL)
 		(void)unlinkat(p->dir_fd, base, 0);
 	crash_point("put-resume-drop-after-unlink");
-	if ((e = db_upload_delete(c->env->db, c->id, p->name)) != 0 && e != SD_ERR_NOT_FOUND)
+	if ((e = db_upload_drop(c->env->db, c->id, p->name, u.temp_path)) != 0 &&
+	    e != SD_ERR_NOT_FOUND)
 		return e;
 	return 0;
 }
@@ -522,8 +714,7 @@ put_open(struct conn *c, const struct frame_event *ev)
 }
 
 /* Writes n plaintext bytes at p->offset: hashed, counted, synced every PUT_SYNC_INTERVAL.
- * SD_ERR_BUSY-like -1 when p lost its file to a takeover. */
-#define PUT_TAKEN 1
+ * PUT_TAKEN when p lost its file to a takeover. */
 
 static int
 write_plain(struct conn *c, struct put *p, const uint8_t *data, size_t n)
@@ -744,7 +935,18 @@ publish_locked(struct conn *c, struct put *p, const uint8_t sha[V4_SHA256_SIZE],
 	in.has_sha256 = 1;
 	memcpy(in.sha256, sha, V4_SHA256_SIZE);
 	in.verified = 1;
-	if ((e = db_commit_add(c->env->db, &in)) != 0) {
+	/* The record goes with the intent's coming, if it still names p's file: an upload another
+	 * server took over never publishes. */
+	e = db_upload_commit(c->env->db, &in);
+	/* In the way: an intent a killed server left (none has started since to roll it on). */
+	if (e == SD_ERR_EXISTS &&
+	    commit_roll_stale(c->env->db, c->env->cfg->storage_dir, &in) == 1)
+		e = db_upload_commit(c->env->db, &in);
+	if (e != 0) {
+		if (e == SD_ERR_NOT_FOUND) {
+			lost_locked(p);
+			return PUT_TAKEN;
+		}
 		*why = e == SD_ERR_EXISTS ? "another upload of this name is being stored" :
 		    "cannot record the file";
 		return e;
@@ -765,9 +967,7 @@ publish_locked(struct conn *c, struct put *p, const uint8_t sha[V4_SHA256_SIZE],
 		return e;
 	}
 	crash_point("put-after-publish");
-	if ((e = db_upload_delete(c->env->db, c->id, p->name)) != 0 && e != SD_ERR_NOT_FOUND)
-		conn_log(c, "put", "stored, but its partial-upload record stays: %s",
-		    sd_strerror(e));
+	/* (The partial-upload record went with the intent's coming.) */
 	crash_point("put-after-record-gone");
 	return 0;
 }
@@ -782,7 +982,7 @@ put_finish(struct conn *c, const struct frame_event *ev)
 	uint8_t want[V4_SHA256_SIZE];
 	const char *why = NULL;
 	char shown[LOG_NAME_MAX + 4];
-	int e, mine, match;
+	int e = 0, mine, match;
 
 	if (put_check(c))
 		return;
@@ -815,7 +1015,7 @@ put_finish(struct conn *c, const struct frame_event *ev)
 			e = publish_locked(c, p, d.sha256, d.cksum, &why);
 	}
 	pthread_mutex_unlock(&p->slot->mu);
-	if (!mine) {
+	if (!mine || e == PUT_TAKEN) {
 		(void)put_check(c);
 		return;
 	}
@@ -902,12 +1102,20 @@ on_upload(void *ctx, const struct db_upload *u)
 	struct recon *r = x->r;
 	const char *base;
 	struct stat st;
-	int fd = -1, e;
+	int fd = -1, e, held = 0;
 
 	if (!tmp_path_ok(u->owner, u->temp_path, &base))
 		goto drop;
-	if ((fd = openat(r->root_fd, u->temp_path, O_RDWR | O_NOFOLLOW | O_CLOEXEC)) < 0 ||
-	    fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size < u->offset)
+	if ((fd = openat(r->root_fd, u->temp_path, O_RDWR | O_NOFOLLOW | O_CLOEXEC)) < 0)
+		goto drop;
+	if (storage_lock(fd, 0) == STORAGE_LOCK_HELD) {
+		/* Another live server writes it now: its bytes and record are its own. */
+		(void)close(fd);
+		r->kept++;
+		return remember(r, u->temp_path);
+	}
+	held = 1;
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size < u->offset)
 		goto drop;
 	if ((uint64_t)st.st_size > u->offset &&
 	    (ftruncate(fd, (off_t)u->offset) != 0 || fsync(fd) != 0))
@@ -917,13 +1125,15 @@ on_upload(void *ctx, const struct db_upload *u)
 	r->kept++;
 	return remember(r, u->temp_path);
 drop:
+	/* Under its lock (or not there at all), a file goes with its record. */
+	if (base != NULL && (held || fd < 0))
+		(void)unlinkat(r->root_fd, u->temp_path, 0);
 	if (fd >= 0)
 		(void)close(fd);
-	if (tmp_path_ok(u->owner, u->temp_path, &base))
-		(void)unlinkat(r->root_fd, u->temp_path, 0);
 	crash_point("reconcile-after-unlink");
 	r->dropped++;
-	if ((e = db_upload_delete(x->db, u->owner, u->file_name)) != 0 && e != SD_ERR_NOT_FOUND)
+	if ((e = db_upload_drop(x->db, u->owner, u->file_name, u->temp_path)) != 0 &&
+	    e != SD_ERR_NOT_FOUND)
 		return e;
 	return 0;
 }
@@ -934,7 +1144,8 @@ cmp_str(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Removes resumable temporary files that no kept record names. */
+/* Removes resumable temporary files that no kept record names and no live server writes (a
+ * server sharing the folder may have created one an instant ago and not recorded it yet). */
 static void
 remove_unrecorded(struct recon *r)
 {
@@ -970,6 +1181,7 @@ remove_unrecorded(struct recon *r)
 			snprintf(rel, sizeof(rel), "%s/%s", e->d_name, f->d_name);
 			if ((r->npaths == 0 ||
 			    bsearch(&key, r->paths, r->npaths, sizeof(*r->paths), cmp_str) == NULL) &&
+			    !storage_in_use(dirfd(sub), f->d_name) &&
 			    unlinkat(dirfd(sub), f->d_name, 0) == 0)
 				r->dropped++;
 		}
@@ -1019,17 +1231,26 @@ on_expired(void *ctx, const struct db_upload *u)
 {
 	struct expire_ctx *x = ctx;
 	const char *base;
-	int e;
+	int e, fd = -1;
 
 	if (slot_busy(u->owner, u->file_name))
 		return 0;  /* a connection is on it right now; it refreshes the expiry itself */
-	if (tmp_path_ok(u->owner, u->temp_path, &base))
-		(void)unlinkat(x->root_fd, u->temp_path, 0);
-	crash_point("expire-after-unlink");
-	if ((e = db_upload_delete(x->db, u->owner, u->file_name)) != 0 && e != SD_ERR_NOT_FOUND)
-		return e;
-	x->removed++;
-	return 0;
+	if (tmp_path_ok(u->owner, u->temp_path, &base) &&
+	    (fd = openat(x->root_fd, u->temp_path, O_RDWR | O_NOFOLLOW | O_CLOEXEC)) >= 0 &&
+	    storage_lock(fd, 0) == STORAGE_LOCK_HELD) {
+		(void)close(fd);
+		return 0;  /* a connection of another server is on it */
+	}
+	/* Held (or missing) from here: the record, if still this file's, and the file go. */
+	if ((e = db_upload_drop(x->db, u->owner, u->file_name, u->temp_path)) == 0) {
+		if (base != NULL)
+			(void)unlinkat(x->root_fd, u->temp_path, 0);
+		crash_point("expire-after-unlink");
+		x->removed++;
+	}
+	if (fd >= 0)
+		(void)close(fd);
+	return e == SD_ERR_NOT_FOUND ? 0 : e;
 }
 
 int

@@ -11,7 +11,18 @@
  * of slots, each with its own mutex held while the temporary file is written, synced or
  * published. A PUT_OPEN for a name another connection is uploading takes the slot over; the
  * old connection notices on its next event or tick (put_check), answers ERROR 8 and closes,
- * never touching the file again. */
+ * never touching the file again.
+ *
+ * And across servers sharing the database and the storage folder (docs/deployment.md): the
+ * uploads record's TempPath names the file of the upload's current writer, which holds that
+ * file's flock (the slot keeps it for the process, so a newer connection of the same process
+ * shares it). A PUT_OPEN on another server locks the recorded file and resumes it in place
+ * when no live server holds it; when one does, it copies the durable prefix (bytes below the
+ * recorded offset never change) to a file of its own and moves the record there
+ * (db_upload_move). The older writer finds the record naming another file at its next durable
+ * record (db_upload_advance) or at PUT_FINISH (db_upload_commit: the record goes and the intent
+ * comes in one transaction, so a taken-over upload never publishes): its file goes and it
+ * answers ERROR 8. Start-up reconciliation and expiry leave a file a live server holds. */
 #ifndef SD_SERVER_PUT_H
 #define SD_SERVER_PUT_H
 
@@ -53,11 +64,12 @@ void put_reply_error(struct conn *c, uint16_t reason, int close, const char *mes
 
 /* Start-up, before any connection (root: the storage folder): every partial upload checked
  * against its temporary file (longer: truncated to the durable offset; missing or shorter:
- * the record dropped), resumable temporary files no record names removed. Counts may be
+ * the record dropped), resumable temporary files no record names removed; a file another
+ * live server holds is left as it is. Counts may be
  * NULL. 0 or a negative sd_err (database unreadable). */
 int put_reconcile(struct db *db, const char *root, long *kept, long *dropped);
 /* Deletes the partial uploads expired at now (Unix seconds) with their temporary files,
- * except one a connection holds right now. *removed may be NULL. 0 or a negative sd_err. */
+ * except one a connection (of this server or another) holds right now. *removed may be NULL. 0 or a negative sd_err. */
 int put_expire(struct db *db, const char *root, int64_t now, long *removed);
 /* From a worker's tick: put_expire at most once per PUT_EXPIRE_INTERVAL_MS over all workers
  * (logged when it removed something). */

@@ -21,9 +21,9 @@
 #define TMP_RANDOM_BYTES 8u   /* hex-encoded after STORAGE_TMP_PREFIX */
 #define TMP_ATTEMPTS 8        /* O_EXCL collisions are practically impossible; bounded anyway */
 /* Several servers may share the storage folder (docs/deployment.md). A live server holds an
- * flock on each temporary file from creation until it is renamed into place or removed (the
- * verdict wait included), so the start-up clean-up of another server skips it; a killed
- * server's locks are gone with it. An empty file younger than this
+ * flock on each temporary file from creation until storage_abort(): through the verdict wait,
+ * the rename and the publishing, so that the start-up clean-up or roll-forward of another
+ * server skips it; a killed server's locks are gone with it. An empty file younger than this
  * may be one created an instant ago and not locked yet: it is left too. */
 #define TMP_FRESH_SECONDS 5
 
@@ -112,8 +112,9 @@ storage_begin(const char *root, const uint8_t owner[CLIENT_ID_SIZE], const char 
 	}
 	if (f->fd < 0)
 		goto out;
-	/* A filesystem without locks still works for one server: nothing else cleans up then. */
-	(void)flock(f->fd, LOCK_EX | LOCK_NB);
+	/* Blocking: only another server's clean-up can hold it, for an instant (it leaves an
+	 * empty young file alone). A filesystem without locks still works for one server. */
+	(void)storage_lock(f->fd, 1);
 	r = 0;
 out:
 	close_keep_errno(root_fd);
@@ -193,10 +194,11 @@ storage_finish(struct storage_file *f)
 {
 	if (f == NULL || f->fd < 0 || f->dir_fd < 0)
 		return SD_ERR_INVALID_ARG;
-	/* The file stays open, and so locked, until it is renamed or removed: while it waits
-	 * for its client's verdict another server's start-up clean-up must leave it. */
+	/* Stays open: its lock tells other servers it is still this one's. */
 	if (fsync(f->fd) != 0) {
 		f->err = errno;
+		close_keep_errno(f->fd);
+		f->fd = -1;
 		return SD_ERR_IO;
 	}
 	return 0;
@@ -214,12 +216,6 @@ storage_rename(struct storage_file *f)
 		return SD_ERR_IO;
 	}
 	f->tmp_name[0] = '\0';
-	/* Synced by storage_finish(): a failed close loses nothing; the lock goes with it, once
-	 * the file has a name the clean-up never takes. */
-	if (f->fd >= 0) {
-		(void)close(f->fd);
-		f->fd = -1;
-	}
 	return 0;
 }
 
@@ -253,10 +249,19 @@ storage_abort(struct storage_file *f)
 	f->tmp_name[0] = '\0';
 }
 
-/* Is the temporary file name in dir_fd one that a live server (this one or another sharing
- * the folder) is writing? It holds the file's lock, or has just created it. */
-static int
-tmp_in_use(int dir_fd, const char *name)
+int
+storage_lock(int fd, int wait)
+{
+	while (flock(fd, LOCK_EX | (wait ? 0 : LOCK_NB)) != 0) {
+		if (errno == EINTR)
+			continue;
+		return errno == EWOULDBLOCK ? STORAGE_LOCK_HELD : 0;
+	}
+	return 0;
+}
+
+int
+storage_in_use(int dir_fd, const char *name)
 {
 	struct stat st;
 	int fd, busy;
@@ -270,6 +275,34 @@ tmp_in_use(int dir_fd, const char *name)
 		busy = 1;
 	close(fd);
 	return busy;
+}
+
+int
+storage_startup_lock(const char *root, unsigned wait_seconds, int *fd, int *waited)
+{
+	int root_fd, lfd, r;
+	unsigned tries;
+	const unsigned per_second = 20;
+
+	*fd = -1;
+	*waited = 0;
+	if ((root_fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return SD_ERR_IO;
+	lfd = openat(root_fd, STORAGE_STARTUP_LOCK, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
+	    0600);
+	close_keep_errno(root_fd);
+	if (lfd < 0)
+		return SD_ERR_IO;
+	for (tries = 0; (r = storage_lock(lfd, 0)) == STORAGE_LOCK_HELD; tries++) {
+		if (tries >= wait_seconds * per_second) {
+			(void)close(lfd);
+			return SD_ERR_TOO_LARGE;
+		}
+		*waited = 1;
+		(void)usleep(1000000 / per_second);
+	}
+	*fd = lfd;
+	return 0;
 }
 
 /* Removes the temporary files (regular files with our prefix) in the folder dir_fd that no
@@ -291,7 +324,7 @@ remove_stale_in(int dir_fd)
 		    strncmp(e->d_name, STORAGE_RESUME_PREFIX, strlen(STORAGE_RESUME_PREFIX)) == 0)
 			continue;
 		if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
-		    !S_ISREG(st.st_mode) || tmp_in_use(dirfd(d), e->d_name))
+		    !S_ISREG(st.st_mode) || storage_in_use(dirfd(d), e->d_name))
 			continue;
 		if (unlinkat(dirfd(d), e->d_name, 0) == 0)
 			count++;

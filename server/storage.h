@@ -50,10 +50,12 @@ int storage_write(struct storage_file *f, const void *data, size_t n);
 int storage_commit(struct storage_file *f);
 /* The two-step form of storage_commit() for a file that must wait for its client's verdict
  * (issue 9 item 1): storage_finish() fsyncs the temporary file, which keeps its temporary
- * name beside the stored version and stays open and locked (storage_abort() still closes and
- * removes it); storage_rename() puts it in place under its final name (f->tmp_name becomes
- * "") and closes it;
- * storage_sync_folder() makes the rename durable. 0 or SD_ERR_IO (f->err says why). */
+ * name beside the stored version (storage_abort() still removes it) and stays open, its lock
+ * held, until storage_abort(): through the verdict wait, the rename and the publishing, so
+ * that another server starting meanwhile neither removes it nor rolls its commit forward
+ * (docs/deployment.md); storage_rename() puts it in place under its final name
+ * (f->tmp_name becomes ""); storage_sync_folder() makes the rename durable. 0 or SD_ERR_IO
+ * (f->err says why). */
 int storage_finish(struct storage_file *f);
 int storage_rename(struct storage_file *f);
 int storage_sync_folder(struct storage_file *f);
@@ -62,6 +64,23 @@ void storage_abort(struct storage_file *f);
 /* Opens (creating if missing, mode 0700) the folder <root>/<hex owner>/ without following a
  * link below root: *dir_fd (the caller closes it). 0 or SD_ERR_IO (errno kept). */
 int storage_open_folder(const char *root, const uint8_t owner[CLIENT_ID_SIZE], int *dir_fd);
+/* Takes the exclusive flock of a temporary file this server writes (fd open for writing): held
+ * until every descriptor of that open file description is closed, so another server's
+ * clean-up or takeover sees the file in use (docs/deployment.md). wait: block until granted
+ * (a clean-up's test holds it an instant); else fail at once. 0 when held (also on a
+ * filesystem without locks: one server then), STORAGE_LOCK_HELD when another open file
+ * description holds it (another server, or another connection of this one). */
+#define STORAGE_LOCK_HELD 1
+int storage_lock(int fd, int wait);
+/* 1 when the temporary file name in dir_fd is one a live server writes: another holds its
+ * lock, or it is empty and created in the last few seconds (not locked yet). */
+int storage_in_use(int dir_fd, const char *name);
+/* One server at a time does the start-up work on a shared storage folder (rolling commits
+ * forward, reconciling partial uploads, removing stale files): an exclusive flock on
+ * STORAGE_STARTUP_LOCK in root, waited for at most wait_seconds (*waited set when it had to
+ * wait). *fd: close it to let go. 0, SD_ERR_IO, or SD_ERR_TOO_LARGE when the wait ran out. */
+#define STORAGE_STARTUP_LOCK ".sealdrop-startup.lock"
+int storage_startup_lock(const char *root, unsigned wait_seconds, int *fd, int *waited);
 /* Removes leftover temporary files under root (after a crash), except the resumable ones
  * (STORAGE_RESUME_PREFIX) and those a live server holds (a server locks its temporary files;
  * several may share root). Returns how many, or < 0. */

@@ -219,12 +219,16 @@ def proc_status(pid, field):
     raise KeyError(field)
 
 
+STARTUP_LOCK = ".sealdrop-startup.lock"  # server/storage.h: in the storage folder, no upload
+
+
 def files_under(folder):
-    """Every regular file below folder (relative paths)."""
+    """Every regular file below folder (relative paths), but the servers' start-up lock."""
     out = []
     for root, _dirs, names in os.walk(folder):
         for n in names:
-            out.append(os.path.relpath(os.path.join(root, n), folder))
+            if n != STARTUP_LOCK:
+                out.append(os.path.relpath(os.path.join(root, n), folder))
     return sorted(out)
 
 

@@ -162,8 +162,14 @@ class CrashV4(unittest.TestCase):
         self.assertEqual(sh.query(self.dir, "SELECT count(*) FROM commits"), [(0,)], where)
         stray = []
         for top, _dirs, files in os.walk(self.storage):
+            # An empty resumable file a kill left right after creating it stays until it is
+            # 5 s old (a younger one may be a live server's, not locked yet:
+            # docs/deployment.md); it holds nothing. test_record_steps sees it go.
             stray += [os.path.join(top, f) for f in files
-                      if os.path.realpath(os.path.join(top, f)) not in named]
+                      if os.path.realpath(os.path.join(top, f)) not in named
+                      and f != sh.STARTUP_LOCK
+                      and not (f.startswith(RESUME_PREFIX)
+                               and os.path.getsize(os.path.join(top, f)) == 0)]
         self.assertEqual(stray, [], "%s: stored files without a row or record" % where)
         db = harness.pg_db_for(os.path.realpath(self.dir)) if harness.TEST_DB == "pg" \
             else sh.db_path(self.dir)
@@ -259,8 +265,18 @@ class CrashV4(unittest.TestCase):
         srv = self.start("put-fresh-after-create")
         self.attempt(srv.port, lambda c: c.put_open(len(new), "fresh.bin"))
         self.died(srv, "put-fresh-after-create")
+        # Empty and unlocked: a start-up leaves it while it is younger than 5 s (it may be
+        # another live server's, created an instant before its lock: docs/deployment.md),
+        # and removes it after.
+        srv = self.start()
+        srv.stop()
+        self.assertEqual(len(self.uploads()), 0)
+        time.sleep(5.5)
         srv = self.start()
         self.assertEqual(self.check("after put-fresh-after-create"), {})
+        left = [f for _t, _d, fs in os.walk(self.storage) for f in fs
+                if f.startswith(RESUME_PREFIX)]
+        self.assertEqual(left, [], "the empty file of the killed upload is gone")
         self.finish(srv.port, "fresh.bin", new, 0)
         srv.stop()
 

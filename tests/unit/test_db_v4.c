@@ -1283,6 +1283,86 @@ test_read_only_v4(void **state)
 	tmp_remove(&t);
 }
 
+/* Several servers: the record names its owner's file. Advancing, moving, dropping and
+ * committing act only while it names the caller's file; otherwise NOT_FOUND and nothing
+ * changes. The commit deletes the record and adds the intent in one transaction. */
+static void
+test_upload_owner(void **state)
+{
+	struct db *db = NULL;
+	struct db_upload u, v;
+	struct db_commit in, got;
+	uint8_t a[CLIENT_ID_SIZE];
+
+	(void)state;
+	make_id(a, 71);
+	assert_int_equal(db_open(":memory:", DB_READ_WRITE, &db), 0);
+	assert_int_equal(db_client_register(db, "ivy", a), 0);
+	fill_upload(&u, a, "f", 1000, 0, 1900000000);
+	assert_int_equal(db_upload_put(db, &u), 0);
+	assert_int_equal(db_upload_advance(db, a, "f", "owner/.sealdrop-part-f", 100, 1900000100),
+	    0);
+	assert_int_equal(db_upload_advance(db, a, "f", "owner/.sealdrop-part-x", 200, 0),
+	    SD_ERR_NOT_FOUND);
+	assert_int_equal(db_upload_advance(db, a, "f", "owner/.sealdrop-part-f", 50, 0),
+	    SD_ERR_BAD_FIELD);
+	assert_int_equal(db_upload_advance(db, a, "g", "owner/.sealdrop-part-f", 50, 0),
+	    SD_ERR_NOT_FOUND);
+	assert_int_equal(db_upload_get(db, a, "f", &v), 0);
+	assert_int_equal(v.offset, 100);
+	assert_int_equal(v.expires, 1900000100);
+
+	/* Taken over: moved to another file at the durable offset. */
+	fill_upload(&u, a, "f", 1000, 100, 1900000200);
+	snprintf(u.temp_path, sizeof(u.temp_path), "owner/.sealdrop-part-b");
+	assert_int_equal(db_upload_move(db, "owner/.sealdrop-part-x", &u), SD_ERR_NOT_FOUND);
+	assert_int_equal(db_upload_move(db, "owner/.sealdrop-part-f", &u), 0);
+	assert_int_equal(db_upload_get(db, a, "f", &v), 0);
+	assert_string_equal(v.temp_path, "owner/.sealdrop-part-b");
+	assert_int_equal(v.offset, 100);
+	assert_int_equal(v.expires, 1900000200);
+	/* The older owner can neither advance, drop nor commit any more. */
+	assert_int_equal(db_upload_advance(db, a, "f", "owner/.sealdrop-part-f", 300, 0),
+	    SD_ERR_NOT_FOUND);
+	assert_int_equal(db_upload_drop(db, a, "f", "owner/.sealdrop-part-f"), SD_ERR_NOT_FOUND);
+	memset(&in, 0, sizeof(in));
+	memcpy(in.owner, a, CLIENT_ID_SIZE);
+	snprintf(in.file_name, sizeof(in.file_name), "f");
+	snprintf(in.temp_path, sizeof(in.temp_path), "owner/.sealdrop-part-f");
+	snprintf(in.path_name, sizeof(in.path_name), "owner/f");
+	in.size = 1000;
+	in.crc = 7;
+	in.verified = 1;
+	assert_int_equal(db_upload_commit(db, &in), SD_ERR_NOT_FOUND);
+	assert_int_equal(db_commit_get(db, a, "f", &got), SD_ERR_NOT_FOUND);
+	assert_int_equal(db_upload_get(db, a, "f", &v), 0);
+
+	/* An intent on the same path already: EXISTS, and the record stays (all or nothing). */
+	snprintf(in.temp_path, sizeof(in.temp_path), "owner/.sealdrop-other");
+	snprintf(in.file_name, sizeof(in.file_name), "other");
+	assert_int_equal(db_commit_add(db, &in), 0);
+	snprintf(in.file_name, sizeof(in.file_name), "f");
+	snprintf(in.temp_path, sizeof(in.temp_path), "owner/.sealdrop-part-b");
+	assert_int_equal(db_upload_commit(db, &in), SD_ERR_EXISTS);
+	assert_int_equal(db_upload_get(db, a, "f", &v), 0);
+	assert_int_equal(db_commit_delete(db, a, "other"), 0);
+
+	/* The owner commits: record gone, intent there. */
+	assert_int_equal(db_upload_commit(db, &in), 0);
+	assert_int_equal(db_upload_get(db, a, "f", &v), SD_ERR_NOT_FOUND);
+	assert_int_equal(db_commit_get(db, a, "f", &got), 0);
+	assert_string_equal(got.temp_path, "owner/.sealdrop-part-b");
+	assert_int_equal(db_commit_publish(db, a, "f"), 0);
+
+	/* Drop only the named file's record. */
+	fill_upload(&u, a, "h", 10, 0, 1900000000);
+	assert_int_equal(db_upload_put(db, &u), 0);
+	assert_int_equal(db_upload_drop(db, a, "h", "owner/.sealdrop-part-x"), SD_ERR_NOT_FOUND);
+	assert_int_equal(db_upload_drop(db, a, "h", "owner/.sealdrop-part-h"), 0);
+	assert_int_equal(db_upload_get(db, a, "h", &v), SD_ERR_NOT_FOUND);
+	db_close(db);
+}
+
 int
 main(void)
 {
@@ -1303,6 +1383,7 @@ main(void)
 		cmocka_unit_test(test_publish_atomic),
 		cmocka_unit_test(test_each_commit),
 		cmocka_unit_test(test_uploads),
+		cmocka_unit_test(test_upload_owner),
 		cmocka_unit_test(test_read_only_v4),
 	};
 

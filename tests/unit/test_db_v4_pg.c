@@ -104,6 +104,7 @@ pg_test_publish_atomic(void **state)
 	assert_true(g.verified);
 	db_close(db);
 }
+PGT_RUN(test_upload_owner)
 
 static int
 count_upload(void *ctx, const struct db_upload *u)
@@ -191,6 +192,7 @@ main(void)
 		cmocka_unit_test(pg_test_read_only_v4),
 		cmocka_unit_test(pg_test_expire_pending),
 		cmocka_unit_test(pg_test_publish_atomic),
+		cmocka_unit_test(pg_test_upload_owner),
 	};
 
 	return cmocka_run_group_tests(tests, pgt_setup, NULL);

@@ -30,6 +30,7 @@
 #include "../../server/conn.h"
 #include "../../server/handlers.h"
 #include "../../server/receive.h"
+#include "../../server/storage.h"
 
 #define IN_MAX (1u << 20)
 #define OUT_MAX (1u << 20)
@@ -742,7 +743,9 @@ test_intent_failure_changes_nothing(void **state)
 	struct rig *g = *state;
 	uint8_t id[CLIENT_ID_SIZE], key[AES_KEY_SIZE];
 	struct db_commit other;
+	char path[700];
 	size_t at = 0;
+	int fd;
 
 	stored_client(g, id, key);
 	upload_fill(g, id, key, 'q', &at);
@@ -758,8 +761,45 @@ test_intent_failure_changes_nothing(void **state)
 	    "11111111111111111111111111111111/notes.txt");
 	other.size = 1;
 	assert_int_equal(db_commit_add(g->env.db, &other), 0);
+	/* In flight: the live server completing it holds its file (else, as a killed server's
+	 * intent, it would be rolled forward out of the way: test_stale_intent_rolled_forward). */
+	snprintf(path, sizeof(path), "%s/%s", g->dir, other.temp_path);
+	assert_true((fd = open(path, O_WRONLY | O_CREAT, 0600)) >= 0);
+	assert_int_equal(storage_lock(fd, 0), 0);
 	assert_int_equal(verdict(g, id, REQ_CRC_OK, &at), RESP_ERROR);
+	close(fd);
+	assert_int_equal(unlink(path), 0);
 	assert_stored(g, id, 'q', 1);
+	assert_int_equal(entries(g), 1);
+}
+
+/* An intent a killed server left on the same stored path (its file unlocked, the rename never
+ * done): the 900 rolls it forward (here: dropped, its attempt gone and the stored file
+ * another) and stores its own attempt. */
+static void
+test_stale_intent_rolled_forward(void **state)
+{
+	struct rig *g = *state;
+	uint8_t id[CLIENT_ID_SIZE], key[AES_KEY_SIZE];
+	struct db_commit other, got;
+	size_t at = 0;
+
+	stored_client(g, id, key);
+	upload_fill(g, id, key, 'q', &at);
+	assert_int_equal(verdict(g, id, REQ_CRC_OK, &at), RESP_ACK);
+	upload_fill(g, id, key, 'w', &at);
+	memset(&other, 0, sizeof(other));
+	memcpy(other.owner, id, CLIENT_ID_SIZE);
+	snprintf(other.file_name, sizeof(other.file_name), "dir/notes.txt");
+	snprintf(other.temp_path, sizeof(other.temp_path),
+	    "11111111111111111111111111111111/.sealdrop-part-0");
+	snprintf(other.path_name, sizeof(other.path_name),
+	    "11111111111111111111111111111111/notes.txt");
+	other.size = 1;
+	assert_int_equal(db_commit_add(g->env.db, &other), 0);
+	assert_int_equal(verdict(g, id, REQ_CRC_OK, &at), RESP_ACK);
+	assert_stored(g, id, 'w', 1);
+	assert_int_equal(db_commit_get(g->env.db, id, "dir/notes.txt", &got), SD_ERR_NOT_FOUND);
 	assert_int_equal(entries(g), 1);
 }
 
@@ -1105,6 +1145,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_crc_fail_stores_unverified, rig_setup,
 		    rig_teardown),
 		cmocka_unit_test_setup_teardown(test_intent_failure_changes_nothing, rig_setup,
+		    rig_teardown),
+		cmocka_unit_test_setup_teardown(test_stale_intent_rolled_forward, rig_setup,
 		    rig_teardown),
 		cmocka_unit_test_setup_teardown(test_packet_needs_session_key, rig_setup,
 		    rig_teardown),

@@ -959,6 +959,9 @@ test_reconcile_and_expire(void **state)
 	hex_encode(id_a, CLIENT_ID_SIZE, hex);
 	snprintf(path, sizeof(path), "%s/%s/%sstray", g->dir, hex, STORAGE_RESUME_PREFIX);
 	assert_true((fd = open(path, O_WRONLY | O_CREAT, 0600)) >= 0);
+	/* Bytes in it, no lock: left by a crash (an empty one might be a live server's, made an
+	 * instant ago and not locked yet). */
+	assert_int_equal(write(fd, "x", 1), 1);
 	close(fd);
 	/* storage_remove_stale leaves resumable files alone. */
 	assert_int_equal(storage_remove_stale(g->dir), 0);
@@ -998,11 +1001,78 @@ test_reconcile_no_records(void **state)
 	assert_true(mkdir(path, 0700) == 0 || errno == EEXIST);
 	snprintf(path, sizeof(path), "%s/%s/%sstray", g->dir, hex, STORAGE_RESUME_PREFIX);
 	assert_true((fd = open(path, O_WRONLY | O_CREAT, 0600)) >= 0);
+	/* Bytes in it, no lock: left by a crash (an empty one might be a live server's, made an
+	 * instant ago and not locked yet). */
+	assert_int_equal(write(fd, "x", 1), 1);
 	close(fd);
 	assert_int_equal(put_reconcile(g->env.db, g->dir, &kept, &dropped), 0);
 	assert_int_equal(kept, 0);
 	assert_int_equal(dropped, 1);
 	assert_int_not_equal(stat(path, &sb), 0);
+}
+
+/* Another server sharing the folder (an flock on another open file description): start-up
+ * reconciliation neither truncates nor drops the upload it writes, nor removes a file it has
+ * not recorded yet; expiry leaves its upload until its lock goes; a PUT_OPEN here moves the
+ * upload to a copy of the durable prefix and leaves that server's file to it. */
+static void
+test_files_held_by_another_server(void **state)
+{
+	struct rig *g = *state;
+	uint8_t data[1000];
+	struct msg4_put_state st;
+	struct db_upload u, v;
+	char hex[33], path[600], stray[600];
+	long kept, dropped, removed;
+	struct stat sb;
+	int fd, sfd;
+
+	memset(data, 9, sizeof(data));
+	req_open(g, 0, "held", 1000, &st);
+	req_data(g, 0, 0, 0, 600, data, 600);
+	peer_close(g, 0);
+	assert_int_equal(db_upload_get(g->env.db, id_a, "held", &u), 0);
+	assert_int_equal(u.offset, 600);
+	snprintf(path, sizeof(path), "%s/%s", g->dir, u.temp_path);
+	/* The other server holds it and has written 200 bytes past the record. */
+	assert_true((fd = open(path, O_WRONLY | O_APPEND)) >= 0);
+	assert_int_equal(storage_lock(fd, 0), 0);
+	assert_int_equal(write(fd, data, 200), 200);
+	hex_encode(id_a, CLIENT_ID_SIZE, hex);
+	snprintf(stray, sizeof(stray), "%s/%s/%sother", g->dir, hex, STORAGE_RESUME_PREFIX);
+	assert_true((sfd = open(stray, O_WRONLY | O_CREAT, 0600)) >= 0);
+	assert_int_equal(storage_lock(sfd, 0), 0);
+	assert_int_equal(write(sfd, data, 10), 10);
+	assert_int_equal(put_reconcile(g->env.db, g->dir, &kept, &dropped), 0);
+	assert_int_equal(kept, 1);
+	assert_int_equal(dropped, 0);
+	assert_int_equal(stat(path, &sb), 0);
+	assert_int_equal(sb.st_size, 800);
+	assert_int_equal(stat(stray, &sb), 0);
+	assert_int_equal(put_expire(g->env.db, g->dir,
+	    (int64_t)time(NULL) + (int64_t)g->cfg.resume_ttl + 10, &removed), 0);
+	assert_int_equal(removed, 0);
+	assert_int_equal(db_upload_get(g->env.db, id_a, "held", &v), 0);
+	/* A newer PUT_OPEN here: the durable 600 bytes, in a file of its own. */
+	peer_open(g, 1, id_a, "alice");
+	req_open(g, 1, "held", 1000, &st);
+	assert_int_equal(st.offset, 600);
+	assert_int_equal(db_upload_get(g->env.db, id_a, "held", &v), 0);
+	assert_string_not_equal(v.temp_path, u.temp_path);
+	assert_int_equal(v.offset, 600);
+	assert_int_equal(stat(path, &sb), 0);  /* the other server's, to remove itself */
+	req_data(g, 1, 600, 0, 400, data, 400);
+	peer_close(g, 1);
+	close(fd);
+	close(sfd);
+	/* Unlocked now (that server died): expiry and reconciliation deal with them. */
+	assert_int_equal(put_reconcile(g->env.db, g->dir, &kept, &dropped), 0);
+	assert_int_equal(kept, 1);
+	assert_int_not_equal(stat(stray, &sb), 0);
+	assert_int_not_equal(stat(path, &sb), 0);
+	assert_int_equal(put_expire(g->env.db, g->dir,
+	    (int64_t)time(NULL) + (int64_t)g->cfg.resume_ttl + 10, &removed), 0);
+	assert_int_equal(removed, 1);
 }
 
 /* SEALDROP_BIG=1: a file over 4 GiB, resumed past 4 GiB from a sparse temporary file
@@ -1088,6 +1158,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_abort, rig_setup, rig_teardown),
 		cmocka_unit_test_setup_teardown(test_reconcile_and_expire, rig_setup, rig_teardown),
 		cmocka_unit_test_setup_teardown(test_reconcile_no_records, rig_setup, rig_teardown),
+		cmocka_unit_test_setup_teardown(test_files_held_by_another_server, rig_setup,
+		    rig_teardown),
 		cmocka_unit_test_setup_teardown(test_big_resume_past_4gib, rig_setup, rig_teardown),
 	};
 

@@ -20,6 +20,8 @@
 #include "../../protocol/text.h"
 #include "output.h"
 
+#define STARTUP_LOCK_FILE ".sealdrop-startup.lock"
+
 /* The storage folder is <client id hex>/<name>: anything much deeper is not ours, and the
  * bound keeps a hostile tree (or a loop through bind mounts) from running us out of stack. */
 #define WALK_MAX_DEPTH 8
@@ -247,6 +249,9 @@ walk(struct check *k, const char *rel, int depth)
 	while ((e = readdir(d)) != NULL) {
 		base = e->d_name;
 		if (strcmp(base, ".") == 0 || strcmp(base, "..") == 0)
+			continue;
+		/* The servers' start-up lock (server/storage.h STORAGE_STARTUP_LOCK): no upload. */
+		if (rel[0] == '\0' && strcmp(base, STARTUP_LOCK_FILE) == 0)
 			continue;
 		n = rel[0] != '\0' ? snprintf(sub, sizeof(sub), "%s/%s", rel, base) :
 		    snprintf(sub, sizeof(sub), "%s", base);
