@@ -27,6 +27,7 @@
 #include "conn.h"
 #include "crash.h"
 #include "handlers_v4.h"
+#include "limits.h"
 #include "log.h"
 #include "receive.h"
 #include "storage.h"
@@ -38,13 +39,15 @@
 #define PUT_HEX_ID (CLIENT_ID_SIZE * 2u)
 
 /* One (account, stored name) being uploaded somewhere in the process. gen changes on every
- * PUT_OPEN; the upload whose gen it is owns the file (read and written under mu). */
+ * PUT_OPEN; the upload whose gen it is owns the file (read and written under mu), and the
+ * one upload of --max-uploads-per-client (limits.h) counted for it: a takeover passes it on. */
 struct put_slot {
 	struct put_slot *next;
 	uint8_t owner[CLIENT_ID_SIZE];
 	char name[NAME_FIELD_SIZE];
 	pthread_mutex_t mu;
-	unsigned gen;
+	unsigned gen;                  /* 0: never owned */
+	int counted;                   /* the owner holds a limits_upload_begin() count */
 	unsigned refs;                 /* uploads pointing here (under reg_mu) */
 };
 
@@ -151,7 +154,7 @@ slot_busy(const uint8_t owner[CLIENT_ID_SIZE], const char *name)
 static int
 owns(const struct put *p)
 {
-	return p->slot->gen == p->gen;
+	return p->gen != 0 && p->slot->gen == p->gen;
 }
 
 /* --- Replies --------------------------------------------------------------------------- */
@@ -169,12 +172,19 @@ put_reply_error(struct conn *c, uint16_t reason, int close, const char *message)
 
 /* --- The upload's life ----------------------------------------------------------------- */
 
-/* Closes and frees p; the file and its record stay as they are. */
+/* Closes and frees p; the file and its record stay as they are. The upload it owned, if
+ * it still did, no longer counts against --max-uploads-per-client. */
 static void
 put_free(struct put *p)
 {
 	if (p == NULL)
 		return;
+	pthread_mutex_lock(&p->slot->mu);
+	if (owns(p) && p->slot->counted) {
+		p->slot->counted = 0;
+		limits_upload_end(p->slot->owner);
+	}
+	pthread_mutex_unlock(&p->slot->mu);
 	if (p->fd >= 0)
 		(void)close(p->fd);
 	if (p->dir_fd >= 0)
@@ -496,8 +506,22 @@ put_open(struct conn *c, const struct frame_event *ev)
 		return;
 	}
 	pthread_mutex_lock(&p->slot->mu);
+	/* One upload of the account more, unless this one takes over another connection's
+	 * upload of the name, whose count it inherits. */
+	if (!p->slot->counted &&
+	    !limits_upload_begin(c->id, c->env->cfg->max_uploads_per_client)) {
+		pthread_mutex_unlock(&p->slot->mu);
+		put_free(p);
+		conn_log(c, "limit", "upload refused: %u uploads of this client in progress "
+		    "(--max-uploads-per-client)", c->env->cfg->max_uploads_per_client);
+		put_reply_error(c, V4_REASON_BUSY, 0, "too many uploads of this account in progress");
+		return;
+	}
+	p->slot->counted = 1;
 	/* Takes the name over from any other connection: from now on it does not touch it. */
-	p->gen = ++p->slot->gen;
+	if (++p->slot->gen == 0)
+		p->slot->gen = 1;
+	p->gen = p->slot->gen;
 	e = open_locked(c, p, &why);
 	pthread_mutex_unlock(&p->slot->mu);
 	if (e != 0) {
@@ -730,6 +754,13 @@ publish_locked(struct conn *c, struct put *p, const uint8_t sha[V4_SHA256_SIZE],
 	int e;
 
 	*why = "cannot store the file";
+	/* Again before publishing: the account's other uploads (of either version) may have
+	 * been stored since PUT_OPEN. Refused, the partial upload stays as it is. */
+	if ((e = client_limits(c, p->name, p->size)) != 0) {
+		*why = e == SD_ERR_TOO_LARGE ? "over this account's storage or file limit" :
+		    "cannot count this account's files";
+		return e;
+	}
 	if (fsync(p->fd) != 0)
 		return SD_ERR_IO;
 	crash_point("put-before-intent");
@@ -819,9 +850,16 @@ put_finish(struct conn *c, const struct frame_event *ev)
 		(void)put_check(c);
 		return;
 	}
+	log_sanitize(d.name, shown, sizeof(shown));
+	if (match && e == SD_ERR_TOO_LARGE) {
+		/* Over the account's limits now: the upload stays open, so PUT_FINISH may be
+		 * sent again once other files are deleted (or PUT_ABORT). */
+		conn_log(c, "put", "\"%s\": not stored: %s", shown, why);
+		put_reply_error(c, V4_REASON_TOO_LARGE, 0, why);
+		return;
+	}
 	c->put = NULL;
 	put_free(p);
-	log_sanitize(d.name, shown, sizeof(shown));
 	if (!match) {
 		conn_log(c, "put", "\"%s\": SHA-256 mismatch; upload discarded", shown);
 		put_reply_error(c, V4_REASON_MISMATCH, 0, "SHA-256 mismatch: upload discarded");

@@ -11,7 +11,14 @@
  * of slots, each with its own mutex held while the temporary file is written, synced or
  * published. A PUT_OPEN for a name another connection is uploading takes the slot over; the
  * old connection notices on its next event or tick (put_check), answers ERROR 8 and closes,
- * never touching the file again. */
+ * never touching the file again.
+ *
+ * The account's limits (limits.h): an upload counts against --max-uploads-per-client from
+ * PUT_OPEN until it leaves its connection (finished, aborted, dropped; a takeover passes the
+ * count to the new connection); a partial upload counts at its declared size against
+ * --max-client-storage and --max-client-files until it is published, aborted or expires,
+ * and PUT_FINISH checks them again before publishing (refused: ERROR 7, the upload stays
+ * open). */
 #ifndef SD_SERVER_PUT_H
 #define SD_SERVER_PUT_H
 

@@ -28,6 +28,7 @@
 #include "../../server/config.h"
 #include "../../server/conn.h"
 #include "../../server/fetch.h"
+#include "../../server/limits.h"
 #include "../../server/put.h"
 #include "../../server/storage.h"
 
@@ -1068,6 +1069,88 @@ test_big_resume_past_4gib(void **state)
 	free(tail);
 }
 
+/* The per-client limits hold for version 4 (review of the v4 server, item 1): an upload in
+ * progress counts against --max-uploads-per-client for as long as a connection holds it;
+ * partial uploads count at their declared size against --max-client-storage and
+ * --max-client-files; PUT_FINISH checks again before publishing and keeps the upload open
+ * when it no longer fits. */
+static void
+test_client_limits(void **state)
+{
+	struct rig *g = *state;
+	uint8_t data[1000], sha[32], *pl;
+	struct msg4_put_state st;
+	struct db_upload u;
+	struct db_file f;
+	char hex[33];
+	size_t len;
+
+	limits_reset();
+	memset(data, 3, sizeof(data));
+	g->cfg.max_uploads_per_client = 1;
+	g->cfg.max_client_storage = 1000000;
+	req_open(g, 0, "a", 900000, &st);
+	assert_int_equal(limits_uploads(id_a), 1);
+	peer_open(g, 1, id_a, "alice");
+	req_open(g, 1, "b", 10, NULL);
+	expect_error(g, 1, V4_REASON_BUSY);
+	/* Taking over the same name inherits the count; the old connection's goes with it. */
+	req_open(g, 1, "a", 900000, &st);
+	assert_int_equal(limits_uploads(id_a), 1);
+	req_data(g, 0, 0, 0, 10, data, 10);
+	expect_error(g, 0, V4_REASON_BUSY);
+	peer_close(g, 0);
+	assert_int_equal(limits_uploads(id_a), 1);
+	req_data(g, 1, 0, 0, 1000, data, 1000);
+	peer_close(g, 1);
+	assert_int_equal(limits_uploads(id_a), 0);
+	assert_int_equal(db_upload_get(g->env.db, id_a, "a", &u), 0);
+	assert_int_equal(u.offset, 1000);
+
+	/* The partial "a" counts at its 900000 bytes; resuming it is not counted twice. */
+	peer_open(g, 0, id_a, "alice");
+	req_open(g, 0, "b", 200000, NULL);
+	expect_error(g, 0, V4_REASON_TOO_LARGE);
+	assert_int_equal(db_upload_get(g->env.db, id_a, "b", &u), SD_ERR_NOT_FOUND);
+	req_open(g, 0, "a", 900000, &st);
+	assert_int_equal(st.offset, 1000);
+	assert_int_equal(limits_uploads(id_a), 1);
+
+	/* Partial uploads count as files too. */
+	g->cfg.max_client_storage = 0;
+	g->cfg.max_client_files = 2;
+	req_open(g, 0, "c", 10, &st);
+	req_open(g, 0, "d", 10, NULL);
+	expect_error(g, 0, V4_REASON_TOO_LARGE);
+
+	/* Checked again at PUT_FINISH: a file stored meanwhile (here written straight into the
+	 * database) leaves no room; the upload stays open and is published once room is made. */
+	g->cfg.max_client_files = 0;
+	g->cfg.max_client_storage = 1000000;
+	req_open(g, 0, "c", 10, &st);
+	req_data(g, 0, 0, 0, 10, data, 10);
+	hex_encode(id_a, CLIENT_ID_SIZE, hex);
+	memset(&f, 0, sizeof(f));
+	memcpy(f.owner, id_a, CLIENT_ID_SIZE);
+	snprintf(f.file_name, sizeof(f.file_name), "x");
+	snprintf(f.path_name, sizeof(f.path_name), "%s/x", hex);
+	f.size = 99995;
+	f.uploaded = (int64_t)time(NULL);
+	assert_int_equal(db_file_record(g->env.db, &f), 0);
+	crypto_sha256(data, 10, sha);
+	req_finish(g, 0, sha);
+	expect_error(g, 0, V4_REASON_TOO_LARGE);
+	assert_false(g->p[0].c->closing);
+	assert_int_equal(db_file_get(g->env.db, id_a, "c", &f), SD_ERR_NOT_FOUND);
+	assert_int_equal(db_file_delete(g->env.db, id_a, "x"), 0);
+	req_finish(g, 0, sha);
+	expect_done(g, 0, data, 10, "c");
+	assert_int_equal(limits_uploads(id_a), 0);
+	(void)pl;
+	(void)len;
+	limits_reset();
+}
+
 int
 main(void)
 {
@@ -1089,6 +1172,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_reconcile_and_expire, rig_setup, rig_teardown),
 		cmocka_unit_test_setup_teardown(test_reconcile_no_records, rig_setup, rig_teardown),
 		cmocka_unit_test_setup_teardown(test_big_resume_past_4gib, rig_setup, rig_teardown),
+		cmocka_unit_test_setup_teardown(test_client_limits, rig_setup, rig_teardown),
 	};
 
 	crypto_init();
