@@ -546,9 +546,7 @@ put_open(struct conn *c, const struct frame_event *ev)
 }
 
 /* Writes n plaintext bytes at p->offset: hashed, counted, synced every PUT_SYNC_INTERVAL.
- * SD_ERR_BUSY-like -1 when p lost its file to a takeover. */
-#define PUT_TAKEN 1
-
+ * 0, SD_ERR_TAKEN when p lost its file to a takeover, or another negative sd_err. */
 static int
 write_plain(struct conn *c, struct put *p, const uint8_t *data, size_t n)
 {
@@ -559,7 +557,7 @@ write_plain(struct conn *c, struct put *p, const uint8_t *data, size_t n)
 	pthread_mutex_lock(&p->slot->mu);
 	if (!owns(p)) {
 		pthread_mutex_unlock(&p->slot->mu);
-		return PUT_TAKEN;
+		return SD_ERR_TAKEN;
 	}
 	while (done < n) {
 		if ((w = write(p->fd, data + done, n - done)) < 0) {
@@ -611,7 +609,7 @@ written(struct conn *c, int e)
 {
 	if (e == 0)
 		return 0;
-	if (e == PUT_TAKEN)
+	if (e == SD_ERR_TAKEN)
 		(void)put_check(c);
 	else
 		chunk_refused(c, V4_REASON_STORAGE, "cannot write the file");
@@ -803,8 +801,8 @@ publish_locked(struct conn *c, struct put *p, const uint8_t sha[V4_SHA256_SIZE],
 	return 0;
 }
 
-/* PUT_FINISH (61 lines: the size and hash checks, then publishing, in the order SPEC-v4.md
- * gives them, each with its own ERROR reason). */
+/* PUT_FINISH: the size and hash checks, then publishing, in the order SPEC-v4.md gives them,
+ * each refusal with its own ERROR reason. */
 void
 put_finish(struct conn *c, const struct frame_event *ev)
 {
