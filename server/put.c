@@ -135,19 +135,35 @@ slot_unref(struct put_slot *s)
 	pthread_mutex_unlock(&reg_mu);
 }
 
-/* 1 when a connection holds an upload of (owner, name) now. */
-static int
-slot_busy(const uint8_t owner[CLIENT_ID_SIZE], const char *name)
+/* The references to s now (under reg_mu). */
+static unsigned
+slot_refs(struct put_slot *s)
 {
-	struct put_slot *s;
-	int busy = 0;
+	unsigned n;
 
 	pthread_mutex_lock(&reg_mu);
-	for (s = reg_head; s != NULL; s = s->next)
-		if (memcmp(s->owner, owner, CLIENT_ID_SIZE) == 0 && strcmp(s->name, name) == 0)
-			busy = 1;
+	n = s->refs;
 	pthread_mutex_unlock(&reg_mu);
-	return busy;
+	return n;
+}
+
+struct put_slot *
+put_name_lock(const uint8_t owner[CLIENT_ID_SIZE], const char *name)
+{
+	struct put_slot *s;
+
+	if ((s = slot_get(owner, name)) != NULL)
+		pthread_mutex_lock(&s->mu);
+	return s;
+}
+
+void
+put_name_unlock(struct put_slot *s)
+{
+	if (s == NULL)
+		return;
+	pthread_mutex_unlock(&s->mu);
+	slot_unref(s);
 }
 
 /* Under p->slot->mu: 1 while p still owns its file. */
@@ -1047,25 +1063,48 @@ put_reconcile(struct db *db, const char *root, long *kept, long *dropped)
 struct expire_ctx {
 	struct db *db;
 	int root_fd;
+	int64_t now;
 	long removed;
 };
 
+/* Under the name's lock, so that a PUT_OPEN resuming the upload either finds it whole or
+ * finds it gone: skipped when another holds the lock or an upload of the name is on a
+ * connection (it refreshes the expiry itself), deleted only when the record read again is
+ * still expired and names the same file. */
 static int
 on_expired(void *ctx, const struct db_upload *u)
 {
 	struct expire_ctx *x = ctx;
+	struct put_slot *s;
+	struct db_upload now;
 	const char *base;
-	int e;
+	int e = 0;
 
-	if (slot_busy(u->owner, u->file_name))
-		return 0;  /* a connection is on it right now; it refreshes the expiry itself */
+	if ((s = slot_get(u->owner, u->file_name)) == NULL)
+		return SD_ERR_ALLOC;
+	if (pthread_mutex_trylock(&s->mu) != 0) {
+		slot_unref(s);
+		return 0;
+	}
+	if (slot_refs(s) > 1)
+		goto out;
+	if ((e = db_upload_get(x->db, u->owner, u->file_name, &now)) != 0) {
+		if (e == SD_ERR_NOT_FOUND)
+			e = 0;
+		goto out;
+	}
+	if (now.expires > x->now || strcmp(now.temp_path, u->temp_path) != 0)
+		goto out;
 	if (tmp_path_ok(u->owner, u->temp_path, &base))
 		(void)unlinkat(x->root_fd, u->temp_path, 0);
 	crash_point("expire-after-unlink");
 	if ((e = db_upload_delete(x->db, u->owner, u->file_name)) != 0 && e != SD_ERR_NOT_FOUND)
-		return e;
+		goto out;
+	e = 0;
 	x->removed++;
-	return 0;
+out:
+	put_name_unlock(s);
+	return e;
 }
 
 int
@@ -1077,6 +1116,7 @@ put_expire(struct db *db, const char *root, int64_t now, long *removed)
 	if (removed != NULL)
 		*removed = 0;
 	x.db = db;
+	x.now = now;
 	x.removed = 0;
 	if ((x.root_fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
 		return errno == ENOENT ? 0 : SD_ERR_IO;

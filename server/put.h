@@ -54,6 +54,15 @@ void put_release(struct conn *c);
 /* Closes c with ERROR 8 when another connection took its upload over. 1 when it did. */
 int put_check(struct conn *c);
 
+/* The lock of (owner, stored name): held by the version-4 upload of that name while it writes
+ * or publishes its file, by version 3's verdict while it publishes (commit.c), by DELETE
+ * (fetch.c) and by expiry, so that a name's row and file change in one order. Returns the
+ * locked slot, to be given to put_name_unlock(); NULL when out of memory. Never held across
+ * a return to the event loop, never two at once. */
+struct put_slot;
+struct put_slot *put_name_lock(const uint8_t owner[CLIENT_ID_SIZE], const char *name);
+void put_name_unlock(struct put_slot *s);
+
 /* Queues ERROR reason (message text for the peer and the log) on c (handlers_v4.h); close:
  * c closes once it is sent. */
 void put_reply_error(struct conn *c, uint16_t reason, int close, const char *message);

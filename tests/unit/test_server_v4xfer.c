@@ -1151,6 +1151,33 @@ test_client_limits(void **state)
 	limits_reset();
 }
 
+/* Expiry takes the name's lock (review item 2): it leaves alone an upload whose lock another
+ * holds (a PUT_OPEN resuming it), and deletes it once the lock is free. */
+static void
+test_expire_takes_name_lock(void **state)
+{
+	struct rig *g = *state;
+	uint8_t data[100];
+	struct msg4_put_state st;
+	struct db_upload u;
+	struct put_slot *lk;
+	long removed;
+	int64_t later = (int64_t)time(NULL) + (int64_t)g->cfg.resume_ttl + 10;
+
+	memset(data, 1, sizeof(data));
+	req_open(g, 0, "old", 1000, &st);
+	req_data(g, 0, 0, 0, 100, data, 100);
+	peer_close(g, 0);
+	assert_non_null(lk = put_name_lock(id_a, "old"));
+	assert_int_equal(put_expire(g->env.db, g->dir, later, &removed), 0);
+	assert_int_equal(removed, 0);
+	assert_int_equal(db_upload_get(g->env.db, id_a, "old", &u), 0);
+	put_name_unlock(lk);
+	assert_int_equal(put_expire(g->env.db, g->dir, later, &removed), 0);
+	assert_int_equal(removed, 1);
+	assert_int_equal(db_upload_get(g->env.db, id_a, "old", &u), SD_ERR_NOT_FOUND);
+}
+
 int
 main(void)
 {
@@ -1173,6 +1200,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_reconcile_no_records, rig_setup, rig_teardown),
 		cmocka_unit_test_setup_teardown(test_big_resume_past_4gib, rig_setup, rig_teardown),
 		cmocka_unit_test_setup_teardown(test_client_limits, rig_setup, rig_teardown),
+		cmocka_unit_test_setup_teardown(test_expire_takes_name_lock, rig_setup,
+		    rig_teardown),
 	};
 
 	crypto_init();
