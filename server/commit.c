@@ -19,6 +19,7 @@
 #include "crash.h"
 #include "limits.h"
 #include "log.h"
+#include "put.h"
 #include "storage.h"
 
 #define COMMIT_READ_CHUNK 65536u
@@ -187,10 +188,18 @@ int
 commit_verdict(struct conn *c, int verified)
 {
 	struct commit_staged *s = c->staged;
+	struct put_slot *lk;
 	int e;
 
 	if (s == NULL)
 		return SD_ERR_NOT_FOUND;
+	/* Under the stored name's lock (put.h), which a version-4 upload publishing the same
+	 * name and DELETE take too: the row and the file change in one order. */
+	if ((lk = put_name_lock(c->id, s->sf.final_name)) == NULL) {
+		e = SD_ERR_ALLOC;
+		conn_log(c, verified ? "crc ok" : "crc fail", "failed: %s", sd_strerror(e));
+		goto out;
+	}
 	if (!verified) {
 		/* An attempt the client calls wrong never replaces a verified file. */
 		if ((e = verified_stored(c, s->sf.rel_path)) < 0) {
@@ -206,6 +215,7 @@ commit_verdict(struct conn *c, int verified)
 	}
 	e = publish(c, s, verified);
 out:
+	put_name_unlock(lk);
 	commit_discard(c);
 	return e;
 }

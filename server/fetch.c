@@ -523,11 +523,46 @@ undo:
 	return e;
 }
 
+/* The row of name read under the lock of the stored name it lies at (put.h), which every
+ * publishing of that name holds too: until *lk is unlocked the row cannot be replaced, so the
+ * row read is the row deleted and its file goes before a newer upload of the name appears.
+ * 0 (row in *f, *lk locked), SD_ERR_NOT_FOUND, SD_ERR_TAKEN (the row moved meanwhile) or
+ * another sd_err. */
+static int
+lock_row(struct conn *c, const char *name, struct db_file *f, struct put_slot **lk)
+{
+	char at[NAME_FIELD_SIZE];
+	const char *base;
+	int e, tries;
+
+	*lk = NULL;
+	if (storage_sanitize_name(name, at) != 0)
+		return SD_ERR_NOT_FOUND;  /* nothing of that name can be stored */
+	for (tries = 0; tries < 2; tries++) {
+		if ((*lk = put_name_lock(c->id, at)) == NULL)
+			return SD_ERR_ALLOC;
+		if ((e = db_file_get(c->env->db, c->id, name, f)) != 0)
+			break;
+		/* Normally the row lies at the name's sanitised path; one written otherwise (an
+		 * older server) is locked by the name it lies at. */
+		if ((base = own_base(c, f)) == NULL || strcmp(base, at) == 0)
+			return 0;
+		snprintf(at, sizeof(at), "%s", base);
+		put_name_unlock(*lk);
+		*lk = NULL;
+		e = SD_ERR_TAKEN;
+	}
+	put_name_unlock(*lk);
+	*lk = NULL;
+	return e;
+}
+
 void
 fetch_delete(struct conn *c, const struct frame_event *ev)
 {
 	char name[V4_NAME_BUF], shown[LOG_NAME_MAX + 4];
 	struct db_file f;
+	struct put_slot *lk = NULL;
 	const char *base, *why = NULL;
 	int e;
 
@@ -539,15 +574,18 @@ fetch_delete(struct conn *c, const struct frame_event *ev)
 		put_reply_error(c, V4_REASON_BAD_REQUEST, 0, "malformed DELETE");
 		return;
 	}
-	if ((e = db_file_get(c->env->db, c->id, name, &f)) != 0) {
-		put_reply_error(c, e == SD_ERR_NOT_FOUND ? V4_REASON_NOT_FOUND : V4_REASON_STORAGE, 0,
-		    e == SD_ERR_NOT_FOUND ? "no such file" : "cannot read the database");
+	if ((e = lock_row(c, name, &f, &lk)) != 0) {
+		put_reply_error(c, e == SD_ERR_NOT_FOUND ? V4_REASON_NOT_FOUND :
+		    e == SD_ERR_TAKEN ? V4_REASON_BUSY : V4_REASON_STORAGE, 0,
+		    e == SD_ERR_NOT_FOUND ? "no such file" : e == SD_ERR_TAKEN ?
+		    "the file is being replaced" : "cannot read the database");
 		return;
 	}
 	if ((base = own_base(c, &f)) != NULL)
 		e = delete_row_and_file(c, &f, base, &why);
 	else if ((e = db_file_delete(c->env->db, c->id, name)) != 0)
 		why = "cannot delete the file";  /* a row naming no file of ours: only the row */
+	put_name_unlock(lk);
 	if (e != 0) {
 		conn_log(c, "delete", "failed: %s: %s (%s)", why, sd_strerror(e),
 		    db_errmsg(c->env->db));

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1178,6 +1179,59 @@ test_expire_takes_name_lock(void **state)
 	assert_int_equal(db_upload_get(g->env.db, id_a, "old", &u), SD_ERR_NOT_FOUND);
 }
 
+struct delete_job {
+	struct rig *g;
+	const char *name;
+	int done;
+};
+
+static void *
+delete_thread(void *arg)
+{
+	struct delete_job *j = arg;
+	struct buf b;
+
+	buf_init(&b, 512);
+	assert_int_equal(msg4_put_delete(&b, j->name), 0);
+	feed(j->g, 0, &b);
+	__atomic_store_n(&j->done, 1, __ATOMIC_SEQ_CST);
+	return NULL;
+}
+
+/* DELETE runs under the stored name's lock, the one publishing holds (review item 3): while
+ * a publisher of the name holds it, DELETE waits, so the row it read is the row it deletes
+ * and a file published meanwhile is never removed behind its row. */
+static void
+test_delete_waits_for_publishing(void **state)
+{
+	struct rig *g = *state;
+	uint8_t data[100], *pl;
+	struct delete_job j = { g, "doc", 0 };
+	struct put_slot *lk;
+	struct db_file f;
+	pthread_t t;
+	size_t n, len;
+	struct timespec ms = { 0, 20 * 1000 * 1000 };
+	int k;
+
+	memset(data, 5, sizeof(data));
+	upload(g, 0, "doc", data, sizeof(data), 100, 0);
+	assert_non_null(lk = put_name_lock(id_a, "doc"));
+	assert_int_equal(pthread_create(&t, NULL, delete_thread, &j), 0);
+	for (k = 0; k < 10; k++)
+		nanosleep(&ms, NULL);
+	assert_int_equal(__atomic_load_n(&j.done, __ATOMIC_SEQ_CST), 0);
+	assert_int_equal(db_file_get(g->env.db, id_a, "doc", &f), 0);
+	assert_non_null(pl = stored(g, id_a, "doc", &n));
+	free(pl);
+	put_name_unlock(lk);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_int_equal(reply(g, 0, &pl, &len), RESP4_OK);
+	free(pl);
+	assert_int_equal(db_file_get(g->env.db, id_a, "doc", &f), SD_ERR_NOT_FOUND);
+	assert_null(stored(g, id_a, "doc", &n));
+}
+
 int
 main(void)
 {
@@ -1201,6 +1255,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_big_resume_past_4gib, rig_setup, rig_teardown),
 		cmocka_unit_test_setup_teardown(test_client_limits, rig_setup, rig_teardown),
 		cmocka_unit_test_setup_teardown(test_expire_takes_name_lock, rig_setup,
+		    rig_teardown),
+		cmocka_unit_test_setup_teardown(test_delete_waits_for_publishing, rig_setup,
 		    rig_teardown),
 	};
 
