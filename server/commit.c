@@ -9,12 +9,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../db/db.h"
 #include "../protocol/cksum.h"
 #include "../protocol/err.h"
 #include "../protocol/hex.h"
+#include "config.h"
 #include "conn.h"
 #include "crash.h"
 #include "limits.h"
@@ -155,7 +157,14 @@ publish(struct conn *c, struct commit_staged *s, int verified)
 		return e;
 	}
 	crash_point("before-intent");
-	if ((e = db_commit_add(c->env->db, &in)) != 0) {
+	if ((e = db_commit_add(c->env->db, &in)) == SD_ERR_EXISTS &&
+	    commit_roll_forward(c->env->db, c->env->cfg->storage_dir, c->id, in.path_name,
+	    (int64_t)time(NULL) - COMMIT_ROLL_AGE) == 0) {
+		/* An intent left by a publish whose last steps failed (put.h's name lock is held:
+		 * none of this server is under way): rolled forward, this one goes on. */
+		e = db_commit_add(c->env->db, &in);
+	}
+	if (e != 0) {
 		/* Nothing on disk has changed: the stored version stays as it was. */
 		conn_log(c, what, "failed: recording the commit: %s (%s)", sd_strerror(e),
 		    e == SD_ERR_EXISTS ? "another upload of this file is being committed" :
@@ -227,6 +236,12 @@ struct recover {
 	int root_fd;
 	long rolled, dropped;
 	int err;
+	/* commit_roll_forward: only owner's intents at path, recorded before `before` (0: any);
+	 * younger ones are counted. */
+	const uint8_t *owner;
+	const char *path;
+	int64_t before;
+	long young;
 };
 
 /* Splits rel ("<owner hex>/<name>") into its folder and name, checking the folder is the
@@ -250,7 +265,7 @@ split_rel(const char *rel, const uint8_t owner[CLIENT_ID_SIZE], const char **nam
 static int
 file_matches(int dir_fd, const char *name, uint64_t size, uint32_t crc)
 {
-	static uint8_t chunk[COMMIT_READ_CHUNK];  /* start-up only: one thread */
+	uint8_t *chunk = NULL;  /* also called from workers (commit_roll_forward) */
 	struct cksum ck;
 	struct stat st;
 	ssize_t n;
@@ -258,10 +273,11 @@ file_matches(int dir_fd, const char *name, uint64_t size, uint32_t crc)
 
 	if ((fd = openat(dir_fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0)
 		return 0;
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size != size)
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size != size ||
+	    (chunk = malloc(COMMIT_READ_CHUNK)) == NULL)
 		goto out;
 	cksum_init(&ck);
-	while ((n = read(fd, chunk, sizeof(chunk))) != 0) {
+	while ((n = read(fd, chunk, COMMIT_READ_CHUNK)) != 0) {
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -271,6 +287,7 @@ file_matches(int dir_fd, const char *name, uint64_t size, uint32_t crc)
 	}
 	ok = ck.length == size && cksum_final(&ck) == crc;
 out:
+	free(chunk);
 	(void)close(fd);
 	return ok;
 }
@@ -283,7 +300,8 @@ drop_intent(struct recover *k, const struct db_commit *in, const char *why)
 	char shown[LOG_PATH_MAX + 1];
 
 	log_sanitize_path(in->path_name, shown, sizeof(shown));
-	log_server("commit of %s dropped at start-up: %s", shown, why);
+	log_server("commit of %s dropped%s: %s", shown, k->owner == NULL ? " at start-up" : "",
+	    why);
 	if ((r = db_commit_delete(k->db, in->owner, in->file_name)) != 0)
 		return r;
 	k->dropped++;
@@ -300,6 +318,15 @@ on_intent(void *ctx, const struct db_commit *in)
 	struct stat st;
 	int dir_fd = -1, r;
 
+	if (k->owner != NULL) {
+		if (memcmp(in->owner, k->owner, CLIENT_ID_SIZE) != 0 ||
+		    strcmp(in->path_name, k->path) != 0)
+			return 0;
+		if (k->before != 0 && in->created > k->before) {
+			k->young++;
+			return 0;
+		}
+	}
 	log_sanitize_path(in->path_name, shown, sizeof(shown));
 	if (split_rel(in->temp_path, in->owner, &tmp) != 0 ||
 	    split_rel(in->path_name, in->owner, &fin) != 0 ||
@@ -353,5 +380,26 @@ commit_recover(struct db *db, const char *root, long *rolled, long *dropped)
 	(void)close(k.root_fd);
 	*rolled = k.rolled;
 	*dropped = k.dropped;
+	return r;
+}
+
+int
+commit_roll_forward(struct db *db, const char *root, const uint8_t owner[CLIENT_ID_SIZE],
+    const char *path_name, int64_t recorded_before)
+{
+	struct recover k;
+	int r;
+
+	memset(&k, 0, sizeof(k));
+	k.db = db;
+	k.owner = owner;
+	k.path = path_name;
+	k.before = recorded_before;
+	if ((k.root_fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return SD_ERR_IO;
+	r = db_each_commit(db, on_intent, &k);
+	(void)close(k.root_fd);
+	if (r == 0 && k.young > 0)
+		r = SD_ERR_EXISTS;
 	return r;
 }

@@ -46,5 +46,16 @@ int commit_verdict(struct conn *c, int verified);
  * else dropped (its rename never happened). *rolled and *dropped count them. 0, or a negative
  * sd_err when the database could not be read or written (the intents stay). */
 int commit_recover(struct db *db, const char *root, long *rolled, long *dropped);
+/* While the server runs, under the lock of the stored name (put.h): owner's intents for
+ * path_name (relative to root) rolled forward or dropped as at start-up, for a publish whose
+ * last steps failed (folder fsync, publishing transaction), so that the name can be published
+ * again without a restart. recorded_before > 0 (Unix seconds): only intents recorded before
+ * it, since another server sharing the database may be in the middle of a younger one; one
+ * left for that reason gives SD_ERR_EXISTS. 0 when none is left, else a negative sd_err. */
+int commit_roll_forward(struct db *db, const char *root, const uint8_t owner[CLIENT_ID_SIZE],
+    const char *path_name, int64_t recorded_before);
+/* An intent recorded this many seconds ago is no publish in progress on any server (one takes
+ * milliseconds): commit_roll_forward's recorded_before for another's intent. */
+#define COMMIT_ROLL_AGE 60
 
 #endif

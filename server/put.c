@@ -23,6 +23,7 @@
 #include "../protocol/err.h"
 #include "../protocol/hex.h"
 #include "../protocol/msg4.h"
+#include "commit.h"
 #include "config.h"
 #include "conn.h"
 #include "crash.h"
@@ -764,6 +765,7 @@ publish_locked(struct conn *c, struct put *p, const uint8_t sha[V4_SHA256_SIZE],
     uint32_t crc, const char **why)
 {
 	struct db_commit in;
+	struct db_file f;
 	char hex[PUT_HEX_ID + 1];
 	int e;
 
@@ -789,7 +791,15 @@ publish_locked(struct conn *c, struct put *p, const uint8_t sha[V4_SHA256_SIZE],
 	in.has_sha256 = 1;
 	memcpy(in.sha256, sha, V4_SHA256_SIZE);
 	in.verified = 1;
-	if ((e = db_commit_add(c->env->db, &in)) != 0) {
+	if ((e = db_commit_add(c->env->db, &in)) == SD_ERR_EXISTS &&
+	    commit_roll_forward(c->env->db, c->env->cfg->storage_dir, c->id, in.path_name,
+	    unix_now() - COMMIT_ROLL_AGE) == 0) {
+		/* Under the name's lock no publish of this path is under way in this server: the
+		 * intent was left by one whose last steps failed; rolled forward, this one goes
+		 * on. (A younger one may be another server's publish in progress.) */
+		e = db_commit_add(c->env->db, &in);
+	}
+	if (e != 0) {
 		*why = e == SD_ERR_EXISTS ? "another upload of this name is being stored" :
 		    "cannot record the file";
 		return e;
@@ -801,13 +811,27 @@ publish_locked(struct conn *c, struct put *p, const uint8_t sha[V4_SHA256_SIZE],
 	}
 	p->tmp_name[0] = '\0';
 	crash_point("put-after-rename");
-	/* From here the intent is rolled forward at start-up if anything below fails. */
-	if (fsync(p->dir_fd) != 0)
-		return SD_ERR_IO;
-	crash_point("put-after-dirsync");
-	if ((e = db_commit_publish(c->env->db, c->id, p->name)) != 0) {
-		*why = "cannot record the file";
-		return e;
+	/* From here the file is in place: if the folder's fsync or the publishing transaction
+	 * fails, the intent is rolled forward now as at start-up (the stored file checked
+	 * against it), rather than left to refuse every later upload of the name. */
+	e = fsync(p->dir_fd) != 0 ? SD_ERR_IO : 0;
+	if (e == 0) {
+		crash_point("put-after-dirsync");
+		e = db_commit_publish(c->env->db, c->id, p->name);
+	}
+	if (e != 0) {
+		conn_log(c, "put", "publishing failed (%s); rolling the commit forward",
+		    e == SD_ERR_IO ? "folder fsync" : db_errmsg(c->env->db));
+		if ((e = commit_roll_forward(c->env->db, c->env->cfg->storage_dir, c->id,
+		    in.path_name, 0)) != 0) {
+			*why = "cannot record the file";
+			return e;
+		}
+		if (db_file_get(c->env->db, c->id, p->name, &f) != 0 || f.size != p->size ||
+		    f.crc != crc) {
+			*why = "cannot record the file";
+			return SD_ERR_IO;
+		}
 	}
 	crash_point("put-after-publish");
 	if ((e = db_upload_delete(c->env->db, c->id, p->name)) != 0 && e != SD_ERR_NOT_FOUND)
