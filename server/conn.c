@@ -608,7 +608,7 @@ conn_check_timeouts(struct conn *c, int64_t now)
 	} else if (c->stream_mark_ms != 0 && now - c->stream_mark_ms >= limit) {
 		conn_log_end(c, "connection", "timed out: file content slower than %u KiB in "
 		    "%u s", CONN_STREAM_MIN_BYTES >> 10, idle);
-	} else if (receive_too_slow(c, now)) {
+	} else if (receive_too_slow(c, now) || put_too_slow(c, now)) {
 		conn_log_end(c, "limit", "upload too slow: below --min-upload-rate %u bytes/s on "
 		    "average; closing", c->env->cfg->min_upload_rate);
 	} else if (now - last >= limit) {

@@ -67,6 +67,8 @@ struct put {
 	char rel_tmp[DB_PATH_SIZE];          /* <hex id>/<tmp_name> */
 	struct sha256_ctx *sha;
 	struct cksum ck;
+	int64_t started_ms;                  /* PUT_OPEN (--min-upload-rate) */
+	uint64_t wire_bytes;                 /* PUT_DATA bytes received since */
 
 	/* The 851 arriving. */
 	int in_chunk;
@@ -287,6 +289,22 @@ put_check(struct conn *c)
 	put_free(p);
 	put_reply_error(c, V4_REASON_BUSY, 1, "upload taken over by a newer connection");
 	return 1;
+}
+
+int
+put_too_slow(const struct conn *c, int64_t now_ms)
+{
+	const struct server_config *cfg = c->env->cfg;
+	const struct put *p = c->put;
+	int64_t age;
+
+	if (p == NULL || cfg->min_upload_rate == 0)
+		return 0;
+	age = now_ms - p->started_ms;
+	if (age < (int64_t)cfg->min_rate_grace * 1000 || age <= 0)
+		return 0;
+	/* bytes / (age / 1000) < rate, without division */
+	return p->wire_bytes * 1000u < (uint64_t)cfg->min_upload_rate * (uint64_t)age;
 }
 
 int
@@ -555,6 +573,7 @@ put_open(struct conn *c, const struct frame_event *ev)
 		return;
 	}
 	st.max_chunk = PUT_MAX_CHUNK;
+	p->started_ms = c->env->now_ms;
 	c->put = p;
 	log_sanitize(safe, shown, sizeof(shown));
 	conn_log(c, "put", "\"%s\": %llu bytes, resuming at %llu", shown,
@@ -645,6 +664,7 @@ put_data_start(struct conn *c, const struct frame_event *ev)
 		put_reply_error(c, V4_REASON_BAD_REQUEST, 1, "PUT_DATA without PUT_OPEN");
 		return;
 	}
+	p->wire_bytes += REQ_HEADER_SIZE + (uint64_t)ev->len;
 	if (msg4_put_data_decode(ev->data, ev->len, ev->header->payload_size, PUT_MAX_CHUNK,
 	    &m) != 0) {
 		put_reply_error(c, V4_REASON_BAD_REQUEST, 1, "malformed PUT_DATA");
@@ -727,6 +747,7 @@ put_data_slice(struct conn *c, const struct frame_event *ev)
 
 	if (c->closing || p == NULL || !p->in_chunk || ev->len == 0)
 		return;
+	p->wire_bytes += ev->len;
 	if (p->deflate) {
 		inflate_slice(c, p, ev->data, ev->len);
 		return;

@@ -45,6 +45,10 @@ void put_abort(struct conn *c, const struct frame_event *ev);
 void put_data_start(struct conn *c, const struct frame_event *ev);
 void put_data_slice(struct conn *c, const struct frame_event *ev);
 void put_data_end(struct conn *c, const struct frame_event *ev);
+/* 1 when c's upload, after --min-rate-grace seconds, averages fewer PUT_DATA bytes per second
+ * since its PUT_OPEN than --min-upload-rate (0: no limit): the connection is closed then and
+ * the partial upload kept for a later PUT_OPEN. */
+int put_too_slow(const struct conn *c, int64_t now_ms);
 /* 1 while an 851's data is arriving on c. */
 int put_in_chunk(const struct conn *c);
 

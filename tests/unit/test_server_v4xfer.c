@@ -1243,6 +1243,33 @@ test_leftover_intent_rolled_forward(void **state)
 	free(y);
 }
 
+/* --min-upload-rate and --min-rate-grace hold for version-4 uploads (review item 5): one that
+ * averages less than the rate after the grace is closed, its partial upload kept. */
+static void
+test_min_upload_rate(void **state)
+{
+	struct rig *g = *state;
+	uint8_t data[3000];
+	struct msg4_put_state st;
+	struct db_upload u;
+
+	memset(data, 9, sizeof(data));
+	g->cfg.min_upload_rate = 1000;
+	g->cfg.min_rate_grace = 2;
+	req_open(g, 0, "slow", 100000, &st);
+	req_data(g, 0, 0, 0, 3000, data, sizeof(data));
+	g->env.now_ms += 1500;  /* within the grace */
+	assert_int_equal(conn_check_timeouts(g->p[0].c, g->env.now_ms), 0);
+	g->env.now_ms += 1000;  /* 2.5 s, 3000 bytes and headers: fast enough */
+	assert_int_equal(conn_check_timeouts(g->p[0].c, g->env.now_ms), 0);
+	g->env.now_ms += 1000;  /* 3.5 s: below 1000 bytes/s */
+	assert_int_equal(conn_check_timeouts(g->p[0].c, g->env.now_ms), 1);
+	assert_true(g->p[0].c->closing);
+	peer_close(g, 0);
+	assert_int_equal(db_upload_get(g->env.db, id_a, "slow", &u), 0);
+	assert_int_equal(u.offset, 3000);
+}
+
 struct delete_job {
 	struct rig *g;
 	const char *name;
@@ -1322,6 +1349,7 @@ main(void)
 		    rig_teardown),
 		cmocka_unit_test_setup_teardown(test_leftover_intent_rolled_forward, rig_setup,
 		    rig_teardown),
+		cmocka_unit_test_setup_teardown(test_min_upload_rate, rig_setup, rig_teardown),
 		cmocka_unit_test_setup_teardown(test_delete_waits_for_publishing, rig_setup,
 		    rig_teardown),
 	};
