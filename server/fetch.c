@@ -35,7 +35,13 @@ struct fetch {
 	struct sha256_ctx *sha;        /* hashing the whole file (no stored SHA-256) */
 	struct buf mem;                /* a listing's entries when fd < 0 */
 	uint64_t size;                 /* a listing's entries' size */
+	uint64_t hashed;               /* with sha: bytes before the first GET_DATA hashed */
 };
+
+/* A download from an offset of a file with no stored SHA-256 hashes the bytes before the
+ * offset first, at most this many per loop turn (a few milliseconds), so other connections
+ * of the worker are served in between. */
+#define FETCH_HASH_SLICE (4u << 20)
 
 /* Free room at the end of c's output buffer. */
 static size_t
@@ -278,22 +284,25 @@ fetch_end(struct conn *c)
 	free(g);
 }
 
-/* Hashes the file's first `upto` bytes into g->sha, using the output buffer's free tail as
- * the block (nothing is queued). */
+/* Hashes the next at most FETCH_HASH_SLICE bytes before g->next into g->sha, using the
+ * output buffer's free tail as the block (nothing is queued; too little room: next turn). */
 static int
-hash_prefix(struct conn *c, struct fetch *g, uint64_t upto)
+hash_slice(struct conn *c, struct fetch *g)
 {
-	uint64_t at = 0;
+	uint64_t stop = g->next - g->hashed > FETCH_HASH_SLICE ? g->hashed + FETCH_HASH_SLICE :
+	    g->next;
 	size_t n;
 	int e;
 
-	while (at < upto) {
-		n = upto - at < FETCH_BLOCK ? (size_t)(upto - at) : FETCH_BLOCK;
-		if ((e = put_file_bytes(c, g->fd, n, at)) != 0)
+	while (g->hashed < stop) {
+		n = stop - g->hashed < FETCH_BLOCK ? (size_t)(stop - g->hashed) : FETCH_BLOCK;
+		if (n > out_room(c))
+			return 0;
+		if ((e = put_file_bytes(c, g->fd, n, g->hashed)) != 0)
 			return e;
 		sha256_update(g->sha, c->out.data + c->out.len - n, n);
 		c->out.len -= n;
-		at += n;
+		g->hashed += n;
 	}
 	return 0;
 }
@@ -339,9 +348,8 @@ fetch_get(struct conn *c, const struct frame_event *ev)
 		put_reply_error(c, V4_REASON_STORAGE, 0, "stored file unreadable");
 		goto fail;
 	}
-	if (!g->seen.has_sha256 &&
-	    ((e = sha256_new(&g->sha)) != 0 || (e = hash_prefix(c, g, m.offset)) != 0)) {
-		put_reply_error(c, V4_REASON_STORAGE, 0, "cannot read the stored file");
+	if (!g->seen.has_sha256 && (e = sha256_new(&g->sha)) != 0) {
+		put_reply_error(c, V4_REASON_STORAGE, 0, "out of memory");
 		goto fail;
 	}
 	if (dir_fd >= 0)
@@ -428,6 +436,18 @@ fetch_pump(struct conn *c)
 	if (g->list) {
 		pump_listing(c, g);
 		return;
+	}
+	if (g->sha != NULL && g->hashed < g->next) {
+		/* The bytes before the offset first, a slice per turn (nothing is sent yet). */
+		if ((e = hash_slice(c, g)) != 0) {
+			conn_log(c, "get", "failed reading the stored file: %s", sd_strerror(e));
+			fetch_end(c);
+			put_reply_error(c, V4_REASON_STORAGE, 0, "cannot read the stored file");
+			return;
+		}
+		c->last_tx_ms = c->env->now_ms;  /* working for the peer: not idle */
+		if (g->hashed < g->next)
+			return;
 	}
 	while (buf_len(&c->out) < CONN_OUT_HIGH && g->next < g->seen.size) {
 		room = out_room(c);

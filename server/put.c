@@ -35,6 +35,9 @@
 
 /* Inflate output, and the block the prefix is re-hashed in: fixed, whatever the chunk. */
 #define PUT_BLOCK 65536u
+/* A resumed prefix is re-hashed at most this many bytes per loop turn (a few milliseconds),
+ * so other connections of the worker are served in between. */
+#define PUT_HASH_SLICE (4u << 20)
 #define PUT_TMP_RANDOM 8u
 #define PUT_TMP_NAME_MAX 64u
 #define PUT_HEX_ID (CLIENT_ID_SIZE * 2u)
@@ -67,7 +70,9 @@ struct put {
 	char rel_tmp[DB_PATH_SIZE];          /* <hex id>/<tmp_name> */
 	struct sha256_ctx *sha;
 	struct cksum ck;
-	int64_t started_ms;                  /* PUT_OPEN (--min-upload-rate) */
+	int hashing;                         /* PUT_STATE waits for the prefix's hash */
+	uint64_t hashed;                     /* bytes of the prefix hashed so far */
+	int64_t started_ms;                  /* first PUT_DATA (--min-upload-rate); 0: none */
 	uint64_t wire_bytes;                 /* PUT_DATA bytes received since */
 
 	/* The 851 arriving. */
@@ -298,7 +303,7 @@ put_too_slow(const struct conn *c, int64_t now_ms)
 	const struct put *p = c->put;
 	int64_t age;
 
-	if (p == NULL || cfg->min_upload_rate == 0)
+	if (p == NULL || cfg->min_upload_rate == 0 || p->started_ms == 0)
 		return 0;
 	age = now_ms - p->started_ms;
 	if (age < (int64_t)cfg->min_rate_grace * 1000 || age <= 0)
@@ -412,32 +417,32 @@ drop:
 	return 0;
 }
 
-/* SHA-256 and cksum of the file's first p->offset bytes, leaving the file positioned there. */
+/* The next at most PUT_HASH_SLICE bytes of the file's first p->offset into the SHA-256 and
+ * cksum (p->hashed counts them). */
 static int
-hash_prefix(struct put *p)
+hash_slice(struct put *p)
 {
-	uint64_t at = 0;
+	uint64_t stop = p->offset - p->hashed > PUT_HASH_SLICE ? p->hashed + PUT_HASH_SLICE :
+	    p->offset;
 	ssize_t n;
 	size_t want;
 
-	while (at < p->offset) {
-		want = p->offset - at < PUT_BLOCK ? (size_t)(p->offset - at) : PUT_BLOCK;
-		if ((n = pread(p->fd, p->block, want, (off_t)at)) <= 0) {
+	while (p->hashed < stop) {
+		want = stop - p->hashed < PUT_BLOCK ? (size_t)(stop - p->hashed) : PUT_BLOCK;
+		if ((n = pread(p->fd, p->block, want, (off_t)p->hashed)) <= 0) {
 			if (n < 0 && errno == EINTR)
 				continue;
 			return SD_ERR_IO;
 		}
 		sha256_update(p->sha, p->block, (size_t)n);
 		cksum_update(&p->ck, p->block, (size_t)n);
-		at += (uint64_t)n;
+		p->hashed += (uint64_t)n;
 	}
-	if (lseek(p->fd, (off_t)p->offset, SEEK_SET) < 0)
-		return SD_ERR_IO;
 	return 0;
 }
 
-/* Under the slot's mutex: the file of p opened or resumed, prefix hashed. 0 or (reason,
- * message) set. */
+/* Under the slot's mutex: the file of p opened or resumed (its prefix is hashed afterwards,
+ * by put_pump). 0 or (reason, message) set. */
 static int
 open_locked(struct conn *c, struct put *p, const char **why)
 {
@@ -460,10 +465,6 @@ open_locked(struct conn *c, struct put *p, const char **why)
 		return e;
 	}
 	cksum_init(&p->ck);
-	if ((e = hash_prefix(p)) != 0) {
-		*why = "cannot read the partial upload";
-		return e;
-	}
 	return 0;
 }
 
@@ -501,11 +502,53 @@ client_limits(struct conn *c, const char *safe, uint64_t size)
 	return receive_check_client_limits(c, rel, size);
 }
 
+int
+put_hashing(const struct conn *c)
+{
+	return c->put != NULL && c->put->hashing;
+}
+
+void
+put_pump(struct conn *c)
+{
+	struct put *p = c->put;
+	struct msg4_put_state st;
+	int e, mine;
+
+	if (p == NULL || !p->hashing || c->closing || put_check(c))
+		return;
+	/* Read without the lock: only the upload owning the file writes it, and that is this
+	 * one until a PUT_OPEN elsewhere takes it over, which is checked before answering. */
+	e = hash_slice(p);
+	c->last_tx_ms = c->env->now_ms;  /* working for the peer: no idle timeout meanwhile */
+	if (e == 0 && p->hashed < p->offset)
+		return;  /* more on the next turn of the loop */
+	pthread_mutex_lock(&p->slot->mu);
+	if ((mine = owns(p)) != 0 && e == 0 && lseek(p->fd, (off_t)p->offset, SEEK_SET) < 0)
+		e = SD_ERR_IO;
+	pthread_mutex_unlock(&p->slot->mu);
+	if (!mine) {
+		(void)put_check(c);
+		return;
+	}
+	memset(&st, 0, sizeof(st));
+	st.offset = p->offset;
+	if (e != 0 || sha256_peek(p->sha, st.prefix_sha256) != 0) {
+		conn_log(c, "put", "failed: cannot read the partial upload: %s", sd_strerror(e));
+		c->put = NULL;
+		put_free(p);
+		put_reply_error(c, V4_REASON_STORAGE, 0, "cannot read the partial upload");
+		return;
+	}
+	st.max_chunk = PUT_MAX_CHUNK;
+	p->hashing = 0;
+	conn_queued(c, msg4_put_put_state(&c->out, &st));
+}
+
 void
 put_open(struct conn *c, const struct frame_event *ev)
 {
 	struct msg4_put_open m;
-	struct msg4_put_state st;
 	char safe[NAME_FIELD_SIZE], shown[LOG_NAME_MAX + 4];
 	const char *why = NULL;
 	struct put *p;
@@ -565,20 +608,14 @@ put_open(struct conn *c, const struct frame_event *ev)
 		put_reply_error(c, V4_REASON_STORAGE, 0, why);
 		return;
 	}
-	memset(&st, 0, sizeof(st));
-	st.offset = p->offset;
-	if (sha256_peek(p->sha, st.prefix_sha256) != 0) {
-		put_free(p);
-		put_reply_error(c, V4_REASON_STORAGE, 0, "hash failed");
-		return;
-	}
-	st.max_chunk = PUT_MAX_CHUNK;
-	p->started_ms = c->env->now_ms;
 	c->put = p;
 	log_sanitize(safe, shown, sizeof(shown));
 	conn_log(c, "put", "\"%s\": %llu bytes, resuming at %llu", shown,
 	    (unsigned long long)p->size, (unsigned long long)p->offset);
-	conn_queued(c, msg4_put_put_state(&c->out, &st));
+	/* PUT_STATE once the prefix is hashed, a slice per loop turn (conn.c reads nothing
+	 * more from c meanwhile). */
+	p->hashing = 1;
+	put_pump(c);
 }
 
 /* Writes n plaintext bytes at p->offset: hashed, counted, synced every PUT_SYNC_INTERVAL.
@@ -664,6 +701,10 @@ put_data_start(struct conn *c, const struct frame_event *ev)
 		put_reply_error(c, V4_REASON_BAD_REQUEST, 1, "PUT_DATA without PUT_OPEN");
 		return;
 	}
+	/* The rate counts from the first chunk: after PUT_STATE the client may hash its own
+	 * copy of a long prefix first (the idle timeout bounds that). */
+	if (p->started_ms == 0)
+		p->started_ms = c->env->now_ms > 0 ? c->env->now_ms : 1;
 	p->wire_bytes += REQ_HEADER_SIZE + (uint64_t)ev->len;
 	if (msg4_put_data_decode(ev->data, ev->len, ev->header->payload_size, PUT_MAX_CHUNK,
 	    &m) != 0) {

@@ -46,9 +46,14 @@ void put_data_start(struct conn *c, const struct frame_event *ev);
 void put_data_slice(struct conn *c, const struct frame_event *ev);
 void put_data_end(struct conn *c, const struct frame_event *ev);
 /* 1 when c's upload, after --min-rate-grace seconds, averages fewer PUT_DATA bytes per second
- * since its PUT_OPEN than --min-upload-rate (0: no limit): the connection is closed then and
- * the partial upload kept for a later PUT_OPEN. */
+ * since its first PUT_DATA than --min-upload-rate (0: no limit): the connection is closed
+ * then and the partial upload kept for a later PUT_OPEN. */
 int put_too_slow(const struct conn *c, int64_t now_ms);
+/* 1 while c's PUT_OPEN waits for the resumed prefix to be hashed: the connection parses no
+ * request meanwhile (what came behind the PUT_OPEN waits, as behind a GET) and, writable,
+ * calls put_pump(), which hashes the next slice and queues PUT_STATE after the last. */
+int put_hashing(const struct conn *c);
+void put_pump(struct conn *c);
 /* 1 while an 851's data is arriving on c. */
 int put_in_chunk(const struct conn *c);
 

@@ -217,10 +217,11 @@ feed(struct rig *g, int i, struct buf *b)
 	buf_free(b);
 	for (rounds = 0; rounds < 100000 && p->m.in_off < p->m.in_len && !p->c->closing; rounds++) {
 		conn_on_readable(p->c);
-		if (p->c->get != NULL)
+		if (p->c->get != NULL || put_hashing(p->c))
 			conn_on_writable(p->c);
 	}
-	for (; rounds < 200000 && p->c->get != NULL && !p->c->closing; rounds++)
+	for (; rounds < 200000 && (p->c->get != NULL || put_hashing(p->c)) && !p->c->closing;
+	    rounds++)
 		conn_on_writable(p->c);
 }
 
@@ -1270,6 +1271,166 @@ test_min_upload_rate(void **state)
 	assert_int_equal(u.offset, 3000);
 }
 
+/* A PUT_OPEN resuming a long prefix does not hash it in one go (review item 6: 1 GiB held
+ * the worker 1.44 s): PUT_STATE comes after several turns of the loop, each hashing a slice,
+ * while the connection reads nothing more and another connection is served in between; the
+ * hash is the prefix's. A request read together with such a PUT_OPEN is answered after it. */
+static void
+test_resume_hashes_in_slices(void **state)
+{
+	struct rig *g = *state;
+	const uint64_t prefix = 40u << 20;
+	uint8_t *zeros, sha[32], *pl;
+	struct sha256_ctx *h;
+	struct msg4_put_state st;
+	struct db_upload u;
+	struct buf b;
+	char hex[33], path[600];
+	size_t len;
+	uint64_t at;
+	int fd, turns = 0;
+
+	hex_encode(id_a, CLIENT_ID_SIZE, hex);
+	snprintf(path, sizeof(path), "%s/%s", g->dir, hex);
+	assert_int_equal(mkdir(path, 0700), 0);
+	memset(&u, 0, sizeof(u));
+	memcpy(u.owner, id_a, CLIENT_ID_SIZE);
+	snprintf(u.file_name, sizeof(u.file_name), "big");
+	u.size = prefix + 10;
+	u.offset = prefix;
+	snprintf(u.temp_path, sizeof(u.temp_path), "%s/%sbig", hex, STORAGE_RESUME_PREFIX);
+	u.expires = (int64_t)time(NULL) + 3600;
+	snprintf(path, sizeof(path), "%s/%s", g->dir, u.temp_path);
+	assert_true((fd = open(path, O_RDWR | O_CREAT, 0600)) >= 0);
+	assert_int_equal(ftruncate(fd, (off_t)prefix), 0);
+	close(fd);
+	assert_int_equal(db_upload_put(g->env.db, &u), 0);
+
+	buf_init(&b, 1024);
+	assert_int_equal(msg4_put_put_open(&b, prefix + 10, "big"), 0);
+	memcpy(g->p[0].m.in, buf_ptr(&b), buf_len(&b));
+	g->p[0].m.in_len = buf_len(&b);
+	buf_free(&b);
+	conn_on_readable(g->p[0].c);
+	assert_true(put_hashing(g->p[0].c));
+	assert_true(no_reply(g, 0));
+	assert_int_equal(conn_want(g->p[0].c) & (CONN_WANT_READ | CONN_WANT_WRITE),
+	    CONN_WANT_WRITE);
+	/* Another connection is served meanwhile. */
+	peer_open(g, 1, id_b, "bob");
+	buf_init(&b, 64);
+	assert_int_equal(msg4_put_empty_request(&b, REQ4_LIST), 0);
+	feed(g, 1, &b);
+	assert_int_equal(reply(g, 1, &pl, &len), RESP4_LISTING);
+	free(pl);
+	while (put_hashing(g->p[0].c) && turns < 1000) {
+		conn_on_writable(g->p[0].c);
+		turns++;
+	}
+	assert_true(turns >= 5);
+	assert_int_equal(reply(g, 0, &pl, &len), RESP4_PUT_STATE);
+	assert_int_equal(msg4_put_state_decode(pl, len, &st), 0);
+	free(pl);
+	assert_int_equal(st.offset, prefix);
+	assert_non_null(zeros = calloc(1, 1u << 20));
+	assert_int_equal(sha256_new(&h), 0);
+	for (at = 0; at < prefix; at += 1u << 20)
+		sha256_update(h, zeros, 1u << 20);
+	assert_int_equal(sha256_peek(h, sha), 0);
+	assert_memory_equal(st.prefix_sha256, sha, 32);
+	/* The rest, then PUT_FINISH: the whole file checks. */
+	memset(zeros, 0, 10);
+	req_data(g, 0, prefix, 0, 10, zeros, 10);
+	sha256_update(h, zeros, 10);
+	assert_int_equal(sha256_peek(h, sha), 0);
+	req_finish(g, 0, sha);
+	assert_int_equal(reply(g, 0, &pl, &len), RESP4_PUT_DONE);
+	free(pl);
+	sha256_free(h);
+
+	/* A request sent right behind a resuming PUT_OPEN waits: answered after PUT_STATE. */
+	assert_int_equal(db_upload_put(g->env.db, &u), 0);
+	assert_true((fd = open(path, O_RDWR | O_CREAT, 0600)) >= 0);
+	assert_int_equal(ftruncate(fd, (off_t)prefix), 0);
+	close(fd);
+	buf_init(&b, 1024);
+	assert_int_equal(msg4_put_put_open(&b, prefix + 10, "big"), 0);
+	assert_int_equal(msg4_put_empty_request(&b, REQ4_LIST), 0);
+	feed(g, 0, &b);
+	assert_int_equal(reply(g, 0, &pl, &len), RESP4_PUT_STATE);
+	free(pl);
+	assert_true(no_reply(g, 0));
+	/* The loop comes back for the held LIST without an epoll event (read_pending). */
+	assert_true(g->env.npending > 0);
+	conn_on_readable(g->p[0].c);
+	assert_int_equal(reply(g, 0, &pl, &len), RESP4_LISTING);
+	free(pl);
+	assert_false(g->p[0].c->closing);
+	free(zeros);
+}
+
+/* A GET from an offset of a version-3 file (no stored SHA-256) hashes the bytes before the
+ * offset a slice per loop turn too (review item 6, fetch.c), then sends the rest and the
+ * whole file's hash. */
+static void
+test_get_offset_hashes_in_slices(void **state)
+{
+	struct rig *g = *state;
+	const size_t size = 24u << 20;
+	uint8_t *data = calloc(1, size), sha[32], *pl;
+	char hex[33], path[600];
+	struct msg4_get_end end;
+	struct db_file f;
+	struct buf b;
+	size_t len;
+	int fd, turns = 0;
+	uint16_t code;
+
+	assert_non_null(data);
+	data[size - 1] = 7;
+	hex_encode(id_a, CLIENT_ID_SIZE, hex);
+	snprintf(path, sizeof(path), "%s/%s", g->dir, hex);
+	assert_int_equal(mkdir(path, 0700), 0);
+	snprintf(path, sizeof(path), "%s/%s/v3.bin", g->dir, hex);
+	assert_true((fd = open(path, O_WRONLY | O_CREAT, 0600)) >= 0);
+	assert_int_equal(write(fd, data, size), (ssize_t)size);
+	close(fd);
+	memset(&f, 0, sizeof(f));
+	memcpy(f.owner, id_a, CLIENT_ID_SIZE);
+	snprintf(f.file_name, sizeof(f.file_name), "v3.bin");
+	snprintf(f.path_name, sizeof(f.path_name), "%s/v3.bin", hex);
+	f.size = size;
+	f.crc = cksum_buffer(data, size);
+	f.uploaded = (int64_t)time(NULL);
+	assert_int_equal(db_file_record(g->env.db, &f), 0);
+	assert_int_equal(db_file_set_verified(g->env.db, id_a, "v3.bin", 1), 0);
+
+	buf_init(&b, 512);
+	assert_int_equal(msg4_put_get(&b, size - 10, "v3.bin"), 0);
+	memcpy(g->p[0].m.in, buf_ptr(&b), buf_len(&b));
+	g->p[0].m.in_len = buf_len(&b);
+	buf_free(&b);
+	conn_on_readable(g->p[0].c);
+	assert_non_null(g->p[0].c->get);
+	assert_true(no_reply(g, 0));
+	while (g->p[0].c->get != NULL && turns < 1000) {
+		conn_on_writable(g->p[0].c);
+		turns++;
+	}
+	assert_true(turns >= 4);
+	assert_int_equal(reply(g, 0, &pl, &len), RESP4_GET_DATA);
+	assert_int_equal(len, 8 + 10);
+	assert_memory_equal(pl + 8, data + size - 10, 10);
+	free(pl);
+	code = reply(g, 0, &pl, &len);
+	assert_int_equal(code, RESP4_GET_END);
+	assert_int_equal(msg4_get_end_decode(pl, len, &end), 0);
+	free(pl);
+	crypto_sha256(data, size, sha);
+	assert_memory_equal(end.sha256, sha, 32);
+	free(data);
+}
+
 struct delete_job {
 	struct rig *g;
 	const char *name;
@@ -1350,6 +1511,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_leftover_intent_rolled_forward, rig_setup,
 		    rig_teardown),
 		cmocka_unit_test_setup_teardown(test_min_upload_rate, rig_setup, rig_teardown),
+		cmocka_unit_test_setup_teardown(test_resume_hashes_in_slices, rig_setup,
+		    rig_teardown),
+		cmocka_unit_test_setup_teardown(test_get_offset_hashes_in_slices, rig_setup,
+		    rig_teardown),
 		cmocka_unit_test_setup_teardown(test_delete_waits_for_publishing, rig_setup,
 		    rig_teardown),
 	};
