@@ -322,7 +322,8 @@ on_intent(void *ctx, const struct db_commit *in)
 		if (memcmp(in->owner, k->owner, CLIENT_ID_SIZE) != 0 ||
 		    strcmp(in->path_name, k->path) != 0)
 			return 0;
-		if (k->before != 0 && in->created > k->before) {
+		if (k->before != 0 && (in->created > k->before || (split_rel(in->temp_path,
+		    in->owner, &tmp) == 0 && strcmp(tmp, COMMIT_DELETE_TEMP) == 0))) {
 			k->young++;
 			return 0;
 		}

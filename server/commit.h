@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "../protocol/codes.h"
+#include "storage.h"
 
 struct conn;
 struct db;
@@ -55,7 +56,10 @@ int commit_recover(struct db *db, const char *root, long *rolled, long *dropped)
 int commit_roll_forward(struct db *db, const char *root, const uint8_t owner[CLIENT_ID_SIZE],
     const char *path_name, int64_t recorded_before);
 /* An intent recorded this many seconds ago is no publish in progress on any server (one takes
- * milliseconds): commit_roll_forward's recorded_before for another's intent. */
+ * milliseconds): commit_roll_forward's recorded_before for another's intent. A DELETE's
+ * intent (temporary name COMMIT_DELETE_TEMP, fetch.c) carries the row's upload time, not its
+ * own: with recorded_before it is always left alone. */
 #define COMMIT_ROLL_AGE 60
+#define COMMIT_DELETE_TEMP STORAGE_TMP_PREFIX "delete"
 
 #endif

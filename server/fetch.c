@@ -16,6 +16,7 @@
 #include "../protocol/err.h"
 #include "../protocol/hex.h"
 #include "../protocol/msg4.h"
+#include "commit.h"
 #include "config.h"
 #include "conn.h"
 #include "crash.h"
@@ -480,7 +481,7 @@ fetch_pump(struct conn *c)
 /* The path of the commit intent that makes a DELETE safe against a kill: a temporary name
  * nothing ever creates (no stored name can take the reserved prefix), so the start-up finds
  * no attempt to rename and keeps the intent only while its file is still there. */
-#define FETCH_DELETE_TEMP STORAGE_TMP_PREFIX "delete"
+#define FETCH_DELETE_TEMP COMMIT_DELETE_TEMP
 
 /* Removes f's file (base in the account's folder) with its row, through a commit intent that
  * describes the row: a kill after the intent but before the file is gone is rolled back at

@@ -26,6 +26,7 @@
 #include "../../protocol/err.h"
 #include "../../protocol/hex.h"
 #include "../../protocol/msg4.h"
+#include "../../server/commit.h"
 #include "../../server/config.h"
 #include "../../server/conn.h"
 #include "../../server/fetch.h"
@@ -1240,6 +1241,23 @@ test_leftover_intent_rolled_forward(void **state)
 	req_finish(g, 0, sha);
 	expect_error(g, 0, V4_REASON_STORAGE);
 	assert_int_equal(db_commit_get(g->env.db, id_a, "doc2", &in), 0);
+
+	/* A DELETE's intent carries the row's upload time, not its own: never judged stale. */
+	memset(&in, 0, sizeof(in));
+	memcpy(in.owner, id_a, CLIENT_ID_SIZE);
+	snprintf(in.file_name, sizeof(in.file_name), "doc3");
+	snprintf(in.temp_path, sizeof(in.temp_path), "%s/%s", hex, COMMIT_DELETE_TEMP);
+	snprintf(in.path_name, sizeof(in.path_name), "%s/doc3", hex);
+	in.size = 3000;
+	in.crc = cksum_buffer(x, 3000);
+	in.verified = 1;
+	in.created = (int64_t)time(NULL) - 3600;
+	assert_int_equal(db_commit_add(g->env.db, &in), 0);
+	req_open(g, 0, "doc3", 10, &st);
+	req_data(g, 0, 0, 0, 10, y, 10);
+	req_finish(g, 0, sha);
+	expect_error(g, 0, V4_REASON_STORAGE);
+	assert_int_equal(db_commit_get(g->env.db, id_a, "doc3", &in), 0);
 	free(x);
 	free(y);
 }
