@@ -33,6 +33,7 @@ const char *sd_strerror(int err)
 	case SD_ERR_TLS: return "TLS failure";
 	case SD_ERR_PEER_KEY: return "peer key does not match the pinned fingerprint";
 	case SD_ERR_NOT_TLS: return "peer does not speak TLS";
+	case SD_ERR_TAKEN: return "taken over by another holder";
 	}
 	return "unknown error";
 }

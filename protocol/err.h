@@ -33,6 +33,7 @@ enum sd_err {
 	SD_ERR_TLS = -26,          /* TLS failed: handshake, alert, bad record (GnuTLS) */
 	SD_ERR_PEER_KEY = -27,     /* the peer's key fingerprint is not the pinned one */
 	SD_ERR_NOT_TLS = -28,      /* the peer answered a TLS hello with something else */
+	SD_ERR_TAKEN = -29,        /* another holder took the resource over (a v4 upload's name) */
 };
 
 /* A short, static, human-readable description of an sd_err code (never NULL). */

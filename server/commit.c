@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../db/db.h"
@@ -20,6 +21,7 @@
 #include "crash.h"
 #include "limits.h"
 #include "log.h"
+#include "put.h"
 #include "storage.h"
 
 #define COMMIT_READ_CHUNK 65536u
@@ -194,10 +196,18 @@ int
 commit_verdict(struct conn *c, int verified)
 {
 	struct commit_staged *s = c->staged;
+	struct put_slot *lk;
 	int e;
 
 	if (s == NULL)
 		return SD_ERR_NOT_FOUND;
+	/* Under the stored name's lock (put.h), which a version-4 upload publishing the same
+	 * name and DELETE take too: the row and the file change in one order. */
+	if ((lk = put_name_lock(c->id, s->sf.final_name)) == NULL) {
+		e = SD_ERR_ALLOC;
+		conn_log(c, verified ? "crc ok" : "crc fail", "failed: %s", sd_strerror(e));
+		goto out;
+	}
 	if (!verified) {
 		/* An attempt the client calls wrong never replaces a verified file. */
 		if ((e = verified_stored(c, s->sf.rel_path)) < 0) {
@@ -213,6 +223,7 @@ commit_verdict(struct conn *c, int verified)
 	}
 	e = publish(c, s, verified);
 out:
+	put_name_unlock(lk);
 	commit_discard(c);
 	return e;
 }
@@ -224,6 +235,12 @@ struct recover {
 	int root_fd;
 	long rolled, dropped, left;
 	int err;
+	/* commit_roll_forward: only owner's intents at path, recorded before `before` (0: any);
+	 * younger ones are counted. */
+	const uint8_t *owner;
+	const char *path;
+	int64_t before;
+	long young;
 };
 
 /* Splits rel ("<owner hex>/<name>") into its folder and name, checking the folder is the
@@ -285,7 +302,8 @@ drop_intent(struct recover *k, const struct db_commit *in, const char *why)
 	char shown[LOG_PATH_MAX + 1];
 
 	log_sanitize_path(in->path_name, shown, sizeof(shown));
-	log_server("commit of %s dropped at start-up: %s", shown, why);
+	log_server("commit of %s dropped%s: %s", shown, k->owner == NULL ? " at start-up" : "",
+	    why);
 	if ((r = db_commit_delete(k->db, in->owner, in->file_name)) != 0)
 		return r;
 	k->dropped++;
@@ -318,6 +336,16 @@ on_intent(void *ctx, const struct db_commit *in)
 	struct stat st;
 	int dir_fd = -1, tmp_fd = -1, r;
 
+	if (k->owner != NULL) {
+		if (memcmp(in->owner, k->owner, CLIENT_ID_SIZE) != 0 ||
+		    strcmp(in->path_name, k->path) != 0)
+			return 0;
+		if (k->before != 0 && (in->created > k->before || (split_rel(in->temp_path,
+		    in->owner, &tmp) == 0 && strcmp(tmp, COMMIT_DELETE_TEMP) == 0))) {
+			k->young++;
+			return 0;
+		}
+	}
 	log_sanitize_path(in->path_name, shown, sizeof(shown));
 	if (split_rel(in->temp_path, in->owner, &tmp) != 0 ||
 	    split_rel(in->path_name, in->owner, &fin) != 0 ||
@@ -430,4 +458,25 @@ commit_roll_stale(struct db *db, const char *root, const struct db_commit *mine)
 	if (r < 0)
 		return r;
 	return x.found && x.k.left == 0 ? 1 : 0;
+}
+
+int
+commit_roll_forward(struct db *db, const char *root, const uint8_t owner[CLIENT_ID_SIZE],
+    const char *path_name, int64_t recorded_before)
+{
+	struct recover k;
+	int r;
+
+	memset(&k, 0, sizeof(k));
+	k.db = db;
+	k.owner = owner;
+	k.path = path_name;
+	k.before = recorded_before;
+	if ((k.root_fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return SD_ERR_IO;
+	r = db_each_commit(db, on_intent, &k);
+	(void)close(k.root_fd);
+	if (r == 0 && k.young > 0)
+		r = SD_ERR_EXISTS;
+	return r;
 }

@@ -351,7 +351,8 @@ streaming(const struct conn *c)
 }
 
 /* Keeps the len bytes that follow a GET in the input just read until the download (or a
- * streamed LISTING) ends: a request behind it must be answered after it. len <=
+ * streamed LISTING) ends, or that follow a PUT_OPEN until its prefix is hashed (put_pump):
+ * a request behind it must be answered after it. len <=
  * CONN_READ_CHUNK (one read's rest); nothing is held yet (held input is parsed before any
  * further read, and parsing stops again at the next GET). */
 static void
@@ -414,7 +415,7 @@ parse(struct conn *c, const uint8_t *in, size_t len)
 		}
 		if (c->closing || c->finishing)
 			return;
-		if (c->get != NULL) {
+		if (c->get != NULL || put_hashing(c)) {
 			if (off < len)
 				hold(c, in + off, len - off);
 			return;
@@ -451,8 +452,9 @@ conn_on_readable(struct conn *c)
 	int i;
 
 	for (i = 0; i < CONN_READS_PER_WAKE && !c->closing && !c->finishing; i++) {
-		if (buf_len(&c->out) >= CONN_OUT_HIGH || c->get != NULL)
-			break;  /* backpressure: the peer must read its replies (or download) first */
+		if (buf_len(&c->out) >= CONN_OUT_HIGH || c->get != NULL || put_hashing(c))
+			break;  /* backpressure: the peer must read its replies (or download) first,
+			         * or a resumed upload's prefix is being hashed */
 		if (c->held_len > 0) {
 			/* What followed a finished GET goes first, through the read buffer (which
 			 * is free: every byte read is handled before the next read). */
@@ -493,7 +495,8 @@ conn_on_readable(struct conn *c)
 	 * that drained at once must not leave read-ahead TLS records waiting for an event that
 	 * never comes (the socket may be empty). */
 	if (!c->closing)
-		set_pending(c, !c->finishing && c->get == NULL && buf_len(&c->out) < CONN_OUT_HIGH &&
+		set_pending(c, !c->finishing && c->get == NULL && !put_hashing(c) &&
+		    buf_len(&c->out) < CONN_OUT_HIGH &&
 		    (c->held_len > 0 || c->tr.ops->pending(&c->tr)));
 }
 
@@ -546,11 +549,15 @@ conn_on_writable(struct conn *c)
 		fetch_pump(c);  /* a download refills the output as it drains */
 		conn_flush(c);
 	}
-	/* Input the transport holds, or held behind a GET, was left alone while output was backed
-	 * up or the download ran; epoll will not report it, so the loop must come back for it
-	 * now that output drained. */
-	if (!c->closing && !c->finishing && c->get == NULL && buf_len(&c->out) < CONN_OUT_HIGH &&
-	    (c->held_len > 0 || c->tr.ops->pending(&c->tr)))
+	if (put_hashing(c) && !c->closing) {
+		put_pump(c);  /* a slice of a resumed upload's prefix per turn */
+		conn_flush(c);
+	}
+	/* Input the transport holds, or held behind a GET or a PUT_OPEN hashing its prefix, was
+	 * left alone while output was backed up or that ran; epoll will not report it, so the
+	 * loop must come back for it now. */
+	if (!c->closing && !c->finishing && c->get == NULL && !put_hashing(c) &&
+	    buf_len(&c->out) < CONN_OUT_HIGH && (c->held_len > 0 || c->tr.ops->pending(&c->tr)))
 		set_pending(c, 1);
 }
 
@@ -565,12 +572,14 @@ conn_want(struct conn *c)
 	if (c->finishing)  /* only the last reply goes out */
 		return (pending > 0 ? CONN_WANT_WRITE : 0u) | c->tr.ops->want(&c->tr);
 	/* Hysteresis: stop reading at CONN_OUT_HIGH, resume below half of it. */
-	c->reading = c->get == NULL &&
+	c->reading = c->get == NULL && !put_hashing(c) &&
 	    (pending < CONN_OUT_HIGH / 2 || (c->reading && pending < CONN_OUT_HIGH));
 	if (c->reading)
 		want |= CONN_WANT_READ;
-	if (pending > 0 || c->get != NULL)
-		want |= CONN_WANT_WRITE;  /* a download goes on as soon as the transport takes it */
+	/* A download goes on as soon as the transport takes it; a prefix being hashed on the
+	 * next turn (a socket with room is writable at once). */
+	if (pending > 0 || c->get != NULL || put_hashing(c))
+		want |= CONN_WANT_WRITE;
 	return want | c->tr.ops->want(&c->tr);
 }
 
@@ -608,7 +617,7 @@ conn_check_timeouts(struct conn *c, int64_t now)
 	} else if (c->stream_mark_ms != 0 && now - c->stream_mark_ms >= limit) {
 		conn_log_end(c, "connection", "timed out: file content slower than %u KiB in "
 		    "%u s", CONN_STREAM_MIN_BYTES >> 10, idle);
-	} else if (receive_too_slow(c, now)) {
+	} else if (receive_too_slow(c, now) || put_too_slow(c, now)) {
 		conn_log_end(c, "limit", "upload too slow: below --min-upload-rate %u bytes/s on "
 		    "average; closing", c->env->cfg->min_upload_rate);
 	} else if (now - last >= limit) {

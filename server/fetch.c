@@ -16,6 +16,7 @@
 #include "../protocol/err.h"
 #include "../protocol/hex.h"
 #include "../protocol/msg4.h"
+#include "commit.h"
 #include "config.h"
 #include "conn.h"
 #include "crash.h"
@@ -35,7 +36,13 @@ struct fetch {
 	struct sha256_ctx *sha;        /* hashing the whole file (no stored SHA-256) */
 	struct buf mem;                /* a listing's entries when fd < 0 */
 	uint64_t size;                 /* a listing's entries' size */
+	uint64_t hashed;               /* with sha: bytes before the first GET_DATA hashed */
 };
+
+/* A download from an offset of a file with no stored SHA-256 hashes the bytes before the
+ * offset first, at most this many per loop turn (a few milliseconds), so other connections
+ * of the worker are served in between. */
+#define FETCH_HASH_SLICE (4u << 20)
 
 /* Free room at the end of c's output buffer. */
 static size_t
@@ -278,22 +285,25 @@ fetch_end(struct conn *c)
 	free(g);
 }
 
-/* Hashes the file's first `upto` bytes into g->sha, using the output buffer's free tail as
- * the block (nothing is queued). */
+/* Hashes the next at most FETCH_HASH_SLICE bytes before g->next into g->sha, using the
+ * output buffer's free tail as the block (nothing is queued; too little room: next turn). */
 static int
-hash_prefix(struct conn *c, struct fetch *g, uint64_t upto)
+hash_slice(struct conn *c, struct fetch *g)
 {
-	uint64_t at = 0;
+	uint64_t stop = g->next - g->hashed > FETCH_HASH_SLICE ? g->hashed + FETCH_HASH_SLICE :
+	    g->next;
 	size_t n;
 	int e;
 
-	while (at < upto) {
-		n = upto - at < FETCH_BLOCK ? (size_t)(upto - at) : FETCH_BLOCK;
-		if ((e = put_file_bytes(c, g->fd, n, at)) != 0)
+	while (g->hashed < stop) {
+		n = stop - g->hashed < FETCH_BLOCK ? (size_t)(stop - g->hashed) : FETCH_BLOCK;
+		if (n > out_room(c))
+			return 0;
+		if ((e = put_file_bytes(c, g->fd, n, g->hashed)) != 0)
 			return e;
 		sha256_update(g->sha, c->out.data + c->out.len - n, n);
 		c->out.len -= n;
-		at += n;
+		g->hashed += n;
 	}
 	return 0;
 }
@@ -339,9 +349,8 @@ fetch_get(struct conn *c, const struct frame_event *ev)
 		put_reply_error(c, V4_REASON_STORAGE, 0, "stored file unreadable");
 		goto fail;
 	}
-	if (!g->seen.has_sha256 &&
-	    ((e = sha256_new(&g->sha)) != 0 || (e = hash_prefix(c, g, m.offset)) != 0)) {
-		put_reply_error(c, V4_REASON_STORAGE, 0, "cannot read the stored file");
+	if (!g->seen.has_sha256 && (e = sha256_new(&g->sha)) != 0) {
+		put_reply_error(c, V4_REASON_STORAGE, 0, "out of memory");
 		goto fail;
 	}
 	if (dir_fd >= 0)
@@ -429,6 +438,18 @@ fetch_pump(struct conn *c)
 		pump_listing(c, g);
 		return;
 	}
+	if (g->sha != NULL && g->hashed < g->next) {
+		/* The bytes before the offset first, a slice per turn (nothing is sent yet). */
+		if ((e = hash_slice(c, g)) != 0) {
+			conn_log(c, "get", "failed reading the stored file: %s", sd_strerror(e));
+			fetch_end(c);
+			put_reply_error(c, V4_REASON_STORAGE, 0, "cannot read the stored file");
+			return;
+		}
+		c->last_tx_ms = c->env->now_ms;  /* working for the peer: not idle */
+		if (g->hashed < g->next)
+			return;
+	}
 	while (buf_len(&c->out) < CONN_OUT_HIGH && g->next < g->seen.size) {
 		room = out_room(c);
 		if (room < RESP_HEADER_SIZE + V4_GET_DATA_HEAD_SIZE + 1)
@@ -460,7 +481,7 @@ fetch_pump(struct conn *c)
 /* The path of the commit intent that makes a DELETE safe against a kill: a temporary name
  * nothing ever creates (no stored name can take the reserved prefix), so the start-up finds
  * no attempt to rename and keeps the intent only while its file is still there. */
-#define FETCH_DELETE_TEMP STORAGE_TMP_PREFIX "delete"
+#define FETCH_DELETE_TEMP COMMIT_DELETE_TEMP
 
 /* Removes f's file (base in the account's folder) with its row, through a commit intent that
  * describes the row: a kill after the intent but before the file is gone is rolled back at
@@ -534,11 +555,46 @@ out:
 	return e;
 }
 
+/* The row of name read under the lock of the stored name it lies at (put.h), which every
+ * publishing of that name holds too: until *lk is unlocked the row cannot be replaced, so the
+ * row read is the row deleted and its file goes before a newer upload of the name appears.
+ * 0 (row in *f, *lk locked), SD_ERR_NOT_FOUND, SD_ERR_TAKEN (the row moved meanwhile) or
+ * another sd_err. */
+static int
+lock_row(struct conn *c, const char *name, struct db_file *f, struct put_slot **lk)
+{
+	char at[NAME_FIELD_SIZE];
+	const char *base;
+	int e, tries;
+
+	*lk = NULL;
+	if (storage_sanitize_name(name, at) != 0)
+		return SD_ERR_NOT_FOUND;  /* nothing of that name can be stored */
+	for (tries = 0; tries < 2; tries++) {
+		if ((*lk = put_name_lock(c->id, at)) == NULL)
+			return SD_ERR_ALLOC;
+		if ((e = db_file_get(c->env->db, c->id, name, f)) != 0)
+			break;
+		/* Normally the row lies at the name's sanitised path; one written otherwise (an
+		 * older server) is locked by the name it lies at. */
+		if ((base = own_base(c, f)) == NULL || strcmp(base, at) == 0)
+			return 0;
+		snprintf(at, sizeof(at), "%s", base);
+		put_name_unlock(*lk);
+		*lk = NULL;
+		e = SD_ERR_TAKEN;
+	}
+	put_name_unlock(*lk);
+	*lk = NULL;
+	return e;
+}
+
 void
 fetch_delete(struct conn *c, const struct frame_event *ev)
 {
 	char name[V4_NAME_BUF], shown[LOG_NAME_MAX + 4];
 	struct db_file f;
+	struct put_slot *lk = NULL;
 	const char *base, *why = NULL;
 	int e;
 
@@ -550,15 +606,18 @@ fetch_delete(struct conn *c, const struct frame_event *ev)
 		put_reply_error(c, V4_REASON_BAD_REQUEST, 0, "malformed DELETE");
 		return;
 	}
-	if ((e = db_file_get(c->env->db, c->id, name, &f)) != 0) {
-		put_reply_error(c, e == SD_ERR_NOT_FOUND ? V4_REASON_NOT_FOUND : V4_REASON_STORAGE, 0,
-		    e == SD_ERR_NOT_FOUND ? "no such file" : "cannot read the database");
+	if ((e = lock_row(c, name, &f, &lk)) != 0) {
+		put_reply_error(c, e == SD_ERR_NOT_FOUND ? V4_REASON_NOT_FOUND :
+		    e == SD_ERR_TAKEN ? V4_REASON_BUSY : V4_REASON_STORAGE, 0,
+		    e == SD_ERR_NOT_FOUND ? "no such file" : e == SD_ERR_TAKEN ?
+		    "the file is being replaced" : "cannot read the database");
 		return;
 	}
 	if ((base = own_base(c, &f)) != NULL)
 		e = delete_row_and_file(c, &f, base, &why);
 	else if ((e = db_file_delete(c->env->db, c->id, name)) != 0)
 		why = "cannot delete the file";  /* a row naming no file of ours: only the row */
+	put_name_unlock(lk);
 	if (e != 0) {
 		conn_log(c, "delete", "failed: %s: %s (%s)", why, sd_strerror(e),
 		    db_errmsg(c->env->db));

@@ -9,6 +9,7 @@
 
 #include "../db/db.h"
 #include "../protocol/err.h"
+#include "../protocol/hex.h"
 
 /* Linear probing with backward-shift deletion: no tombstones, so lookups stay short however
  * many uploads begin and end. */
@@ -261,13 +262,32 @@ usage_row(void *ctx, const struct db_file *f)
 	return 0;
 }
 
+/* A partial version-4 upload counts like a staged attempt: a file of its declared size (its
+ * connection may send the rest and publish it at any time), except the one stored at rel_path
+ * (the upload being checked, which replaces it). */
+static int
+usage_partial(void *ctx, const struct db_upload *up)
+{
+	struct usage_ctx *x = ctx;
+	char hex[CLIENT_ID_SIZE * 2 + 1];
+	size_t hl = CLIENT_ID_SIZE * 2;
+
+	hex_encode(up->owner, CLIENT_ID_SIZE, hex);
+	if (strncmp(x->rel_path, hex, hl) == 0 && x->rel_path[hl] == '/' &&
+	    strcmp(x->rel_path + hl + 1, up->file_name) == 0)
+		return 0;
+	x->u->bytes += up->size;
+	x->u->files++;
+	return 0;
+}
+
 int
 limits_client_usage(struct db *db, const uint8_t id[CLIENT_ID_SIZE], const char *rel_path,
     struct limits_usage *out)
 {
 	struct usage_ctx x;
-
 	struct upload_slot *s;
+	int e;
 
 	memset(out, 0, sizeof(*out));
 	pthread_mutex_lock(&lock);
@@ -278,5 +298,7 @@ limits_client_usage(struct db *db, const uint8_t id[CLIENT_ID_SIZE], const char 
 	pthread_mutex_unlock(&lock);
 	x.rel_path = rel_path;
 	x.u = out;
-	return db_each_file(db, id, 0, usage_row, &x);
+	if ((e = db_each_file(db, id, 0, usage_row, &x)) != 0)
+		return e;
+	return db_each_upload(db, id, usage_partial, &x);
 }

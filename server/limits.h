@@ -50,8 +50,9 @@ unsigned limits_staged(const uint8_t id[CLIENT_ID_SIZE]);
 
 /* What client id has stored and staged: the bytes and files of its rows, leaving out the row
  * stored at rel_path (the file an upload to rel_path would replace, whose size goes to
- * replaced_size), plus every attempt staged with limits_stage() (each a file of its full
- * size, conservatively: one that replaces a row is counted as well as that row). */
+ * replaced_size), plus every attempt staged with limits_stage() and every partial version-4
+ * upload recorded in the database but the one at rel_path (each a file of its full size,
+ * conservatively: one that replaces a row is counted as well as that row). */
 struct limits_usage {
 	uint64_t bytes;
 	uint64_t files;

@@ -28,30 +28,34 @@
 #include "conn.h"
 #include "crash.h"
 #include "handlers_v4.h"
+#include "limits.h"
 #include "log.h"
 #include "receive.h"
 #include "storage.h"
 
 /* Inflate output, and the block the prefix is re-hashed in: fixed, whatever the chunk. */
 #define PUT_BLOCK 65536u
+/* A resumed prefix is re-hashed at most this many bytes per loop turn (a few milliseconds),
+ * so other connections of the worker are served in between. */
+#define PUT_HASH_SLICE (4u << 20)
 #define PUT_TMP_RANDOM 8u
 #define PUT_TMP_NAME_MAX 64u
 #define PUT_HEX_ID (CLIENT_ID_SIZE * 2u)
-/* Not an sd_err: the upload was taken over (by a connection of this process or another
- * server); the connection answers ERROR 8 and closes. */
-#define PUT_TAKEN 1
 
 /* One (account, stored name) being uploaded somewhere in the process. gen changes on every
  * PUT_OPEN; the upload whose gen it is owns the file (read and written under mu). lock_fd
  * holds the flock of the file the slot's uploads write (lock_rel), for the slot's life: an
  * upload of this process taking the name over shares it (a dup), other servers see the file
- * held (docs/deployment.md). */
+ * held (docs/deployment.md).
+ * The one upload of --max-uploads-per-client (limits.h) counted for the name is the owner's:
+ * a takeover passes it on. */
 struct put_slot {
 	struct put_slot *next;
 	uint8_t owner[CLIENT_ID_SIZE];
 	char name[NAME_FIELD_SIZE];
 	pthread_mutex_t mu;
-	unsigned gen;
+	unsigned gen;                  /* 0: never owned */
+	int counted;                   /* the owner holds a limits_upload_begin() count */
 	unsigned refs;                 /* uploads pointing here (under reg_mu) */
 	int lock_fd;                   /* -1 or a descriptor holding lock_rel's flock (under mu) */
 	char lock_rel[DB_PATH_SIZE];
@@ -72,6 +76,10 @@ struct put {
 	char rel_tmp[DB_PATH_SIZE];          /* <hex id>/<tmp_name> */
 	struct sha256_ctx *sha;
 	struct cksum ck;
+	int hashing;                         /* PUT_STATE waits for the prefix's hash */
+	uint64_t hashed;                     /* bytes of the prefix hashed so far */
+	int64_t started_ms;                  /* first PUT_DATA (--min-upload-rate); 0: none */
+	uint64_t wire_bytes;                 /* PUT_DATA bytes received since */
 
 	/* The 851 arriving. */
 	int in_chunk;
@@ -144,26 +152,42 @@ slot_unref(struct put_slot *s)
 	pthread_mutex_unlock(&reg_mu);
 }
 
-/* 1 when a connection holds an upload of (owner, name) now. */
-static int
-slot_busy(const uint8_t owner[CLIENT_ID_SIZE], const char *name)
+/* The references to s now (under reg_mu). */
+static unsigned
+slot_refs(struct put_slot *s)
 {
-	struct put_slot *s;
-	int busy = 0;
+	unsigned n;
 
 	pthread_mutex_lock(&reg_mu);
-	for (s = reg_head; s != NULL; s = s->next)
-		if (memcmp(s->owner, owner, CLIENT_ID_SIZE) == 0 && strcmp(s->name, name) == 0)
-			busy = 1;
+	n = s->refs;
 	pthread_mutex_unlock(&reg_mu);
-	return busy;
+	return n;
+}
+
+struct put_slot *
+put_name_lock(const uint8_t owner[CLIENT_ID_SIZE], const char *name)
+{
+	struct put_slot *s;
+
+	if ((s = slot_get(owner, name)) != NULL)
+		pthread_mutex_lock(&s->mu);
+	return s;
+}
+
+void
+put_name_unlock(struct put_slot *s)
+{
+	if (s == NULL)
+		return;
+	pthread_mutex_unlock(&s->mu);
+	slot_unref(s);
 }
 
 /* Under p->slot->mu: 1 while p still owns its file. */
 static int
 owns(const struct put *p)
 {
-	return p->slot->gen == p->gen;
+	return p->gen != 0 && p->slot->gen == p->gen;
 }
 
 /* Under the slot's mutex: fd (locked by this process) is the slot's file rel from now on; the
@@ -213,12 +237,19 @@ put_reply_error(struct conn *c, uint16_t reason, int close, const char *message)
 
 /* --- The upload's life ----------------------------------------------------------------- */
 
-/* Closes and frees p; the file and its record stay as they are. */
+/* Closes and frees p; the file and its record stay as they are. The upload it owned, if
+ * it still did, no longer counts against --max-uploads-per-client. */
 static void
 put_free(struct put *p)
 {
 	if (p == NULL)
 		return;
+	pthread_mutex_lock(&p->slot->mu);
+	if (owns(p) && p->slot->counted) {
+		p->slot->counted = 0;
+		limits_upload_end(p->slot->owner);
+	}
+	pthread_mutex_unlock(&p->slot->mu);
 	if (p->fd >= 0)
 		(void)close(p->fd);
 	if (p->dir_fd >= 0)
@@ -232,7 +263,7 @@ put_free(struct put *p)
 
 /* Under the slot's mutex, p owning its file: fsync and record the durable offset, also when
  * it has not moved (the record then tells whether another server took the upload over).
- * PUT_TAKEN when one did. */
+ * SD_ERR_TAKEN when one did. */
 static int
 record_locked(struct conn *c, struct put *p)
 {
@@ -246,7 +277,7 @@ record_locked(struct conn *c, struct put *p)
 	e = db_upload_advance(c->env->db, c->id, p->name, p->rel_tmp, p->offset, expiry(c));
 	if (e == SD_ERR_NOT_FOUND) {
 		lost_locked(p);
-		return PUT_TAKEN;
+		return SD_ERR_TAKEN;
 	}
 	if (e != 0)
 		return e;
@@ -297,7 +328,7 @@ put_release(struct conn *c)
 	if ((mine = owns(p)) != 0)
 		e = record_locked(c, p);
 	pthread_mutex_unlock(&p->slot->mu);
-	if (!mine || e == PUT_TAKEN)
+	if (!mine || e == SD_ERR_TAKEN)
 		conn_log(c, "put", "upload taken over by a newer connection");
 	else if (e != 0)
 		conn_log(c, "put", "failed to record the durable offset: %s", sd_strerror(e));
@@ -324,6 +355,22 @@ put_check(struct conn *c)
 	put_free(p);
 	put_reply_error(c, V4_REASON_BUSY, 1, "upload taken over by a newer connection");
 	return 1;
+}
+
+int
+put_too_slow(const struct conn *c, int64_t now_ms)
+{
+	const struct server_config *cfg = c->env->cfg;
+	const struct put *p = c->put;
+	int64_t age;
+
+	if (p == NULL || cfg->min_upload_rate == 0 || p->started_ms == 0)
+		return 0;
+	age = now_ms - p->started_ms;
+	if (age < (int64_t)cfg->min_rate_grace * 1000 || age <= 0)
+		return 0;
+	/* bytes / (age / 1000) < rate, without division */
+	return p->wire_bytes * 1000u < (uint64_t)cfg->min_upload_rate * (uint64_t)age;
 }
 
 int
@@ -559,32 +606,32 @@ drop:
 	return 0;
 }
 
-/* SHA-256 and cksum of the file's first p->offset bytes, leaving the file positioned there. */
+/* The next at most PUT_HASH_SLICE bytes of the file's first p->offset into the SHA-256 and
+ * cksum (p->hashed counts them). */
 static int
-hash_prefix(struct put *p)
+hash_slice(struct put *p)
 {
-	uint64_t at = 0;
+	uint64_t stop = p->offset - p->hashed > PUT_HASH_SLICE ? p->hashed + PUT_HASH_SLICE :
+	    p->offset;
 	ssize_t n;
 	size_t want;
 
-	while (at < p->offset) {
-		want = p->offset - at < PUT_BLOCK ? (size_t)(p->offset - at) : PUT_BLOCK;
-		if ((n = pread(p->fd, p->block, want, (off_t)at)) <= 0) {
+	while (p->hashed < stop) {
+		want = stop - p->hashed < PUT_BLOCK ? (size_t)(stop - p->hashed) : PUT_BLOCK;
+		if ((n = pread(p->fd, p->block, want, (off_t)p->hashed)) <= 0) {
 			if (n < 0 && errno == EINTR)
 				continue;
 			return SD_ERR_IO;
 		}
 		sha256_update(p->sha, p->block, (size_t)n);
 		cksum_update(&p->ck, p->block, (size_t)n);
-		at += (uint64_t)n;
+		p->hashed += (uint64_t)n;
 	}
-	if (lseek(p->fd, (off_t)p->offset, SEEK_SET) < 0)
-		return SD_ERR_IO;
 	return 0;
 }
 
-/* Under the slot's mutex: the file of p opened or resumed, prefix hashed. 0 or (reason,
- * message) set. */
+/* Under the slot's mutex: the file of p opened or resumed (its prefix is hashed afterwards,
+ * by put_pump). 0 or (reason, message) set. */
 static int
 open_locked(struct conn *c, struct put *p, const char **why)
 {
@@ -607,10 +654,6 @@ open_locked(struct conn *c, struct put *p, const char **why)
 		return e;
 	}
 	cksum_init(&p->ck);
-	if ((e = hash_prefix(p)) != 0) {
-		*why = "cannot read the partial upload";
-		return e;
-	}
 	return 0;
 }
 
@@ -648,11 +691,53 @@ client_limits(struct conn *c, const char *safe, uint64_t size)
 	return receive_check_client_limits(c, rel, size);
 }
 
+int
+put_hashing(const struct conn *c)
+{
+	return c->put != NULL && c->put->hashing;
+}
+
+void
+put_pump(struct conn *c)
+{
+	struct put *p = c->put;
+	struct msg4_put_state st;
+	int e, mine;
+
+	if (p == NULL || !p->hashing || c->closing || put_check(c))
+		return;
+	/* Read without the lock: only the upload owning the file writes it, and that is this
+	 * one until a PUT_OPEN elsewhere takes it over, which is checked before answering. */
+	e = hash_slice(p);
+	c->last_tx_ms = c->env->now_ms;  /* working for the peer: no idle timeout meanwhile */
+	if (e == 0 && p->hashed < p->offset)
+		return;  /* more on the next turn of the loop */
+	pthread_mutex_lock(&p->slot->mu);
+	if ((mine = owns(p)) != 0 && e == 0 && lseek(p->fd, (off_t)p->offset, SEEK_SET) < 0)
+		e = SD_ERR_IO;
+	pthread_mutex_unlock(&p->slot->mu);
+	if (!mine) {
+		(void)put_check(c);
+		return;
+	}
+	memset(&st, 0, sizeof(st));
+	st.offset = p->offset;
+	if (e != 0 || sha256_peek(p->sha, st.prefix_sha256) != 0) {
+		conn_log(c, "put", "failed: cannot read the partial upload: %s", sd_strerror(e));
+		c->put = NULL;
+		put_free(p);
+		put_reply_error(c, V4_REASON_STORAGE, 0, "cannot read the partial upload");
+		return;
+	}
+	st.max_chunk = PUT_MAX_CHUNK;
+	p->hashing = 0;
+	conn_queued(c, msg4_put_put_state(&c->out, &st));
+}
+
 void
 put_open(struct conn *c, const struct frame_event *ev)
 {
 	struct msg4_put_open m;
-	struct msg4_put_state st;
 	char safe[NAME_FIELD_SIZE], shown[LOG_NAME_MAX + 4];
 	const char *why = NULL;
 	struct put *p;
@@ -688,8 +773,22 @@ put_open(struct conn *c, const struct frame_event *ev)
 		return;
 	}
 	pthread_mutex_lock(&p->slot->mu);
+	/* One upload of the account more, unless this one takes over another connection's
+	 * upload of the name, whose count it inherits. */
+	if (!p->slot->counted &&
+	    !limits_upload_begin(c->id, c->env->cfg->max_uploads_per_client)) {
+		pthread_mutex_unlock(&p->slot->mu);
+		put_free(p);
+		conn_log(c, "limit", "upload refused: %u uploads of this client in progress "
+		    "(--max-uploads-per-client)", c->env->cfg->max_uploads_per_client);
+		put_reply_error(c, V4_REASON_BUSY, 0, "too many uploads of this account in progress");
+		return;
+	}
+	p->slot->counted = 1;
 	/* Takes the name over from any other connection: from now on it does not touch it. */
-	p->gen = ++p->slot->gen;
+	if (++p->slot->gen == 0)
+		p->slot->gen = 1;
+	p->gen = p->slot->gen;
 	e = open_locked(c, p, &why);
 	pthread_mutex_unlock(&p->slot->mu);
 	if (e != 0) {
@@ -698,24 +797,18 @@ put_open(struct conn *c, const struct frame_event *ev)
 		put_reply_error(c, V4_REASON_STORAGE, 0, why);
 		return;
 	}
-	memset(&st, 0, sizeof(st));
-	st.offset = p->offset;
-	if (sha256_peek(p->sha, st.prefix_sha256) != 0) {
-		put_free(p);
-		put_reply_error(c, V4_REASON_STORAGE, 0, "hash failed");
-		return;
-	}
-	st.max_chunk = PUT_MAX_CHUNK;
 	c->put = p;
 	log_sanitize(safe, shown, sizeof(shown));
 	conn_log(c, "put", "\"%s\": %llu bytes, resuming at %llu", shown,
 	    (unsigned long long)p->size, (unsigned long long)p->offset);
-	conn_queued(c, msg4_put_put_state(&c->out, &st));
+	/* PUT_STATE once the prefix is hashed, a slice per loop turn (conn.c reads nothing
+	 * more from c meanwhile). */
+	p->hashing = 1;
+	put_pump(c);
 }
 
 /* Writes n plaintext bytes at p->offset: hashed, counted, synced every PUT_SYNC_INTERVAL.
- * PUT_TAKEN when p lost its file to a takeover. */
-
+ * 0, SD_ERR_TAKEN when p lost its file to a takeover, or another negative sd_err. */
 static int
 write_plain(struct conn *c, struct put *p, const uint8_t *data, size_t n)
 {
@@ -726,7 +819,7 @@ write_plain(struct conn *c, struct put *p, const uint8_t *data, size_t n)
 	pthread_mutex_lock(&p->slot->mu);
 	if (!owns(p)) {
 		pthread_mutex_unlock(&p->slot->mu);
-		return PUT_TAKEN;
+		return SD_ERR_TAKEN;
 	}
 	while (done < n) {
 		if ((w = write(p->fd, data + done, n - done)) < 0) {
@@ -778,7 +871,7 @@ written(struct conn *c, int e)
 {
 	if (e == 0)
 		return 0;
-	if (e == PUT_TAKEN)
+	if (e == SD_ERR_TAKEN)
 		(void)put_check(c);
 	else
 		chunk_refused(c, V4_REASON_STORAGE, "cannot write the file");
@@ -797,6 +890,11 @@ put_data_start(struct conn *c, const struct frame_event *ev)
 		put_reply_error(c, V4_REASON_BAD_REQUEST, 1, "PUT_DATA without PUT_OPEN");
 		return;
 	}
+	/* The rate counts from the first chunk: after PUT_STATE the client may hash its own
+	 * copy of a long prefix first (the idle timeout bounds that). */
+	if (p->started_ms == 0)
+		p->started_ms = c->env->now_ms > 0 ? c->env->now_ms : 1;
+	p->wire_bytes += REQ_HEADER_SIZE + (uint64_t)ev->len;
 	if (msg4_put_data_decode(ev->data, ev->len, ev->header->payload_size, PUT_MAX_CHUNK,
 	    &m) != 0) {
 		put_reply_error(c, V4_REASON_BAD_REQUEST, 1, "malformed PUT_DATA");
@@ -879,6 +977,7 @@ put_data_slice(struct conn *c, const struct frame_event *ev)
 
 	if (c->closing || p == NULL || !p->in_chunk || ev->len == 0)
 		return;
+	p->wire_bytes += ev->len;
 	if (p->deflate) {
 		inflate_slice(c, p, ev->data, ev->len);
 		return;
@@ -917,10 +1016,18 @@ publish_locked(struct conn *c, struct put *p, const uint8_t sha[V4_SHA256_SIZE],
     uint32_t crc, const char **why)
 {
 	struct db_commit in;
+	struct db_file f;
 	char hex[PUT_HEX_ID + 1];
 	int e;
 
 	*why = "cannot store the file";
+	/* Again before publishing: the account's other uploads (of either version) may have
+	 * been stored since PUT_OPEN. Refused, the partial upload stays as it is. */
+	if ((e = client_limits(c, p->name, p->size)) != 0) {
+		*why = e == SD_ERR_TOO_LARGE ? "over this account's storage or file limit" :
+		    "cannot count this account's files";
+		return e;
+	}
 	if (fsync(p->fd) != 0)
 		return SD_ERR_IO;
 	crash_point("put-before-intent");
@@ -945,7 +1052,7 @@ publish_locked(struct conn *c, struct put *p, const uint8_t sha[V4_SHA256_SIZE],
 	if (e != 0) {
 		if (e == SD_ERR_NOT_FOUND) {
 			lost_locked(p);
-			return PUT_TAKEN;
+			return SD_ERR_TAKEN;
 		}
 		*why = e == SD_ERR_EXISTS ? "another upload of this name is being stored" :
 		    "cannot record the file";
@@ -958,13 +1065,27 @@ publish_locked(struct conn *c, struct put *p, const uint8_t sha[V4_SHA256_SIZE],
 	}
 	p->tmp_name[0] = '\0';
 	crash_point("put-after-rename");
-	/* From here the intent is rolled forward at start-up if anything below fails. */
-	if (fsync(p->dir_fd) != 0)
-		return SD_ERR_IO;
-	crash_point("put-after-dirsync");
-	if ((e = db_commit_publish(c->env->db, c->id, p->name)) != 0) {
-		*why = "cannot record the file";
-		return e;
+	/* From here the file is in place: if the folder's fsync or the publishing transaction
+	 * fails, the intent is rolled forward now as at start-up (the stored file checked
+	 * against it), rather than left to refuse every later upload of the name. */
+	e = fsync(p->dir_fd) != 0 ? SD_ERR_IO : 0;
+	if (e == 0) {
+		crash_point("put-after-dirsync");
+		e = db_commit_publish(c->env->db, c->id, p->name);
+	}
+	if (e != 0) {
+		conn_log(c, "put", "publishing failed (%s); rolling the commit forward",
+		    e == SD_ERR_IO ? "folder fsync" : db_errmsg(c->env->db));
+		if ((e = commit_roll_forward(c->env->db, c->env->cfg->storage_dir, c->id,
+		    in.path_name, 0)) != 0) {
+			*why = "cannot record the file";
+			return e;
+		}
+		if (db_file_get(c->env->db, c->id, p->name, &f) != 0 || f.size != p->size ||
+		    f.crc != crc) {
+			*why = "cannot record the file";
+			return SD_ERR_IO;
+		}
 	}
 	crash_point("put-after-publish");
 	/* (The partial-upload record went with the intent's coming.) */
@@ -972,8 +1093,8 @@ publish_locked(struct conn *c, struct put *p, const uint8_t sha[V4_SHA256_SIZE],
 	return 0;
 }
 
-/* PUT_FINISH (61 lines: the size and hash checks, then publishing, in the order SPEC-v4.md
- * gives them, each with its own ERROR reason). */
+/* PUT_FINISH: the size and hash checks, then publishing, in the order SPEC-v4.md gives them,
+ * each refusal with its own ERROR reason. */
 void
 put_finish(struct conn *c, const struct frame_event *ev)
 {
@@ -1015,13 +1136,20 @@ put_finish(struct conn *c, const struct frame_event *ev)
 			e = publish_locked(c, p, d.sha256, d.cksum, &why);
 	}
 	pthread_mutex_unlock(&p->slot->mu);
-	if (!mine || e == PUT_TAKEN) {
+	if (!mine || e == SD_ERR_TAKEN) {
 		(void)put_check(c);
+		return;
+	}
+	log_sanitize(d.name, shown, sizeof(shown));
+	if (match && e == SD_ERR_TOO_LARGE) {
+		/* Over the account's limits now: the upload stays open, so PUT_FINISH may be
+		 * sent again once other files are deleted (or PUT_ABORT). */
+		conn_log(c, "put", "\"%s\": not stored: %s", shown, why);
+		put_reply_error(c, V4_REASON_TOO_LARGE, 0, why);
 		return;
 	}
 	c->put = NULL;
 	put_free(p);
-	log_sanitize(d.name, shown, sizeof(shown));
 	if (!match) {
 		conn_log(c, "put", "\"%s\": SHA-256 mismatch; upload discarded", shown);
 		put_reply_error(c, V4_REASON_MISMATCH, 0, "SHA-256 mismatch: upload discarded");
@@ -1223,34 +1351,57 @@ put_reconcile(struct db *db, const char *root, long *kept, long *dropped)
 struct expire_ctx {
 	struct db *db;
 	int root_fd;
+	int64_t now;
 	long removed;
 };
 
+/* Under the name's lock, so that a PUT_OPEN resuming the upload either finds it whole or
+ * finds it gone: skipped when another holds the lock or an upload of the name is on a
+ * connection (it refreshes the expiry itself), deleted only when the record read again is
+ * still expired and names the same file. */
 static int
 on_expired(void *ctx, const struct db_upload *u)
 {
 	struct expire_ctx *x = ctx;
+	struct put_slot *s;
+	struct db_upload now;
 	const char *base;
-	int e, fd = -1;
+	int e = 0, fd = -1;
 
-	if (slot_busy(u->owner, u->file_name))
-		return 0;  /* a connection is on it right now; it refreshes the expiry itself */
+	base = NULL;
+	if ((s = slot_get(u->owner, u->file_name)) == NULL)
+		return SD_ERR_ALLOC;
+	if (pthread_mutex_trylock(&s->mu) != 0) {
+		slot_unref(s);
+		return 0;
+	}
+	if (slot_refs(s) > 1)
+		goto out;  /* a connection is on it right now; it refreshes the expiry itself */
+	if ((e = db_upload_get(x->db, u->owner, u->file_name, &now)) != 0) {
+		if (e == SD_ERR_NOT_FOUND)
+			e = 0;
+		goto out;
+	}
+	if (now.expires > x->now || strcmp(now.temp_path, u->temp_path) != 0)
+		goto out;
 	if (tmp_path_ok(u->owner, u->temp_path, &base) &&
 	    (fd = openat(x->root_fd, u->temp_path, O_RDWR | O_NOFOLLOW | O_CLOEXEC)) >= 0 &&
-	    storage_lock(fd, 0) == STORAGE_LOCK_HELD) {
-		(void)close(fd);
-		return 0;  /* a connection of another server is on it */
-	}
+	    storage_lock(fd, 0) == STORAGE_LOCK_HELD)
+		goto out;  /* a connection of another server is on it */
 	/* Held (or missing) from here: the record, if still this file's, and the file go. */
 	if ((e = db_upload_drop(x->db, u->owner, u->file_name, u->temp_path)) == 0) {
 		if (base != NULL)
 			(void)unlinkat(x->root_fd, u->temp_path, 0);
 		crash_point("expire-after-unlink");
 		x->removed++;
+	} else if (e == SD_ERR_NOT_FOUND) {
+		e = 0;
 	}
+out:
 	if (fd >= 0)
 		(void)close(fd);
-	return e == SD_ERR_NOT_FOUND ? 0 : e;
+	put_name_unlock(s);
+	return e;
 }
 
 int
@@ -1262,6 +1413,7 @@ put_expire(struct db *db, const char *root, int64_t now, long *removed)
 	if (removed != NULL)
 		*removed = 0;
 	x.db = db;
+	x.now = now;
 	x.removed = 0;
 	if ((x.root_fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
 		return errno == ENOENT ? 0 : SD_ERR_IO;

@@ -22,7 +22,14 @@
  * (db_upload_move). The older writer finds the record naming another file at its next durable
  * record (db_upload_advance) or at PUT_FINISH (db_upload_commit: the record goes and the intent
  * comes in one transaction, so a taken-over upload never publishes): its file goes and it
- * answers ERROR 8. Start-up reconciliation and expiry leave a file a live server holds. */
+ * answers ERROR 8. Start-up reconciliation and expiry leave a file a live server holds.
+ *
+ * The account's limits (limits.h): an upload counts against --max-uploads-per-client from
+ * PUT_OPEN until it leaves its connection (finished, aborted, dropped; a takeover passes the
+ * count to the new connection); a partial upload counts at its declared size against
+ * --max-client-storage and --max-client-files until it is published, aborted or expires,
+ * and PUT_FINISH checks them again before publishing (refused: ERROR 7, the upload stays
+ * open). */
 #ifndef SD_SERVER_PUT_H
 #define SD_SERVER_PUT_H
 
@@ -49,6 +56,15 @@ void put_abort(struct conn *c, const struct frame_event *ev);
 void put_data_start(struct conn *c, const struct frame_event *ev);
 void put_data_slice(struct conn *c, const struct frame_event *ev);
 void put_data_end(struct conn *c, const struct frame_event *ev);
+/* 1 when c's upload, after --min-rate-grace seconds, averages fewer PUT_DATA bytes per second
+ * since its first PUT_DATA than --min-upload-rate (0: no limit): the connection is closed
+ * then and the partial upload kept for a later PUT_OPEN. */
+int put_too_slow(const struct conn *c, int64_t now_ms);
+/* 1 while c's PUT_OPEN waits for the resumed prefix to be hashed: the connection parses no
+ * request meanwhile (what came behind the PUT_OPEN waits, as behind a GET) and, writable,
+ * calls put_pump(), which hashes the next slice and queues PUT_STATE after the last. */
+int put_hashing(const struct conn *c);
+void put_pump(struct conn *c);
 /* 1 while an 851's data is arriving on c. */
 int put_in_chunk(const struct conn *c);
 
@@ -57,6 +73,15 @@ int put_in_chunk(const struct conn *c);
 void put_release(struct conn *c);
 /* Closes c with ERROR 8 when another connection took its upload over. 1 when it did. */
 int put_check(struct conn *c);
+
+/* The lock of (owner, stored name): held by the version-4 upload of that name while it writes
+ * or publishes its file, by version 3's verdict while it publishes (commit.c), by DELETE
+ * (fetch.c) and by expiry, so that a name's row and file change in one order. Returns the
+ * locked slot, to be given to put_name_unlock(); NULL when out of memory. Never held across
+ * a return to the event loop, never two at once. */
+struct put_slot;
+struct put_slot *put_name_lock(const uint8_t owner[CLIENT_ID_SIZE], const char *name);
+void put_name_unlock(struct put_slot *s);
 
 /* Queues ERROR reason (message text for the peer and the log) on c (handlers_v4.h); close:
  * c closes once it is sent. */

@@ -246,6 +246,12 @@ class Transfers(unittest.TestCase):
             while self.server.log().count(line) == before and time.monotonic() < deadline:
                 time.sleep(0.05)
             self.assertEqual(self.server.log().count(line), before + 1, fault)
+        # The refused chunks left a partial upload (counted against the account's limits
+        # below): discarded.
+        c = self.client(self.alice["identity"])
+        c.put_open(len(data), "refused.bin")
+        c.put_abort()
+        c.close()
         # A wrong SHA-256 at PUT_FINISH: nothing stored, the old verified file intact.
         self.upload(self.alice, "keep.bin", data)
         other = random.Random(2).randbytes(300000)
@@ -287,6 +293,7 @@ class Transfers(unittest.TestCase):
             c.put_open(100001, "big.bin")
         self.assertEqual(cm.exception.reason, sdpeer4.TOO_LARGE)
         self.assertEqual(c.put_open(100000, "big.bin")["offset"], 0)
+        c.put_abort()
         c.close()
         # The per-client limits of version 3 hold for version 4 too, at PUT_OPEN.
         self.server.stop()
@@ -304,6 +311,77 @@ class Transfers(unittest.TestCase):
         self.assertEqual(cm.exception.reason, sdpeer4.TOO_LARGE)
         self.assertEqual(c.put_open(2000, "one.bin")["offset"], 0, "a replacement fits")
         c.close()
+
+    def restart(self, args):
+        self.server.stop()
+        self.server = harness.Server(self.dir, args=args)
+        self.server.start()
+        self.addCleanup(self.server.stop)
+
+    def send_part(self, c, data, upto):
+        pos = 0
+        while pos < upto:
+            n = min(65536, upto - pos)
+            c.put_data(pos, 0, n, data[pos:pos + n])
+            pos += n
+
+    def account_bytes(self, who):
+        folder = os.path.join(self.storage, who["id"].hex())
+        return sum(os.path.getsize(p) for p in glob.glob(os.path.join(folder, "*")) +
+                   glob.glob(os.path.join(folder, ".*")))
+
+    def test_per_client_limits(self):
+        # --max-uploads-per-client and the storage limit hold for version 4: a second
+        # connection of the account cannot open another upload while the first holds one,
+        # and a partial upload counts at its declared size (review: two connections each
+        # stored 900,000 bytes under a 1 MB limit).
+        self.restart(["--max-client-storage", "1000000", "--max-uploads-per-client", "1"])
+        data = os.urandom(900000)
+        a = self.client(self.alice["identity"])
+        b = self.client(self.alice["identity"])
+        self.assertEqual(a.put_open(len(data), "a.bin")["offset"], 0)
+        with self.assertRaises(RemoteError) as cm:
+            b.put_open(10, "b.bin")
+        self.assertEqual(cm.exception.reason, sdpeer4.BUSY)
+        self.send_part(a, data, 500000)
+        a.close()
+        # Once a's connection is gone its upload slot is free, but its partial upload still
+        # counts: b.bin does not fit; resuming a.bin does, and completes it.
+        deadline = time.monotonic() + 10
+        while True:
+            with self.assertRaises(RemoteError) as cm:
+                b.put_open(len(data), "b.bin")
+            if cm.exception.reason != sdpeer4.BUSY or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        self.assertEqual(cm.exception.reason, sdpeer4.TOO_LARGE)
+        self.assertGreater(b.put_open(len(data), "a.bin")["offset"], 0)
+        b.put_abort()
+        b.upload("a.bin", data)
+        with self.assertRaises(RemoteError) as cm:
+            b.put_open(200000, "c.bin")
+        self.assertEqual(cm.exception.reason, sdpeer4.TOO_LARGE)
+        b.close()
+        self.assertLessEqual(self.account_bytes(self.alice), 1000000)
+
+        # One connection opening partial uploads one after another (review: 8 partial files
+        # of ~1 MB under limits of 1 MB and 2 files).
+        bob = self.account("bob")
+        self.restart(["--max-client-storage", "1000000", "--max-client-files", "2"])
+        c = self.client(bob["identity"])
+        part = os.urandom(999999)
+        refused = 0
+        for i in range(8):
+            try:
+                c.put_open(len(part), "p%d.bin" % i)
+                self.send_part(c, part, len(part) - 1)
+            except RemoteError as e:
+                self.assertEqual(e.reason, sdpeer4.TOO_LARGE)
+                refused += 1
+        c.close()
+        self.assertEqual(refused, 7)
+        self.assertLessEqual(len(self.partial_files(bob)), 1)
+        self.assertLessEqual(self.account_bytes(bob), 1000000)
 
     def test_db_tool_shows_partial_upload(self):
         data = random.Random(4).randbytes(3 * MiB)

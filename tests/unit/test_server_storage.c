@@ -448,7 +448,8 @@ test_remove_stale(void **state)
 }
 
 /* A finished upload waiting for its client's verdict (synced, not yet renamed) keeps its
- * lock: another server starting meanwhile leaves it; the rename closes it. */
+ * lock: another server starting meanwhile leaves it; it stays open and locked through the
+ * rename and publishing, until storage_abort(). */
 static void
 test_finished_stays_locked(void **state)
 {
@@ -465,9 +466,10 @@ test_finished_stays_locked(void **state)
 	snprintf(path, sizeof(path), "%s/%s", s.root, OWNER_HEX);
 	assert_int_equal(count_entries(path), 1);         /* the temporary file, still there */
 	assert_int_equal(storage_rename(&f), 0);
-	assert_int_equal(f.fd, -1);                       /* closed once in place */
+	assert_true(f.fd >= 0);                           /* still held while it publishes */
 	assert_int_equal(storage_sync_folder(&f), 0);
 	storage_abort(&f);
+	assert_int_equal(f.fd, -1);
 	snprintf(path, sizeof(path), "%s/%s/wait.bin", s.root, OWNER_HEX);
 	assert_int_equal(access(path, F_OK), 0);
 	assert_int_equal(storage_remove_stale(s.root), 0);
