@@ -326,7 +326,9 @@ held_by_live_server(int dir_fd, const char *name)
 
 /* One intent: rename if the temporary file is still there, then publish. An intent whose file
  * a live server holds (another server sharing the storage folder is completing it) is left
- * to that server. */
+ * to that server.
+ * Longer than 60 lines on purpose: the decision table for one intent (its file held, renamed
+ * or not, matching or not) read top to bottom, every branch logged on one exit path. */
 static int
 on_intent(void *ctx, const struct db_commit *in)
 {

@@ -487,7 +487,9 @@ fetch_pump(struct conn *c)
  * describes the row: a kill after the intent but before the file is gone is rolled back at
  * start-up (the file still matches the intent: the row is published again), a kill after the
  * unlink drops the intent (nothing matches it any more), so a row and its file always go
- * together. 0 or a negative sd_err; *why says what failed. */
+ * together. 0 or a negative sd_err; *why says what failed.
+ * Longer than 60 lines on purpose: the steps in their durable order with a crash point
+ * between each, as docs/architecture.md lists them. */
 static int
 delete_row_and_file(struct conn *c, const struct db_file *f, const char *base,
     const char **why)

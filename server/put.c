@@ -734,6 +734,10 @@ put_pump(struct conn *c)
 	conn_queued(c, msg4_put_put_state(&c->out, &st));
 }
 
+/* PUT_OPEN: the request's checks and the account's limits, then a fresh upload or the
+ * resumption of the recorded one (in place, or from a copy when another server holds it).
+ * Longer than 60 lines on purpose: the checks in SPEC-v4.md's order, each refusal with its
+ * reply beside it, then the name's slot taken under its mutex. */
 void
 put_open(struct conn *c, const struct frame_event *ev)
 {
@@ -1010,7 +1014,9 @@ put_data_end(struct conn *c, const struct frame_event *ev)
 
 /* Under the slot's mutex, p owning a complete, checked file: fsync, intent, rename, folder
  * fsync, publish (files row Verified = 1 with size, cksum and SHA-256), record gone. Until the
- * rename an earlier file of that name stays as it was, on disk and in the database. */
+ * rename an earlier file of that name stays as it was, on disk and in the database.
+ * Longer than 60 lines on purpose: the steps in their durable order with a crash point
+ * between each (docs/architecture.md's table of version 4's steps), read as one sequence. */
 static int
 publish_locked(struct conn *c, struct put *p, const uint8_t sha[V4_SHA256_SIZE],
     uint32_t crc, const char **why)
@@ -1094,7 +1100,8 @@ publish_locked(struct conn *c, struct put *p, const uint8_t sha[V4_SHA256_SIZE],
 }
 
 /* PUT_FINISH: the size and hash checks, then publishing, in the order SPEC-v4.md gives them,
- * each refusal with its own ERROR reason. */
+ * each refusal with its own ERROR reason.
+ * Longer than 60 lines on purpose: the checks in SPEC-v4.md's order, one reply each. */
 void
 put_finish(struct conn *c, const struct frame_event *ev)
 {
