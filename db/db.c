@@ -1824,8 +1824,10 @@ out:
 	return r;
 }
 
-int
-db_upload_put(struct db *db, const struct db_upload *u)
+/* db_upload_put and db_upload_copy: the record's columns bound to ?1..?6, and Created to ?7
+ * when copied as it is. */
+static int
+upload_write(struct db *db, const struct db_upload *u, int keep_created)
 {
 	sqlite3_stmt *s;
 	int r;
@@ -1833,12 +1835,13 @@ db_upload_put(struct db *db, const struct db_upload *u)
 	if (db == NULL || u == NULL || u->offset > u->size || u->expires <= 0)
 		return SD_ERR_INVALID_ARG;
 	if (db->pg != NULL)
-		return dbpg_upload_put(db->pg, u);
-	s = db->st[ST_UPLOAD_PUT];
+		return keep_created ? dbpg_upload_copy(db->pg, u) : dbpg_upload_put(db->pg, u);
+	s = db->st[keep_created ? ST_UPLOAD_COPY : ST_UPLOAD_PUT];
 	if ((r = bind_key(s, u->owner, u->file_name)) != 0 || (r = bind_u64(s, 3, u->size)) != 0 ||
 	    (r = bind_u64(s, 4, u->offset)) != 0 ||
 	    (r = bind_path(s, 5, u->temp_path, sizeof(u->temp_path))) != 0 ||
-	    (r = bind_time(s, 6, u->expires)) != 0) {
+	    (r = bind_time(s, 6, u->expires)) != 0 ||
+	    (keep_created && (r = bind_time(s, 7, u->created)) != 0)) {
 		stmt_done(s);
 		return r;
 	}
@@ -1847,24 +1850,15 @@ db_upload_put(struct db *db, const struct db_upload *u)
 }
 
 int
+db_upload_put(struct db *db, const struct db_upload *u)
+{
+	return upload_write(db, u, 0);
+}
+
+int
 db_upload_copy(struct db *db, const struct db_upload *u)
 {
-	sqlite3_stmt *s;
-	int r;
-
-	if (db == NULL || u == NULL || u->offset > u->size || u->expires <= 0)
-		return SD_ERR_INVALID_ARG;
-	if (db->pg != NULL)
-		return dbpg_upload_copy(db->pg, u);
-	s = db->st[ST_UPLOAD_COPY];
-	if ((r = bind_key(s, u->owner, u->file_name)) != 0 || (r = bind_u64(s, 3, u->size)) != 0 ||
-	    (r = bind_u64(s, 4, u->offset)) != 0 ||
-	    (r = bind_path(s, 5, u->temp_path, sizeof(u->temp_path))) != 0 ||
-	    (r = bind_time(s, 6, u->expires)) != 0 || (r = bind_time(s, 7, u->created)) != 0) {
-		stmt_done(s);
-		return r;
-	}
-	return stmt_exec(db, s);
+	return upload_write(db, u, 1);
 }
 
 int

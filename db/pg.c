@@ -1552,8 +1552,9 @@ dbpg_upload_get(struct dbpg *pg, const uint8_t owner[CLIENT_ID_SIZE], const char
 	return r;
 }
 
-int
-dbpg_upload_put(struct dbpg *pg, const struct db_upload *u)
+/* The record's columns as arguments $1..$6, and Created as $7 when copied as it is. */
+static int
+upload_write(struct dbpg *pg, const struct db_upload *u, int keep_created)
 {
 	struct args a;
 	int r;
@@ -1562,24 +1563,22 @@ dbpg_upload_put(struct dbpg *pg, const struct db_upload *u)
 	if ((r = arg_key(&a, u->owner, u->file_name)) != 0 || (r = arg_u64(&a, 3, u->size)) != 0 ||
 	    (r = arg_u64(&a, 4, u->offset)) != 0 ||
 	    (r = arg_path(&a, 5, u->temp_path, sizeof(u->temp_path))) != 0 ||
-	    (r = arg_time(&a, 6, u->expires)) != 0)
+	    (r = arg_time(&a, 6, u->expires)) != 0 ||
+	    (keep_created && (r = arg_time(&a, 7, u->created)) != 0))
 		return r;
-	return exec_count(pg, PS_UPLOAD_PUT, &a, NULL);
+	return exec_count(pg, keep_created ? PS_UPLOAD_COPY : PS_UPLOAD_PUT, &a, NULL);
+}
+
+int
+dbpg_upload_put(struct dbpg *pg, const struct db_upload *u)
+{
+	return upload_write(pg, u, 0);
 }
 
 int
 dbpg_upload_copy(struct dbpg *pg, const struct db_upload *u)
 {
-	struct args a;
-	int r;
-
-	args_init(&a);
-	if ((r = arg_key(&a, u->owner, u->file_name)) != 0 || (r = arg_u64(&a, 3, u->size)) != 0 ||
-	    (r = arg_u64(&a, 4, u->offset)) != 0 ||
-	    (r = arg_path(&a, 5, u->temp_path, sizeof(u->temp_path))) != 0 ||
-	    (r = arg_time(&a, 6, u->expires)) != 0 || (r = arg_time(&a, 7, u->created)) != 0)
-		return r;
-	return exec_count(pg, PS_UPLOAD_COPY, &a, NULL);
+	return upload_write(pg, u, 1);
 }
 
 int

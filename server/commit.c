@@ -235,12 +235,6 @@ struct recover {
 	int root_fd;
 	long rolled, dropped, left;
 	int err;
-	/* commit_roll_forward: only owner's intents at path, recorded before `before` (0: any);
-	 * younger ones are counted. */
-	const uint8_t *owner;
-	const char *path;
-	int64_t before;
-	long young;
 };
 
 /* Splits rel ("<owner hex>/<name>") into its folder and name, checking the folder is the
@@ -297,13 +291,11 @@ out:
 static int
 drop_intent(struct recover *k, const struct db_commit *in, const char *why)
 {
+	char shown[LOG_PATH_MAX + 1];
 	int r;
 
-	char shown[LOG_PATH_MAX + 1];
-
 	log_sanitize_path(in->path_name, shown, sizeof(shown));
-	log_server("commit of %s dropped%s: %s", shown, k->owner == NULL ? " at start-up" : "",
-	    why);
+	log_server("commit of %s dropped: %s", shown, why);
 	if ((r = db_commit_delete(k->db, in->owner, in->file_name)) != 0)
 		return r;
 	k->dropped++;
@@ -338,16 +330,6 @@ on_intent(void *ctx, const struct db_commit *in)
 	struct stat st;
 	int dir_fd = -1, tmp_fd = -1, r;
 
-	if (k->owner != NULL) {
-		if (memcmp(in->owner, k->owner, CLIENT_ID_SIZE) != 0 ||
-		    strcmp(in->path_name, k->path) != 0)
-			return 0;
-		if (k->before != 0 && (in->created > k->before || (split_rel(in->temp_path,
-		    in->owner, &tmp) == 0 && strcmp(tmp, COMMIT_DELETE_TEMP) == 0))) {
-			k->young++;
-			return 0;
-		}
-	}
 	log_sanitize_path(in->path_name, shown, sizeof(shown));
 	if (split_rel(in->temp_path, in->owner, &tmp) != 0 ||
 	    split_rel(in->path_name, in->owner, &fin) != 0 ||
@@ -460,25 +442,4 @@ commit_roll_stale(struct db *db, const char *root, const struct db_commit *mine)
 	if (r < 0)
 		return r;
 	return x.found && x.k.left == 0 ? 1 : 0;
-}
-
-int
-commit_roll_forward(struct db *db, const char *root, const uint8_t owner[CLIENT_ID_SIZE],
-    const char *path_name, int64_t recorded_before)
-{
-	struct recover k;
-	int r;
-
-	memset(&k, 0, sizeof(k));
-	k.db = db;
-	k.owner = owner;
-	k.path = path_name;
-	k.before = recorded_before;
-	if ((k.root_fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
-		return SD_ERR_IO;
-	r = db_each_commit(db, on_intent, &k);
-	(void)close(k.root_fd);
-	if (r == 0 && k.young > 0)
-		r = SD_ERR_EXISTS;
-	return r;
 }

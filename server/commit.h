@@ -55,14 +55,6 @@ int commit_recover(struct db *db, const char *root, long *rolled, long *dropped)
  * again, once), 0 when it belongs to a live server or is gone, or a negative sd_err. Any
  * thread. */
 int commit_roll_stale(struct db *db, const char *root, const struct db_commit *mine);
-/* While the server runs, under the lock of the stored name (put.h): owner's intents for
- * path_name (relative to root) rolled forward or dropped as at start-up, for a publish whose
- * last steps failed (folder fsync, publishing transaction), so that the name can be published
- * again without a restart. recorded_before > 0 (Unix seconds): only intents recorded before
- * it, since another server sharing the database may be in the middle of a younger one; one
- * left for that reason gives SD_ERR_EXISTS. 0 when none is left, else a negative sd_err. */
-int commit_roll_forward(struct db *db, const char *root, const uint8_t owner[CLIENT_ID_SIZE],
-    const char *path_name, int64_t recorded_before);
 /* The temporary name of a DELETE's intent (fetch.c): no file ever has it. */
 #define COMMIT_DELETE_TEMP STORAGE_TMP_PREFIX "delete"
 

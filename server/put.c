@@ -1022,7 +1022,6 @@ publish_locked(struct conn *c, struct put *p, const uint8_t sha[V4_SHA256_SIZE],
     uint32_t crc, const char **why)
 {
 	struct db_commit in;
-	struct db_file f;
 	char hex[PUT_HEX_ID + 1];
 	int e;
 
@@ -1071,27 +1070,17 @@ publish_locked(struct conn *c, struct put *p, const uint8_t sha[V4_SHA256_SIZE],
 	}
 	p->tmp_name[0] = '\0';
 	crash_point("put-after-rename");
-	/* From here the file is in place: if the folder's fsync or the publishing transaction
-	 * fails, the intent is rolled forward now as at start-up (the stored file checked
-	 * against it), rather than left to refuse every later upload of the name. */
-	e = fsync(p->dir_fd) != 0 ? SD_ERR_IO : 0;
-	if (e == 0) {
-		crash_point("put-after-dirsync");
-		e = db_commit_publish(c->env->db, c->id, p->name);
+	/* From here the file is in place. If the folder's fsync or the publishing transaction
+	 * fails, the intent stays: the next upload of this path settles it once this server has
+	 * let go of the file (commit_roll_stale), or the next start-up does. */
+	if (fsync(p->dir_fd) != 0) {
+		*why = "cannot sync the folder";
+		return SD_ERR_IO;
 	}
-	if (e != 0) {
-		conn_log(c, "put", "publishing failed (%s); rolling the commit forward",
-		    e == SD_ERR_IO ? "folder fsync" : db_errmsg(c->env->db));
-		if ((e = commit_roll_forward(c->env->db, c->env->cfg->storage_dir, c->id,
-		    in.path_name, 0)) != 0) {
-			*why = "cannot record the file";
-			return e;
-		}
-		if (db_file_get(c->env->db, c->id, p->name, &f) != 0 || f.size != p->size ||
-		    f.crc != crc) {
-			*why = "cannot record the file";
-			return SD_ERR_IO;
-		}
+	crash_point("put-after-dirsync");
+	if ((e = db_commit_publish(c->env->db, c->id, p->name)) != 0) {
+		*why = "cannot record the file";
+		return e;
 	}
 	crash_point("put-after-publish");
 	/* (The partial-upload record went with the intent's coming.) */
