@@ -345,6 +345,10 @@ class Transfers(unittest.TestCase):
         self.assertEqual(cm.exception.reason, sdpeer4.BUSY)
         self.send_part(a, data, 500000)
         a.close()
+        # The storage limit is checked before the upload count, so wait until the server has
+        # seen a's connection end and recorded its durable offset.
+        self.assertIsNotNone(self.server.wait_for_log(r"partial upload kept at 500000 ",
+                                                      timeout=20), self.server.log())
         # Once a's connection is gone its upload slot is free, but its partial upload still
         # counts: b.bin does not fit; resuming a.bin does, and completes it.
         deadline = time.monotonic() + 10
