@@ -3,7 +3,9 @@
  * buffer (a bounded struct buf of fixed storage) that gathers packet headers and content before
  * each write. In the common case (one CBC stream, not --paced) the ciphertext is not copied
  * into that buffer: each write is a list of pieces (headers from the buffer, content straight
- * from the ciphertext chunk), sent before the chunk is reused. */
+ * from the ciphertext chunk), sent before the chunk is reused. A file of more than one chunk
+ * goes through a sending thread (sendq.h): SENDQ_DEPTH slots of ciphertext and headers, each
+ * list written by the thread while the next slot is encrypted. */
 #include "send.h"
 
 #include <errno.h>
@@ -23,6 +25,7 @@
 #include "log.h"
 #include "net.h"
 #include "options.h"
+#include "sendq.h"
 
 /* One upload in progress. */
 struct sender {
@@ -31,15 +34,25 @@ struct sender {
 	struct aes_cbc *enc;
 	struct cksum ck;
 	struct buf out;       /* wire bytes not yet written, at most SEND_OUT_BUFFER */
-	uint8_t *out_mem;     /* its storage, SEND_OUT_BUFFER bytes (fixed: pieces point into it) */
 	int direct;           /* content goes out from s->cipher, listed in iov */
 	struct iovec iov[SEND_IOV_MAX]; /* direct: the pieces of the next write, in order */
 	size_t n_iov;
 	size_t out_mark;      /* direct: bytes of out already listed in iov */
-	uint8_t *plain;       /* SEND_IO_CHUNK bytes read from the file */
-	uint8_t *cipher;      /* SEND_IO_CHUNK + AES_BLOCK_SIZE bytes: their ciphertext */
+	uint8_t *plain;       /* chunk bytes read from the file */
+	uint8_t *cipher;      /* chunk + AES_BLOCK_SIZE bytes: their ciphertext (the slot's) */
+	size_t chunk;         /* plaintext bytes read and encrypted per step */
 	uint64_t read;        /* plaintext bytes read so far */
+	/* With a sending thread (direct only): the slot being filled takes the next chunk's
+	 * ciphertext and headers while the thread writes the slots before it. */
+	struct sendq *q;
+	uint8_t *slot_cipher[SENDQ_DEPTH];
+	uint8_t *slot_out[SENDQ_DEPTH];
+	unsigned slot;
+	int in_chunk;         /* cutting a chunk: a flush now leaves pieces in the old slot */
+	int spilled;          /* that happened: the chunk's end waits for the thread to drain */
 };
+
+_Static_assert(SEND_IOV_MAX <= SENDQ_IOV_MAX, "a list of pieces must fit the sending thread's");
 
 /* Packet cutter for one CBC stream (layouts 1-4): ciphertext in, packets out. */
 struct cutter {
@@ -101,12 +114,53 @@ list_out(struct sender *s)
 	s->out_mark = buf_len(&s->out);
 }
 
+/* A write failed, errno says why. */
+static int
+send_failed(struct sender *s)
+{
+	if (errno == ETIMEDOUT)
+		log_fatal("sending the file: the server took nothing for %d.%03d s (timeout)",
+		    s->job->timeout_ms / 1000, s->job->timeout_ms % 1000);
+	else
+		log_fatal("sending the file: connection lost (%s)", strerror(errno));
+	return CX_CONNECTION;
+}
+
+/* Direct, with the sending thread: queues the slot's pieces and moves to the next free slot.
+ * A flush in the middle of a chunk (pieces of more packets than a list holds) leaves the rest
+ * of the chunk pointing into the old slot's ciphertext: the chunk's end then waits until the
+ * thread has written everything, so that no slot is reused while a list still points into it. */
+static int
+handover(struct sender *s)
+{
+	list_out(s);
+	if (s->n_iov > 0 && sendq_push(s->q, s->iov, s->n_iov) != 0)
+		return -1;
+	s->n_iov = 0;
+	s->out_mark = 0;
+	if (s->in_chunk)
+		s->spilled = 1;
+	else if (s->spilled) {
+		if (sendq_wait(s->q, 0) != 0)
+			return -1;
+		s->spilled = 0;
+	}
+	s->slot = (s->slot + 1) % SENDQ_DEPTH;
+	if (sendq_wait(s->q, SENDQ_DEPTH - 1) != 0)
+		return -1;
+	s->cipher = s->slot_cipher[s->slot];
+	buf_fixed(&s->out, s->slot_out[s->slot], SEND_OUT_BUFFER);
+	return 0;
+}
+
 static int
 out_flush(struct sender *s)
 {
 	int r = 0;
 
-	if (s->direct) {
+	if (s->direct && s->q != NULL) {
+		r = handover(s);
+	} else if (s->direct) {
 		list_out(s);
 		if (s->n_iov > 0 && net_sendv(s->job->sock, s->iov, s->n_iov,
 		    s->job->timeout_ms) != 0)
@@ -126,15 +180,7 @@ out_flush(struct sender *s)
 			r = -1;
 		buf_reset(&s->out);
 	}
-	if (r != 0) {
-		if (errno == ETIMEDOUT)
-			log_fatal("sending the file: the server took nothing for %d.%03d s (timeout)",
-			    s->job->timeout_ms / 1000, s->job->timeout_ms % 1000);
-		else
-			log_fatal("sending the file: connection lost (%s)", strerror(errno));
-		return CX_CONNECTION;
-	}
-	return 0;
+	return r != 0 ? send_failed(s) : 0;
 }
 
 /* Room for n more bytes in the output buffer, written out first if need be. */
@@ -179,7 +225,9 @@ out_content(struct sender *s, const uint8_t *p, size_t n)
 
 	if (!s->direct || n < SEND_PIECE_MIN)
 		return out_put(s, p, n);
-	if (s->n_iov + 2 > SEND_IOV_MAX && (r = out_flush(s)) != 0)
+	/* Two pieces now (the bytes of out before it, and it), and one kept free for what out
+	 * gathers after it (the next header, padding) when a flush lists it. */
+	if (s->n_iov + 3 > SEND_IOV_MAX && (r = out_flush(s)) != 0)
 		return r;
 	list_out(s);
 	s->iov[s->n_iov].iov_base = (void *)(uintptr_t)p;
@@ -351,11 +399,13 @@ send_stream(struct sender *s, uint32_t ps, uint32_t packets, uint64_t cipher)
 	int r;
 
 	while (s->read < size) {
-		want = size - s->read < SEND_IO_CHUNK ? (size_t)(size - s->read) : SEND_IO_CHUNK;
-		if ((r = read_and_encrypt(s, want, &clen)) != 0 ||
-		    (r = cut(s, &c, s->cipher, clen)) != 0)
+		want = size - s->read < s->chunk ? (size_t)(size - s->read) : s->chunk;
+		if ((r = read_and_encrypt(s, want, &clen)) != 0)
 			return r;
-		if (s->direct && (r = out_flush(s)) != 0)
+		s->in_chunk = 1;
+		r = cut(s, &c, s->cipher, clen);
+		s->in_chunk = 0;
+		if (r != 0 || (s->direct && (r = out_flush(s)) != 0))
 			return r;
 	}
 	if ((r = check_file_end(s)) != 0 || (r = encrypt_final(s, &clen)) != 0 ||
@@ -409,6 +459,54 @@ packet_wire_size(const struct send_layout *l, uint32_t ps)
 	    (l->per_packet ? aes_cbc_ciphertext_size(ps) : ps);
 }
 
+/* The read chunk, and the output: one slot (ciphertext and output buffer) without the sending
+ * thread, SENDQ_DEPTH with it (a file of more than one chunk sent directly), then started. */
+static int
+alloc_buffers(struct sender *s)
+{
+	unsigned i, slots;
+
+	s->chunk = s->direct && s->job->file_size > SEND_PIPE_CHUNK ? SEND_PIPE_CHUNK :
+	    SEND_IO_CHUNK;
+	slots = s->chunk == SEND_PIPE_CHUNK ? SENDQ_DEPTH : 1;
+	if ((s->plain = malloc(s->chunk)) == NULL)
+		goto oom;
+	for (i = 0; i < slots; i++) {
+		s->slot_cipher[i] = malloc(s->chunk + AES_BLOCK_SIZE);
+		s->slot_out[i] = malloc(SEND_OUT_BUFFER);
+		if (s->slot_cipher[i] == NULL || s->slot_out[i] == NULL)
+			goto oom;
+	}
+	s->cipher = s->slot_cipher[0];
+	buf_fixed(&s->out, s->slot_out[0], SEND_OUT_BUFFER); /* fixed: pieces point into it */
+	if (slots > 1 && sendq_start(&s->q, s->job->sock, s->job->timeout_ms) != 0) {
+		log_fatal("cannot start the sending thread: %s", strerror(errno));
+		return CX_FILE;
+	}
+	return 0;
+oom:
+	log_fatal("out of memory");
+	return CX_FILE;
+}
+
+static void
+free_buffers(struct sender *s)
+{
+	unsigned i;
+
+	if (s->plain != NULL) {
+		crypto_wipe(s->plain, s->chunk);
+		free(s->plain);
+	}
+	for (i = 0; i < SENDQ_DEPTH; i++) {
+		free(s->slot_cipher[i]);
+		if (s->slot_out[i] != NULL) {
+			crypto_wipe(s->slot_out[i], SEND_OUT_BUFFER); /* it held the client ID */
+			free(s->slot_out[i]);
+		}
+	}
+}
+
 int
 send_file(const struct send_layout *l, const struct send_job *job, uint32_t *crc)
 {
@@ -444,15 +542,8 @@ send_file(const struct send_layout *l, const struct send_job *job, uint32_t *crc
 		r = CX_FILE;
 		goto out;
 	}
-	s.plain = malloc(SEND_IO_CHUNK);
-	s.cipher = malloc(SEND_IO_CHUNK + AES_BLOCK_SIZE);
-	s.out_mem = malloc(SEND_OUT_BUFFER);
-	if (s.plain == NULL || s.cipher == NULL || s.out_mem == NULL) {
-		log_fatal("out of memory");
-		r = CX_FILE;
+	if ((r = alloc_buffers(&s)) != 0)
 		goto out;
-	}
-	buf_fixed(&s.out, s.out_mem, SEND_OUT_BUFFER);
 	if ((r = aes_cbc_new(&s.enc, job->aes_key, AES_ENCRYPT)) != 0) {
 		log_fatal("cannot start encryption: %s", sd_strerror(r));
 		r = CX_FILE;
@@ -465,18 +556,15 @@ send_file(const struct send_layout *l, const struct send_job *job, uint32_t *crc
 	r = l->per_packet ? send_per_packet(&s, ps, packets) : send_stream(&s, ps, packets, cipher);
 	if (r == 0)
 		r = out_flush(&s);
+	if (r == 0 && s.q != NULL) {
+		r = sendq_finish(s.q) != 0 ? send_failed(&s) : 0;
+		s.q = NULL;
+	}
 	if (r == 0)
 		*crc = cksum_final(&s.ck);
 out:
+	sendq_abort(s.q);
 	aes_cbc_free(s.enc);
-	if (s.plain != NULL) {
-		crypto_wipe(s.plain, SEND_IO_CHUNK);
-		free(s.plain);
-	}
-	free(s.cipher);
-	if (s.out_mem != NULL) {
-		crypto_wipe(s.out_mem, SEND_OUT_BUFFER); /* it held the client ID */
-		free(s.out_mem);
-	}
+	free_buffers(&s);
 	return r;
 }
