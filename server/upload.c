@@ -12,6 +12,10 @@
 
 /* Ciphertext is decrypted in pieces of at most this size, so memory stays fixed. */
 #define UPLOAD_CHUNK (64u * 1024u)
+/* Plaintext gathers in out until less room than this is left, so that the content on both
+ * sides of a packet boundary goes out in one write (a read of the socket holds pieces of two
+ * packets: writing each piece on its own took twice the writes). */
+#define UPLOAD_WRITE_ROOM (4u * 1024u)
 /* A lone packet (1 of 1) of a fixed-size sender may carry zero fill past content_size; with no
  * earlier packet to tell the sender's packet size, the fill is capped by this. */
 #define UPLOAD_FILL_MAX (64u * 1024u)
@@ -46,6 +50,7 @@ struct upload {
 	int have_result;
 	struct upload_result result;
 
+	size_t out_len;            /* plaintext in out not handed to the sink yet */
 	uint8_t out[UPLOAD_CHUNK + AES_BLOCK_SIZE];
 };
 
@@ -59,6 +64,7 @@ upload_reset(struct upload *u)
 	u->cipher_kept = 0;
 	u->plain_size = 0;
 	u->packets = 0;
+	u->out_len = 0;
 	crypto_wipe(u->out, sizeof(u->out));
 	if (u->aes != NULL)
 		(void)aes_cbc_reset(u->aes);
@@ -256,24 +262,33 @@ out:
 	return r;
 }
 
-/* Hands n bytes of plaintext from u->out to the CRC and the sink, never past orig_file_size. */
+/* Hands the plaintext gathered in u->out to the sink. */
+static int
+flush(struct upload *u, const struct upload_sink *sink)
+{
+	size_t n = u->out_len;
+
+	u->out_len = 0;
+	return n > 0 ? sink->write(sink->ctx, u->out, n) : 0;
+}
+
+/* Takes n more bytes of plaintext, decrypted at the end of u->out, into the CRC, never past
+ * orig_file_size; they go to the sink once out is nearly full or the upload ends. */
 static int
 emit(struct upload *u, size_t n, const struct upload_sink *sink)
 {
-	int r;
-
 	if (n == 0)
 		return 0;
 	if (n > u->orig_file_size - u->plain_size)
 		return SD_ERR_BAD_FIELD;  /* more plaintext than the sender announced */
-	cksum_update(&u->crc, u->out, n);
+	cksum_update(&u->crc, u->out + u->out_len, n);
 	u->plain_size += n;
-	if ((r = sink->write(sink->ctx, u->out, n)) != 0)
-		return r;
-	return 0;
+	u->out_len += n;
+	return UPLOAD_CHUNK - u->out_len < UPLOAD_WRITE_ROOM ? flush(u, sink) : 0;
 }
 
-/* Decrypts n bytes of ciphertext in chunks that fit u->out. */
+/* Decrypts n bytes of ciphertext in pieces that fit the room left in u->out (the cipher may
+ * give a held-back block more than it takes: out has AES_BLOCK_SIZE bytes beyond the chunk). */
 static int
 decrypt(struct upload *u, const uint8_t *data, size_t n, const struct upload_sink *sink)
 {
@@ -281,9 +296,11 @@ decrypt(struct upload *u, const uint8_t *data, size_t n, const struct upload_sin
 	int r;
 
 	while (n > 0) {
-		take = n < UPLOAD_CHUNK ? n : UPLOAD_CHUNK;
+		take = UPLOAD_CHUNK - u->out_len;
+		if (take > n)
+			take = n;
 		got = 0;
-		if ((r = aes_cbc_update(u->aes, data, take, u->out, &got)) != 0)
+		if ((r = aes_cbc_update(u->aes, data, take, u->out + u->out_len, &got)) != 0)
 			return r;
 		if ((r = emit(u, got, sink)) != 0)
 			return r;
@@ -358,7 +375,8 @@ upload_packet_end(struct upload *u, const struct upload_sink *sink, int *complet
 	u->in_packet = 0;
 	/* Per-packet senders close a CBC message in every packet; a stream closes at the end. */
 	if (u->layout == UPLOAD_LAYOUT_PER_PACKET || u->last) {
-		if ((r = aes_cbc_final(u->aes, u->out, &got)) != 0 || (r = emit(u, got, sink)) != 0)
+		if ((r = aes_cbc_final(u->aes, u->out + u->out_len, &got)) != 0 ||
+		    (r = emit(u, got, sink)) != 0)
 			goto out;
 		if ((r = aes_cbc_reset(u->aes)) != 0)
 			goto out;
@@ -371,6 +389,8 @@ upload_packet_end(struct upload *u, const struct upload_sink *sink, int *complet
 		r = SD_ERR_BAD_FIELD;
 		goto out;
 	}
+	if ((r = flush(u, sink)) != 0)
+		goto out;
 	memset(&u->result, 0, sizeof(u->result));
 	memcpy(u->result.file_name, u->name, NAME_FIELD_SIZE);
 	u->result.plain_size = u->plain_size;

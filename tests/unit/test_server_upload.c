@@ -32,6 +32,9 @@ struct collect {
 	uint8_t *data;
 	size_t len, cap;
 	int fail;
+	size_t writes;       /* calls that wrote */
+	size_t last_write;   /* bytes of the latest one */
+	size_t min_write;    /* the smallest before it (0: none yet) */
 };
 
 static int
@@ -52,6 +55,10 @@ collect_write(void *ctx, const uint8_t *d, size_t n)
 	}
 	memcpy(c->data + c->len, d, n);
 	c->len += n;
+	if (c->writes > 0 && (c->min_write == 0 || c->last_write < c->min_write))
+		c->min_write = c->last_write;
+	c->writes++;
+	c->last_write = n;
 	return 0;
 }
 
@@ -843,7 +850,8 @@ test_restart(void **state)
 		assert_int_equal(feed(u, &b.pk[0], 0, &c, &complete), 0);
 		assert_int_equal(feed(u, &b.pk[1], 0, &c, &complete), 0);
 		assert_int_equal(upload_in_progress(u), 1);
-		assert_int_equal(c.len, 2048 - (variant == 2 ? 0 : 16));
+		/* Plaintext gathers until the upload ends or 60 KiB wait: nothing written yet. */
+		assert_int_equal(c.len, 0);
 		assert_int_equal(feed_all(u, b.pk, b.n, 0, &c), 0);
 		assert_int_equal(upload_result(u, &res), 0);
 		assert_int_equal(res.packets, b.n);
@@ -944,6 +952,35 @@ test_large_packets(void **state)
 	free(plain);
 }
 
+/* A socket read holds the end of one packet and the start of the next: the plaintext of both
+ * goes to the sink in one write, so a 1 MiB upload in 64 KiB packets, fed in 64 KiB slices
+ * that straddle the packets, takes 18 writes of 60 KiB or more (the last one shorter), not
+ * one per piece (32). */
+static void
+test_writes_gathered(void **state)
+{
+	size_t n = 1u << 20;
+	uint8_t *plain = make_plain(n);
+	struct built b = { 0 };
+	struct upload *u = NULL;
+	struct collect c = { 0 };
+	struct upload_result res;
+
+	(void)state;
+	build_stream(&b, key_a, plain, n, 65536, 1, 0);
+	assert_int_equal(upload_new(&u, key_a, MAX_FILE), 0);
+	assert_int_equal(feed_all(u, b.pk, b.n, 65536 - 1000, &c), 0);
+	assert_int_equal(upload_result(u, &res), 0);
+	assert_int_equal(c.len, n);
+	assert_memory_equal(c.data, plain, n);
+	assert_true(c.writes <= n / (60u * 1024) + 1);
+	assert_true(c.min_write >= 60u * 1024);
+	upload_free(u);
+	built_free(&b);
+	free(c.data);
+	free(plain);
+}
+
 /* Sink failure, key change and abort all drop the upload; the next one works. */
 static void
 test_sink_key_abort(void **state)
@@ -965,9 +1002,14 @@ test_sink_key_abort(void **state)
 	assert_int_equal(upload_new(&u, key_a, MAX_FILE), 0);
 	assert_int_equal(upload_result(u, &res), SD_ERR_NOT_FOUND);
 
+	/* The write happens when the upload ends (3000 bytes gather in memory): it fails there. */
 	c.fail = 1;
-	assert_int_equal(feed(u, &b.pk[0], 0, &c, &complete), SD_ERR_IO);
+	assert_int_equal(feed(u, &b.pk[0], 0, &c, &complete), 0);
+	assert_int_equal(feed(u, &b.pk[1], 0, &c, &complete), 0);
+	assert_int_equal(feed(u, &b.pk[2], 0, &c, &complete), SD_ERR_IO);
+	assert_int_equal(complete, 0);
 	assert_int_equal(upload_in_progress(u), 0);
+	assert_int_equal(upload_result(u, &res), SD_ERR_NOT_FOUND);
 	c.fail = 0;
 
 	/* A new key is a new reassembler (the server's receive); dropping the old one's upload
@@ -1009,6 +1051,7 @@ main(void)
 		cmocka_unit_test(test_bad_plaintext),
 		cmocka_unit_test(test_large_packets),
 		cmocka_unit_test(test_sink_key_abort),
+		cmocka_unit_test(test_writes_gathered),
 	};
 
 	if (crypto_init() != 0)
