@@ -121,7 +121,6 @@ sink_write(void *ctx, const uint8_t *data, size_t n)
 
 	if (r->sf.fd < 0)
 		return SD_ERR_INTERNAL;
-	crash_point("data");
 	return storage_write(&r->sf, data, n);
 }
 
@@ -354,6 +353,7 @@ receive_packet_data(struct conn *c, const struct frame_event *ev)
 	if (c->skip_content)
 		return;  /* a refused packet: its content is dropped as it arrives */
 	c->recv->wire_bytes += ev->len;
+	crash_point("data");  /* content arriving (written as the upload's buffer fills) */
 	sink_of(c->recv, &sink);
 	if ((e = upload_packet_data(c->recv->up, ev->data, ev->len, &sink)) != 0) {
 		conn_log(c, "send file", "refused content: %s; upload discarded",
