@@ -88,9 +88,15 @@ plain_nothing(struct conn_transport *t)
 	return NULL;
 }
 
+static int
+plain_shutdown_write(struct conn_transport *t)
+{
+	return shutdown(t->fd, SHUT_WR) == 0 ? 0 : CONN_IO_ERROR;
+}
+
 static const struct conn_transport_ops plain_ops = {
 	plain_read, plain_write, plain_want, plain_pending, plain_close, plain_nothing,
-	plain_nothing,
+	plain_nothing, plain_shutdown_write,
 };
 
 void
@@ -148,11 +154,12 @@ drop_held(struct conn *c)
 	c->held_len = 0;
 }
 
-void
-conn_free(struct conn *c)
+/* Everything a connection holds for its requests: a file being received, a version-4 upload
+ * or download, held input, a staged attempt. On the way to its close (conn_free, or the
+ * start of a lingering close, after which no request is read). */
+static void
+release(struct conn *c)
 {
-	if (c == NULL)
-		return;
 	if (c->recv != NULL)
 		conn_log_end(c, "send file", "aborted: connection closed mid-upload; partial file "
 		    "removed");
@@ -162,6 +169,14 @@ conn_free(struct conn *c)
 	drop_held(c);
 	commit_discard(c);  /* never confirmed: the stored version stays */
 	set_pending(c, 0);
+}
+
+void
+conn_free(struct conn *c)
+{
+	if (c == NULL)
+		return;
+	release(c);
 	c->tr.ops->close(&c->tr);
 	buf_free(&c->out);
 	crypto_wipe(c->aes_key, sizeof(c->aes_key));
@@ -183,6 +198,8 @@ conn_close_later(struct conn *c)
 int
 conn_busy(const struct conn *c)
 {
+	if (c->lingering)
+		return 0;  /* its requests are over: nothing a graceful stop waits for */
 	return !frame_idle(&c->parser) || c->recv != NULL || c->awaiting_verdict ||
 	    buf_len(&c->out) > 0 || c->put != NULL || c->get != NULL || c->held_len > 0;
 }
@@ -263,7 +280,7 @@ conn_reply_error(struct conn *c)
 	c->errors++;
 	if (!c->known && c->errors > CONN_UNKNOWN_MAX_ERRORS) {
 		conn_log(c, "limit", "too many invalid requests before registration; closing");
-		conn_close_later(c);
+		conn_close_after_reply(c);  /* this 1607 still goes out */
 	}
 }
 
@@ -423,6 +440,60 @@ parse(struct conn *c, const uint8_t *in, size_t len)
 	}
 }
 
+/* The reply that ends the connection is out: close, lingering unless the peer has closed its
+ * side already (conn_close_after_reply). Everything the connection held for its requests goes
+ * now, and its output buffer's storage: a lingering connection costs its struct only, the
+ * bytes it drops go through the worker's read buffer. */
+static void
+finish(struct conn *c)
+{
+	int r;
+
+	if (c->peer_eof || c->tr.ops->shutdown_write == NULL) {
+		conn_close_later(c);
+		return;
+	}
+	if ((r = c->tr.ops->shutdown_write(&c->tr)) == CONN_IO_AGAIN)
+		return;  /* a TLS alert waits for the socket: conn_want() asks the transport */
+	if (r != 0) {
+		conn_close_later(c);
+		return;
+	}
+	release(c);
+	buf_free(&c->out);
+	buf_init(&c->out, CONN_OUT_MAX);
+	c->retry_since_ms = 0;
+	c->lingering = 1;
+	c->linger_until_ms = c->env->now_ms + CONN_LINGER_MS;
+	c->linger_bytes = 0;
+}
+
+/* A lingering connection's input: read and dropped, a few reads per wake-up like any other
+ * connection's; the peer's EOF (or a reset) ends it, and so does CONN_LINGER_BYTES. */
+static void
+drain(struct conn *c)
+{
+	ssize_t n;
+	int i;
+
+	for (i = 0; i < CONN_READS_PER_WAKE; i++) {
+		n = c->tr.ops->read(&c->tr, c->env->rbuf, CONN_READ_CHUNK);
+		if (n == CONN_IO_AGAIN)
+			return;
+		if (n <= 0) {  /* EOF: the peer has closed its side too; or it is gone */
+			conn_close_later(c);
+			return;
+		}
+		c->linger_bytes += (uint64_t)n;
+		if (c->linger_bytes >= CONN_LINGER_BYTES) {
+			conn_log_end(c, "connection", "lingering close: the peer sent %u MiB more "
+			    "after the last reply; closing", CONN_LINGER_BYTES >> 20);
+			conn_close_later(c);
+			return;
+		}
+	}
+}
+
 /* After n bytes were parsed: the deadlines that depend on what is pending. */
 static void
 update_progress(struct conn *c, size_t n)
@@ -451,6 +522,10 @@ conn_on_readable(struct conn *c)
 	ssize_t n;
 	int i;
 
+	if (c->lingering) {
+		drain(c);
+		return;
+	}
 	for (i = 0; i < CONN_READS_PER_WAKE && !c->closing && !c->finishing; i++) {
 		if (buf_len(&c->out) >= CONN_OUT_HIGH || c->get != NULL || put_hashing(c))
 			break;  /* backpressure: the peer must read its replies (or download) first,
@@ -471,6 +546,7 @@ conn_on_readable(struct conn *c)
 		if (n == CONN_IO_EOF) {
 			if (!frame_idle(&c->parser) || c->recv != NULL)
 				conn_log_end(c, "connection", "closed by the peer mid-message");
+			c->peer_eof = 1;
 			/* A half-close after the last request still waits for its replies (1603,
 			 * 1604): close once they are sent (conn_flush below). */
 			conn_close_after_reply(c);
@@ -505,6 +581,8 @@ conn_flush(struct conn *c)
 {
 	ssize_t n;
 
+	if (c->lingering)
+		return;  /* the sending side is shut */
 	while (buf_len(&c->out) > 0 && !c->closing) {
 		n = c->tr.ops->write(&c->tr, buf_ptr(&c->out), buf_len(&c->out));
 		if (n < 0) {
@@ -518,7 +596,7 @@ conn_flush(struct conn *c)
 	if (buf_len(&c->out) == 0) {
 		buf_reset(&c->out);  /* reuse the storage from its start */
 		if (c->finishing)
-			conn_close_later(c);  /* the reply that ends the connection is out */
+			finish(c);  /* the reply that ends the connection is out */
 	} else if (c->out.off >= CONN_OUT_HIGH) {
 		/* A slow reader: move what is left to a fresh buffer so the sent part does not
 		 * count against the limit. */
@@ -538,6 +616,8 @@ conn_flush(struct conn *c)
 void
 conn_on_writable(struct conn *c)
 {
+	if (c->lingering)
+		return;  /* only reads are waited for */
 	/* A TLS handshake step or record read may wait for the socket to take bytes: it goes
 	 * on now (conn_on_readable flushes as well). */
 	if (!c->finishing && (c->tr.ops->want(&c->tr) & CONN_WANT_WRITE)) {
@@ -569,6 +649,8 @@ conn_want(struct conn *c)
 
 	if (c->closing)
 		return 0;
+	if (c->lingering)
+		return CONN_WANT_READ;  /* raw bytes to drop: the transport waits for nothing */
 	if (c->finishing)  /* only the last reply goes out */
 		return (pending > 0 ? CONN_WANT_WRITE : 0u) | c->tr.ops->want(&c->tr);
 	/* Hysteresis: stop reading at CONN_OUT_HIGH, resume below half of it. */
@@ -588,7 +670,7 @@ conn_retry_reply(struct conn *c, int64_t now)
 {
 	unsigned after = c->env->cfg->retry_reply_after_ms;
 
-	if (c->closing || c->retry_since_ms == 0 || after == 0 ||
+	if (c->closing || c->lingering || c->retry_since_ms == 0 || after == 0 ||
 	    now - c->retry_since_ms < (int64_t)after || !c->known)
 		return 0;
 	c->retry_since_ms = 0;
@@ -606,7 +688,18 @@ conn_check_timeouts(struct conn *c, int64_t now)
 	int64_t limit = (int64_t)idle * 1000;
 	int64_t last = c->last_rx_ms > c->last_tx_ms ? c->last_rx_ms : c->last_tx_ms;
 
-	if (c->closing || conn_retry_reply(c, now))
+	if (c->closing)
+		return 0;
+	if (c->lingering) {
+		if (now < c->linger_until_ms)
+			return 0;
+		conn_log_end(c, "connection", "lingering close: the peer neither closed nor stopped "
+		    "sending within %d ms (%llu bytes dropped); closing", CONN_LINGER_MS,
+		    (unsigned long long)c->linger_bytes);
+		conn_close_later(c);
+		return 1;
+	}
+	if (conn_retry_reply(c, now))
 		return 0;
 	if (put_check(c))
 		return 1;  /* its upload was taken over: ERROR 8, closed */

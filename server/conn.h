@@ -40,6 +40,15 @@ struct server_config;
 #define CONN_PEER_MAX 64u
 /* Request log lines per connection; past this a flood of bad requests cannot flood the log. */
 #define CONN_LOG_MAX 200u
+/* The lingering close after a final reply (an error that ends the connection): the sending
+ * side is shut and whatever the peer still sends is read and dropped until it closes too, for
+ * at most this long and this many bytes, whichever comes first; then the socket closes. A
+ * close() with unread input makes the kernel answer with a reset, and the peer's kernel may
+ * then discard the reply before its application reads it (or its next write fails first). The
+ * byte bound covers what a client streaming a file has in flight when the reply comes (its
+ * send buffer and our receive buffer: a few MiB each at Linux's defaults). */
+#define CONN_LINGER_MS 2000
+#define CONN_LINGER_BYTES (16u << 20)
 
 /* What a connection needs from the thread that runs it. The worker owns it (tests fill one
  * by hand, with a clock they move themselves); connections only read it, except nclosing. */
@@ -86,6 +95,13 @@ struct conn_transport_ops {
 	/* Why read() or write() last answered CONN_IO_ERROR, for the log; NULL when there is
 	 * nothing to say (a plain socket's errors are the peer's resets). */
 	const char *(*failure)(struct conn_transport *t);
+	/* For the lingering close, once the last reply is written: ends the sending side (TLS:
+	 * close_notify, then the session is gone) and shuts the socket's (SHUT_WR). 0 when done:
+	 * read() from then on returns the raw bytes that still arrive, not decoded, to be dropped;
+	 * CONN_IO_AGAIN: call again when want() says (a TLS alert the socket did not take);
+	 * CONN_IO_ERROR: close at once. NULL: the transport has no lingering close (in-memory
+	 * transports of tests): the connection closes at once. */
+	int (*shutdown_write)(struct conn_transport *t);
 };
 
 struct conn_transport {
@@ -155,6 +171,12 @@ struct conn {
 	uint8_t challenge_nonce[V4_NONCE_SIZE];     /* wiped when used and on free */
 	int finishing;                  /* the reply that ends the connection is queued: read
 	                                 * nothing more, close once it is sent */
+	int peer_eof;                   /* the peer shut its side: nothing to linger for */
+	int lingering;                  /* the final reply is out and the sending side shut:
+	                                 * input is dropped (CONN_LINGER_*); everything else of
+	                                 * the connection is released already */
+	int64_t linger_until_ms;
+	uint64_t linger_bytes;          /* dropped so far */
 	struct put *put;                /* the upload in progress (put.h), NULL: none */
 	struct fetch *get;              /* the download or LISTING being streamed (fetch.h),
 	                                 * NULL: none */
@@ -174,25 +196,32 @@ void conn_free(struct conn *c);
 
 /* The transport is readable (or hung up): read, parse, handle. Marks c closing on transport
  * errors or broken framing; on EOF (the peer shut its side) once the replies queued so far
- * are sent (reading stops; --idle-timeout bounds a peer that does not read them). */
+ * are sent (reading stops; --idle-timeout bounds a peer that does not read them). While
+ * lingering: reads into the worker's read buffer and drops, closing at the peer's EOF or
+ * past CONN_LINGER_BYTES. */
 void conn_on_readable(struct conn *c);
 /* The transport is writable: send pending output. */
 void conn_on_writable(struct conn *c);
 /* Sends what output it can now without blocking. */
 void conn_flush(struct conn *c);
 /* CONN_WANT_* the loop should wait for now (0 once closing): reading unless output is
- * backed up, writing while output is pending, plus what the transport needs. */
+ * backed up, writing while output is pending, plus what the transport needs; only reading
+ * while lingering. */
 unsigned conn_want(struct conn *c);
 
 /* Marks c closing (idempotent); its owner frees it after the current batch. */
 void conn_close_later(struct conn *c);
 /* Stops reading from c and closes it once the replies queued so far are sent (an ERROR
- * that ends a version-4 connection); a peer that does not read them meets the idle
- * timeout. */
+ * that ends a version-4 connection, a 1607 that ends a version-3 one); a peer that does not
+ * read them meets the idle timeout. The close lingers (CONN_LINGER_*) unless the peer has
+ * closed its side already: input still arriving is dropped, so that the kernel does not
+ * answer it with a reset that could cost the peer the reply. A lingering connection still
+ * counts against --max-connections. */
 void conn_close_after_reply(struct conn *c);
 /* Closes c (with a log line) if one of its deadlines passed at now (monotonic ms):
  * no progress for --idle-timeout, a message not complete within it, or file content slower
- * than CONN_STREAM_MIN_BYTES per period. 1 when it did. */
+ * than CONN_STREAM_MIN_BYTES per period; while lingering only CONN_LINGER_MS counts. 1 when
+ * it did. */
 int conn_check_timeouts(struct conn *c, int64_t now);
 
 /* After a 901 with no byte following it for cfg->retry_reply_after_ms: one 1604, which
@@ -218,8 +247,8 @@ void conn_touch(struct conn *c, const uint8_t id[CLIENT_ID_SIZE]);
 
 /* Replies. conn_queued(c, r) takes the result of putting a reply into c->out: a reply that
  * does not fit means the peer does not read while it keeps sending; that cannot happen with
- * backpressure, so it closes. conn_reply_error() queues 1607 and closes a connection that
- * sent too many bad requests before it was known. */
+ * backpressure, so it closes. conn_reply_error() queues 1607, and closes a connection that
+ * sent too many bad requests before it was known once that 1607 is sent. */
 void conn_queued(struct conn *c, int r);
 void conn_reply_error(struct conn *c);
 

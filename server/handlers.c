@@ -324,8 +324,7 @@ registration_allowed(struct conn *c)
 	conn_log_end(c, "limit", "more than %u registrations and reconnects a minute from %s "
 	    "(--max-registrations-per-minute): 1607; closing", max, addr);
 	conn_queued(c, msg_put_empty_response(&c->out, RESP_ERROR));
-	conn_flush(c);
-	conn_close_later(c);
+	conn_close_after_reply(c);
 	return 0;
 }
 

@@ -345,8 +345,10 @@ dispatch(struct worker *w, const struct epoll_event *evs, int n)
 		if (!c->closing && (e & EPOLLOUT))
 			conn_on_writable(c);
 		/* A hang-up or error while reading is paused would be reported again and again:
-		 * the peer is gone, so is the connection. */
-		if (!c->closing && (e & (EPOLLHUP | EPOLLERR)))
+		 * the peer is gone, so is the connection. A lingering close reads on until the
+		 * end of what the peer sent (closing with unread bytes would reset): its reads
+		 * end it at that EOF or error. */
+		if (!c->closing && !c->lingering && (e & (EPOLLHUP | EPOLLERR)))
 			conn_close_later(c);
 		sync_interest(w, c);
 	}

@@ -17,6 +17,8 @@ enum tr_state {
 	TR_SNIFF = 0,     /* reading the first bytes */
 	TR_HANDSHAKE,     /* TLS: handshake in progress */
 	TR_OPEN,          /* TLS: established, application data */
+	TR_DRAIN,         /* the lingering close: close_notify sent, the session freed; raw
+	                   * bytes are read to be dropped */
 };
 
 #define TR_WHY_MAX 160u
@@ -31,6 +33,7 @@ struct tr_tls {
 	int read_wants_write;      /* a record read blocked until the socket is writable */
 	int write_wants_read;      /* a record write blocked until the socket is readable */
 	int deferred;              /* the end or failure a read met after records it returned */
+	unsigned bye_want;         /* CONN_WANT_* the close_notify waits for */
 	char why[TR_WHY_MAX];      /* the last failure, for the log */
 };
 
@@ -141,6 +144,8 @@ tr_read(struct conn_transport *t, uint8_t *buf, size_t cap)
 	ssize_t n;
 	int r;
 
+	if (x->state == TR_DRAIN)
+		return recv_some(t->fd, buf, cap);  /* dropped by the connection, not decrypted */
 	if (x->state != TR_SNIFF)
 		return tls_step(x, buf, cap);
 	if (cap < TLS_SNIFF_MAX)
@@ -196,6 +201,8 @@ tr_want(struct conn_transport *t)
 		return x->hs_want;
 	if (x->state != TR_OPEN)
 		return 0;
+	if (x->bye_want != 0)
+		return x->bye_want;
 	/* Only what the connection's own wishes do not cover: a read waiting for the socket to
 	 * be writable, a write waiting for it to be readable (a TLS 1.3 key update). */
 	return (x->read_wants_write ? CONN_WANT_WRITE : 0u) |
@@ -225,6 +232,32 @@ tr_close(struct conn_transport *t)
 	t->fd = -1;
 }
 
+/* The lingering close: close_notify once the last reply is written (the socket usually takes
+ * the alert at once; if not, the connection calls again when it is writable), then the
+ * session goes, with its memory, and the socket's sending side is shut. A session that failed
+ * sends no alert. Before the handshake is done there is nothing of TLS to end. */
+static int
+tr_shutdown_write(struct conn_transport *t)
+{
+	struct tr_tls *x = t->ctx;
+	int r;
+
+	if (x->state == TR_OPEN && x->why[0] == '\0') {
+		r = tls_bye(x->s);
+		if (r == SD_ERR_WANT_READ || r == SD_ERR_WANT_WRITE) {
+			x->bye_want = r == SD_ERR_WANT_READ ? CONN_WANT_READ : CONN_WANT_WRITE;
+			return CONN_IO_AGAIN;
+		}
+		if (r != 0)
+			return CONN_IO_ERROR;
+	}
+	x->bye_want = 0;
+	tls_session_free(x->s);
+	x->s = NULL;
+	x->state = TR_DRAIN;
+	return shutdown(t->fd, SHUT_WR) == 0 ? 0 : CONN_IO_ERROR;
+}
+
 static const char *
 tr_peer_key(struct conn_transport *t)
 {
@@ -243,6 +276,7 @@ tr_failure(struct conn_transport *t)
 
 static const struct conn_transport_ops detect_ops = {
 	tr_read, tr_write, tr_want, tr_pending, tr_close, tr_peer_key, tr_failure,
+	tr_shutdown_write,
 };
 
 int

@@ -96,6 +96,7 @@ memc_nothing(struct conn_transport *t)
 
 static const struct conn_transport_ops memc_ops = {
 	memc_read, memc_write, memc_want, memc_pending, memc_close, memc_nothing, memc_nothing,
+	NULL,  /* no lingering close: closes at once */
 };
 
 /* A fresh connection from peer over a new env (cfg defaults, idle timeout 10 s, clock at

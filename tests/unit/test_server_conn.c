@@ -46,6 +46,8 @@ struct mem {
 	size_t out_len;
 	int blocked;
 	int closed;
+	int shut;           /* shutdown_write() was called */
+	int shut_again;     /* shutdown_write() calls still to answer CONN_IO_AGAIN */
 };
 
 static ssize_t
@@ -108,8 +110,29 @@ mem_nothing(struct conn_transport *t)
 	return NULL;
 }
 
+/* The lingering close: the first `shut_again` calls answer CONN_IO_AGAIN (a TLS alert the
+ * socket did not take), then the sending side is shut; reads go on handing out the input. */
+static int
+mem_shutdown_write(struct conn_transport *t)
+{
+	struct mem *m = t->ctx;
+
+	if (m->shut_again > 0) {
+		m->shut_again--;
+		return CONN_IO_AGAIN;
+	}
+	m->shut = 1;
+	return 0;
+}
+
 static const struct conn_transport_ops mem_ops = {
 	mem_read, mem_write, mem_want, mem_pending, mem_close, mem_nothing, mem_nothing,
+	NULL,  /* no lingering close: closes at once (the tests below that want it switch) */
+};
+
+static const struct conn_transport_ops mem_linger_ops = {
+	mem_read, mem_write, mem_want, mem_pending, mem_close, mem_nothing, mem_nothing,
+	mem_shutdown_write,
 };
 
 /* One connection with everything it needs: a database in memory, a scratch storage folder,
@@ -363,6 +386,145 @@ test_eof_unread_reply_times_out(void **state)
 	assert_int_equal(conn_check_timeouts(g->c, g->env.now_ms + 9000), 0);
 	assert_int_equal(conn_check_timeouts(g->c, g->env.now_ms + 10000), 1);
 	assert_true(g->c->closing);
+}
+
+/* Replaces the rig's connection with a fresh one over a fresh in-memory transport. */
+static void
+rig_renew(struct rig *g)
+{
+	struct conn_transport t;
+
+	conn_free(g->c);
+	memset(g->m, 0, sizeof(*g->m));
+	g->env.nclosing = 0;
+	t.ops = &mem_linger_ops;
+	t.fd = -1;
+	t.ctx = g->m;
+	assert_non_null(g->c = conn_new(&g->env, &t, "test:2"));
+}
+
+/* Sends 1607-earning requests before registration until the connection ends it: the last
+ * 1607 goes out too (CONN_UNKNOWN_MAX_ERRORS + 1 of them); returns how many were sent. */
+static unsigned
+refuse_until_finishing(struct rig *g)
+{
+	unsigned i;
+	struct buf b;
+
+	g->c->tr.ops = &mem_linger_ops;
+	for (i = 0; i < 100 && !g->c->finishing && !g->c->closing; i++) {
+		buf_init(&b, 4096);
+		/* An unknown code, empty: 1607, and the framing stays intact. */
+		assert_int_equal(msg_put_request_header(&b, PROTO_VERSION, zero_id, 999, 0), 0);
+		feed(g, &b);
+	}
+	return i;
+}
+
+/* The error that ends a connection, then a lingering close: the reply is out, the sending
+ * side shut, and whatever the peer still sends is read and dropped (no reply, no request)
+ * until its EOF; it holds nothing of a request and is not busy. */
+static void
+test_linger_until_eof(void **state)
+{
+	struct rig *g = *state;
+	unsigned i, n;
+	struct buf b;
+
+	n = refuse_until_finishing(g);
+	assert_int_equal(n, 33);  /* CONN_UNKNOWN_MAX_ERRORS + 1 */
+	assert_int_equal(g->m->out_len, n * RESP_HEADER_SIZE);  /* the last 1607 too */
+	assert_true(g->m->shut);
+	assert_true(g->c->lingering);
+	assert_false(g->c->closing);
+	assert_false(conn_busy(g->c));
+	assert_int_equal(conn_want(g->c), CONN_WANT_READ);
+	/* A request now is dropped unread: nothing answers it. */
+	buf_init(&b, 4096);
+	put_name(&b, zero_id, REQ_REGISTER, "late");
+	feed(g, &b);
+	for (i = 0; i < 1000; i++)
+		g->m->in[g->m->in_len++] = (uint8_t)i;
+	conn_on_readable(g->c);
+	assert_int_equal(g->m->in_off, g->m->in_len);
+	assert_int_equal(g->m->out_len, n * RESP_HEADER_SIZE);
+	assert_false(g->c->known);
+	assert_false(g->c->closing);
+	conn_on_writable(g->c);  /* nothing to send, nothing happens */
+	assert_false(g->c->closing);
+	assert_int_equal(conn_check_timeouts(g->c, g->env.now_ms + CONN_LINGER_MS - 1), 0);
+	g->m->eof = 1;
+	conn_on_readable(g->c);
+	assert_true(g->c->closing);
+	assert_int_equal(g->env.nclosing, 1);
+	assert_int_equal(conn_want(g->c), 0);
+}
+
+/* A peer that neither closes nor stops: cut after CONN_LINGER_MS, whatever the idle
+ * timeout, or after CONN_LINGER_BYTES, whichever comes first. */
+static void
+test_linger_bounds(void **state)
+{
+	struct rig *g = *state;
+	uint64_t fed = 0;
+
+	refuse_until_finishing(g);
+	assert_true(g->c->lingering);
+	g->m->in[g->m->in_len++] = 1;  /* a byte is no progress that extends it */
+	g->env.now_ms += CONN_LINGER_MS - 1;
+	conn_on_readable(g->c);
+	assert_int_equal(conn_check_timeouts(g->c, g->env.now_ms), 0);
+	assert_int_equal(conn_check_timeouts(g->c, g->env.now_ms + 1), 1);
+	assert_true(g->c->closing);
+
+	/* The byte bound, on a second connection: the input is refilled until it is cut. */
+	rig_renew(g);
+	refuse_until_finishing(g);
+	assert_true(g->c->lingering);
+	while (!g->c->closing && fed <= CONN_LINGER_BYTES) {
+		g->m->in_off = 0;
+		g->m->in_len = IN_MAX;
+		fed += IN_MAX;
+		while (!g->c->closing && g->m->in_off < g->m->in_len)
+			conn_on_readable(g->c);
+	}
+	assert_true(g->c->closing);
+	assert_true(fed >= CONN_LINGER_BYTES);
+	assert_true(fed - IN_MAX < CONN_LINGER_BYTES);
+}
+
+/* The sending side may not shut at once (a TLS alert the socket did not take): the
+ * connection waits as the transport says and tries again when it is writable. A peer that
+ * has closed its side gets no lingering close. */
+static void
+test_linger_shutdown_again(void **state)
+{
+	struct rig *g = *state;
+	struct buf b;
+
+	g->m->shut_again = 1;
+	refuse_until_finishing(g);
+	assert_true(g->c->finishing);
+	assert_false(g->c->lingering);
+	assert_false(g->m->shut);
+	conn_on_writable(g->c);
+	assert_true(g->m->shut);
+	assert_true(g->c->lingering);
+
+	/* A request, then EOF, then its reply: closed at once. */
+	rig_renew(g);
+	g->m->eof = 1;
+	g->m->blocked = 1;
+	buf_init(&b, 4096);
+	put_name(&b, zero_id, REQ_REGISTER, "kim");
+	feed(g, &b);
+	conn_on_readable(g->c);  /* the EOF after the request */
+	assert_true(g->c->finishing);
+	g->m->blocked = 0;
+	conn_on_writable(g->c);
+	assert_true(g->m->out_len > 0);
+	assert_true(g->c->closing);
+	assert_false(g->m->shut);
 }
 
 /* No byte for the idle timeout closes; any byte received moves the deadline. */
@@ -1127,6 +1289,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_eof_closes, rig_setup, rig_teardown),
 		cmocka_unit_test_setup_teardown(test_eof_flushes_first, rig_setup, rig_teardown),
 		cmocka_unit_test_setup_teardown(test_eof_unread_reply_times_out, rig_setup,
+		    rig_teardown),
+		cmocka_unit_test_setup_teardown(test_linger_until_eof, rig_setup, rig_teardown),
+		cmocka_unit_test_setup_teardown(test_linger_bounds, rig_setup, rig_teardown),
+		cmocka_unit_test_setup_teardown(test_linger_shutdown_again, rig_setup,
 		    rig_teardown),
 		cmocka_unit_test_setup_teardown(test_idle_timeout, rig_setup, rig_teardown),
 		cmocka_unit_test_setup_teardown(test_partial_message_timeout, rig_setup,

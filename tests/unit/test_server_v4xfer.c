@@ -106,6 +106,7 @@ mem_nothing(struct conn_transport *t)
 
 static const struct conn_transport_ops mem_ops = {
 	mem_read, mem_write, mem_want, mem_pending, mem_close, mem_nothing, mem_nothing,
+	NULL,  /* no lingering close: closes at once */
 };
 
 static const char fp_a[] = "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
