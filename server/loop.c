@@ -282,6 +282,9 @@ tick(struct worker *w)
 		if (conn_check_timeouts(c, w->env.now_ms) == 0 && w->draining && !c->closing &&
 		    !conn_busy(c))
 			conn_close_later(c);
+		/* A reply the timer queued (1604 after 901, ERROR 8) may wait for the socket to be
+		 * writable, and its end for the peer's input (a lingering close). */
+		sync_interest(w, c);
 	}
 	if (!w->listening && !w->draining)
 		listen_resume(w);

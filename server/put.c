@@ -354,6 +354,9 @@ put_check(struct conn *c)
 	c->put = NULL;
 	put_free(p);
 	put_reply_error(c, V4_REASON_BUSY, 1, "upload taken over by a newer connection");
+	/* Found by the timer, not by an event of this connection: nothing else would write the
+	 * ERROR until the peer sends again. */
+	conn_flush(c);
 	return 1;
 }
 

@@ -330,6 +330,22 @@ class Transfers(unittest.TestCase):
         return sum(os.path.getsize(p) for p in glob.glob(os.path.join(folder, "*")) +
                    glob.glob(os.path.join(folder, ".*")))
 
+    def test_taken_over_told_at_once(self):
+        # A second connection of the account opens the same upload: the first one, which
+        # sends nothing more, gets ERROR 8 from the server's timer (it was written only at
+        # the first connection's next event, or never when the peer just waited).
+        data = os.urandom(300000)
+        a = self.client(self.alice["identity"])
+        self.assertEqual(a.put_open(len(data), "same.bin")["offset"], 0)
+        self.send_part(a, data, 100000)
+        b = self.client(self.alice["identity"])
+        b.put_open(len(data), "same.bin")
+        with self.assertRaises(RemoteError) as cm:
+            a.expect(sdpeer4.PUT_STATE, sdpeer4.PUT_DONE)
+        self.assertEqual(cm.exception.reason, sdpeer4.BUSY)
+        self.assertIsNotNone(self.server.wait_for_log("upload taken over", 10))
+        b.put_abort()
+
     def test_per_client_limits(self):
         # --max-uploads-per-client and the storage limit hold for version 4: a second
         # connection of the account cannot open another upload while the first holds one,
