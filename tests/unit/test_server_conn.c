@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -31,6 +32,7 @@
 #include "../../server/handlers.h"
 #include "../../server/receive.h"
 #include "../../server/storage.h"
+#include "../../server/transport.h"
 
 #define IN_MAX (1u << 20)
 #define OUT_MAX (1u << 20)
@@ -1194,6 +1196,49 @@ test_public_key_on_registering_connection(void **state)
 	rsa_private_free(priv);
 }
 
+/* The detecting transport (both versions on one port) over a socket pair: a version-3
+ * request is read whole by the first read, which then leaves the plain transport; a first
+ * read too short to tell waits for the rest, and every byte comes out once, in order. */
+static void
+test_detect_first_read(void **state)
+{
+	uint8_t req[300], got[CONN_READ_CHUNK];
+	struct conn_transport t;
+	int sv[2];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(req); i++)
+		req[i] = (uint8_t)(i * 7 + 1);
+	req[0] = 3;  /* not 0x16: version 3 at once */
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+	assert_int_equal(transport_detect(&t, sv[0], NULL), 0);
+	assert_int_equal(t.ops->read(&t, got, sizeof(got)), CONN_IO_AGAIN);
+	assert_int_equal(write(sv[1], req, sizeof(req)), (ssize_t)sizeof(req));
+	assert_int_equal(t.ops->read(&t, got, sizeof(got)), (ssize_t)sizeof(req));
+	assert_memory_equal(got, req, sizeof(req));
+	assert_null(t.ctx);  /* the plain transport now */
+	t.ops->close(&t);
+	close(sv[1]);
+
+	/* Three bytes that may start a ClientHello, then the rest that does not. */
+	req[0] = 0x16;
+	req[1] = 0x03;
+	req[2] = 0x01;
+	req[5] = 0x02;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+	assert_int_equal(transport_detect(&t, sv[0], NULL), 0);
+	assert_int_equal(write(sv[1], req, 3), 3);
+	assert_int_equal(t.ops->read(&t, got, sizeof(got)), CONN_IO_AGAIN);
+	assert_non_null(t.ctx);
+	assert_int_equal(write(sv[1], req + 3, sizeof(req) - 3), (ssize_t)sizeof(req) - 3);
+	assert_int_equal(t.ops->read(&t, got, sizeof(got)), (ssize_t)sizeof(req));
+	assert_memory_equal(got, req, sizeof(req));
+	assert_null(t.ctx);
+	t.ops->close(&t);
+	close(sv[1]);
+}
+
 int
 main(void)
 {
@@ -1202,6 +1247,7 @@ main(void)
 		    rig_teardown),
 		cmocka_unit_test_setup_teardown(test_public_key_on_registering_connection, rig_setup,
 		    rig_teardown),
+		cmocka_unit_test(test_detect_first_read),
 		cmocka_unit_test_setup_teardown(test_register, rig_setup, rig_teardown),
 		cmocka_unit_test_setup_teardown(test_packet_before_key, rig_setup, rig_teardown),
 		cmocka_unit_test_setup_teardown(test_bad_header_closes, rig_setup, rig_teardown),
