@@ -43,6 +43,7 @@ enum stmt_id {
 	ST_CLIENT_INSERT_V4,
 	ST_CLIENT_SET_PUBKEY,
 	ST_CLIENT_SET_AES,
+	ST_CLIENT_SET_KEYS,
 	ST_CLIENT_SET_FINGERPRINT,
 	ST_CLIENT_TOUCH,
 	ST_CLIENT_COPY,
@@ -117,6 +118,8 @@ static const char *const stmt_sql[ST_COUNT] = {
 	    "WHERE ID = ?1 AND PublicKey IS NULL",
 	[ST_CLIENT_SET_AES] = "UPDATE clients SET AESKey = ?2, LastSeen = datetime('now') "
 	    "WHERE ID = ?1",
+	[ST_CLIENT_SET_KEYS] = "UPDATE clients SET PublicKey = ?2, AESKey = ?3, "
+	    "LastSeen = datetime('now') WHERE ID = ?1 AND PublicKey IS NULL",
 	[ST_CLIENT_SET_FINGERPRINT] = "UPDATE clients SET Fingerprint = ?2, "
 	    "LastSeen = datetime('now') WHERE ID = ?1",
 	[ST_CLIENT_TOUCH] = "UPDATE clients SET LastSeen = datetime('now') WHERE ID = ?1",
@@ -1138,28 +1141,32 @@ int
 db_client_set_keys(struct db *db, const uint8_t id[CLIENT_ID_SIZE], const uint8_t *public_key,
     size_t len, const uint8_t aes_key[AES_KEY_SIZE])
 {
-	int r, in_tx = 0;
+	struct db_client c;
+	sqlite3_stmt *s;
+	int r;
 
 	if (db == NULL || id == NULL || public_key == NULL || len == 0 ||
 	    len > PUBLIC_KEY_SIZE || aes_key == NULL)
 		return SD_ERR_INVALID_ARG;
 	if (db->pg != NULL)
 		return dbpg_client_set_keys(db->pg, id, public_key, len, aes_key);
-	/* Both keys or neither: a public key stored without its AES key would refuse every
-	 * later 826 of a client that never got a key. */
-	if ((r = tx_begin(db)) != 0)
-		goto out;
-	in_tx = 1;
-	if ((r = db_client_set_public_key(db, id, public_key, len)) != 0 ||
-	    (r = db_client_set_aes_key(db, id, aes_key)) != 0)
-		goto out;
-	if ((r = tx_commit(db)) != 0)
-		goto out;
-	in_tx = 0;
-	r = 0;
-out:
-	if (in_tx)
-		tx_abort(db);
+	/* Both keys or neither, in one statement (one transaction): a public key stored without
+	 * its AES key would refuse every later 826 of a client that never got a key. As
+	 * db_client_set_public_key, only a row without a key matches; when none did, find out
+	 * why. */
+	s = db->st[ST_CLIENT_SET_KEYS];
+	if ((r = bind_id(s, 1, id)) != 0 ||
+	    (r = sqlite3_bind_blob(s, 2, public_key, (int)len, SQLITE_STATIC) == SQLITE_OK &&
+	    sqlite3_bind_blob(s, 3, aes_key, AES_KEY_SIZE, SQLITE_STATIC) == SQLITE_OK ? 0 :
+	    SD_ERR_DB) != 0) {
+		stmt_done(s);
+		return r;
+	}
+	if ((r = update_one(db, s)) != SD_ERR_NOT_FOUND)
+		return r;
+	if ((r = db_client_by_id(db, id, &c)) == 0)
+		r = SD_ERR_EXISTS;
+	wipe(&c, sizeof(c));
 	return r;
 }
 
@@ -1414,12 +1421,17 @@ db_client_register_conn(struct db *db, const char *name, const uint8_t id[CLIENT
 	    (r = bind_id(del, 2, pending_id)) != 0)) ||
 	    (r = bind_id(ins, 1, id)) != 0 || (r = bind_name(ins, 2, name)) != 0)
 		goto out;
+	/* Without a pending row to replace, the INSERT alone is the transaction. */
+	if (pending_id == NULL) {
+		r = stmt_exec(db, ins);
+		goto out;
+	}
 	/* The connection's own pending row goes and the new one comes in together; any other
 	 * row holding the name stays and makes the INSERT fail. */
 	if ((r = tx_begin(db)) != 0)
 		goto out;
 	in_tx = 1;
-	if ((pending_id != NULL && (r = stmt_exec(db, del)) != 0) || (r = stmt_exec(db, ins)) != 0)
+	if ((r = stmt_exec(db, del)) != 0 || (r = stmt_exec(db, ins)) != 0)
 		goto out;
 	if ((r = tx_commit(db)) != 0)
 		goto out;

@@ -611,11 +611,21 @@ int tls_server_new_after(const struct tls_creds *c, int fd, const uint8_t *first
 
 	if (out != NULL)
 		*out = NULL;
-	if (n > TLS_SNIFF_MAX || (first == NULL && n > 0))
+	if (n > TLS_FIRST_MAX || (first == NULL && n > 0))
 		return SD_ERR_INVALID_ARG;
 	if ((r = session_new(c, fd, 0, NULL, &s)) != 0)
 		return r;
 	/* The bytes read before the session are the first the session reads. */
+	if (n > s->in_cap) {
+		uint8_t *bigger = realloc(s->in, n);
+
+		if (bigger == NULL) {
+			tls_session_free(s);
+			return SD_ERR_ALLOC;
+		}
+		s->in = bigger;
+		s->in_cap = n;
+	}
 	if (n > 0)
 		memcpy(s->in, first, n);
 	s->in_len = n;

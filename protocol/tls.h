@@ -82,9 +82,11 @@ struct tls_session;
  * certificate, accepts any that parses (the caller decides by tls_peer_fingerprint()). */
 int tls_server_new(const struct tls_creds *c, int fd, struct tls_session **out);
 /* The same for a server that read the first bytes of the connection itself to tell TLS
- * from version 3 (tls_sniff): the session takes those n bytes (at most TLS_SNIFF_MAX) before
- * anything more from fd, as if they had never been read. */
+ * from version 3 (tls_sniff needs TLS_SNIFF_MAX of them; a first read may have taken more):
+ * the session takes those n bytes (at most TLS_FIRST_MAX) before anything more from fd, as if
+ * they had never been read. */
 #define TLS_SNIFF_MAX 6u
+#define TLS_FIRST_MAX (256u * 1024u)
 int tls_server_new_after(const struct tls_creds *c, int fd, const uint8_t *first, size_t n,
     struct tls_session **out);
 /* Client side over a connected fd. expected_fp: the pinned server fingerprint (a mismatch

@@ -113,7 +113,31 @@ handle_register(struct conn *c, const struct frame_event *ev)
 	reply_id(c, RESP_REGISTERED, id);
 }
 
-/* 826: a key for a registered client that has none; never replaces a key. */
+/* Why 826 was refused, for the log, when its key could not be stored: the checks of
+ * handle_public_key in their order (unknown ID, another name, a key stored already), else
+ * what storing said (r). */
+static void
+log_key_refused(struct conn *c, const uint8_t *id, const char *name, int r)
+{
+	struct db_client cl;
+	int q = db_client_by_id(c->env->db, id, &cl);
+
+	if (q != 0)
+		conn_log(c, "public key", "refused: %s",
+		    q == SD_ERR_NOT_FOUND ? "unknown client ID" : db_errmsg(c->env->db));
+	else if (strcmp(cl.name, name) != 0)
+		conn_log(c, "public key", "refused: name does not match the ID");
+	else if (cl.has_public_key)
+		conn_log_as(c, id, cl.name, "public key", "refused: the client has a key already");
+	else
+		conn_log_as(c, id, cl.name, "public key", "refused: %s", sd_strerror(r));
+	crypto_wipe(&cl, sizeof(cl));
+}
+
+/* 826: a key for a registered client that has none; never replaces a key. On the connection
+ * that registered the ID (825, or 827's pending registration) the ID's name is known without
+ * reading the row (an ID never changes its name): the key is stored at once, the UPDATE only
+ * matching a row without a key, and the row is read only to say why it was refused. */
 static void
 handle_public_key(struct conn *c, const struct frame_event *ev)
 {
@@ -127,6 +151,14 @@ handle_public_key(struct conn *c, const struct frame_event *ev)
 	if ((r = msg_public_key_decode(ev->data, ev->len, name, spki)) != 0) {
 		conn_log(c, "public key", "refused: %s", sd_strerror(r));
 		goto fail;
+	}
+	if (c->known && memcmp(c->id, id, CLIENT_ID_SIZE) == 0 && strcmp(c->name, name) == 0) {
+		if ((r = issue_key(c, RESP_AES_KEY, id, name, spki, sizeof(spki), 1)) != 0) {
+			log_key_refused(c, id, name, r);
+			goto fail;
+		}
+		conn_log(c, "public key", "ok: 1602");
+		return;
 	}
 	if ((r = db_client_by_id(c->env->db, id, &cl)) != 0) {
 		conn_log(c, "public key", "refused: %s",

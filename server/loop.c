@@ -56,6 +56,8 @@ struct worker {
 	struct conn *conns;       /* all connections of this worker (list) */
 	size_t nconns;
 	size_t freed;             /* connections freed since the last malloc_trim */
+	int nodelay;              /* accepted sockets: 0 unknown, 1 inherit TCP_NODELAY from the
+	                           * listener (Linux), -1 need a setsockopt each */
 	int draining;             /* a stop was asked: no accepts, close idle connections */
 	int64_t drain_deadline_ms;
 	int64_t next_expiry_ms;   /* worker 0: next sweep of expired pending registrations */
@@ -123,7 +125,8 @@ static void
 drop_conn(struct worker *w, struct conn *c)
 {
 	unlink_conn(w, c);
-	(void)epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->tr.fd, NULL);
+	/* No EPOLL_CTL_DEL: closing the socket (conn_free; nothing else holds it) takes it out of
+	 * the epoll set. */
 	conn_free(c);
 	atomic_fetch_sub(&w->srv->nconns, 1u);
 }
@@ -228,6 +231,22 @@ add_conn(struct worker *w, int fd, const char *peer)
 	return 0;
 }
 
+/* Replies are small and answer requests: no Nagle delay. The listener has TCP_NODELAY set,
+ * which Linux passes on to the sockets it accepts; the first accepted socket shows whether
+ * it did, and only if not does every socket get its own setsockopt. */
+static void
+set_nodelay(struct worker *w, int fd)
+{
+	int v = 0, one = 1;
+	socklen_t len = sizeof(v);
+
+	if (w->nodelay == 0)
+		w->nodelay = getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &v, &len) == 0 && v != 0 ?
+		    1 : -1;
+	if (w->nodelay < 0)
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
 static void
 accept_some(struct worker *w)
 {
@@ -235,7 +254,7 @@ accept_some(struct worker *w)
 	struct sockaddr_storage ss;
 	char peer[CONN_PEER_MAX];
 	socklen_t sl;
-	int i, fd, one = 1;
+	int i, fd;
 
 	for (i = 0; i < LOOP_ACCEPTS_PER_WAKE; i++) {
 		sl = sizeof(ss);
@@ -263,7 +282,7 @@ accept_some(struct worker *w)
 			close(fd);
 			continue;
 		}
-		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		set_nodelay(w, fd);
 		if (add_conn(w, fd, peer) != 0) {
 			atomic_fetch_sub(&s->nconns, 1u);
 			continue;
@@ -446,6 +465,8 @@ open_listener(struct server *s)
 		return SD_ERR_IO;
 	}
 	freeaddrinfo(res);
+	/* Inherited by the accepted sockets (set_nodelay); best effort, checked there. */
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	s->listen_fd = fd;
 	s->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port :
 	    ((struct sockaddr_in *)&ss)->sin_port);

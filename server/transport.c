@@ -137,6 +137,36 @@ tls_step(struct tr_tls *x, uint8_t *buf, size_t cap)
 	return fail(x, "bad record", r);
 }
 
+/* The connection's first read, straight into its buffer: a version-3 request arrives in one
+ * recv(), as on a plain socket, and a ClientHello is handed to the TLS session whole. */
+static ssize_t
+first_read(struct conn_transport *t, uint8_t *buf, size_t cap)
+{
+	struct tr_tls *x = t->ctx;
+	ssize_t n = recv_some(t->fd, buf, cap);
+	int r;
+
+	if (n <= 0)
+		return n;  /* CONN_IO_EOF, CONN_IO_AGAIN or CONN_IO_ERROR */
+	switch (tls_sniff(buf, (size_t)n)) {
+	case TLS_SNIFF_MORE:
+		/* Fewer than TLS_SNIFF_MAX bytes: the socket is empty, wait for more. */
+		memcpy(x->first, buf, (size_t)n);
+		x->nfirst = (size_t)n;
+		return CONN_IO_AGAIN;
+	case TLS_SNIFF_V3:
+		conn_transport_plain(t, t->fd);
+		tr_free(x);
+		return n;
+	case TLS_SNIFF_TLS:
+		break;
+	}
+	if ((r = tls_server_new_after(x->creds, t->fd, buf, (size_t)n, &x->s)) != 0)
+		return fail(x, "cannot start a session", r);
+	x->state = TR_HANDSHAKE;
+	return tls_step(x, buf, cap);
+}
+
 static ssize_t
 tr_read(struct conn_transport *t, uint8_t *buf, size_t cap)
 {
@@ -148,8 +178,11 @@ tr_read(struct conn_transport *t, uint8_t *buf, size_t cap)
 		return recv_some(t->fd, buf, cap);  /* dropped by the connection, not decrypted */
 	if (x->state != TR_SNIFF)
 		return tls_step(x, buf, cap);
-	if (cap < TLS_SNIFF_MAX)
+	if (cap < TLS_SNIFF_MAX || cap > TLS_FIRST_MAX)
 		return CONN_IO_ERROR;  /* never: the connection reads CONN_READ_CHUNK */
+	if (x->nfirst == 0)
+		return first_read(t, buf, cap);
+	/* The first read was too short to tell: the rest of the TLS_SNIFF_MAX bytes. */
 	n = recv_some(t->fd, x->first + x->nfirst, TLS_SNIFF_MAX - x->nfirst);
 	if (n == CONN_IO_EOF)
 		/* Closed before the shape was clear: what came is version 3's to judge. */

@@ -1,6 +1,7 @@
 /* transport.h: the transport of a server that speaks both versions on one port (SPEC-v4.md
- * 1). It reads the first bytes of a connection (at most TLS_SNIFF_MAX) and tells a TLS
- * ClientHello from version 3 by their shape (tls_sniff); version 3 continues as the plain
+ * 1). It reads the first bytes of a connection (one read into the connection's buffer, then
+ * up to TLS_SNIFF_MAX if that read was shorter) and tells a TLS ClientHello from version 3 by
+ * their shape (tls_sniff); version 3 continues as the plain
  * socket transport with those bytes delivered first, unchanged; TLS continues as a
  * non-blocking GnuTLS session (tls.h) that is given those bytes before the socket's. Until
  * the handshake is done the connection reads no application byte; then the transport's

@@ -71,6 +71,18 @@ class Load(unittest.TestCase):
             self.assertEqual(sh.query(d, "SELECT count(*) FROM clients WHERE PublicKey "
                                       "IS NOT NULL")[0][0], 7)
 
+    def test_refused_and_connect_sessions(self):
+        # The benchmark's floors: two refused 825s (1601 each, nothing stored), and bare TCP
+        # connections that the server closes after their end of input.
+        with sh.server() as (srv, d):
+            rc, f, err = self.run_load(srv.port, "-c", "3", "refused", "5")
+            self.assertEqual(rc, 0, err)
+            self.assertEqual(f["refused"]["ok"], "5")
+            rc, f, err = self.run_load(srv.port, "-c", "3", "connect", "5")
+            self.assertEqual(rc, 0, err)
+            self.assertEqual(f["connect"]["ok"], "5")
+            self.assertEqual(sh.query(d, "SELECT count(*) FROM clients")[0][0], 0)
+
     def test_failure_is_reported(self):
         # A server that answers every CRC wrongly: no session may count as right.
         with sh.server(["--test-corrupt-crc", "9"]) as (srv, d):
@@ -92,6 +104,17 @@ class Limits(unittest.TestCase):
             self.assertIn(name, f)
             self.assertGreaterEqual(int(f[name]["bytes"]), 1 << 20)
             self.assertGreater(float(f[name]["cpu"]), 0.0)
+
+    def test_database_writes(self):
+        with harness.tmpdir() as d:
+            p = subprocess.run([SDBENCH, "db", d, "20"], capture_output=True, text=True,
+                               timeout=60)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            f = figures(p.stdout)
+            for name in ("db-register", "db-set-keys"):
+                self.assertEqual(f[name]["count"], "20")
+                self.assertGreater(float(f[name]["cpu"]), 0.0)
+            self.assertEqual(os.listdir(d), [])  # the database and its WAL are gone
 
     def test_cksum_of_a_file_equals_gnu(self):
         with harness.tmpdir() as d:

@@ -9,6 +9,10 @@
  *   sdbench copy FILE DIR          copy FILE into a new file in DIR, fsync, remove it
  *   sdbench cksum FILE             our cksum over a file (read() included, like GNU cksum)
  *   sdbench keys                   key exchanges (SPKI parse, random key, OAEP wrap) per second
+ *   sdbench db DIR N               the database work of N registrations as the server does it
+ *                                  (db/, SQLite in a new database in DIR): N 825 INSERTs, then
+ *                                  N 826 UPDATEs storing both keys, each its own commit; one
+ *                                  connection, so no other writer's changes to read
  *   sdbench touch MIB              touch MIB MiB of new memory once, then free it: in a virtual
  *                                  machine the first touch of a page costs far more than later
  *                                  ones, so the benchmark does this first to measure steady state
@@ -27,6 +31,7 @@
 #include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 
+#include "../../db/db.h"
 #include "../../protocol/aes.h"
 #include "../../protocol/cksum.h"
 #include "../../protocol/crypto.h"
@@ -518,6 +523,53 @@ out:
 	return r != 0;
 }
 
+/* The database writes of N registrations (db/ on SQLite, in a new database in dir): the 825
+ * INSERTs, then the 826 UPDATEs, timed apart; each is one commit, as on the server. */
+static int cmd_db(const char *dir, unsigned n)
+{
+	char path[4096], side[4200], name[64];
+	uint8_t (*ids)[CLIENT_ID_SIZE] = NULL;
+	uint8_t spki[PUBLIC_KEY_SIZE], aes[AES_KEY_SIZE];
+	struct db *db = NULL;
+	struct meter t;
+	char extra[32];
+	unsigned i;
+	int r = SD_ERR_ALLOC;
+
+	snprintf(path, sizeof(path), "%s/sdbench-%ld.db", dir, (long)getpid());
+	if ((ids = calloc(n, sizeof(*ids))) == NULL || (r = db_open(path, DB_READ_WRITE, &db)) != 0)
+		goto out;
+	for (i = 0; i < n; i++)
+		crypto_random(ids[i], CLIENT_ID_SIZE);
+	crypto_random(spki, sizeof(spki));
+	crypto_random(aes, sizeof(aes));
+	snprintf(extra, sizeof(extra), "count=%u", n);
+	meter_start(&t);
+	for (i = 0; i < n && r == 0; i++) {
+		snprintf(name, sizeof(name), "sdbench %u", i);
+		r = db_client_register_conn(db, name, ids[i], NULL);
+	}
+	if (r != 0)
+		goto out;
+	meter_print(&t, "db-register", 0, extra);
+	meter_start(&t);
+	for (i = 0; i < n && r == 0; i++)
+		r = db_client_set_keys(db, ids[i], spki, sizeof(spki), aes);
+	if (r == 0)
+		meter_print(&t, "db-set-keys", 0, extra);
+out:
+	if (r != 0)
+		fprintf(stderr, "sdbench: database: %s (%s)\n", sd_strerror(r), db_errmsg(db));
+	db_close(db);
+	free(ids);
+	unlink(path);
+	snprintf(side, sizeof(side), "%s-wal", path);
+	unlink(side);
+	snprintf(side, sizeof(side), "%s-shm", path);
+	unlink(side);
+	return r != 0;
+}
+
 /* New memory, touched once per page and freed: what the first use of a page costs. */
 static int cmd_touch(unsigned mib)
 {
@@ -540,7 +592,7 @@ static int cmd_touch(unsigned mib)
 static int usage(void)
 {
 	fprintf(stderr, "usage: sdbench limits [MIB] | write DIR MIB [fsync] | copy FILE DIR | "
-	    "cksum FILE | keys | touch MIB\n");
+	    "cksum FILE | keys | db DIR N | touch MIB\n");
 	return 2;
 }
 
@@ -570,6 +622,13 @@ int main(int argc, char **argv)
 		return cmd_cksum(argv[2]);
 	if (strcmp(argv[1], "keys") == 0 && argc == 2)
 		return cmd_keys();
+	if (strcmp(argv[1], "db") == 0 && argc == 4) {
+		unsigned n;
+
+		if (parse_mib(argv[3], &n) != 0)  /* a count, 1 to MIB_MAX, read the same way */
+			return usage();
+		return cmd_db(argv[2], n);
+	}
 	if (strcmp(argv[1], "touch") == 0 && argc == 3) {
 		if (parse_mib(argv[2], &mib) != 0)
 			return usage();

@@ -3,8 +3,13 @@
  * the client side costs little next to the server it measures.
  *
  * Usage: sdload [-H HOST] -p PORT [-c CONCURRENT] [-k KEYS] [-s SIZE] [-P PACKET] [-t SECONDS]
- *               register|upload N
+ *               register|refused|connect|upload N
  *   register: N sessions of 825 -> 1600, 826 -> 1602, each on its own connection.
+ *   refused:  N sessions of two 825 with a name the server refuses (a control character in
+ *             it) -> 1601 each: the same two requests and replies as a registration, with no
+ *             database or RSA work on the server.
+ *   connect:  N sessions that connect, shut their side down at once and wait for the server
+ *             to close: a TCP connection with no request at all.
  *   upload:   N sessions of 825, 826, the AES key unwrapped, a SIZE-byte file (default 1 MiB;
  *             its first 8 bytes are the session's number, so every file and CRC differs)
  *             encrypted and sent in 828 packets of PACKET ciphertext bytes (default 65536),
@@ -47,7 +52,7 @@
 #define LOAD_SMALL_OUT (REQ_HEADER_SIZE + PAYLOAD_PUBLIC_KEY_SIZE)
 #define LOAD_PACKET_HEAD (REQ_HEADER_SIZE + FILE_PACKET_HEADER_SIZE)
 
-enum mode { MODE_REGISTER, MODE_UPLOAD };
+enum mode { MODE_REGISTER, MODE_REFUSED, MODE_CONNECT, MODE_UPLOAD };
 
 enum lstate {
 	L_CONNECTING,
@@ -56,6 +61,7 @@ enum lstate {
 	L_SENDING,          /* 828 packets going out */
 	L_WAIT_CRC,         /* last packet sent */
 	L_WAIT_ACK,         /* 900 sent */
+	L_WAIT_CLOSE,       /* connect mode: our side shut down, waiting for the server's */
 	L_DONE,
 	L_FAILED,
 };
@@ -104,6 +110,7 @@ struct lconn {
 	uint64_t plain_off;
 	uint16_t packet_no;
 	int final_done;
+	unsigned refusals;           /* refused mode: 1601 received so far */
 };
 
 static double now(void)
@@ -295,6 +302,15 @@ static void on_message(struct lconn *c, const struct frame_event *ev)
 
 	switch (c->state) {
 	case L_WAIT_REGISTERED:
+		if (L->mode == MODE_REFUSED) {
+			if (code != RESP_REGISTER_FAILED || ev->len != 0)
+				break;
+			if (++c->refusals == 2)
+				c->state = L_DONE;
+			else
+				send_small(c, REQ_REGISTER);
+			return;
+		}
 		if (code != RESP_REGISTERED ||
 		    (r = msg_client_id_decode(ev->data, ev->len, c->id)) != 0)
 			break;
@@ -347,6 +363,10 @@ static void on_readable(struct lconn *c)
 				continue;
 			if (errno != EAGAIN && errno != EWOULDBLOCK)
 				fail(c, "recv", strerror(errno), errno);
+			return;
+		}
+		if (got == 0 && c->state == L_WAIT_CLOSE) {
+			c->state = L_DONE;
 			return;
 		}
 		if (got == 0) {
@@ -424,7 +444,9 @@ static void start_one(struct load *L)
 	c->L = L;
 	c->index = index;
 	c->state = L_CONNECTING;
-	snprintf(c->name, sizeof(c->name), "sdload %ld %u", (long)getpid(), index);
+	/* Refused mode: a control character makes the name invalid (SPEC.md 6). */
+	snprintf(c->name, sizeof(c->name), "sdload%s %ld %u", L->mode == MODE_REFUSED ? "\x01" :
+	    "", (long)getpid(), index);
 	snprintf(c->file, sizeof(c->file), "load-%u.bin", index);
 	frame_init(&c->parser, FRAME_RESPONSES);
 	c->fd = socket(L->addr->ai_family, L->addr->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
@@ -458,6 +480,13 @@ static void on_event(struct lconn *c, uint32_t events)
 			return;
 		if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0) {
 			fail(c, "connect", strerror(err), err);
+			return;
+		}
+		if (c->L->mode == MODE_CONNECT) {
+			if (shutdown(c->fd, SHUT_WR) != 0)
+				fail(c, "shutdown", strerror(errno), errno);
+			else
+				c->state = L_WAIT_CLOSE;
 			return;
 		}
 		c->state = L_WAIT_REGISTERED;
@@ -525,7 +554,7 @@ static int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 static int usage(void)
 {
 	fprintf(stderr, "usage: sdload [-H HOST] -p PORT [-c CONCURRENT] [-k KEYS] [-s SIZE] "
-	    "[-P PACKET] [-t SECONDS] register|upload N\n");
+	    "[-P PACKET] [-t SECONDS] register|refused|connect|upload N\n");
 	return 2;
 }
 
@@ -606,6 +635,10 @@ int main(int argc, char **argv)
 	L.sessions = (unsigned)v;
 	if (strcmp(argv[optind], "register") == 0)
 		L.mode = MODE_REGISTER;
+	else if (strcmp(argv[optind], "refused") == 0)
+		L.mode = MODE_REFUSED;
+	else if (strcmp(argv[optind], "connect") == 0)
+		L.mode = MODE_CONNECT;
 	else if (strcmp(argv[optind], "upload") == 0)
 		L.mode = MODE_UPLOAD;
 	else
@@ -635,7 +668,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "sdload: %s:%s: %s\n", L.host, L.port, gai_strerror(r));
 		return 1;
 	}
-	if ((r = make_keys(&L)) != 0) {
+	/* Refused and connect sessions never send a key. */
+	if ((L.mode == MODE_REGISTER || L.mode == MODE_UPLOAD) && (r = make_keys(&L)) != 0) {
 		fprintf(stderr, "sdload: RSA keys: %s\n", sd_strerror(r));
 		goto out;
 	}
@@ -659,7 +693,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	printf("%s sessions=%u ok=%u crc_ok=%u failed=%u wall=%.6f cpu=%.6f\n",
-	    L.mode == MODE_REGISTER ? "register" : "upload", L.sessions, L.ok, L.crc_ok,
+	    argv[optind], L.sessions, L.ok, L.crc_ok,
 	    L.sessions - L.ok, now() - t0, cpu_now() - cpu0);
 	if (L.first_error[0] != '\0')
 		fprintf(stderr, "sdload: first failure: %s\n", L.first_error);

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -31,6 +32,7 @@
 #include "../../server/handlers.h"
 #include "../../server/receive.h"
 #include "../../server/storage.h"
+#include "../../server/transport.h"
 
 #define IN_MAX (1u << 20)
 #define OUT_MAX (1u << 20)
@@ -1277,12 +1279,137 @@ test_public_key_failure_retry(void **state)
 	rsa_private_free(priv);
 }
 
+/* 826 on the connection that registered the ID stores the key without reading the row first;
+ * what the row says still decides: a key stored meanwhile by anyone who knows the ID is never
+ * replaced, a row gone (expired) is an unknown ID, another name is refused. 1607 each, and
+ * nothing changes. */
+static void
+test_public_key_on_registering_connection(void **state)
+{
+	struct rig *g = *state;
+	struct rsa_private *priv = NULL;
+	struct rsa_public *pub = NULL;
+	uint8_t p[512], id[CLIENT_ID_SIZE], id2[CLIENT_ID_SIZE], spki[PUBLIC_KEY_SIZE];
+	uint8_t other[PUBLIC_KEY_SIZE], aes[AES_KEY_SIZE];
+	size_t at = 0, len, spki_len;
+	struct db_client cl;
+	struct buf b;
+
+	assert_int_equal(rsa_generate(&priv), 0);
+	assert_int_equal(rsa_public_from_private(priv, &pub), 0);
+	assert_int_equal(rsa_public_to_spki(pub, spki, sizeof(spki), &spki_len), 0);
+	memset(other, 0x5a, sizeof(other));
+	memset(aes, 0xa5, sizeof(aes));
+
+	/* Another name on the registering connection: refused. */
+	buf_init(&b, 4096);
+	put_name(&b, zero_id, REQ_REGISTER, "ivy");
+	feed(g, &b);
+	assert_int_equal(next_reply(g, &at, p, sizeof(p), &len), RESP_REGISTERED);
+	memcpy(id, p, CLIENT_ID_SIZE);
+	buf_init(&b, 4096);
+	assert_int_equal(msg_put_public_key_request(&b, id, "ivy2", spki), 0);
+	feed(g, &b);
+	assert_int_equal(next_reply(g, &at, p, sizeof(p), &len), RESP_ERROR);
+	assert_int_equal(db_client_by_id(g->env.db, id, &cl), 0);
+	assert_false(cl.has_public_key);
+
+	/* A key stored meanwhile (the ID travels in clear): kept. */
+	assert_int_equal(db_client_set_keys(g->env.db, id, other, sizeof(other), aes), 0);
+	buf_init(&b, 4096);
+	assert_int_equal(msg_put_public_key_request(&b, id, "ivy", spki), 0);
+	feed(g, &b);
+	assert_int_equal(next_reply(g, &at, p, sizeof(p), &len), RESP_ERROR);
+	assert_int_equal(db_client_by_id(g->env.db, id, &cl), 0);
+	assert_memory_equal(cl.public_key, other, sizeof(other));
+	assert_memory_equal(cl.aes_key, aes, sizeof(aes));
+	assert_false(g->c->has_key);
+
+	/* The pending row is gone (its name taken over, as db_client_register does): an unknown
+	 * ID, nothing stored. */
+	buf_init(&b, 4096);
+	put_name(&b, zero_id, REQ_REGISTER, "june");
+	feed(g, &b);
+	assert_int_equal(next_reply(g, &at, p, sizeof(p), &len), RESP_REGISTERED);
+	memcpy(id, p, CLIENT_ID_SIZE);
+	handlers_new_client_id(id2);
+	assert_int_equal(db_client_register(g->env.db, "june", id2), 0);
+	assert_int_equal(db_client_by_id(g->env.db, id, &cl), SD_ERR_NOT_FOUND);
+	buf_init(&b, 4096);
+	assert_int_equal(msg_put_public_key_request(&b, id, "june", spki), 0);
+	feed(g, &b);
+	assert_int_equal(next_reply(g, &at, p, sizeof(p), &len), RESP_ERROR);
+	assert_int_equal(db_client_by_id(g->env.db, id, &cl), SD_ERR_NOT_FOUND);
+
+	/* Another registration on the same connection: the key goes in at once. */
+	buf_init(&b, 4096);
+	put_name(&b, zero_id, REQ_REGISTER, "kate");
+	feed(g, &b);
+	assert_int_equal(next_reply(g, &at, p, sizeof(p), &len), RESP_REGISTERED);
+	memcpy(id, p, CLIENT_ID_SIZE);
+	buf_init(&b, 4096);
+	assert_int_equal(msg_put_public_key_request(&b, id, "kate", spki), 0);
+	feed(g, &b);
+	assert_int_equal(next_reply(g, &at, p, sizeof(p), &len), RESP_AES_KEY);
+	assert_int_equal(db_client_by_id(g->env.db, id, &cl), 0);
+	assert_memory_equal(cl.public_key, spki, sizeof(spki));
+	assert_memory_equal(cl.aes_key, g->c->aes_key, AES_KEY_SIZE);
+	rsa_public_free(pub);
+	rsa_private_free(priv);
+}
+
+/* The detecting transport (both versions on one port) over a socket pair: a version-3
+ * request is read whole by the first read, which then leaves the plain transport; a first
+ * read too short to tell waits for the rest, and every byte comes out once, in order. */
+static void
+test_detect_first_read(void **state)
+{
+	uint8_t req[300], got[CONN_READ_CHUNK];
+	struct conn_transport t;
+	int sv[2];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(req); i++)
+		req[i] = (uint8_t)(i * 7 + 1);
+	req[0] = 3;  /* not 0x16: version 3 at once */
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+	assert_int_equal(transport_detect(&t, sv[0], NULL), 0);
+	assert_int_equal(t.ops->read(&t, got, sizeof(got)), CONN_IO_AGAIN);
+	assert_int_equal(write(sv[1], req, sizeof(req)), (ssize_t)sizeof(req));
+	assert_int_equal(t.ops->read(&t, got, sizeof(got)), (ssize_t)sizeof(req));
+	assert_memory_equal(got, req, sizeof(req));
+	assert_null(t.ctx);  /* the plain transport now */
+	t.ops->close(&t);
+	close(sv[1]);
+
+	/* Three bytes that may start a ClientHello, then the rest that does not. */
+	req[0] = 0x16;
+	req[1] = 0x03;
+	req[2] = 0x01;
+	req[5] = 0x02;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+	assert_int_equal(transport_detect(&t, sv[0], NULL), 0);
+	assert_int_equal(write(sv[1], req, 3), 3);
+	assert_int_equal(t.ops->read(&t, got, sizeof(got)), CONN_IO_AGAIN);
+	assert_non_null(t.ctx);
+	assert_int_equal(write(sv[1], req + 3, sizeof(req) - 3), (ssize_t)sizeof(req) - 3);
+	assert_int_equal(t.ops->read(&t, got, sizeof(got)), (ssize_t)sizeof(req));
+	assert_memory_equal(got, req, sizeof(req));
+	assert_null(t.ctx);
+	t.ops->close(&t);
+	close(sv[1]);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_public_key_failure_retry, rig_setup,
 		    rig_teardown),
+		cmocka_unit_test_setup_teardown(test_public_key_on_registering_connection, rig_setup,
+		    rig_teardown),
+		cmocka_unit_test(test_detect_first_read),
 		cmocka_unit_test_setup_teardown(test_register, rig_setup, rig_teardown),
 		cmocka_unit_test_setup_teardown(test_packet_before_key, rig_setup, rig_teardown),
 		cmocka_unit_test_setup_teardown(test_bad_header_closes, rig_setup, rig_teardown),
