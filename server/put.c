@@ -1070,6 +1070,10 @@ publish_locked(struct conn *c, struct put *p, const uint8_t sha[V4_SHA256_SIZE],
 	if (crash_fail("put-rename") ||
 	    renameat(p->dir_fd, p->tmp_name, p->dir_fd, p->name) != 0) {
 		(void)db_commit_delete(c->env->db, c->id, p->name);
+		/* The record went with the intent: no upload resumes from this file any more, and
+		 * nothing but the next start-up would remove it. */
+		(void)unlinkat(p->dir_fd, p->tmp_name, 0);
+		p->tmp_name[0] = '\0';
 		return SD_ERR_IO;
 	}
 	p->tmp_name[0] = '\0';
