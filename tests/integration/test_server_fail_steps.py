@@ -5,8 +5,8 @@ fsync of its folder, and the transaction that publishes the files row from the c
 for version 3's verdict (900: rename, dirsync, publish) and version 4's PUT_FINISH
 (put-rename, put-dirsync, put-publish).
 
-Each round uploads over a verified version of the same file and checks the reply the client
-gets (version 3: the answer to 900; version 4: the ERROR reason), that the server still serves
+Each round uploads over a verified version of the same file (or, in one variant, a path with
+no version yet) and checks the reply the client gets (version 3: the answer to 900; version 4: the ERROR reason), that the server still serves
 other clients of both versions, and what the code says each failure leaves:
 - a failed rename: the intent is dropped, the stored version and its row stay, no temporary
   file is left;
@@ -120,55 +120,70 @@ class FailSteps(unittest.TestCase):
     def intents(self, cid):
         return sh.query(self.dir, "SELECT FileName FROM commits WHERE ID = ?", (cid,))
 
-    def stored(self, cid, fname):
-        with open(os.path.join(self.dir, "files", cid.hex(), fname), "rb") as f:
-            return f.read()
-
     def temporary_files(self, cid):
         folder = os.path.join(self.dir, "files", cid.hex())
         return sorted(f for f in os.listdir(folder) if f.startswith(TMP_PREFIX))
 
-    def row_is(self, cid, fname, data, where):
-        row = sh.assert_rows_describe_files(self, self.dir, cid, where)[fname]
-        self.assertEqual((row[1], row[2], row[3]), (len(data), sdpeer.cksum(data), 1),
+    def row_is(self, cid, fname, data, where, window=False):
+        """fname's row is data's, verified, and (unless inside the window between the rename
+        and the publishing) describes its file; no row when data is None."""
+        rows = sh.stored_rows(self.dir, cid) if window else \
+            sh.assert_rows_describe_files(self, self.dir, cid, where)
+        if data is None:
+            self.assertNotIn(fname, rows, where)
+            return
+        self.assertEqual(rows[fname][1:4], (len(data), sdpeer.cksum(data), 1),
                          "%s: the row of %s is not the expected version" % (where, fname))
 
+    def file_is(self, cid, fname, data, where):
+        """The stored file of fname holds data; none when data is None."""
+        path = os.path.join(self.dir, "files", cid.hex(), fname)
+        if data is None:
+            self.assertFalse(os.path.exists(path), "%s: a stored file" % where)
+            return
+        with open(path, "rb") as f:
+            self.assertTrue(f.read() == data, "%s: the stored file is not the expected "
+                            "version" % where)
+
     def after_failure(self, cid, fname, old, new, stays, where):
-        """The state a failed step leaves while the server runs."""
-        rows = sh.stored_rows(self.dir, cid)
-        if stays == "published":
-            self.row_is(cid, fname, new, where)
-        else:
-            self.assertEqual((rows[fname][1], rows[fname][2], rows[fname][3]),
-                             (len(old), sdpeer.cksum(old), 1),
-                             "%s: the row is not the stored version's" % where)
+        """The state a failed step leaves while the server runs (old: the version stored
+        before, or None)."""
+        self.row_is(cid, fname, new if stays == "published" else old, where,
+                    window=stays == "intent")
+        self.file_is(cid, fname, old if stays == "old" else new, where)
         self.assertEqual(self.intents(cid), [(fname,)] if stays == "intent" else [], where)
-        self.assertTrue(self.stored(cid, fname) == (old if stays == "old" else new),
-                        "%s: the stored file is not the expected version" % where)
         self.assertEqual(self.temporary_files(cid), [], "%s: temporary files left" % where)
         if stays != "intent":
-            sh.assert_rows_describe_files(self, self.dir, cid, where)
             sh.assert_db_check(self, self.dir, where)
 
     def settled(self, cid, fname, data, where):
-        """No intent, the row and the file are data's, nothing else left, the check passes."""
+        """No intent, the row and the file are data's (none: None), nothing else left, the
+        check passes."""
         self.assertEqual(self.intents(cid), [], where)
         self.row_is(cid, fname, data, where)
-        self.assertTrue(self.stored(cid, fname) == data, "%s: stored file differs" % where)
+        self.file_is(cid, fname, data, where)
         self.assertEqual(self.temporary_files(cid), [], "%s: temporary files left" % where)
         sh.assert_db_check(self, self.dir, where)
 
-    # -- version 3 ---------------------------------------------------------------------
+    # -- the rounds --------------------------------------------------------------------
 
-    def round3(self, step, stays, restart):
-        where = "v3 %s (%s)" % (step, "restart" if restart else "next upload")
-        fname = "%s-%s.bin" % (step, "restart" if restart else "again")
+    # variant: "again" = over a verified version, then the same path uploaded again without
+    # a restart; "restart" = over a verified version, then a restart; "fresh" = a path with
+    # no version yet, then a restart.
+    VARIANTS = ("again", "restart", "fresh")
+
+    def round3(self, step, stays, variant):
+        where = "v3 %s (%s)" % (step, variant)
+        fname = "%s-%s.bin" % (step, variant)
         old, new = self.rnd.randbytes(PACKET * 3 + 5), self.rnd.randbytes(PACKET * 4 + 9)
-        srv = self.start()
-        pc, key = self.client3(srv.port)
-        self.assertEqual(self.upload3(pc, key, fname, old), sdpeer.ACK)
-        pc.close()
-        srv.stop()
+        if variant == "fresh":
+            old = None
+        else:
+            srv = self.start()
+            pc, key = self.client3(srv.port)
+            self.assertEqual(self.upload3(pc, key, fname, old), sdpeer.ACK)
+            pc.close()
+            self.assertEqual(srv.stop(), 0)
 
         srv = self.start(step)
         pc, key = self.client3(srv.port)
@@ -181,8 +196,15 @@ class FailSteps(unittest.TestCase):
         if stays == "published":
             # The client's retry of the 900 (SPEC.md 7): that verdict stands, 1604.
             self.assertEqual(pc.crc_ok(fname), sdpeer.ACK, where)
-        final = new if stays != "old" else old
-        if restart:
+        final = old if stays == "old" else new
+        if variant == "again":
+            # The same account uploads the same path again: the intent in the way is rolled
+            # forward first (commit_roll_stale), then this upload is stored.
+            final = self.rnd.randbytes(PACKET * 2 + 3)
+            self.assertEqual(self.upload3(pc, key, fname, final), sdpeer.ACK, where)
+            self.settled(self.cid3, fname, final, where + ", uploaded again")
+            pc.close()
+        else:
             # The client gives up (a server stopping waits a grace period for the retry of a
             # verdict that failed).
             pc.close()
@@ -191,43 +213,24 @@ class FailSteps(unittest.TestCase):
             if stays == "intent":
                 self.assertIsNotNone(srv.wait_for_log(r"commit of \S+ rolled forward", 5))
             self.settled(self.cid3, fname, final, where + ", restarted")
-        else:
-            # The same account uploads the same path again: the intent in the way is rolled
-            # forward first (commit_roll_stale), then this upload is stored.
-            again = self.rnd.randbytes(PACKET * 2 + 3)
-            self.assertEqual(self.upload3(pc, key, fname, again), sdpeer.ACK, where)
-            self.settled(self.cid3, fname, again, where + ", uploaded again")
-            final = again
-        pc.close()
         self.assertEqual(srv.stop(), 0)
         # And after a start, the same.
         srv = self.start()
         self.settled(self.cid3, fname, final, where + ", started again")
         self.assertEqual(srv.stop(), 0)
 
-    def test_v3_rename(self):
-        for restart in (False, True):
-            self.round3("rename", V3_STEPS["rename"], restart)
-
-    def test_v3_dirsync(self):
-        for restart in (False, True):
-            self.round3("dirsync", V3_STEPS["dirsync"], restart)
-
-    def test_v3_publish(self):
-        for restart in (False, True):
-            self.round3("publish", V3_STEPS["publish"], restart)
-
-    # -- version 4 ---------------------------------------------------------------------
-
-    def round4(self, step, stays, restart):
-        where = "v4 %s (%s)" % (step, "restart" if restart else "next upload")
-        fname = "%s-%s.bin" % (step, "restart" if restart else "again")
+    def round4(self, step, stays, variant):
+        where = "v4 %s (%s)" % (step, variant)
+        fname = "%s-%s.bin" % (step, variant)
         old, new = self.rnd.randbytes(300000), self.rnd.randbytes(400000)
-        srv = self.start()
-        c = self.client4(srv.port)
-        self.upload4(c, fname, old)
-        c.close()
-        srv.stop()
+        if variant == "fresh":
+            old = None
+        else:
+            srv = self.start()
+            c = self.client4(srv.port)
+            self.upload4(c, fname, old)
+            c.close()
+            self.assertEqual(srv.stop(), 0)
 
         srv = self.start(step)
         c = self.client4(srv.port)
@@ -239,45 +242,57 @@ class FailSteps(unittest.TestCase):
         self.after_failure(self.cid4, fname, old, new, stays, where)
         self.assertEqual(sh.query(self.dir, "SELECT count(*) FROM uploads WHERE ID = ?",
                                   (self.cid4,)), [(0,)], "%s: a partial upload left" % where)
-        final = new if stays != "old" else old
-        if restart:
+        final = old if stays == "old" else new
+        if variant == "again":
+            # The same connection goes on: the same path again, another content.
+            final = self.rnd.randbytes(200000)
+            res = c.upload(fname, final)
+            self.assertTrue(res["verified"], res)
+            self.assertEqual(res["resumed_from"], 0, where)
+            self.settled(self.cid4, fname, final, where + ", uploaded again")
+        else:
             self.assertEqual(srv.stop(), 0)
             srv = self.start()
             if stays == "intent":
                 self.assertIsNotNone(srv.wait_for_log(r"commit of \S+ rolled forward", 5))
             self.settled(self.cid4, fname, final, where + ", restarted")
+        if final is not None:
             self.assertEqual(sh.stored_rows(self.dir, self.cid4)[fname][4], sha(final), where)
-        else:
-            # The same connection goes on: the same path again, another content.
-            again = self.rnd.randbytes(200000)
-            res = c.upload(fname, again)
-            self.assertTrue(res["verified"], res)
-            self.assertEqual(res["resumed_from"], 0, where)
-            self.settled(self.cid4, fname, again, where + ", uploaded again")
-            final = again
-        c = self.client4(srv.port)
-        self.assertTrue(c.get(fname)["data"] == final, "%s: GET differs" % where)
-        c.close()
+            c = self.client4(srv.port)
+            self.assertTrue(c.get(fname)["data"] == final, "%s: GET differs" % where)
+            c.close()
         self.assertEqual(srv.stop(), 0)
         srv = self.start()
         self.settled(self.cid4, fname, final, where + ", started again")
         self.assertEqual(srv.stop(), 0)
 
+    def test_v3_rename(self):
+        for variant in self.VARIANTS:
+            self.round3("rename", V3_STEPS["rename"], variant)
+
+    def test_v3_dirsync(self):
+        for variant in self.VARIANTS:
+            self.round3("dirsync", V3_STEPS["dirsync"], variant)
+
+    def test_v3_publish(self):
+        for variant in self.VARIANTS:
+            self.round3("publish", V3_STEPS["publish"], variant)
+
     def test_v4_rename(self):
-        for restart in (False, True):
-            self.round4("put-rename", V4_STEPS["put-rename"], restart)
+        for variant in self.VARIANTS:
+            self.round4("put-rename", V4_STEPS["put-rename"], variant)
 
     def test_v4_dirsync(self):
-        for restart in (False, True):
-            self.round4("put-dirsync", V4_STEPS["put-dirsync"], restart)
+        for variant in self.VARIANTS:
+            self.round4("put-dirsync", V4_STEPS["put-dirsync"], variant)
 
     def test_v4_publish(self):
-        for restart in (False, True):
-            self.round4("put-publish", V4_STEPS["put-publish"], restart)
+        for variant in self.VARIANTS:
+            self.round4("put-publish", V4_STEPS["put-publish"], variant)
 
-    def test_unarmed_and_other_steps(self):
-        """Armed at a step that is never reached, or at the N-th time, the server works as
-        usual until then: @2 fails the second publish only."""
+    def test_nth_time_only(self):
+        """<step>@2: the first publish succeeds, the second fails, the third succeeds (the
+        failure happens once)."""
         srv = self.start("put-publish@2")
         c = self.client4(srv.port)
         first, second = self.rnd.randbytes(5000), self.rnd.randbytes(6000)
