@@ -171,7 +171,13 @@ publish(struct conn *c, struct commit_staged *s, int verified)
 		return e;
 	}
 	crash_point("after-intent");
-	if ((e = storage_rename(&s->sf)) != 0) {
+	if (crash_fail("rename")) {
+		s->sf.err = errno;
+		e = SD_ERR_IO;
+	} else {
+		e = storage_rename(&s->sf);
+	}
+	if (e != 0) {
 		conn_log(c, what, "failed: renaming the file into place: %s", strerror(s->sf.err));
 		if ((r = db_commit_delete(c->env->db, c->id, s->file_name)) != 0)
 			conn_log(c, what, "dropping the commit failed: %s (%s); the next start drops "
@@ -179,13 +185,21 @@ publish(struct conn *c, struct commit_staged *s, int verified)
 		return e;
 	}
 	crash_point("after-rename");
-	if ((e = storage_sync_folder(&s->sf)) != 0)
+	if (crash_fail("dirsync")) {
+		s->sf.err = errno;
+		e = SD_ERR_IO;
+	} else {
+		e = storage_sync_folder(&s->sf);
+	}
+	if (e != 0)
 		conn_log(c, what, "failed: syncing the folder: %s; publishing anyway",
 		    strerror(s->sf.err));
 	crash_point("after-dirsync");
-	if ((r = db_commit_publish(c->env->db, c->id, s->file_name)) != 0) {
-		conn_log(c, what, "failed: publishing the row: %s (%s); the next start rolls the "
-		    "commit forward", sd_strerror(r), db_errmsg(c->env->db));
+	r = crash_fail("publish") ? SD_ERR_DB : db_commit_publish(c->env->db, c->id, s->file_name);
+	if (r != 0) {
+		conn_log(c, what, "failed: publishing the row: %s (%s); the next upload of this "
+		    "file or the next start rolls the commit forward", sd_strerror(r),
+		    db_errmsg(c->env->db));
 		return r;
 	}
 	crash_point("after-publish");

@@ -466,6 +466,8 @@ settle_port_and_warn(struct server_config *cfg, int port_given)
 	if ((armed = crash_init()) != NULL)
 		log_server("warning: SEALDROP_CRASH_AT: the server exits at step %s (test only)",
 		    armed);
+	if ((armed = crash_fail_init()) != NULL)
+		log_server("warning: SEALDROP_FAIL_AT: step %s fails once (test only)", armed);
 	if (cfg->test_corrupt_crc > 0)
 		log_server("warning: --test-corrupt-crc %u: the first %u CRC replies of each "
 		    "connection are wrong on purpose (test only)", cfg->test_corrupt_crc,

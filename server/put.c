@@ -1067,8 +1067,13 @@ publish_locked(struct conn *c, struct put *p, const uint8_t sha[V4_SHA256_SIZE],
 		return e;
 	}
 	crash_point("put-after-intent");
-	if (renameat(p->dir_fd, p->tmp_name, p->dir_fd, p->name) != 0) {
+	if (crash_fail("put-rename") ||
+	    renameat(p->dir_fd, p->tmp_name, p->dir_fd, p->name) != 0) {
 		(void)db_commit_delete(c->env->db, c->id, p->name);
+		/* The record went with the intent: no upload resumes from this file any more, and
+		 * nothing but the next start-up would remove it. */
+		(void)unlinkat(p->dir_fd, p->tmp_name, 0);
+		p->tmp_name[0] = '\0';
 		return SD_ERR_IO;
 	}
 	p->tmp_name[0] = '\0';
@@ -1076,12 +1081,13 @@ publish_locked(struct conn *c, struct put *p, const uint8_t sha[V4_SHA256_SIZE],
 	/* From here the file is in place. If the folder's fsync or the publishing transaction
 	 * fails, the intent stays: the next upload of this path settles it once this server has
 	 * let go of the file (commit_roll_stale), or the next start-up does. */
-	if (fsync(p->dir_fd) != 0) {
+	if (crash_fail("put-dirsync") || fsync(p->dir_fd) != 0) {
 		*why = "cannot sync the folder";
 		return SD_ERR_IO;
 	}
 	crash_point("put-after-dirsync");
-	if ((e = db_commit_publish(c->env->db, c->id, p->name)) != 0) {
+	e = crash_fail("put-publish") ? SD_ERR_DB : db_commit_publish(c->env->db, c->id, p->name);
+	if (e != 0) {
 		*why = "cannot record the file";
 		return e;
 	}

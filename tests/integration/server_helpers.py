@@ -1,17 +1,21 @@
 """server_helpers: what the test_server_*.py tests share: a server in a fresh folder, database
-queries with python's sqlite3, a streaming 828 sender (the file never sits in memory), memory
-figures of the server process, and "a normal client is still served" checks."""
+queries with python's sqlite3, rows checked against their files and `sealdrop-db check`, a
+streaming 828 sender (the file never sits in memory), memory figures of the server process,
+and "a normal client is still served" checks."""
 
 import contextlib
+import hashlib
 import json
 import os
 import re
 import sqlite3
 import struct
 import socket
+import subprocess
 
 import harness  # noqa: F401  (sets sys.path for sdpeer)
 import sdpeer
+import sdpeer4
 from cryptography.hazmat.primitives import padding as sympad
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
@@ -146,6 +150,41 @@ def file_row(folder, client_id, file_name):
     rows = query(folder, "SELECT ID, FileName, PathName, Verified FROM files "
                  "WHERE ID = ? AND FileName = ?", (bytes(client_id), file_name))
     return rows[0] if rows else None
+
+
+def stored_rows(folder, client_id):
+    """The files rows of client_id: file name -> (PathName, Size, CRC, Verified, SHA256 as
+    bytes or None)."""
+    return {r[0]: (r[1], r[2], r[3], r[4], None if r[5] is None else bytes(r[5]))
+            for r in query(folder, "SELECT FileName, PathName, Size, CRC, Verified, SHA256 "
+                           "FROM files WHERE ID = ?", (bytes(client_id),))}
+
+
+def assert_rows_describe_files(test, folder, client_id, where):
+    """Every row of client_id with Verified = 1 describes exactly the bytes at its PathName:
+    size, cksum, and SHA-256 when the row has one. Returns stored_rows()."""
+    rows = stored_rows(folder, client_id)
+    for fname, (path, size, crc, verified, digest) in rows.items():
+        if not verified:
+            continue
+        full = os.path.join(folder, "files", path)
+        test.assertTrue(os.path.isfile(full), "%s: %s verified, file missing" % (where, fname))
+        with open(full, "rb") as f:
+            data = f.read()
+        got = (len(data), sdpeer4.cksum_fast(data))
+        if digest is not None:
+            got += (hashlib.sha256(data).digest(),)
+        test.assertEqual(got, (size, crc) + (() if digest is None else (digest,)),
+                         "%s: the verified row of %s does not describe its file"
+                         % (where, fname))
+    return rows
+
+
+def assert_db_check(test, folder, where):
+    """`sealdrop-db check` on the server database and storage of folder exits 0."""
+    r = subprocess.run([harness.DB_BIN] + db_tool_args(folder) + ["check"],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60, text=True)
+    test.assertEqual(r.returncode, 0, "%s: sealdrop-db check:\n%s" % (where, r.stdout))
 
 
 def registered(port, name, timeout=20.0):

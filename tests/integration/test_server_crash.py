@@ -38,12 +38,6 @@ PACKET = 4096
 ROUND_TIMEOUT = 10
 
 
-def file_cksum(path):
-    with open(path, "rb") as f:
-        data = f.read()
-    return len(data), harness.gnu_cksum(path) if len(data) > 4096 else sdpeer.cksum(data)
-
-
 @harness.skip_unless_built(harness.SERVER_BIN, harness.DB_BIN)
 class Crash(unittest.TestCase):
     def setUp(self):
@@ -76,23 +70,12 @@ class Crash(unittest.TestCase):
     def check_invariant(self, where, exact=True):
         """After a (re)start: every verified row matches its file, no intent is left, the rows
         are the expected ones (exact) and sealdrop-db check is happy."""
-        rows = self.rows()
-        for fname, (path, size, crc, verified) in rows.items():
-            full = os.path.join(self.dir, "files", path)
-            if verified:
-                self.assertTrue(os.path.isfile(full), "%s: %s verified, file missing"
-                                % (where, fname))
-                self.assertEqual(file_cksum(full), (size, crc),
-                                 "%s: verified row of %s does not describe its file"
-                                 % (where, fname))
+        rows = sh.assert_rows_describe_files(self, self.dir, self.cid, where)
         self.assertEqual(sh.query(self.dir, "SELECT count(*) FROM commits"), [(0,)], where)
         if exact:
             got = {f: (r[1], r[2], r[3]) for f, r in rows.items()}
             self.assertEqual(got, self.expected, where)
-        r = subprocess.run([harness.DB_BIN] + sh.db_tool_args(self.dir) + ["check"],
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60,
-                           text=True)
-        self.assertEqual(r.returncode, 0, "%s: sealdrop-db check:\n%s" % (where, r.stdout))
+        sh.assert_db_check(self, self.dir, where)
 
     # -- one crash round ------------------------------------------------------------------
 
