@@ -191,9 +191,13 @@ publish(struct conn *c, struct commit_staged *s, int verified)
 	} else {
 		e = storage_sync_folder(&s->sf);
 	}
-	if (e != 0)
-		conn_log(c, what, "failed: syncing the folder: %s; publishing anyway",
-		    strerror(s->sf.err));
+	if (e != 0) {
+		/* The rename may not be durable yet: the intent stays, as for version 4, and the
+		 * next upload of this path (commit_roll_stale) or the next start settles it. */
+		conn_log(c, what, "failed: syncing the folder: %s; the next upload of this path or "
+		    "the next start rolls the commit forward", strerror(s->sf.err));
+		return e;
+	}
 	crash_point("after-dirsync");
 	r = crash_fail("publish") ? SD_ERR_DB : db_commit_publish(c->env->db, c->id, s->file_name);
 	if (r != 0) {
