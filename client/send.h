@@ -12,7 +12,7 @@
 #include "progress.h"
 
 #define SEND_IO_CHUNK 65536u          /* plaintext read per step; memory does not grow beyond */
-#define SEND_PIPE_CHUNK (256u * 1024u) /* the same with the sending thread (sendq.h), per slot */
+#define SEND_PIPE_CHUNK (1024u * 1024u) /* the same with the sending thread (sendq.h), per slot */
 #define SEND_OUT_BUFFER (256u * 1024u) /* wire bytes gathered before one write */
 #define SEND_MAX_PACKETS 65535u        /* total_packets is a u16 */
 #define SEND_IOV_MAX 64u               /* pieces per write (headers and content, see send.c) */
