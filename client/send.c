@@ -127,14 +127,27 @@ send_failed(struct sender *s)
 }
 
 /* Direct, with the sending thread: queues the slot's pieces and moves to the next free slot.
- * A flush in the middle of a chunk (pieces of more packets than a list holds) leaves the rest
- * of the chunk pointing into the old slot's ciphertext: the chunk's end then waits until the
- * thread has written everything, so that no slot is reused while a list still points into it. */
+ * A slot is left only with a list pushed, so that "at most SENDQ_DEPTH - 1 lists pending"
+ * means the list that left the slot about to be filled again is written (a slot left without
+ * one, e.g. after the last bytes of a file that gave no ciphertext yet, let a padded packet's
+ * zeros overwrite a header still queued). A flush in the middle of a chunk (pieces of more
+ * packets than a list holds, or padding larger than the output buffer) leaves the rest of the
+ * chunk pointing into the old slot's ciphertext: the chunk's end then waits until the thread
+ * has written everything, so that no ciphertext is rewritten while a list points into it. */
 static int
 handover(struct sender *s)
 {
 	list_out(s);
-	if (s->n_iov > 0 && sendq_push(s->q, s->iov, s->n_iov) != 0)
+	if (s->n_iov == 0) {
+		/* Nothing from this slot: it stays the one being filled. */
+		if (!s->in_chunk && s->spilled) {
+			if (sendq_wait(s->q, 0) != 0)
+				return -1;
+			s->spilled = 0;
+		}
+		return 0;
+	}
+	if (sendq_push(s->q, s->iov, s->n_iov) != 0)
 		return -1;
 	s->n_iov = 0;
 	s->out_mark = 0;
@@ -408,8 +421,12 @@ send_stream(struct sender *s, uint32_t ps, uint32_t packets, uint64_t cipher)
 		if (r != 0 || (s->direct && (r = out_flush(s)) != 0))
 			return r;
 	}
-	if ((r = check_file_end(s)) != 0 || (r = encrypt_final(s, &clen)) != 0 ||
-	    (r = cut(s, &c, s->cipher, clen)) != 0)
+	if ((r = check_file_end(s)) != 0 || (r = encrypt_final(s, &clen)) != 0)
+		return r;
+	s->in_chunk = 1;
+	r = cut(s, &c, s->cipher, clen);
+	s->in_chunk = 0;
+	if (r != 0)
 		return r;
 	if (c.next != c.packets || c.left != 0) {
 		log_fatal("internal error: %u of %u packets sent", c.next, c.packets);

@@ -284,11 +284,16 @@ emit(struct upload *u, size_t n, const struct upload_sink *sink)
 	cksum_update(&u->crc, u->out + u->out_len, n);
 	u->plain_size += n;
 	u->out_len += n;
-	return UPLOAD_CHUNK - u->out_len < UPLOAD_WRITE_ROOM ? flush(u, sink) : 0;
+	/* Written before less than UPLOAD_WRITE_ROOM is left: decrypt() then always has that
+	 * much room, and out_len never passes UPLOAD_CHUNK by more than the held-back block
+	 * (a sum, not a difference: out_len may exceed the chunk by up to 15 bytes here). */
+	return u->out_len + UPLOAD_WRITE_ROOM > UPLOAD_CHUNK ? flush(u, sink) : 0;
 }
 
-/* Decrypts n bytes of ciphertext in pieces that fit the room left in u->out (the cipher may
- * give a held-back block more than it takes: out has AES_BLOCK_SIZE bytes beyond the chunk). */
+/* Decrypts n bytes of ciphertext in pieces that fit the room left in u->out: emit() leaves
+ * out_len at most UPLOAD_CHUNK - UPLOAD_WRITE_ROOM, and the cipher gives at most a held-back
+ * block (15 bytes) more than it takes, which the AES_BLOCK_SIZE bytes beyond the chunk hold.
+ * (Per-packet senders leave out_len off the 16-byte grid, so this bound is what matters.) */
 static int
 decrypt(struct upload *u, const uint8_t *data, size_t n, const struct upload_sink *sink)
 {

@@ -169,8 +169,14 @@ check_upload(const struct send_layout *l, uint64_t size)
 			assert_int_equal(clen, ps);
 		if (l->pad_last_packet)
 			assert_int_equal(clen, ps);
-		if (got + clen > cipher_size)
-			clen = (uint32_t)(cipher_size - got);   /* the padding's zeros */
+		if (got + clen > cipher_size) {
+			/* The padding of --pad-last-packet: zeros. */
+			uint32_t i, real = (uint32_t)(cipher_size - got);
+
+			for (i = real; i < clen; i++)
+				assert_int_equal(rd.data[off + FILE_PACKET_HEADER_SIZE + i], 0);
+			clen = real;
+		}
 		memcpy(cipher + got, rd.data + off + FILE_PACKET_HEADER_SIZE, clen);
 		got += clen;
 		off += total;
@@ -253,6 +259,27 @@ test_many_packets_per_chunk(void **state)
 	check_upload(&padded, 3u * 1024 * 1024 + 100);
 	zero.first_packet = 0;
 	check_upload(&zero, 4u * 1024 * 1024);
+}
+
+/* The other layouts through the sending thread: one packet for the whole file, a padded
+ * packet larger than the output buffer (its zeros span several writes), packet sizes off the
+ * 16-byte grid, 16-byte packets numbered from 0. */
+static void
+test_other_layouts(void **state)
+{
+	struct send_layout single = layout(65536), bigpad = layout(4u << 20), odd = layout(4100),
+	    tiny = layout(16), padodd = layout(3000);
+
+	(void)state;
+	single.single_packet = 1;
+	check_upload(&single, 5u * 1024 * 1024 + 9);
+	bigpad.pad_last_packet = 1;
+	check_upload(&bigpad, 5u * 1024 * 1024 + 9);
+	check_upload(&odd, 3u * 1024 * 1024 + 5);
+	tiny.first_packet = 0;
+	check_upload(&tiny, SEND_PIPE_CHUNK + 4096);
+	padodd.pad_last_packet = 1;
+	check_upload(&padodd, 2u * 1024 * 1024 + 1);
 }
 
 /* The peer goes away mid-upload: the thread's failure reaches send_file, which returns
@@ -371,6 +398,7 @@ main(void)
 		cmocka_unit_test(test_small_files),
 		cmocka_unit_test(test_large_files),
 		cmocka_unit_test(test_many_packets_per_chunk),
+		cmocka_unit_test(test_other_layouts),
 		cmocka_unit_test(test_peer_gone),
 		cmocka_unit_test(test_sendq_order),
 		cmocka_unit_test(test_sendq_limits),
