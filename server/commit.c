@@ -445,6 +445,26 @@ on_stale(void *ctx, const struct db_commit *in)
 }
 
 int
+commit_settle(struct conn *c, const char *file_name)
+{
+	char safe[NAME_FIELD_SIZE];
+	struct db_commit mine;
+	struct put_slot *lk;
+	int r;
+
+	if (storage_sanitize_name(file_name, safe) != 0)
+		return 0;  /* never stored under any name: no intent either */
+	memset(&mine, 0, sizeof(mine));
+	memcpy(mine.owner, c->id, CLIENT_ID_SIZE);
+	snprintf(mine.file_name, sizeof(mine.file_name), "%s", file_name);
+	if ((lk = put_name_lock(c->id, safe)) == NULL)
+		return SD_ERR_ALLOC;
+	r = commit_roll_stale(c->env->db, c->env->cfg->storage_dir, &mine);
+	put_name_unlock(lk);
+	return r;
+}
+
+int
 commit_roll_stale(struct db *db, const char *root, const struct db_commit *mine)
 {
 	struct stale x;

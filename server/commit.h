@@ -55,6 +55,12 @@ int commit_recover(struct db *db, const char *root, long *rolled, long *dropped)
  * again, once), 0 when it belongs to a live server or is gone, or a negative sd_err. Any
  * thread. */
 int commit_roll_stale(struct db *db, const char *root, const struct db_commit *mine);
+/* A verdict repeated after its publishing failed (the folder fsync or the row: the intent
+ * stays, and the attempt is no longer staged): the intent of (c's client, file_name) is rolled
+ * forward now, under the stored name's lock, as the next upload of the path would, so that
+ * the repeated verdict is answered from the row it publishes. 1 when it was rolled forward,
+ * 0 when there was none (or a live server holds it), or a negative sd_err. */
+int commit_settle(struct conn *c, const char *file_name);
 /* The temporary name of a DELETE's intent (fetch.c): no file ever has it. */
 #define COMMIT_DELETE_TEMP STORAGE_TMP_PREFIX "delete"
 

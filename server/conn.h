@@ -158,6 +158,8 @@ struct conn {
 	int uploads_done;               /* completed uploads: 900/901/902 need one */
 	char last_file[NAME_FIELD_SIZE];  /* the file named in the last 1603 (as sent) */
 	int awaiting_verdict;           /* 1603 sent, no 900/902 yet */
+	int verdict_failed;             /* the last verdict's publishing failed (1607): a repeated
+	                                 * verdict is not answered from the older row */
 	int64_t retry_since_ms;         /* a 901 ended the input at this time (0: no); with
 	                                 * nothing after it for --retry-reply-after, 1604 */
 	unsigned corrupt_left;          /* --test-corrupt-crc replies still to corrupt */

@@ -250,6 +250,37 @@ handle_reconnect(struct conn *c, const struct frame_event *ev)
 	conn_log(c, "reconnect", "ok: 1605");
 }
 
+/* Nothing waits for a verdict (a verdict repeated): the same verdict on the row already
+ * published is answered again, anything else is refused. A publishing that failed left its
+ * intent: it is settled first, so that the answer is about the version the client sent; when
+ * nothing could be settled after a failure on this connection, the row is the version stored
+ * before, which this client did not send, and the verdict is refused. 0: answer 1604. */
+static int
+repeated_verdict(struct conn *c, int verified, const char *file_name, const char *what,
+    const char *safe)
+{
+	struct db_file f;
+	int r;
+
+	if (commit_settle(c, file_name) == 1) {
+		conn_log(c, what, "\"%s\": the commit a failed publishing left is rolled forward",
+		    safe);
+		c->verdict_failed = 0;
+	}
+	if (c->verdict_failed) {
+		conn_log(c, what, "\"%s\" refused: storing it failed; the version stored before "
+		    "stays", safe);
+		return SD_ERR_IO;
+	}
+	r = db_file_get(c->env->db, c->id, file_name, &f);
+	if (r == 0 && f.verified != verified)
+		r = SD_ERR_NOT_FOUND;
+	if (r != 0)
+		conn_log(c, what, "\"%s\" refused: %s", safe, r == SD_ERR_NOT_FOUND ?
+		    "no received file waits for this verdict" : db_errmsg(c->env->db));
+	return r;
+}
+
 /* (61 lines: the three verdicts share their checks and differ only in the last step; one
  * function keeps the order of the checks visible.) */
 /* 900, 901, 902: only after this connection received a file from this client. */
@@ -292,17 +323,9 @@ handle_verdict(struct conn *c, const struct frame_event *ev)
 	}
 	if (commit_staged(c, file_name)) {
 		r = commit_verdict(c, code == REQ_CRC_OK);
+		c->verdict_failed = r != 0;
 	} else {
-		/* Nothing waits for a verdict (a verdict repeated): the same verdict on the row
-		 * already published is answered again, anything else is refused. */
-		struct db_file f;
-
-		r = db_file_get(c->env->db, c->id, file_name, &f);
-		if (r == 0 && f.verified != (code == REQ_CRC_OK))
-			r = SD_ERR_NOT_FOUND;
-		if (r != 0)
-			conn_log(c, what, "\"%s\" refused: %s", safe, r == SD_ERR_NOT_FOUND ?
-			    "no received file waits for this verdict" : db_errmsg(c->env->db));
+		r = repeated_verdict(c, code == REQ_CRC_OK, file_name, what, safe);
 	}
 	if (r != 0) {
 		conn_reply_error(c);

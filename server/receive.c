@@ -402,6 +402,7 @@ store_and_reply(struct conn *c, const struct receive_done *d)
 	}
 	c->uploads_done++;
 	c->awaiting_verdict = 1;
+	c->verdict_failed = 0;
 	memcpy(c->last_file, d->file_name, sizeof(c->last_file));
 	receive_abort(c);  /* the file is staged: nothing is left to remove */
 	conn_touch(c, c->id);

@@ -6,16 +6,17 @@ for version 3's verdict (900: rename, dirsync, publish) and version 4's PUT_FINI
 (put-rename, put-dirsync, put-publish).
 
 Each round uploads over a verified version of the same file (or, in one variant, a path with
-no version yet) and checks the reply the client gets (version 3: the answer to 900; version 4: the ERROR reason), that the server still serves
-other clients of both versions, and what the code says each failure leaves:
+no version yet) and checks the reply the client gets (version 3: the answer to 900; version
+4: the ERROR reason), that the server still serves other clients of both versions, and what
+the code says each failure leaves:
 - a failed rename: the intent is dropped, the stored version and its row stay, no temporary
-  file is left;
-- a failed folder fsync (version 4) or publishing transaction (both): the new file is in
-  place, its intent stays, and (a) without a restart the next upload of the same path by the
-  same account settles it (commit_roll_stale) and completes, or (b) the next start rolls it
-  forward: the stored file is then the content the client sent;
-- version 3's failed folder fsync publishes anyway (commit.c) and still answers 1607: the row
-  is the new version and no intent stays; a retried 900 is answered 1604.
+  file is left; a repeated 900 is refused (1607), the version stored before is not confirmed
+  in the client's name;
+- a failed folder fsync or publishing transaction: the new file is in place, its intent
+  stays, and (a) without a restart the next upload of the same path by the same account
+  settles it (commit_roll_stale) and completes, (b) the next start rolls it forward, or
+  (version 3) (c) the client's repeated 900 settles it and is answered 1604: the stored file
+  is then the content the client sent.
 After every round the verified rows describe their files and `sealdrop-db check` exits 0."""
 
 import hashlib
@@ -169,7 +170,8 @@ class FailSteps(unittest.TestCase):
 
     # variant: "again" = over a verified version, then the same path uploaded again without
     # a restart; "restart" = over a verified version, then a restart; "fresh" = a path with
-    # no version yet, then a restart.
+    # no version yet, then a restart; version 3 also "retry" = over a verified version, the
+    # client repeats its 900.
     VARIANTS = ("again", "restart", "fresh")
 
     def round3(self, step, stays, variant):
@@ -194,7 +196,16 @@ class FailSteps(unittest.TestCase):
         self.serves_others(srv.port)
         self.after_failure(self.cid3, fname, old, new, stays, where)
         final = old if stays == "old" else new
-        if variant == "again":
+        if variant == "retry":
+            # The client repeats its 900, as the stock client does after 1607: the intent a
+            # failed publishing left is settled and the answer is about the file it sent
+            # (1604); after a failed rename nothing of it was stored, and the version stored
+            # before is not confirmed in its name (1607).
+            self.assertEqual(pc.crc_ok(fname), sdpeer.ACK if stays == "intent" else
+                             sdpeer.ERROR, where + ": the repeated 900")
+            self.settled(self.cid3, fname, final, where + ", verdict repeated")
+            pc.close()
+        elif variant == "again":
             # The same account uploads the same path again: the intent in the way is rolled
             # forward first (commit_roll_stale), then this upload is stored.
             final = self.rnd.randbytes(PACKET * 2 + 3)
@@ -264,15 +275,15 @@ class FailSteps(unittest.TestCase):
         self.assertEqual(srv.stop(), 0)
 
     def test_v3_rename(self):
-        for variant in self.VARIANTS:
+        for variant in self.VARIANTS + ("retry",):
             self.round3("rename", V3_STEPS["rename"], variant)
 
     def test_v3_dirsync(self):
-        for variant in self.VARIANTS:
+        for variant in self.VARIANTS + ("retry",):
             self.round3("dirsync", V3_STEPS["dirsync"], variant)
 
     def test_v3_publish(self):
-        for variant in self.VARIANTS:
+        for variant in self.VARIANTS + ("retry",):
             self.round3("publish", V3_STEPS["publish"], variant)
 
     def test_v4_rename(self):
