@@ -1087,11 +1087,27 @@ update_one(struct db *db, sqlite3_stmt *s)
 	return r;
 }
 
+/* Runs s, an UPDATE of the client id that matches only a row without a public key: 0, or
+ * when it matched nothing, why: SD_ERR_EXISTS (the row has a key), SD_ERR_NOT_FOUND (no
+ * such client), or the error of reading it. */
+static int
+update_keyless(struct db *db, sqlite3_stmt *s, const uint8_t id[CLIENT_ID_SIZE])
+{
+	struct db_client c;
+	int r;
+
+	if ((r = update_one(db, s)) != SD_ERR_NOT_FOUND)
+		return r;
+	if ((r = db_client_by_id(db, id, &c)) == 0)
+		r = SD_ERR_EXISTS;
+	wipe(&c, sizeof(c));
+	return r;
+}
+
 int
 db_client_set_public_key(struct db *db, const uint8_t id[CLIENT_ID_SIZE], const uint8_t *key,
     size_t len)
 {
-	struct db_client c;
 	sqlite3_stmt *s;
 	int r;
 
@@ -1107,13 +1123,8 @@ db_client_set_public_key(struct db *db, const uint8_t id[CLIENT_ID_SIZE], const 
 		return r;
 	}
 	/* The UPDATE only matches a row without a key, so a key is never replaced even by two
-	 * racing connections; when it matched nothing, find out why. */
-	if ((r = update_one(db, s)) != SD_ERR_NOT_FOUND)
-		return r;
-	if ((r = db_client_by_id(db, id, &c)) == 0)
-		r = SD_ERR_EXISTS;
-	wipe(&c, sizeof(c));
-	return r;
+	 * racing connections. */
+	return update_keyless(db, s, id);
 }
 
 int
@@ -1141,7 +1152,6 @@ int
 db_client_set_keys(struct db *db, const uint8_t id[CLIENT_ID_SIZE], const uint8_t *public_key,
     size_t len, const uint8_t aes_key[AES_KEY_SIZE])
 {
-	struct db_client c;
 	sqlite3_stmt *s;
 	int r;
 
@@ -1162,12 +1172,7 @@ db_client_set_keys(struct db *db, const uint8_t id[CLIENT_ID_SIZE], const uint8_
 		stmt_done(s);
 		return r;
 	}
-	if ((r = update_one(db, s)) != SD_ERR_NOT_FOUND)
-		return r;
-	if ((r = db_client_by_id(db, id, &c)) == 0)
-		r = SD_ERR_EXISTS;
-	wipe(&c, sizeof(c));
-	return r;
+	return update_keyless(db, s, id);
 }
 
 int
