@@ -281,8 +281,6 @@ repeated_verdict(struct conn *c, int verified, const char *file_name, const char
 	return r;
 }
 
-/* (61 lines: the three verdicts share their checks and differ only in the last step; one
- * function keeps the order of the checks visible.) */
 /* 900, 901, 902: only after this connection received a file from this client. */
 static void
 handle_verdict(struct conn *c, const struct frame_event *ev)
