@@ -144,6 +144,15 @@ intent_of(struct conn *c, const struct commit_staged *s, int verified, struct db
 	return 0;
 }
 
+/* A storage step failed by SEALDROP_FAIL_AT (crash.h): as the step itself fails, errno kept
+ * for the log. */
+static int
+injected(struct storage_file *f)
+{
+	f->err = errno;
+	return SD_ERR_IO;
+}
+
 /* Steps (a) to (c) of commit.h for c's staged attempt s. */
 static int
 publish(struct conn *c, struct commit_staged *s, int verified)
@@ -171,13 +180,7 @@ publish(struct conn *c, struct commit_staged *s, int verified)
 		return e;
 	}
 	crash_point("after-intent");
-	if (crash_fail("rename")) {
-		s->sf.err = errno;
-		e = SD_ERR_IO;
-	} else {
-		e = storage_rename(&s->sf);
-	}
-	if (e != 0) {
+	if ((e = crash_fail("rename") ? injected(&s->sf) : storage_rename(&s->sf)) != 0) {
 		conn_log(c, what, "failed: renaming the file into place: %s", strerror(s->sf.err));
 		if ((r = db_commit_delete(c->env->db, c->id, s->file_name)) != 0)
 			conn_log(c, what, "dropping the commit failed: %s (%s); the next start drops "
@@ -185,13 +188,7 @@ publish(struct conn *c, struct commit_staged *s, int verified)
 		return e;
 	}
 	crash_point("after-rename");
-	if (crash_fail("dirsync")) {
-		s->sf.err = errno;
-		e = SD_ERR_IO;
-	} else {
-		e = storage_sync_folder(&s->sf);
-	}
-	if (e != 0) {
+	if ((e = crash_fail("dirsync") ? injected(&s->sf) : storage_sync_folder(&s->sf)) != 0) {
 		/* The rename may not be durable yet: the intent stays, as for version 4, and the
 		 * next upload of this path (commit_roll_stale) or the next start settles it. */
 		conn_log(c, what, "failed: syncing the folder: %s; the next upload of this path or "
@@ -459,8 +456,11 @@ commit_settle(struct conn *c, const char *file_name)
 	snprintf(mine.file_name, sizeof(mine.file_name), "%s", file_name);
 	if ((lk = put_name_lock(c->id, safe)) == NULL)
 		return SD_ERR_ALLOC;
+	crash_point("settle-before");
 	r = commit_roll_stale(c->env->db, c->env->cfg->storage_dir, &mine);
 	put_name_unlock(lk);
+	if (r == 1)
+		crash_point("settle-after");  /* rolled forward, 1604 not sent yet */
 	return r;
 }
 

@@ -3,7 +3,8 @@
  * that step, as if killed there: the crash-consistency test
  * (tests/integration/test_server_crash.py) kills it between every pair of storage and database
  * steps of an upload and its verdict, and tests/integration/test_server_v4_crash.py at
- * version 4's (put.c, fetch.c's DELETE).
+ * version 4's (put.c, fetch.c's DELETE); test_server_fail_steps.py kills it at settle-before
+ * and settle-after, around the roll-forward of a repeated verdict (commit_settle).
  * With SEALDROP_FAIL_AT=<step> (or <step>@N) the step of that name fails instead, once, the
  * first (or N-th) time it is reached, as if its system call or transaction had failed with
  * EIO, and the server goes on (tests/integration/test_server_fail_steps.py). The steps:

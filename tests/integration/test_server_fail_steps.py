@@ -72,8 +72,9 @@ class FailSteps(unittest.TestCase):
 
     # -- servers and clients -----------------------------------------------------------
 
-    def start(self, step=None):
-        srv = harness.Server(self.dir, env={"SEALDROP_FAIL_AT": step or ""})
+    def start(self, step=None, crash_at=None):
+        srv = harness.Server(self.dir, env={"SEALDROP_FAIL_AT": step or "",
+                                            "SEALDROP_CRASH_AT": crash_at or ""})
         srv.start()
         self.addCleanup(srv.kill9)
         if step:
@@ -297,6 +298,30 @@ class FailSteps(unittest.TestCase):
     def test_v4_publish(self):
         for variant in self.VARIANTS:
             self.round4("put-publish", V4_STEPS["put-publish"], variant)
+
+    def test_repeated_verdict_killed(self):
+        """The server killed while a repeated 900 settles the intent a failed publishing left
+        (before the roll-forward, and after it with 1604 not sent): after a restart the row
+        and the file are the version the client sent, and the check passes."""
+        for point in ("settle-before", "settle-after"):
+            where = "v3 publish, repeated 900 killed at %s" % point
+            fname = "killed-%s.bin" % point
+            old, new = self.rnd.randbytes(PACKET * 3 + 1), self.rnd.randbytes(PACKET * 5 + 7)
+            srv = self.start()
+            pc, key = self.client3(srv.port)
+            self.assertEqual(self.upload3(pc, key, fname, old), sdpeer.ACK)
+            pc.close()
+            self.assertEqual(srv.stop(), 0)
+            srv = self.start("publish", crash_at=point)
+            pc, key = self.client3(srv.port)
+            self.assertEqual(self.upload3(pc, key, fname, new), sdpeer.ERROR, where)
+            with self.assertRaises((sdpeer.PeerError, OSError), msg=where):
+                pc.crc_ok(fname)
+            self.assertEqual(srv.proc.wait(10), 137, where)
+            pc.close()
+            srv = self.start()
+            self.settled(self.cid3, fname, new, where + ", restarted")
+            self.assertEqual(srv.stop(), 0)
 
     def test_nth_time_only(self):
         """<step>@2: the first publish succeeds, the second fails, the third succeeds (the
