@@ -709,8 +709,8 @@ def bench_v4(big, dirs, L, v3, scp_mbs, scratch):
     up = {}
     for kind, d in dirs.items():
         # The download too is best of REPEAT: its .part file takes pages new to this VM,
-        # whose first touch (the page-fault row) varied 1.9-3.9 s/GiB of the client's CPU
-        # between runs of the same binary.
+        # whose first touch (the page-fault row) made the client's CPU for the same download
+        # vary 1.9-3.9 s/GiB between runs.
         runs = [v4_transfers(big, kind, d, scratch, kind == "tmpfs") for _ in range(REPEAT)]
         up[kind] = {key: (max if key.endswith("mbs") else min)(r[key] for r in runs if key in r)
                     for key in runs[0]}
